@@ -1,0 +1,79 @@
+// swift-tools-version:6.0
+//
+// Swerve: a highly available serving control plane whose only shared state is Redis.
+// Module map (see docs/ARCHITECTURE.md):
+//   CHiredis     - the system library hiredis 0.14 (Debian: libhiredis-dev); used only by SwerveRedis
+//   SwerveRedis  - the Redis client: connections on their own threads, pipelining, scripts, pub/sub
+//   SwerveCore   - the pure core: models, validation, state machines, the reconciler (no I/O)
+//   SwerveCLI    - the one executable, `swerve`
+//   SwerveBench  - `swerve-bench`, the benchmark driver that `ops/bench` runs
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swerve",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "swerve", targets: ["SwerveCLI"]),
+        .executable(name: "swerve-bench", targets: ["SwerveBench"]),
+        .library(name: "SwerveRedis", targets: ["SwerveRedis"]),
+        .library(name: "SwerveCore", targets: ["SwerveCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(
+            name: "SwerveRedis",
+            dependencies: [
+                "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "SwerveCore", swiftSettings: strict),
+        .executableTarget(
+            name: "SwerveCLI",
+            dependencies: [
+                "SwerveRedis",
+                "SwerveCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "SwerveBench",
+            dependencies: [
+                "SwerveRedis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwerveRedisTests",
+            dependencies: [
+                "SwerveRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwerveCLITests",
+            dependencies: ["SwerveCore"],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

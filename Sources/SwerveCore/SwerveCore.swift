@@ -1,0 +1,10 @@
+/// Swerve's pure core: models, validation, the replica state machine and the reconciler, as
+/// plain values and functions. It performs no I/O, reads no clock and starts no process —
+/// every decision is a function of its inputs, tested directly.
+///
+/// This module is filled by the backend-state work (issue 3); for now it holds what every
+/// part of Swerve agrees on: the release version.
+public enum Swerve {
+    /// The version `swerve version` prints.
+    public static let version = "0.1.0"
+}
