@@ -29,6 +29,8 @@ struct SubscriptionStateMachine: Sendable {
     private(set) var everSubscribed = false
     /// Why messages may have been missed, reported with the next acknowledgement.
     private var gapReason: String?
+    /// `.disconnected` was delivered for the current outage; it is said once per outage.
+    private var disconnectReported = false
     let backoff: ReconnectBackoff
     let subscriptionCount: Int
 
@@ -49,8 +51,9 @@ struct SubscriptionStateMachine: Sendable {
         guard case .connecting(let failures) = state else { return [] }
         state = .connecting(failures: failures + 1)
         var actions: [Action] = []
-        if failures == 0 {
-            // First failure of a streak: tell the consumer it is not receiving.
+        if !disconnectReported {
+            // First failure of an outage: tell the consumer it is not receiving.
+            disconnectReported = true
             actions.append(.deliver(.disconnected(error)))
             if everSubscribed, gapReason == nil { gapReason = error.message }
         }
@@ -66,6 +69,8 @@ struct SubscriptionStateMachine: Sendable {
         case .subscribing, .subscribed:
             state = .connecting(failures: 0)
             if everSubscribed, gapReason == nil { gapReason = error.message }
+            guard !disconnectReported else { return [] }
+            disconnectReported = true
             return [.deliver(.disconnected(error))]
         }
     }
@@ -97,6 +102,7 @@ struct SubscriptionStateMachine: Sendable {
                 }
                 everSubscribed = true
                 gapReason = nil
+                disconnectReported = false
                 return [.deliver(first)] + held.map { .deliver(.message($0)) }
             }
             state = .subscribing(pendingAcks: pending - 1, held: held, awaitingPong: awaitingPong)

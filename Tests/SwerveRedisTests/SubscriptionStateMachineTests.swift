@@ -65,6 +65,35 @@ import Testing
         #expect(machine.repliesReceived([ack()]) == [.deliver(.subscribed)], "never subscribed before, so nothing was missed")
     }
 
+    @Test func disconnectedIsSaidOncePerOutageEvenWhenReconnectsFail() {
+        var machine = machine(subscriptions: 1)
+        machine.connected()
+        _ = machine.repliesReceived([ack()])
+        #expect(machine.connectionLost(lost) == [.deliver(.disconnected(lost))])
+        let refused = RedisError(.connectFailed, "refused")
+        #expect(machine.connectFailed(refused, random: 0) == [.backOff(.milliseconds(100))])
+        machine.connected()
+        guard case .deliver(.mayHaveMissedMessages)? = machine.repliesReceived([ack()]).first else {
+            Issue.record("expected the gap notice")
+            return
+        }
+        #expect(machine.connectionLost(lost) == [.deliver(.disconnected(lost))], "a new outage is said again")
+    }
+
+    @Test func aLostConnectionDuringSubscribingIsAlsoAGap() {
+        var machine = machine(subscriptions: 1)
+        machine.connected()
+        _ = machine.repliesReceived([ack()])
+        _ = machine.connectionLost(lost)
+        machine.connected()
+        #expect(machine.connectionLost(lost) == [], "still the same outage")
+        machine.connected()
+        guard case .deliver(.mayHaveMissedMessages)? = machine.repliesReceived([ack()]).first else {
+            Issue.record("expected the gap notice")
+            return
+        }
+    }
+
     @Test func aQuietConnectionIsPingedAndDroppedWhenThePongNeverComes() {
         var machine = machine(subscriptions: 1)
         machine.connected()
