@@ -207,7 +207,8 @@ import Testing
     @Test func aClosedPortFailsWithinTheConnectTimeoutNamingTheAddress() async throws {
         let port = try freeLoopbackPort()
         var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(port)")
-        configuration.connectTimeout = .milliseconds(500)
+        configuration.connectTimeout = .seconds(2)
+        configuration.reconnectBackoff = ReconnectBackoff(initial: .seconds(30), maximum: .seconds(30))
         let client = RedisClient(configuration: configuration, logger: TestEnvironment.logger)
         let started = ContinuousClock.now
         await #expect {
@@ -216,7 +217,7 @@ import Testing
             let error = error as! RedisError
             return error.code == .connectFailed && error.message == "cannot connect to Redis at 127.0.0.1:\(port): Connection refused"
         }
-        #expect(ContinuousClock.now - started < .milliseconds(500))
+        #expect(ContinuousClock.now - started < .seconds(2))
         await #expect {
             try await client.send("PING")
         } throws: { error in
