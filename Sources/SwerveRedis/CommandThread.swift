@@ -178,7 +178,8 @@ struct CommandThread {
     /// the connection, if one did.
     private func send(_ requests: [CommandQueue.Request], on connection: HiredisConnection) -> RedisError? {
         let commands = requests.flatMap(\.commands)
-        let timeout = requests.compactMap(\.timeout).max()
+        // Requests share one socket timeout: the longest any of them allows.
+        let timeout = requests.map { $0.timeout ?? configuration.commandTimeout }.max()
         var (replies, error) = connection.execute(commands, timeout: timeout)
 
         // A single script call answered NOSCRIPT (someone ran SCRIPT FLUSH): it did not run, so

@@ -184,6 +184,19 @@ import Testing
         #expect(try await client.send("PING") == .simpleString("PONG"))
     }
 
+    @Test func aLongerTimeoutInTheSameBatchIsNotCutShortByAShorterOne() async throws {
+        // Both requests are queued together, so they share one round trip and one socket
+        // timeout, which must be the longer: the BLPOP (default 5 s timeout) blocks for 1 s.
+        let client = try TestEnvironment.sharedClient()
+        let key = TestEnvironment.uniquePrefix()
+        try await client.withConnectionThread { () async throws in
+            async let blocked = client.send(RedisCommand("BLPOP", key, 1))
+            async let quick = client.send(RedisCommand("PING"), timeout: .milliseconds(100))
+            #expect(try await blocked == .null)
+            #expect(try await quick == .simpleString("PONG"))
+        }
+    }
+
     @Test func closeFailsLaterCommands() async throws {
         let client = try TestEnvironment.sharedClient()
         try await client.send("PING")
