@@ -70,6 +70,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "SwerveCoreTests",
+            dependencies: ["SwerveCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "SwerveCLITests",
             dependencies: ["SwerveCore"],
             swiftSettings: strict

@@ -1,0 +1,197 @@
+/// How a backend runs: how many replicas, how much each takes at once, how it shuts down,
+/// where routers send it traffic, and how fast a rolling update may go.
+public struct BackendConfig: Sendable, Hashable, Codable {
+    /// The target replica count (≥ 0).
+    public var numReplicas: Int
+    /// Requests a router may have in flight on one replica (≥ 1).
+    public var maxConcurrentQueries: Int
+    /// Handed to replicas as is; changing it alone reconfigures them in place.
+    public var userConfig: JSONValue?
+    /// From the drain request to the force-kill (≥ 0); includes the wait loop.
+    public var gracefulShutdownTimeoutS: Double
+    /// How long a draining replica keeps accepting stragglers from routers that have not yet
+    /// seen it leave (≥ 0).
+    public var gracefulShutdownWaitLoopS: Double
+    /// The path prefix routers serve this backend under (starts with `/`, unique), if any.
+    public var routePrefix: String?
+    /// How many replicas above the target a rolling update may run.
+    public var maxSurge: ReplicaBudget
+    /// How many replicas below the target a rolling update may leave unavailable.
+    public var maxUnavailable: ReplicaBudget
+
+    public init(
+        numReplicas: Int = 1,
+        maxConcurrentQueries: Int = 100,
+        userConfig: JSONValue? = nil,
+        gracefulShutdownTimeoutS: Double = 20,
+        gracefulShutdownWaitLoopS: Double = 2,
+        routePrefix: String? = nil,
+        maxSurge: ReplicaBudget = .percent(25),
+        maxUnavailable: ReplicaBudget = .percent(25)
+    ) {
+        self.numReplicas = numReplicas
+        self.maxConcurrentQueries = maxConcurrentQueries
+        self.userConfig = userConfig
+        self.gracefulShutdownTimeoutS = gracefulShutdownTimeoutS
+        self.gracefulShutdownWaitLoopS = gracefulShutdownWaitLoopS
+        self.routePrefix = routePrefix
+        self.maxSurge = maxSurge
+        self.maxUnavailable = maxUnavailable
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case numReplicas, maxConcurrentQueries, userConfig, gracefulShutdownTimeoutS, gracefulShutdownWaitLoopS
+        case routePrefix, maxSurge, maxUnavailable
+    }
+
+    /// Missing fields take their defaults, so a spec may give only what it changes.
+    public init(from decoder: any Decoder) throws {
+        let defaults = BackendConfig()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        numReplicas = try c.decodeIfPresent(Int.self, forKey: .numReplicas) ?? defaults.numReplicas
+        maxConcurrentQueries = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentQueries) ?? defaults.maxConcurrentQueries
+        userConfig = try c.decodeIfPresent(JSONValue.self, forKey: .userConfig)
+        gracefulShutdownTimeoutS = try c.decodeIfPresent(Double.self, forKey: .gracefulShutdownTimeoutS) ?? defaults.gracefulShutdownTimeoutS
+        gracefulShutdownWaitLoopS = try c.decodeIfPresent(Double.self, forKey: .gracefulShutdownWaitLoopS) ?? defaults.gracefulShutdownWaitLoopS
+        routePrefix = try c.decodeIfPresent(String.self, forKey: .routePrefix)
+        maxSurge = try c.decodeIfPresent(ReplicaBudget.self, forKey: .maxSurge) ?? defaults.maxSurge
+        maxUnavailable = try c.decodeIfPresent(ReplicaBudget.self, forKey: .maxUnavailable) ?? defaults.maxUnavailable
+    }
+
+    /// Every problem, each naming its field under `prefix`.
+    public func problems(prefix: String = "config") -> [ValidationProblem] {
+        var v = Validator()
+        v.check(numReplicas >= 0, "\(prefix).numReplicas", "must be ≥ 0, got \(numReplicas)")
+        v.check(maxConcurrentQueries >= 1, "\(prefix).maxConcurrentQueries", "must be ≥ 1, got \(maxConcurrentQueries)")
+        v.check(gracefulShutdownTimeoutS >= 0 && gracefulShutdownTimeoutS.isFinite, "\(prefix).gracefulShutdownTimeoutS", "must be a finite number ≥ 0, got \(gracefulShutdownTimeoutS)")
+        v.check(gracefulShutdownWaitLoopS >= 0 && gracefulShutdownWaitLoopS.isFinite, "\(prefix).gracefulShutdownWaitLoopS", "must be a finite number ≥ 0, got \(gracefulShutdownWaitLoopS)")
+        if let route = routePrefix {
+            v.check(route.hasPrefix("/"), "\(prefix).routePrefix", "must start with \"/\", got \"\(route)\"")
+            v.check(!route.contains(where: { $0 == " " || $0 == "?" || $0 == "#" }), "\(prefix).routePrefix", "must not contain spaces, \"?\" or \"#\", got \"\(route)\"")
+        }
+        v.add(maxSurge.problems(field: "\(prefix).maxSurge"))
+        v.add(maxUnavailable.problems(field: "\(prefix).maxUnavailable"))
+        v.check(!(maxSurge.isZero && maxUnavailable.isZero), "\(prefix).maxUnavailable", "maxSurge and maxUnavailable cannot both be 0: a rolling update could never make progress")
+        return v.problems
+    }
+
+    /// The surge and unavailability a rolling update to `target` replicas may use: surge rounds
+    /// up and unavailability down, as in Kubernetes; if both come to 0, surge is 1.
+    func rollingBudget(target: Int) -> (surge: Int, unavailable: Int) {
+        var surge = maxSurge.count(of: target, roundingUp: true)
+        let unavailable = maxUnavailable.count(of: target, roundingUp: false)
+        if surge == 0 && unavailable == 0 { surge = 1 }
+        return (surge, unavailable)
+    }
+}
+
+/// A replica count given absolutely (`2`) or as a percentage of the target (`"25%"`).
+public enum ReplicaBudget: Sendable, Hashable, Codable, CustomStringConvertible {
+    case count(Int)
+    case percent(Int)
+
+    var isZero: Bool {
+        switch self {
+        case .count(let n): return n == 0
+        case .percent(let p): return p == 0
+        }
+    }
+
+    func count(of target: Int, roundingUp: Bool) -> Int {
+        switch self {
+        case .count(let n): return n
+        case .percent(let p):
+            let product = target * p
+            return roundingUp ? (product + 99) / 100 : product / 100
+        }
+    }
+
+    func problems(field: String) -> [ValidationProblem] {
+        switch self {
+        case .count(let n) where n < 0: return [ValidationProblem(field: field, message: "must be ≥ 0, got \(n)")]
+        case .percent(let p) where p < 0 || p > 100: return [ValidationProblem(field: field, message: "must be between 0% and 100%, got \(p)%")]
+        default: return []
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .count(let n): return "\(n)"
+        case .percent(let p): return "\(p)%"
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let n = try? container.decode(Int.self) {
+            self = .count(n)
+            return
+        }
+        let text = try container.decode(String.self)
+        guard text.hasSuffix("%"), let p = Int(text.dropLast()) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected a count such as 2 or a percentage such as \"25%\", got \"\(text)\"")
+        }
+        self = .percent(p)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .count(let n): try container.encode(n)
+        case .percent(let p): try container.encode("\(p)%")
+        }
+    }
+}
+
+/// The fields an update request changes; nil leaves a field as it is. `userConfig` and
+/// `routePrefix` use ``FieldUpdate`` so that "set to nothing" differs from "leave alone".
+public struct BackendConfigPatch: Sendable, Hashable, Codable {
+    public var numReplicas: Int?
+    public var maxConcurrentQueries: Int?
+    public var userConfig: FieldUpdate<JSONValue>?
+    public var gracefulShutdownTimeoutS: Double?
+    public var gracefulShutdownWaitLoopS: Double?
+    public var routePrefix: FieldUpdate<String>?
+    public var maxSurge: ReplicaBudget?
+    public var maxUnavailable: ReplicaBudget?
+
+    public init(
+        numReplicas: Int? = nil, maxConcurrentQueries: Int? = nil, userConfig: FieldUpdate<JSONValue>? = nil,
+        gracefulShutdownTimeoutS: Double? = nil, gracefulShutdownWaitLoopS: Double? = nil,
+        routePrefix: FieldUpdate<String>? = nil, maxSurge: ReplicaBudget? = nil, maxUnavailable: ReplicaBudget? = nil
+    ) {
+        self.numReplicas = numReplicas
+        self.maxConcurrentQueries = maxConcurrentQueries
+        self.userConfig = userConfig
+        self.gracefulShutdownTimeoutS = gracefulShutdownTimeoutS
+        self.gracefulShutdownWaitLoopS = gracefulShutdownWaitLoopS
+        self.routePrefix = routePrefix
+        self.maxSurge = maxSurge
+        self.maxUnavailable = maxUnavailable
+    }
+
+    /// `config` with the given fields replaced.
+    public func applied(to config: BackendConfig) -> BackendConfig {
+        var merged = config
+        if let numReplicas { merged.numReplicas = numReplicas }
+        if let maxConcurrentQueries { merged.maxConcurrentQueries = maxConcurrentQueries }
+        if let userConfig { merged.userConfig = userConfig.value }
+        if let gracefulShutdownTimeoutS { merged.gracefulShutdownTimeoutS = gracefulShutdownTimeoutS }
+        if let gracefulShutdownWaitLoopS { merged.gracefulShutdownWaitLoopS = gracefulShutdownWaitLoopS }
+        if let routePrefix { merged.routePrefix = routePrefix.value }
+        if let maxSurge { merged.maxSurge = maxSurge }
+        if let maxUnavailable { merged.maxUnavailable = maxUnavailable }
+        return merged
+    }
+}
+
+/// A new value for an optional field: `.set(value)` or `.clear`.
+public enum FieldUpdate<Value: Sendable & Hashable & Codable>: Sendable, Hashable, Codable {
+    case set(Value)
+    case clear
+
+    var value: Value? {
+        if case .set(let value) = self { return value }
+        return nil
+    }
+}

@@ -1,0 +1,172 @@
+/// What the observations say happened to one replica.
+enum ReplicaEvent: Equatable {
+    case reportedReady(ReplicaEndpoint)
+    case endpointChanged(ReplicaEndpoint)
+    /// Its process exited, its node is gone or its heartbeat expired. `kill`: its process may
+    /// still exist and must be killed. `failedStart`: it never became ready.
+    case died(reason: String, kill: Bool, failedStart: Bool)
+    case startTimedOut
+    case finishedStopping(reason: String)
+    case drainDeadlinePassed
+}
+
+/// Reading observations and carrying out stops.
+extension ReconcileStep {
+    /// The event, if any, that the observations show for `replica`.
+    func event(for replica: ReplicaRecord) -> ReplicaEvent? {
+        guard replica.state.occupiesNode, replica.state != .stopped, let node = replica.node else { return nil }
+        let observed = observations.replicas[replica.tag]
+        let nodeAlive = observations.nodes[node]?.alive == true
+        switch replica.state {
+        case .starting:
+            if let exit = observed?.exit { return .died(reason: "exited before it was ready: \(exit)", kill: false, failedStart: true) }
+            if !nodeAlive { return .died(reason: "node \(node) is gone", kill: false, failedStart: true) }
+            if let endpoint = observed?.endpoint { return .reportedReady(endpoint) }
+            if let startedAt = replica.startedAt, now >= startedAt.adding(seconds: settings.startTimeoutS) { return .startTimedOut }
+            return nil
+        case .running:
+            if let exit = observed?.exit { return .died(reason: "exited: \(exit)", kill: false, failedStart: false) }
+            if !nodeAlive { return .died(reason: "node \(node) is gone", kill: false, failedStart: false) }
+            guard let endpoint = observed?.endpoint else { return .died(reason: "heartbeat expired", kill: true, failedStart: false) }
+            return endpoint == replica.endpoint ? nil : .endpointChanged(endpoint)
+        case .stopping:
+            if observed?.drained == true { return .finishedStopping(reason: "drained") }
+            if let exit = observed?.exit { return .finishedStopping(reason: "exited: \(exit)") }
+            if !nodeAlive { return .finishedStopping(reason: "node \(node) is gone") }
+            if let deadline = replica.drainDeadline, now >= deadline { return .drainDeadlinePassed }
+            return nil
+        case .shouldStart, .shouldStop, .stopped:
+            return nil
+        }
+    }
+
+    mutating func applyReplicaObservations() {
+        for b in state.backends.indices {
+            for r in state.backends[b].replicas.indices {
+                guard let event = event(for: state.backends[b].replicas[r]) else { continue }
+                var replica = state.backends[b].replicas[r]
+                let outcome = apply(event, to: &replica)
+                state.backends[b].replicas[r] = replica
+                if outcome.failedStart { recordFailedStart(backendAt: b, reason: outcome.reason) }
+            }
+        }
+        for r in state.retiredReplicas.indices {
+            guard let event = event(for: state.retiredReplicas[r]) else { continue }
+            var replica = state.retiredReplicas[r]
+            _ = apply(event, to: &replica)
+            state.retiredReplicas[r] = replica
+        }
+    }
+
+    /// Applies one event; reports whether it was a failed start, and why.
+    private mutating func apply(_ event: ReplicaEvent, to replica: inout ReplicaRecord) -> (failedStart: Bool, reason: String) {
+        changed = true
+        switch event {
+        case .reportedReady(let endpoint):
+            replica.reportedReady(endpoint)
+            routingChanged = true
+        case .endpointChanged(let endpoint):
+            replica.reportedReady(endpoint: endpoint)
+            routingChanged = true
+        case .died(let reason, let kill, let failedStart):
+            if replica.state == .running { routingChanged = true }
+            if kill { kills.append(.forceKill(replica.reference)) }
+            replica.stopped(reason: reason)
+            return (failedStart, reason)
+        case .startTimedOut:
+            let reason = "not ready within \(formatNumber(settings.startTimeoutS)) s"
+            kills.append(.forceKill(replica.reference))
+            replica.stopped(reason: reason)
+            return (true, reason)
+        case .finishedStopping(let reason):
+            replica.stopped(reason: reason)
+        case .drainDeadlinePassed:
+            kills.append(.forceKill(replica.reference))
+            replica.stopped(reason: "killed: drain deadline passed")
+        }
+        return (false, "")
+    }
+
+    private mutating func recordFailedStart(backendAt index: Int, reason: String) {
+        state.backends[index].failedStarts += 1
+        let backend = state.backends[index]
+        let limit = settings.failedStartLimit(target: backend.config.numReplicas)
+        if backend.failure == nil, backend.failedStarts >= limit {
+            state.backends[index].failure = "\(backend.failedStarts) replicas failed to start; the last \(reason)"
+        }
+    }
+
+    /// SHOULD_STOP replicas are drained (or killed, for a forced delete or a zero timeout).
+    /// They left the routing view when they were chosen, so this comes after it in the actions.
+    mutating func requestStops() {
+        for b in state.backends.indices {
+            let force = state.backends[b].forceDelete
+            let timeout = force ? 0 : state.backends[b].config.gracefulShutdownTimeoutS
+            for r in state.backends[b].replicas.indices where state.backends[b].replicas[r].state == .shouldStop {
+                var replica = state.backends[b].replicas[r]
+                stop(&replica, timeoutS: timeout)
+                state.backends[b].replicas[r] = replica
+            }
+        }
+        for r in state.retiredReplicas.indices where state.retiredReplicas[r].state == .shouldStop {
+            var replica = state.retiredReplicas[r]
+            stop(&replica, timeoutS: 0)
+            state.retiredReplicas[r] = replica
+        }
+    }
+
+    private mutating func stop(_ replica: inout ReplicaRecord, timeoutS: Double) {
+        changed = true
+        if timeoutS == 0 {
+            kills.append(.forceKill(replica.reference))
+            replica.stopped(reason: replica.stopReason ?? "killed")
+        } else {
+            let deadline = now.adding(seconds: timeoutS)
+            replica.drainRequested(deadline: deadline)
+            drains.append(.drain(replica.reference, deadline: deadline))
+        }
+    }
+
+    /// Chooses a replica to stop. A running one leaves the routing view in this same step.
+    mutating func chooseToStop(backendAt b: Int, replicaAt r: Int, reason: String) {
+        if state.backends[b].replicas[r].state == .running { routingChanged = true }
+        state.backends[b].replicas[r].stopChosen(reason: reason)
+        changed = true
+    }
+
+    /// Drops STOPPED records (cleaning their keys), and deleted backends with no replica left.
+    mutating func forgetStoppedReplicas() {
+        for b in state.backends.indices where state.backends[b].replicas.contains(where: { $0.state == .stopped }) {
+            for replica in state.backends[b].replicas where replica.state == .stopped && replica.node != nil {
+                forgets.append(.forget(replica.reference))
+            }
+            state.backends[b].replicas.removeAll { $0.state == .stopped }
+            changed = true
+        }
+        if state.retiredReplicas.contains(where: { $0.state == .stopped }) {
+            for replica in state.retiredReplicas where replica.state == .stopped && replica.node != nil {
+                forgets.append(.forget(replica.reference))
+            }
+            state.retiredReplicas.removeAll { $0.state == .stopped }
+            changed = true
+        }
+        for backend in state.backends where backend.deleting && backend.replicas.isEmpty {
+            for goal in backend.goals { complete(goal) }
+        }
+        let before = state.backends.count
+        state.backends.removeAll { $0.deleting && $0.replicas.isEmpty }
+        if state.backends.count != before { changed = true }
+    }
+}
+
+extension ReplicaRecord {
+    var reference: ReplicaReference {
+        ReplicaReference(tag: tag, backend: backend, node: node ?? "")
+    }
+
+    /// RUNNING and re-reported at a new address (its worker restarted its listener).
+    mutating func reportedReady(endpoint: ReplicaEndpoint) {
+        precondition(state == .running)
+        self.endpoint = endpoint
+    }
+}

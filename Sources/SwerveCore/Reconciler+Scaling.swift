@@ -1,0 +1,102 @@
+/// Scaling and rolling updates: which replicas to add, which to stop.
+extension ReconcileStep {
+    mutating func scaleBackends() {
+        for b in state.backends.indices {
+            if state.backends[b].deleting {
+                for r in state.backends[b].replicas.indices where state.backends[b].replicas[r].state.isAlive {
+                    chooseToStop(backendAt: b, replicaAt: r, reason: "backend deleted")
+                }
+            } else {
+                scale(backendAt: b)
+            }
+        }
+    }
+
+    /// Converges one backend's alive replicas toward its target at its current version.
+    ///
+    /// Without outdated replicas this is plain scaling. With them it is a rolling update: never
+    /// more than target + surge alive, never fewer than target − unavailable RUNNING (once they
+    /// were there), as in Kubernetes' RollingUpdate. A failed backend adds nothing and, during a
+    /// rolling update, keeps its outdated running replicas: they are all that serves.
+    private mutating func scale(backendAt b: Int) {
+        let backend = state.backends[b]
+        let target = backend.config.numReplicas
+        let canAdd = backend.failure == nil
+        let alive = backend.replicas.indices.filter { backend.replicas[$0].state.isAlive }
+        let current = alive.filter { backend.replicas[$0].version == backend.version }
+        let outdated = alive.filter { backend.replicas[$0].version != backend.version }
+
+        if outdated.isEmpty {
+            if current.count > target {
+                for r in scaleDownOrder(current, in: backend).prefix(current.count - target) {
+                    chooseToStop(backendAt: b, replicaAt: r, reason: "scaled down to \(target)")
+                }
+            } else if current.count < target && canAdd {
+                addReplicas(target - current.count, backendAt: b)
+            }
+            return
+        }
+
+        let (surge, unavailable) = backend.config.rollingBudget(target: target)
+        var aliveCount = alive.count
+        // Outdated replicas that are not running serve nothing: replace them at once.
+        for r in outdated where backend.replicas[r].state != .running {
+            chooseToStop(backendAt: b, replicaAt: r, reason: "outdated version")
+            aliveCount -= 1
+        }
+        // More current replicas than the target (the target went down mid-update).
+        var currentCount = current.count
+        if currentCount > target {
+            for r in scaleDownOrder(current, in: backend).prefix(currentCount - target) {
+                chooseToStop(backendAt: b, replicaAt: r, reason: "scaled down to \(target)")
+            }
+            aliveCount -= currentCount - target
+            currentCount = target
+        }
+        guard canAdd else { return }
+        // Stop outdated running replicas only as far as availability allows.
+        let running = alive.filter { backend.replicas[$0].state == .running }.count
+        let outdatedRunning = outdated.filter { backend.replicas[$0].state == .running }
+        let stoppable = max(0, min(outdatedRunning.count, running - max(0, target - unavailable)))
+        for r in outdatedRunning.prefix(stoppable) {
+            chooseToStop(backendAt: b, replicaAt: r, reason: "replaced by version \(backend.version)")
+        }
+        aliveCount -= stoppable
+        // Start current replicas as far as the surge allows.
+        let toAdd = min(target - currentCount, target + surge - aliveCount)
+        if toAdd > 0 { addReplicas(toAdd, backendAt: b) }
+    }
+
+    /// The seed's order — SHOULD_START, then STARTING, then RUNNING — newest first within each.
+    private func scaleDownOrder(_ indices: [Int], in backend: BackendRecord) -> [Int] {
+        let rank: [ReplicaState: Int] = [.shouldStart: 0, .starting: 1, .running: 2]
+        return indices.sorted { a, b in
+            let (ra, rb) = (rank[backend.replicas[a].state] ?? 3, rank[backend.replicas[b].state] ?? 3)
+            return ra != rb ? ra < rb : a > b
+        }
+    }
+
+    private mutating func addReplicas(_ count: Int, backendAt b: Int) {
+        let tag = state.backends[b].tag
+        let version = state.backends[b].version
+        for _ in 0..<count {
+            let suffix = String(random.next() & 0xFFFF_FFFF_FFFF, radix: 36)
+            state.backends[b].replicas.append(ReplicaRecord(tag: "\(tag)#\(suffix)", backend: tag, version: version))
+        }
+        changed = true
+    }
+
+    /// Running and starting replicas get a changed user config in place, without a restart.
+    mutating func pushUserConfigs() {
+        for b in state.backends.indices where !state.backends[b].deleting {
+            let wanted = state.backends[b].userConfigVersion
+            for r in state.backends[b].replicas.indices {
+                let replica = state.backends[b].replicas[r]
+                guard replica.state == .running || replica.state == .starting, replica.userConfigVersion != wanted else { continue }
+                state.backends[b].replicas[r].userConfigVersion = wanted
+                pushes.append(.pushUserConfig(replica.reference, userConfig: state.backends[b].config.userConfig))
+                changed = true
+            }
+        }
+    }
+}
