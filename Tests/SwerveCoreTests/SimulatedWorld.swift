@@ -162,3 +162,8 @@ extension Array where Element == Action {
     }
     func index(where predicate: (Action) -> Bool) -> Int? { firstIndex(where: predicate) }
 }
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

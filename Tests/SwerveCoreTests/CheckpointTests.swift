@@ -1,0 +1,155 @@
+import Foundation
+@testable import SwerveCore
+import Testing
+
+@Suite struct Checkpoints {
+    /// A state with every kind of record in it: running, starting, pending, stopping,
+    /// retired replicas, goals and outcomes.
+    func busyState() -> BackendState {
+        // 3.5 CPU: api's 2 running + 1 starting, 1 pending; old's 0.5 placed, then draining.
+        var h = Harness(world: SimulatedWorld(nodes: [NodeInfo(id: "a", total: Resources(cpu: 3.5))]))
+        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 2, userConfig: .object(["k": .array([.number(1.5), .null, .bool(true)])]), routePrefix: "/api"), replicaConfig: echo()))
+        h.settle()
+        h.world.holdReadiness = true
+        h.world.holdDrains = true
+        h.world.request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 4)))
+        h.world.request(.createBackend(tag: "old", config: BackendConfig(numReplicas: 1), replicaConfig: echo(cpu: 0.5)))
+        h.step()
+        h.world.request(.deleteBackend(tag: "old", force: false))
+        h.step()
+        return h.state
+    }
+
+    @Test func aCheckpointRoundTripsExactlyAndEncodesDeterministically() throws {
+        let state = busyState()
+        #expect(state.backends.flatMap(\.replicas).map(\.state).contains(.shouldStart))
+        #expect(state.backends.flatMap(\.replicas).map(\.state).contains(.stopping))
+        let bytes = Checkpoint.encode(state)
+        #expect(try Checkpoint.decode(bytes) == state)
+        #expect(Checkpoint.encode(try Checkpoint.decode(bytes)) == bytes)
+    }
+
+    @Test func anUnknownVersionIsRefusedNamingBothVersions() {
+        var text = String(decoding: Checkpoint.encode(BackendState()), as: UTF8.self)
+        text = text.replacingOccurrences(of: "\"schemaVersion\":1", with: "\"schemaVersion\":7")
+        #expect {
+            try Checkpoint.decode(Array(text.utf8))
+        } throws: { error in
+            let error = error as! CheckpointError
+            return error.code == .unknownVersion && error.message.contains("schema version 7") && error.message.contains("only version 1")
+        }
+    }
+
+    @Test(arguments: [
+        ("", "not a versioned Swerve checkpoint"),
+        ("{\"state\":{}}", "missing \"schemaVersion\""),
+        ("{\"schemaVersion\":1}", "missing \"state\""),
+        ("{\"schemaVersion\":1,\"state\":{\"backends\":[]}}", "missing \"retiredReplicas\" at state"),
+    ])
+    func aCorruptedCheckpointIsAnErrorNotAnEmptyState(text: String, expected: String) {
+        #expect {
+            try Checkpoint.decode(Array(text.utf8))
+        } throws: { error in
+            let error = error as! CheckpointError
+            return error.code == .corrupted && error.message.contains(expected)
+        }
+    }
+
+    @Test func aTruncatedCheckpointIsRefused() {
+        let bytes = Checkpoint.encode(busyState())
+        #expect(throws: CheckpointError.self) { try Checkpoint.decode(Array(bytes.prefix(bytes.count / 2))) }
+    }
+
+    @Test func anInconsistentCheckpointIsRefused() throws {
+        var state = busyState()
+        state.backends[0].replicas.append(state.backends[0].replicas[0])
+        #expect {
+            try Checkpoint.decode(Checkpoint.encode(state))
+        } throws: { ($0 as! CheckpointError).message.contains("appears twice") }
+    }
+}
+
+@Suite struct RecoveryFromACheckpoint {
+    /// Crashes after the checkpoint of the step that put a replica in `wanted`, before its
+    /// actions ran; returns the harness of the new leader (the world kept going) and the tag.
+    func crashWithAReplica(in wanted: ReplicaState) throws -> (Harness, String, BackendState) {
+        var h = Harness(world: SimulatedWorld(nodes: [NodeInfo(id: "a", total: Resources(cpu: 2))]))
+        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 2), replicaConfig: echo()))
+        h.settle()
+        h.world.holdReadiness = true
+        h.world.holdDrains = true
+        switch wanted {
+        case .starting, .shouldStart:
+            h.world.request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 3)))
+            h.world.nodes["a"]!.total.cpu = wanted == .starting ? 3 : 2.5
+        case .stopping:
+            h.world.request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 1)))
+        default:
+            break
+        }
+        // The old leader's last step: its checkpoint is written, then it dies (actions lost).
+        let (next, actions) = Reconciler.reconcile(h.state, h.world.observe())
+        guard case .writeCheckpoint(let written)? = actions.first else {
+            if wanted == .running { return (h, h.state.backends[0].replicas[0].tag, h.state) }
+            throw TestFailure("no checkpoint")
+        }
+        #expect(written == next)
+        let recovered = try Checkpoint.decode(Checkpoint.encode(written))
+        let tag = try #require(recovered.backends[0].replicas.first { $0.state == wanted }?.tag)
+        var newLeader = h
+        newLeader.state = recovered
+        return (newLeader, tag, written)
+    }
+
+    @Test func aRunningReplicaIsAdoptedAsItIs() throws {
+        var (h, tag, _) = try crashWithAReplica(in: .running)
+        let actions = Reconciler.recoveryActions(for: h.state)
+        #expect(actions.assignedTags.isEmpty && actions.killedTags.isEmpty && actions.drainedTags.isEmpty)
+        h.world.perform([.writeCheckpoint(h.state)] + actions)
+        #expect(h.world.routingView?.backends["api"]?.contains { $0.tag == tag } == true)
+        #expect(h.step().isEmpty, "nothing restarts")
+    }
+
+    @Test func aStartingReplicaIsAssignedAgainWithItsFullConfigAndKeepsWaiting() throws {
+        // The seed called start() on recovered STARTING replicas without the backend info.
+        var (h, tag, _) = try crashWithAReplica(in: .starting)
+        let actions = Reconciler.recoveryActions(for: h.state)
+        guard case .assign(let assignment)? = actions.first(where: { if case .assign = $0 { true } else { false } }) else {
+            Issue.record("no assignment replayed")
+            return
+        }
+        #expect(assignment.replica.tag == tag)
+        #expect(assignment.replicaConfig == echo())
+        #expect(assignment.version == echo().version)
+        h.world.perform([.writeCheckpoint(h.state)] + actions)
+        #expect(h.step().assignedTags.isEmpty, "still waiting, not placed twice")
+        h.world.holdReadiness = false
+        h.world.advance()
+        h.step()
+        #expect(h.backend("api")!.replicas.first { $0.tag == tag }?.state == .running)
+    }
+
+    @Test func aStoppingReplicaKeepsDrainingWithItsOriginalDeadline() throws {
+        var (h, tag, written) = try crashWithAReplica(in: .stopping)
+        let deadline = try #require(written.backends[0].replicas.first { $0.tag == tag }?.drainDeadline)
+        let actions = Reconciler.recoveryActions(for: h.state)
+        #expect(actions.contains(.drain(ReplicaReference(tag: tag, backend: "api", node: "a"), deadline: deadline)))
+        h.world.perform([.writeCheckpoint(h.state)] + actions)
+        h.world.advance(milliseconds: deadline.milliseconds - h.world.now.milliseconds)
+        #expect(h.step().killedTags == [tag], "killed at the original deadline")
+    }
+
+    @Test func aPendingReplicaIsPlacedByTheNextStep() throws {
+        var (h, tag, _) = try crashWithAReplica(in: .shouldStart)
+        h.world.perform([.writeCheckpoint(h.state)] + Reconciler.recoveryActions(for: h.state))
+        h.world.nodes["a"]!.total.cpu = 4
+        #expect(h.step().assignedTags == [tag])
+    }
+
+    @Test func goalOutcomesAreAnnouncedAgain() {
+        var h = Harness()
+        let goal = h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1), replicaConfig: echo()))
+        h.settle()
+        #expect(Reconciler.recoveryActions(for: h.state).completedGoals == [goal])
+    }
+}
