@@ -56,6 +56,7 @@ let package = Package(
             name: "SwerveBench",
             dependencies: [
                 "SwerveRedis",
+                "SwerveCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -11,9 +11,15 @@ public struct NodeInfo: Sendable, Hashable, Codable {
     }
 }
 
-/// What the controller saw since the last step. Level-based: `replicas` holds what is true
-/// *now* for each replica it has keys for, so running a step twice with the same observations
-/// changes nothing.
+/// What the controller saw since the last step.
+///
+/// `nodes` is the full current list. `replicas` is sparse: it must hold an entry for every
+/// replica whose keys say something new — ready, drained, exited, or a heartbeat that expired
+/// (`endpoint == nil` for a RUNNING replica) — and may hold entries for any others (what is
+/// true now for them; unchanged facts change nothing). So a controller may pass everything it
+/// read, or only what changed; either way a step is idempotent: run twice with the same
+/// observations, the second run does nothing. Only the reported replicas are visited, which
+/// keeps an idle step over 10,000 replicas well under a millisecond.
 public struct Observations: Sendable {
     /// Wall-clock time of the observation.
     public var now: Timestamp
@@ -21,8 +27,8 @@ public struct Observations: Sendable {
     public var requests: [Request]
     /// Every registered node; a node missing here or not alive is gone.
     public var nodes: [String: NodeInfo]
-    /// Per replica tag: what its keys say now. A RUNNING replica with no entry, or with no
-    /// `endpoint`, has lost its heartbeat.
+    /// Per replica tag: what its keys say now, for (at least) every replica with news. A
+    /// RUNNING replica reported without an `endpoint` has lost its heartbeat.
     public var replicas: [String: ReplicaObservation]
     /// Seeds the generator that names new replicas.
     public var randomSeed: UInt64

@@ -5,42 +5,43 @@ extension ReconcileStep {
     /// that fits nowhere stays pending with a reason naming what is missing; it never fails
     /// its backend.
     mutating func placePendingReplicas() {
-        guard state.backends.contains(where: { !$0.deleting && $0.replicas.contains { $0.state == .shouldStart } }) else { return }
-        var free: [String: Resources] = [:]
-        for (id, node) in observations.nodes where node.alive { free[id] = node.total }
-        for replica in state.allReplicas where replica.state.occupiesNode {
-            guard let node = replica.node, let available = free[node] else { continue }
-            free[node] = available - (resources(of: replica) ?? .zero)
+        var anyPending = false
+        for b in state.backends.indices where !state.backends[b].deleting && state.backends[b].anyReplica(in: .shouldStart) {
+            anyPending = true
+            break
         }
-        let nodeOrder = free.keys.sorted()
+        guard anyPending else { return }
+        let freeByNode = freeResources()
+        let nodeOrder = freeByNode.keys.sorted()
+        let position = Dictionary(uniqueKeysWithValues: nodeOrder.enumerated().map { ($1, $0) })
+        var free = nodeOrder.map { freeByNode[$0]! }
 
-        for b in state.backends.indices where !state.backends[b].deleting {
+        for b in state.backends.indices where !state.backends[b].deleting && state.backends[b].anyReplica(in: .shouldStart) {
             let backend = state.backends[b]
-            guard backend.replicas.contains(where: { $0.state == .shouldStart }) else { continue }
             let need = backend.replicaConfig.resources
-            var perNode: [String: Int] = [:]
-            for replica in backend.replicas where replica.state.occupiesNode {
-                if let node = replica.node { perNode[node, default: 0] += 1 }
+            var perNode = [Int](repeating: 0, count: nodeOrder.count)
+            for r in backend.replicas.indices where backend.replicas[r].state.occupiesNode {
+                if let node = backend.replicas[r].node, let p = position[node] { perNode[p] += 1 }
             }
             for r in backend.replicas.indices where backend.replicas[r].state == .shouldStart {
-                let candidates = nodeOrder.filter { free[$0]!.fits(need) }
-                let chosen = candidates.min { a, b in
-                    let (ca, cb) = (perNode[a, default: 0], perNode[b, default: 0])
-                    if ca != cb { return ca < cb }
-                    let (fa, fb) = (free[a]!.cpu, free[b]!.cpu)
-                    return fa != fb ? fa > fb : a < b
+                // Fewest of this backend first, then most free CPU, then node id (the order).
+                var chosen: Int?
+                for p in free.indices where free[p].fits(need) {
+                    guard let best = chosen else { chosen = p; continue }
+                    if perNode[p] < perNode[best] || (perNode[p] == perNode[best] && free[p].cpu > free[best].cpu) { chosen = p }
                 }
-                guard let node = chosen else {
-                    let reason = Self.unplaceableReason(need: need, free: free, nodeOrder: nodeOrder)
+                guard let p = chosen else {
+                    let reason = Self.unplaceableReason(need: need, free: freeByNode.merging(zip(nodeOrder, free), uniquingKeysWith: { $1 }), nodeOrder: nodeOrder)
                     if state.backends[b].replicas[r].pendingReason != reason {
                         state.backends[b].replicas[r].pendingReason = reason
                         changed = true
                     }
                     continue
                 }
+                let node = nodeOrder[p]
                 state.backends[b].replicas[r].placed(on: node, at: now, userConfigVersion: backend.userConfigVersion)
-                free[node] = free[node]! - need
-                perNode[node, default: 0] += 1
+                free[p].subtract(need, times: 1)
+                perNode[p] += 1
                 assignments.append(.assign(ReplicaAssignment(
                     replica: state.backends[b].replicas[r].reference,
                     version: backend.version,
@@ -54,10 +55,28 @@ extension ReconcileStep {
         }
     }
 
-    /// The resources a placed replica holds: its backend's (or, for a retired replica, the
-    /// same tag's current) replica config.
-    private func resources(of replica: ReplicaRecord) -> Resources? {
-        state.backend(replica.backend)?.replicaConfig.resources
+    /// What each live node has free: its total less what placed replicas hold. Replicas are
+    /// counted per node per backend first (reading fields in place, copying no record), then
+    /// each backend's resources are subtracted once per node.
+    private func freeResources() -> [String: Resources] {
+        var free: [String: Resources] = [:]
+        for (id, node) in observations.nodes where node.alive { free[id] = node.total }
+        var perNode: [String: Int] = [:]
+        for b in state.backends.indices {
+            perNode.removeAll(keepingCapacity: true)
+            for r in state.backends[b].replicas.indices where state.backends[b].replicas[r].state.occupiesNode {
+                if let node = state.backends[b].replicas[r].node { perNode[node, default: 0] += 1 }
+            }
+            let need = state.backends[b].replicaConfig.resources
+            for (node, count) in perNode where free[node] != nil { free[node]!.subtract(need, times: count) }
+        }
+        // A retired replica holds what its tag's current config asks, if the tag still exists.
+        for r in state.retiredReplicas.indices where state.retiredReplicas[r].state.occupiesNode {
+            guard let node = state.retiredReplicas[r].node, free[node] != nil,
+                  let need = state.backend(state.retiredReplicas[r].backend)?.replicaConfig.resources else { continue }
+            free[node]!.subtract(need, times: 1)
+        }
+        return free
     }
 
     /// "needs 2 CPU; largest free is 1.5 on node b", or what else is missing.

@@ -12,22 +12,22 @@ enum ReplicaEvent: Equatable {
 
 /// Reading observations and carrying out stops.
 extension ReconcileStep {
-    /// The event, if any, that the observations show for `replica`.
-    func event(for replica: ReplicaRecord) -> ReplicaEvent? {
-        guard replica.state.occupiesNode, replica.state != .stopped, let node = replica.node else { return nil }
-        let observed = observations.replicas[replica.tag]
-        let nodeAlive = observations.nodes[node]?.alive == true
+    /// The event, if any, that `observed` (nil: no news) and the node's liveness show for
+    /// `replica` at `now`.
+    static func event(for replica: borrowing ReplicaRecord, observed: ReplicaObservation?, nodeAlive: Bool, now: Timestamp, startTimeoutS: Double) -> ReplicaEvent? {
+        guard let node = replica.node else { return nil }
         switch replica.state {
         case .starting:
             if let exit = observed?.exit { return .died(reason: "exited before it was ready: \(exit)", kill: false, failedStart: true) }
             if !nodeAlive { return .died(reason: "node \(node) is gone", kill: false, failedStart: true) }
             if let endpoint = observed?.endpoint { return .reportedReady(endpoint) }
-            if let startedAt = replica.startedAt, now >= startedAt.adding(seconds: settings.startTimeoutS) { return .startTimedOut }
+            if let startedAt = replica.startedAt, now >= startedAt.adding(seconds: startTimeoutS) { return .startTimedOut }
             return nil
         case .running:
             if let exit = observed?.exit { return .died(reason: "exited: \(exit)", kill: false, failedStart: false) }
             if !nodeAlive { return .died(reason: "node \(node) is gone", kill: false, failedStart: false) }
-            guard let endpoint = observed?.endpoint else { return .died(reason: "heartbeat expired", kill: true, failedStart: false) }
+            guard let observed else { return nil }
+            guard let endpoint = observed.endpoint else { return .died(reason: "heartbeat expired", kill: true, failedStart: false) }
             return endpoint == replica.endpoint ? nil : .endpointChanged(endpoint)
         case .stopping:
             if observed?.drained == true { return .finishedStopping(reason: "drained") }
@@ -40,18 +40,48 @@ extension ReconcileStep {
         }
     }
 
+    /// Visits only what can have news: the reported replicas; every placed replica when the
+    /// set of live nodes changed; and STARTING / STOPPING replicas, whose deadlines pass with time.
     mutating func applyReplicaObservations() {
+        let live = observations.nodes.values.filter(\.alive).map(\.id).sorted()
+        let nodesChanged = live != state.liveNodes
+        if nodesChanged {
+            state.liveNodes = live
+            changed = true
+        }
+        for (tag, observed) in observations.replicas {
+            guard let (b, r) = state.locate(tag) else { continue }
+            visit(backend: b, replica: r, observed: observed)
+        }
         for b in state.backends.indices {
             for r in state.backends[b].replicas.indices {
-                guard let event = event(for: state.backends[b].replicas[r]) else { continue }
-                var replica = state.backends[b].replicas[r]
-                let outcome = apply(event, to: &replica)
-                state.backends[b].replicas[r] = replica
-                if outcome.failedStart { recordFailedStart(backendAt: b, reason: outcome.reason) }
+                let replicaState = state.backends[b].replicas[r].state
+                if nodesChanged ? replicaState.occupiesNode : (replicaState == .starting || replicaState == .stopping) {
+                    visit(backend: b, replica: r, observed: nil)
+                }
             }
         }
-        for r in state.retiredReplicas.indices {
-            guard let event = event(for: state.retiredReplicas[r]) else { continue }
+        for r in state.retiredReplicas.indices where state.retiredReplicas[r].state == .stopping || (nodesChanged && state.retiredReplicas[r].state.occupiesNode) {
+            visit(backend: nil, replica: r, observed: nil)
+        }
+    }
+
+    private func nodeAlive(_ node: String?) -> Bool {
+        guard let node else { return false }
+        return observations.nodes[node]?.alive == true
+    }
+
+    private mutating func visit(backend b: Int?, replica r: Int, observed: ReplicaObservation?) {
+        if let b {
+            guard let event = Self.event(for: state.backends[b].replicas[r], observed: observed, nodeAlive: nodeAlive(state.backends[b].replicas[r].node),
+                                         now: now, startTimeoutS: settings.startTimeoutS) else { return }
+            var replica = state.backends[b].replicas[r]
+            let outcome = apply(event, to: &replica)
+            state.backends[b].replicas[r] = replica
+            if outcome.failedStart { recordFailedStart(backendAt: b, reason: outcome.reason) }
+        } else {
+            guard let event = Self.event(for: state.retiredReplicas[r], observed: observed, nodeAlive: nodeAlive(state.retiredReplicas[r].node),
+                                         now: now, startTimeoutS: settings.startTimeoutS) else { return }
             var replica = state.retiredReplicas[r]
             _ = apply(event, to: &replica)
             state.retiredReplicas[r] = replica
@@ -99,7 +129,7 @@ extension ReconcileStep {
     /// SHOULD_STOP replicas are drained (or killed, for a forced delete or a zero timeout).
     /// They left the routing view when they were chosen, so this comes after it in the actions.
     mutating func requestStops() {
-        for b in state.backends.indices {
+        for b in state.backends.indices where state.backends[b].anyReplica(in: .shouldStop) {
             let force = state.backends[b].forceDelete
             let timeout = force ? 0 : state.backends[b].config.gracefulShutdownTimeoutS
             for r in state.backends[b].replicas.indices where state.backends[b].replicas[r].state == .shouldStop {
@@ -136,7 +166,7 @@ extension ReconcileStep {
 
     /// Drops STOPPED records (cleaning their keys), and deleted backends with no replica left.
     mutating func forgetStoppedReplicas() {
-        for b in state.backends.indices where state.backends[b].replicas.contains(where: { $0.state == .stopped }) {
+        for b in state.backends.indices where state.backends[b].anyReplica(in: .stopped) {
             for replica in state.backends[b].replicas where replica.state == .stopped && replica.node != nil {
                 forgets.append(.forget(replica.reference))
             }
@@ -150,12 +180,15 @@ extension ReconcileStep {
             state.retiredReplicas.removeAll { $0.state == .stopped }
             changed = true
         }
-        for backend in state.backends where backend.deleting && backend.replicas.isEmpty {
-            for goal in backend.goals { complete(goal) }
+        var emptiedDeletes = false
+        for b in state.backends.indices where state.backends[b].deleting && state.backends[b].replicas.isEmpty {
+            for goal in state.backends[b].goals { complete(goal) }
+            emptiedDeletes = true
         }
-        let before = state.backends.count
-        state.backends.removeAll { $0.deleting && $0.replicas.isEmpty }
-        if state.backends.count != before { changed = true }
+        if emptiedDeletes {
+            state.backends.removeAll { $0.deleting && $0.replicas.isEmpty }
+            changed = true
+        }
     }
 }
 

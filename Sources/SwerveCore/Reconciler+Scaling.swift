@@ -19,8 +19,17 @@ extension ReconcileStep {
     /// were there), as in Kubernetes' RollingUpdate. A failed backend adds nothing and, during a
     /// rolling update, keeps its outdated running replicas: they are all that serves.
     private mutating func scale(backendAt b: Int) {
+        // Fast path, allocation-free: at the target, all current, nothing to do.
+        let target = state.backends[b].config.numReplicas
+        var aliveCount = 0
+        var anyOutdated = false
+        for r in state.backends[b].replicas.indices where state.backends[b].replicas[r].state.isAlive {
+            aliveCount += 1
+            if state.backends[b].replicas[r].version != state.backends[b].version { anyOutdated = true }
+        }
+        if !anyOutdated && aliveCount == target { return }
+
         let backend = state.backends[b]
-        let target = backend.config.numReplicas
         let canAdd = backend.failure == nil
         let alive = backend.replicas.indices.filter { backend.replicas[$0].state.isAlive }
         let current = alive.filter { backend.replicas[$0].version == backend.version }
@@ -38,7 +47,6 @@ extension ReconcileStep {
         }
 
         let (surge, unavailable) = backend.config.rollingBudget(target: target)
-        var aliveCount = alive.count
         // Outdated replicas that are not running serve nothing: replace them at once.
         for r in outdated where backend.replicas[r].state != .running {
             chooseToStop(backendAt: b, replicaAt: r, reason: "outdated version")
@@ -90,11 +98,12 @@ extension ReconcileStep {
     mutating func pushUserConfigs() {
         for b in state.backends.indices where !state.backends[b].deleting {
             let wanted = state.backends[b].userConfigVersion
-            for r in state.backends[b].replicas.indices {
-                let replica = state.backends[b].replicas[r]
-                guard replica.state == .running || replica.state == .starting, replica.userConfigVersion != wanted else { continue }
+            guard state.backends[b].anyReplicaNeedsUserConfig else { continue }
+            for r in state.backends[b].replicas.indices
+            where (state.backends[b].replicas[r].state == .running || state.backends[b].replicas[r].state == .starting)
+                && state.backends[b].replicas[r].userConfigVersion != wanted {
                 state.backends[b].replicas[r].userConfigVersion = wanted
-                pushes.append(.pushUserConfig(replica.reference, userConfig: state.backends[b].config.userConfig))
+                pushes.append(.pushUserConfig(state.backends[b].replicas[r].reference, userConfig: state.backends[b].config.userConfig))
                 changed = true
             }
         }

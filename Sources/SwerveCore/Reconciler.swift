@@ -107,9 +107,8 @@ struct ReconcileStep {
     /// A goal is settled when its backend converged (complete) or failed; a delete's when the
     /// backend is gone (see `forgetStoppedReplicas`).
     mutating func settleGoals() {
-        for index in state.backends.indices where !state.backends[index].goals.isEmpty {
+        for index in state.backends.indices where !state.backends[index].goals.isEmpty && !state.backends[index].deleting {
             let backend = state.backends[index]
-            if backend.deleting { continue }
             if let failure = backend.failure {
                 for goal in backend.goals { fail(goal, "backend \(backend.tag) failed: \(failure)") }
                 state.backends[index].goals = []

@@ -24,6 +24,13 @@ public struct Resources: Sendable, Hashable, Codable {
         Resources(cpu: a.cpu - b.cpu, memoryBytes: a.memoryBytes - b.memoryBytes, custom: a.custom.merging(b.custom.mapValues { -$0 }, uniquingKeysWith: +))
     }
 
+    /// Takes `times` × `amount` away, in place.
+    mutating func subtract(_ amount: Resources, times: Int) {
+        cpu -= amount.cpu * Double(times)
+        memoryBytes -= amount.memoryBytes * Int64(times)
+        for (name, value) in amount.custom { custom[name, default: 0] -= value * Double(times) }
+    }
+
     /// True when `need` fits in these (free) resources.
     public func fits(_ need: Resources) -> Bool {
         guard need.cpu <= cpu + Self.epsilon, need.memoryBytes <= memoryBytes else { return false }

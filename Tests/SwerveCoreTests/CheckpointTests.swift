@@ -29,6 +29,25 @@ import Testing
         #expect(Checkpoint.encode(try Checkpoint.decode(bytes)) == bytes)
     }
 
+    @Test func theFastWriterWritesWhatFoundationWouldMeaningTheSameState() throws {
+        var h = Harness()
+        let awkward: JSONValue = .object([
+            "quote\"back\\slash": .string("tab\tnew\nline\u{01}é/π 🚀"),
+            "numbers": .array([.number(0.1), .number(-3), .number(1e-7), .number(123456789.125), .number(1e20)]),
+            "flags": .array([.bool(true), .bool(false), .null]),
+        ])
+        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1, userConfig: awkward, gracefulShutdownTimeoutS: 2.5, routePrefix: "/a/\"b\""),
+                                       replicaConfig: ReplicaConfig(workload: .command(arguments: ["sh", "-c", "echo \"$X\""], environment: ["X": "1"], healthPath: "/h"),
+                                                                    resources: Resources(cpu: 0.25, memoryBytes: 1 << 30, custom: ["gpu": 1, "a.b": 0.5]))))
+        h.settle()
+        let state = h.state
+        let fast = try Checkpoint.decode(Checkpoint.encode(state))
+        let reference = try Checkpoint.decode(Checkpoint.encodeWithFoundation(state))
+        #expect(fast == state)
+        #expect(reference == state)
+        #expect(fast.backends[0].config.userConfig == awkward)
+    }
+
     @Test func anUnknownVersionIsRefusedNamingBothVersions() {
         var text = String(decoding: Checkpoint.encode(BackendState()), as: UTF8.self)
         text = text.replacingOccurrences(of: "\"schemaVersion\":1", with: "\"schemaVersion\":7")

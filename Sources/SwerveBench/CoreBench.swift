@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import SwerveCore
+
+/// `swerve-bench core`: the reconciler's cost on a large cluster, in process.
+struct CoreBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "core",
+        abstract: "One reconcile step over many backends (idle, and with 1% of replicas changing), and checkpoint encode/decode.",
+        discussion: """
+            Example:
+              swerve-bench core --backends 1000 --replicas 10
+            """
+    )
+
+    @Option(help: "Backends in the state.")
+    var backends = 1000
+
+    @Option(help: "Replicas per backend.")
+    var replicas = 10
+
+    @Option(help: "Timed repetitions of each measurement (the median is printed).")
+    var repetitions = 21
+
+    @Option(help: "Run only this measurement many times, for a profiler: idle, busy, encode or decode.")
+    var only: String?
+
+    func run() throws {
+        let (state, observations) = converged()
+        if let only {
+            var changing = observations
+            for (index, replica) in state.backends.flatMap(\.replicas).enumerated() where index % 100 == 0 { changing.replicas[replica.tag] = ReplicaObservation(endpoint: nil) }
+            let bytes = Checkpoint.encode(state)
+            for _ in 0..<repetitions {
+                switch only {
+                case "idle": _ = Reconciler.reconcile(state, observations)
+                case "busy": _ = Reconciler.reconcile(state, changing)
+                case "encode": _ = Checkpoint.encode(state)
+                default: _ = try? Checkpoint.decode(bytes)
+                }
+            }
+            return
+        }
+
+        let idle = median { _ = Reconciler.reconcile(state, observations) }
+        let (_, idleActions) = Reconciler.reconcile(state, observations)
+        precondition(idleActions.isEmpty, "the converged state must be idle")
+
+        // 1% of replicas change: their heartbeats expire, so each is killed, replaced and placed.
+        var changing = observations
+        let victims = state.backends.flatMap(\.replicas).enumerated().filter { $0.offset % 100 == 0 }.map(\.element.tag)
+        for tag in victims { changing.replicas[tag] = ReplicaObservation(endpoint: nil) }
+        let busy = median { _ = Reconciler.reconcile(state, changing) }
+        let (_, busyActions) = Reconciler.reconcile(state, changing)
+        precondition(busyActions.count > victims.count, "the changing step must act")
+
+        let encode = median { _ = Checkpoint.encode(state) }
+        let bytes = Checkpoint.encode(state)
+        let decode = median { _ = try? Checkpoint.decode(bytes) }
+
+        print("state \(backends) backends x \(replicas) replicas, checkpoint \(bytes.count) bytes")
+        print("idle_step_ms \(ms(idle))")
+        print("one_percent_step_ms \(ms(busy)) (\(victims.count) replicas died)")
+        print("checkpoint_encode_ms \(ms(encode))")
+        print("checkpoint_decode_ms \(ms(decode))")
+    }
+
+    /// A converged state: every backend at its target, every replica running.
+    private func converged() -> (BackendState, Observations) {
+        let nodes = (0..<50).map { NodeInfo(id: "node-\($0)", total: Resources(cpu: 1000, memoryBytes: 1 << 40)) }
+        var observations = Observations(now: Timestamp(milliseconds: 1_700_000_000_000), nodes: Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0) }))
+        var state = BackendState()
+        observations.requests = (0..<backends).map { index in
+            Request(id: RequestID(milliseconds: 1, sequence: UInt64(index)), goal: "g\(index)", operation: .createBackend(
+                tag: "backend-\(index)", config: BackendConfig(numReplicas: replicas, routePrefix: "/b\(index)"),
+                replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 0.1))))
+        }
+        (state, _) = Reconciler.reconcile(state, observations)
+        observations.requests = []
+        for replica in state.backends.flatMap(\.replicas) {
+            observations.replicas[replica.tag] = .ready("10.0.0.1:\(abs(replica.tag.hashValue % 60000))", pid: 1)
+        }
+        (state, _) = Reconciler.reconcile(state, observations)
+        (state, _) = Reconciler.reconcile(state, observations)
+        // From here on nothing is new: an idle tick reports no replica.
+        observations.replicas = [:]
+        return (state, observations)
+    }
+
+    private func median(_ work: () -> Void) -> Duration {
+        let clock = ContinuousClock()
+        work() // warm up
+        let times = (1...repetitions).map { _ in clock.measure { work() } }.sorted()
+        return times[times.count / 2]
+    }
+
+    private func ms(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let value = Double(seconds) * 1000 + Double(attoseconds) / 1e15
+        return String(format: "%.3f", value)
+    }
+}
