@@ -17,6 +17,12 @@ struct CheckpointWriter {
 
     mutating func string(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
+        // Most strings (tags, versions, node names) need no escaping: copy them whole.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): raw("\\\"")
@@ -36,7 +42,23 @@ struct CheckpointWriter {
     }
 
     mutating func integer(_ value: some BinaryInteger) {
-        bytes.append(contentsOf: String(value).utf8)
+        var magnitude = UInt64(value.magnitude)
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var digits: (UInt64, Int) = (0, 0) // reversed digits, count
+        repeat {
+            digits.0 = digits.0 &* 10 &+ magnitude % 10
+            digits.1 += 1
+            magnitude /= 10
+        } while magnitude > 0 && digits.1 < 18
+        if magnitude > 0 {
+            // Beyond 18 digits the reversed digits could overflow: rare; take the slow path.
+            bytes.append(contentsOf: String(value.magnitude).utf8)
+            return
+        }
+        for _ in 0..<digits.1 {
+            bytes.append(UInt8(ascii: "0") + UInt8(digits.0 % 10))
+            digits.0 /= 10
+        }
     }
 
     mutating func number(_ value: Double) {

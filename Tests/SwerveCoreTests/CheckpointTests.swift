@@ -48,6 +48,13 @@ import Testing
         #expect(fast.backends[0].config.userConfig == awkward)
     }
 
+    @Test(arguments: [0, 7, -7, 10, 120, 1_700_000_000_000, 999_999_999_999_999_999, 1_000_000_000_000_000_000, Int64.max, Int64.min])
+    func theWriterFormatsEveryIntegerExactly(value: Int64) {
+        var writer = CheckpointWriter(capacity: 32)
+        writer.integer(value)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == String(value))
+    }
+
     @Test func anUnknownVersionIsRefusedNamingBothVersions() {
         var text = String(decoding: Checkpoint.encode(BackendState()), as: UTF8.self)
         text = text.replacingOccurrences(of: "\"schemaVersion\":1", with: "\"schemaVersion\":7")
