@@ -172,6 +172,35 @@ import Testing
         #expect(h.step().assignedTags == [tag])
     }
 
+    @Test func aShouldStopReplicaInACheckpointIsDrainedByTheNextStep() throws {
+        // No step leaves SHOULD_STOP behind, but a checkpoint written by another version might.
+        var h = Harness()
+        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1), replicaConfig: echo()))
+        h.settle()
+        var state = h.state
+        let tag = state.backends[0].replicas[0].tag
+        state.backends[0].replicas[0].stopChosen(reason: "scaled down")
+        state.backends[0].config.numReplicas = 0
+        h.state = try Checkpoint.decode(Checkpoint.encode(state))
+        let actions = h.step()
+        #expect(actions.drainedTags == [tag])
+        #expect(h.state.backends[0].replicas[0].state == .stopping)
+    }
+
+    @Test func aStoppedReplicaInACheckpointIsForgotten() throws {
+        var h = Harness()
+        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1), replicaConfig: echo()))
+        h.settle()
+        var state = h.state
+        let tag = state.backends[0].replicas[0].tag
+        state.backends[0].replicas[0].stopped(reason: "drained")
+        h.state = try Checkpoint.decode(Checkpoint.encode(state))
+        let actions = h.step()
+        #expect(actions.contains(.forget(ReplicaReference(tag: tag, backend: "api", node: state.backends[0].replicas[0].node!))))
+        #expect(h.state.backends[0].replicas.allSatisfy { $0.tag != tag })
+        #expect(actions.assignedTags.count == 1, "and is replaced")
+    }
+
     @Test func goalOutcomesAreAnnouncedAgain() {
         var h = Harness()
         let goal = h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1), replicaConfig: echo()))

@@ -417,6 +417,20 @@ import Testing
     }
 }
 
+@Suite struct Statuses {
+    @Test func aBackendIsUpdatingWhileAGoalWaitsAndHealthyAtItsTarget() {
+        var h = Harness()
+        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 2), replicaConfig: echo()))
+        h.world.holdReadiness = true
+        h.step()
+        #expect(h.backend("api")!.status == BackendStatus(kind: .updating, reason: "0/2 running, 2 starting", running: 0, target: 2))
+        h.world.holdReadiness = false
+        h.world.advance()
+        h.step()
+        #expect(h.backend("api")!.status == BackendStatus(kind: .healthy, reason: "2/2 running", running: 2, target: 2))
+    }
+}
+
 @Suite struct Idempotence {
     @Test func aStepWithNothingNewDoesNothing() {
         var h = Harness()
