@@ -49,9 +49,16 @@ extension ReconcileStep {
             state.liveNodes = live
             changed = true
         }
+        // Visit reported replicas in state order, not the dictionary's (which Swift randomizes
+        // per process), so the actions of a step are the same in every run.
+        var reported: [(backend: Int, replica: Int, observed: ReplicaObservation)] = []
         for (tag, observed) in observations.replicas {
             guard let (b, r) = state.locate(tag) else { continue }
-            visit(backend: b, replica: r, observed: observed)
+            reported.append((b ?? Int.max, r, observed))
+        }
+        reported.sort { ($0.backend, $0.replica) < ($1.backend, $1.replica) }
+        for item in reported {
+            visit(backend: item.backend == Int.max ? nil : item.backend, replica: item.replica, observed: item.observed)
         }
         for b in state.backends.indices {
             for r in state.backends[b].replicas.indices {

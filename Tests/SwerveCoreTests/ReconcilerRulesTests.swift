@@ -431,6 +431,22 @@ import Testing
     }
 }
 
+@Suite struct Determinism {
+    @Test func theSameStepGivesTheSameActionsWhateverTheObservationOrder() {
+        var h = Harness()
+        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 6), replicaConfig: echo()))
+        h.settle()
+        for replica in h.backend("api")!.replicas.prefix(4) { h.world.replicas[replica.tag]?.endpoint = nil }
+        let observations = h.world.observe()
+        var reordered = observations
+        reordered.replicas = Dictionary(uniqueKeysWithValues: observations.replicas.sorted { $0.key > $1.key }.map { ($0.key, $0.value) })
+        let first = Reconciler.reconcile(h.state, observations)
+        let second = Reconciler.reconcile(h.state, reordered)
+        #expect(first.actions == second.actions)
+        #expect(first.actions.killedTags == h.backend("api")!.replicas.prefix(4).map(\.tag), "in state order")
+    }
+}
+
 @Suite struct Idempotence {
     @Test func aStepWithNothingNewDoesNothing() {
         var h = Harness()
