@@ -172,29 +172,30 @@ import Testing
         #expect(h.step().assignedTags == [tag])
     }
 
-    @Test func aShouldStopReplicaInACheckpointIsDrainedByTheNextStep() throws {
-        // No step leaves SHOULD_STOP behind, but a checkpoint written by another version might.
+    /// One running replica of "api", its record edited by `edit`, loaded as a new leader would.
+    func recoveredWithAnEditedReplica(_ edit: (inout BackendState) -> Void) throws -> (Harness, String, BackendState) {
         var h = Harness()
         h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1), replicaConfig: echo()))
         h.settle()
         var state = h.state
-        let tag = state.backends[0].replicas[0].tag
-        state.backends[0].replicas[0].stopChosen(reason: "scaled down")
-        state.backends[0].config.numReplicas = 0
+        edit(&state)
         h.state = try Checkpoint.decode(Checkpoint.encode(state))
+        return (h, state.backends[0].replicas[0].tag, state)
+    }
+
+    @Test func aShouldStopReplicaInACheckpointIsDrainedByTheNextStep() throws {
+        // No step leaves SHOULD_STOP behind, but a checkpoint written by another version might.
+        var (h, tag, _) = try recoveredWithAnEditedReplica { state in
+            state.backends[0].replicas[0].stopChosen(reason: "scaled down")
+            state.backends[0].config.numReplicas = 0
+        }
         let actions = h.step()
         #expect(actions.drainedTags == [tag])
         #expect(h.state.backends[0].replicas[0].state == .stopping)
     }
 
     @Test func aStoppedReplicaInACheckpointIsForgotten() throws {
-        var h = Harness()
-        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1), replicaConfig: echo()))
-        h.settle()
-        var state = h.state
-        let tag = state.backends[0].replicas[0].tag
-        state.backends[0].replicas[0].stopped(reason: "drained")
-        h.state = try Checkpoint.decode(Checkpoint.encode(state))
+        var (h, tag, state) = try recoveredWithAnEditedReplica { $0.backends[0].replicas[0].stopped(reason: "drained") }
         let actions = h.step()
         #expect(actions.contains(.forget(ReplicaReference(tag: tag, backend: "api", node: state.backends[0].replicas[0].node!))))
         #expect(h.state.backends[0].replicas.allSatisfy { $0.tag != tag })

@@ -1,0 +1,24 @@
+/// The replicas routers may use: exactly the RUNNING ones, per backend. Versions only grow.
+public struct RoutingView: Sendable, Hashable, Codable {
+    public var version: Int
+    public var backends: [String: [RoutedReplica]]
+}
+
+/// One running replica in the routing view: where routers send its backend's requests.
+public struct RoutedReplica: Sendable, Hashable, Codable {
+    public var tag: String
+    public var address: String
+    public var node: String
+}
+
+/// What routers need of each backend's config.
+public struct BackendConfigsView: Sendable, Hashable, Codable {
+    public var version: Int
+    public var backends: [String: RoutedBackendConfig]
+}
+
+/// One backend in the configs view: its route and its per-replica concurrency limit.
+public struct RoutedBackendConfig: Sendable, Hashable, Codable {
+    public var routePrefix: String?
+    public var maxConcurrentQueries: Int
+}
