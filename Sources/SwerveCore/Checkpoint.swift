@@ -129,15 +129,17 @@ extension Reconciler {
                 switch replica.state {
                 case .stopping:
                     if let deadline = replica.drainDeadline { actions.append(.drain(replica.reference, deadline: deadline)) }
-                case .starting:
+                case .starting where replica.version == backend.version:
+                    // (An outdated STARTING replica is never left by a step; if one were, the
+                    // next step stops it — re-assigning it the current config would mislabel it.)
                     assignments.append(.assign(ReplicaAssignment(
                         replica: replica.reference, version: replica.version, replicaConfig: backend.replicaConfig,
                         userConfig: backend.config.userConfig, maxConcurrentQueries: backend.config.maxConcurrentQueries,
                         gracefulShutdownWaitLoopS: backend.config.gracefulShutdownWaitLoopS)))
                 case .running:
                     pushes.append(.pushUserConfig(replica.reference, userConfig: backend.config.userConfig))
-                case .shouldStart, .shouldStop, .stopped:
-                    break // the next step places, drains or forgets them
+                case .starting, .shouldStart, .shouldStop, .stopped:
+                    break // the next step stops, places, drains or forgets them
                 }
             }
         }
