@@ -5,6 +5,7 @@
 //   CHiredis     - the system library hiredis 0.14 (Debian: libhiredis-dev); used only by SwerveRedis
 //   SwerveRedis  - the Redis client: connections on their own threads, pipelining, scripts, pub/sub
 //   SwerveCore   - the pure core: models, validation, state machines, the reconciler (no I/O)
+//   SwerveProtocol - the Redis contract: key and channel names, versioned documents (no I/O)
 //   SwerveCLI    - the one executable, `swerve`
 //   SwerveBench  - `swerve-bench`, the benchmark driver that `ops/bench` runs
 import PackageDescription
@@ -22,6 +23,7 @@ let package = Package(
         .executable(name: "swerve-bench", targets: ["SwerveBench"]),
         .library(name: "SwerveRedis", targets: ["SwerveRedis"]),
         .library(name: "SwerveCore", targets: ["SwerveCore"]),
+        .library(name: "SwerveProtocol", targets: ["SwerveProtocol"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -42,6 +44,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "SwerveCore", swiftSettings: strict),
+        .target(name: "SwerveProtocol", dependencies: ["SwerveCore"], swiftSettings: strict),
         .executableTarget(
             name: "SwerveCLI",
             dependencies: [
@@ -73,6 +76,11 @@ let package = Package(
         .testTarget(
             name: "SwerveCoreTests",
             dependencies: ["SwerveCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwerveProtocolTests",
+            dependencies: ["SwerveProtocol", "SwerveCore"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -3,6 +3,12 @@ public struct ReplicaReference: Sendable, Hashable, Codable {
     public var tag: String
     public var backend: String
     public var node: String
+
+    public init(tag: String, backend: String, node: String) {
+        self.tag = tag
+        self.backend = backend
+        self.node = node
+    }
 }
 
 /// Everything a node agent needs to start a replica.
@@ -13,6 +19,16 @@ public struct ReplicaAssignment: Sendable, Hashable, Codable {
     public var userConfig: JSONValue?
     public var maxConcurrentQueries: Int
     public var gracefulShutdownWaitLoopS: Double
+
+    public init(replica: ReplicaReference, version: String, replicaConfig: ReplicaConfig, userConfig: JSONValue?,
+                maxConcurrentQueries: Int, gracefulShutdownWaitLoopS: Double) {
+        self.replica = replica
+        self.version = version
+        self.replicaConfig = replicaConfig
+        self.userConfig = userConfig
+        self.maxConcurrentQueries = maxConcurrentQueries
+        self.gracefulShutdownWaitLoopS = gracefulShutdownWaitLoopS
+    }
 }
 
 /// What the controller must do after a step, in the order given. ``writeCheckpoint(_:)``, when

@@ -1,0 +1,63 @@
+/// Every Redis key and channel of one Swerve cluster, by name. The single place names are
+/// spelled, so that every process (and `docs/PROTOCOL.md`) agrees on them.
+///
+/// All of them start with `swerve:{CLUSTER}:`. The braces are a Redis Cluster hash tag: every
+/// key of a cluster lands in one slot, so multi-key Lua scripts stay legal on a Redis Cluster.
+public struct ClusterKeys: Sendable, Hashable {
+    public let cluster: String
+    /// `swerve:{CLUSTER}:`
+    public let prefix: String
+
+    /// - Throws: when `cluster` is empty, longer than 64 characters, or holds anything but
+    ///   letters, digits, `-`, `_` and `.` (braces or colons would break the hash tag or the
+    ///   key structure).
+    public init(cluster: String) throws(ProtocolError) {
+        guard !cluster.isEmpty, cluster.count <= 64,
+              cluster.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") })
+        else {
+            throw ProtocolError(.invalidName, "invalid cluster name \"\(cluster)\": use 1 to 64 letters, digits, \"-\", \"_\" or \".\" (set with --cluster or SWERVE_CLUSTER)")
+        }
+        self.cluster = cluster
+        self.prefix = "swerve:{\(cluster)}:"
+    }
+
+    // MARK: Nodes
+
+    /// STRING, a ``NodeRecord``, with the node TTL: present while the node agent lives.
+    public func node(_ id: String) -> String { prefix + "node:" + id }
+    /// ZSET of node ids, scored by last heartbeat (Unix ms): how the leader finds nodes.
+    public var nodes: String { prefix + "nodes" }
+    /// HASH replica tag → ``AssignmentDocument``: exactly the replicas the node must run.
+    public func assignments(_ node: String) -> String { prefix + "node:" + node + ":assignments" }
+    /// STRING integer, incremented with every change of the node's assignments.
+    public func assignmentsVersion(_ node: String) -> String { prefix + "node:" + node + ":assignments:version" }
+    /// Channel: the node's assignments changed (message: the new version).
+    public func nodeNotify(_ node: String) -> String { prefix + "node:" + node + ":notify" }
+
+    // MARK: Replicas
+
+    /// STRING, a ``ReadyRecord``, with the heartbeat TTL: present while the replica is ready.
+    public func ready(_ tag: String) -> String { replica(tag) + ":ready" }
+    /// STRING, a ``DrainRequest``: the replica must stop.
+    public func drain(_ tag: String) -> String { replica(tag) + ":drain" }
+    /// STRING, a ``DrainedRecord``: the replica has finished its work and is exiting.
+    public func drained(_ tag: String) -> String { replica(tag) + ":drained" }
+    /// STRING, an ``ExitRecord``: the replica's process exited (written by its node agent).
+    public func exit(_ tag: String) -> String { replica(tag) + ":exit" }
+    /// STRING, a ``UserConfigDocument``: the user config the replica must apply.
+    public func userConfig(_ tag: String) -> String { replica(tag) + ":config" }
+    /// Channel: a ``ControlMessage`` for the replica (drain, config).
+    public func control(_ tag: String) -> String { replica(tag) + ":control" }
+
+    /// Every key of a replica, for clean-up.
+    public func replicaKeys(_ tag: String) -> [String] {
+        [ready(tag), drain(tag), drained(tag), exit(tag), userConfig(tag)]
+    }
+
+    // MARK: Cluster-wide
+
+    /// Channel: a ``WakeUp`` — something changed; the leader reconciles now, not at its next tick.
+    public var wake: String { prefix + "wake" }
+
+    private func replica(_ tag: String) -> String { prefix + "replica:" + tag }
+}

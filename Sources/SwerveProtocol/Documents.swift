@@ -1,0 +1,196 @@
+public import SwerveCore
+
+/// A JSON document stored in one of the cluster's keys or sent on a channel. Every one carries
+/// `schemaVersion`; readers refuse versions they do not know.
+public protocol ProtocolDocument: Codable, Sendable, Hashable {
+    /// The version this code writes and reads.
+    static var currentSchemaVersion: Int { get }
+    var schemaVersion: Int { get }
+}
+
+/// `swerve:{C}:node:{ID}` — written by the node agent with a TTL, renewed every third of it.
+public struct NodeRecord: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var id: String
+    /// The host address workers on this node advertise (routers connect to it).
+    public var address: String
+    public var resources: Resources
+    /// The node agent's pid, for people.
+    public var pid: Int32
+    /// When the agent started, Unix ms.
+    public var startedAt: Int64
+
+    public init(id: String, address: String, resources: Resources, pid: Int32, startedAt: Int64) {
+        self.id = id
+        self.address = address
+        self.resources = resources
+        self.pid = pid
+        self.startedAt = startedAt
+    }
+}
+
+/// A field of `swerve:{C}:node:{ID}:assignments` — written by the leader. The node agent runs a
+/// worker for every field and kills any worker whose field is gone.
+public struct AssignmentDocument: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var tag: String
+    public var backend: String
+    public var node: String
+    /// The replica config version the worker must report in its ready record.
+    public var version: String
+    public var replicaConfig: ReplicaConfig
+    public var userConfig: JSONValue?
+    public var maxConcurrentQueries: Int
+    public var gracefulShutdownWaitLoopS: Double
+
+    public init(_ assignment: ReplicaAssignment) {
+        tag = assignment.replica.tag
+        backend = assignment.replica.backend
+        node = assignment.replica.node
+        version = assignment.version
+        replicaConfig = assignment.replicaConfig
+        userConfig = assignment.userConfig
+        maxConcurrentQueries = assignment.maxConcurrentQueries
+        gracefulShutdownWaitLoopS = assignment.gracefulShutdownWaitLoopS
+    }
+}
+
+/// `swerve:{C}:replica:{TAG}:ready` — written by the worker with the heartbeat TTL.
+public struct ReadyRecord: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var tag: String
+    public var backend: String
+    public var node: String
+    public var version: String
+    /// `host:port` routers send requests to.
+    public var address: String
+    public var pid: Int32
+    /// When the worker process started, and when it became ready, Unix ms.
+    public var startedAt: Int64
+    public var readyAt: Int64
+
+    public init(tag: String, backend: String, node: String, version: String, address: String, pid: Int32, startedAt: Int64, readyAt: Int64) {
+        self.tag = tag
+        self.backend = backend
+        self.node = node
+        self.version = version
+        self.address = address
+        self.pid = pid
+        self.startedAt = startedAt
+        self.readyAt = readyAt
+    }
+}
+
+/// `swerve:{C}:replica:{TAG}:drain` — written by the leader.
+public struct DrainRequest: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var tag: String
+    /// Unix ms after which the node agent kills the worker (SIGKILL to its process group).
+    public var deadline: Int64
+    /// Kill at once, without draining.
+    public var force: Bool
+
+    public init(tag: String, deadline: Int64, force: Bool) {
+        self.tag = tag
+        self.deadline = deadline
+        self.force = force
+    }
+}
+
+/// `swerve:{C}:replica:{TAG}:drained` — written by the worker once no request is in flight and
+/// its program has exited; kept for an hour.
+public struct DrainedRecord: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var tag: String
+    public var drainedAt: Int64
+
+    public init(tag: String, drainedAt: Int64) {
+        self.tag = tag
+        self.drainedAt = drainedAt
+    }
+}
+
+/// `swerve:{C}:replica:{TAG}:exit` — written by the node agent when the worker process exits,
+/// whatever the reason; kept for an hour.
+public struct ExitRecord: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var tag: String
+    public var node: String
+    public var pid: Int32
+    /// The exit code, when it exited.
+    public var code: Int32?
+    /// The signal's number, when a signal ended it.
+    public var signal: Int32?
+    public var exitedAt: Int64
+
+    public init(tag: String, node: String, pid: Int32, code: Int32?, signal: Int32?, exitedAt: Int64) {
+        self.tag = tag
+        self.node = node
+        self.pid = pid
+        self.code = code
+        self.signal = signal
+        self.exitedAt = exitedAt
+    }
+
+    /// "exit code 3", "signal 9 (SIGKILL)".
+    public var reason: String {
+        if let signal { return "signal \(signal)\(Self.signalNames[signal].map { " (\($0))" } ?? "")" }
+        return "exit code \(code ?? -1)"
+    }
+
+    static let signalNames: [Int32: String] = [1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM"]
+}
+
+/// `swerve:{C}:replica:{TAG}:config` — written by the leader; the worker hands it to its code.
+public struct UserConfigDocument: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var tag: String
+    public var userConfig: JSONValue?
+
+    public init(tag: String, userConfig: JSONValue?) {
+        self.tag = tag
+        self.userConfig = userConfig
+    }
+}
+
+/// On `swerve:{C}:replica:{TAG}:control` — published by the leader after it wrote the key the
+/// message names. A hint: workers also re-read those keys periodically.
+public struct ControlMessage: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var event: Event
+
+    public enum Event: String, Codable, Sendable, Hashable {
+        /// Read the drain key.
+        case drain
+        /// Read the config key.
+        case config
+    }
+
+    public init(event: Event) { self.event = event }
+}
+
+/// On `swerve:{C}:wake` — published by workers and node agents so the leader reconciles now.
+public struct WakeUp: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var event: Event
+    /// The replica or node it concerns.
+    public var subject: String
+
+    public enum Event: String, Codable, Sendable, Hashable {
+        case ready, drained, exited, nodeJoined, nodeLeft
+    }
+
+    public init(event: Event, subject: String) {
+        self.event = event
+        self.subject = subject
+    }
+}
