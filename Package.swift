@@ -6,6 +6,7 @@
 //   SwerveRedis  - the Redis client: connections on their own threads, pipelining, scripts, pub/sub
 //   SwerveCore   - the pure core: models, validation, state machines, the reconciler (no I/O)
 //   SwerveProtocol - the Redis contract: key and channel names, versioned documents (no I/O)
+//   SwerveWorker - `swerve worker`: one replica (built-in handlers over SwiftNIO HTTP)
 //   SwerveCLI    - the one executable, `swerve`
 //   SwerveBench  - `swerve-bench`, the benchmark driver that `ops/bench` runs
 import PackageDescription
@@ -28,6 +29,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(
@@ -45,11 +47,25 @@ let package = Package(
         ),
         .target(name: "SwerveCore", swiftSettings: strict),
         .target(name: "SwerveProtocol", dependencies: ["SwerveCore"], swiftSettings: strict),
+        .target(
+            name: "SwerveWorker",
+            dependencies: [
+                "SwerveProtocol",
+                "SwerveRedis",
+                "SwerveCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "SwerveCLI",
             dependencies: [
                 "SwerveRedis",
                 "SwerveCore",
+                "SwerveWorker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -81,6 +97,17 @@ let package = Package(
         .testTarget(
             name: "SwerveProtocolTests",
             dependencies: ["SwerveProtocol", "SwerveCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwerveWorkerTests",
+            dependencies: [
+                "SwerveWorker",
+                "SwerveProtocol",
+                "SwerveRedis",
+                "SwerveCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

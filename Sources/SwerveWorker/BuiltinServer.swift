@@ -1,0 +1,144 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SwerveCore
+import Synchronization
+
+/// What the server's connections share: which handler, the replica tag, the user config, the
+/// requests in flight and whether new ones are accepted. Every field is behind a lock or
+/// atomic, so any event loop may use it.
+final class BuiltinServerState: Sendable {
+    let handler: BuiltinHandler
+    let tag: String
+    let options: [String: JSONValue]
+    let inFlight = Atomic<Int>(0)
+    private let mutable: Mutex<(userConfig: JSONValue?, accepting: Bool)>
+    /// Called (on an event loop) whenever a request finishes.
+    let requestFinished: @Sendable () -> Void
+
+    init(handler: BuiltinHandler, tag: String, options: [String: JSONValue], userConfig: JSONValue?, requestFinished: @escaping @Sendable () -> Void) {
+        self.handler = handler
+        self.tag = tag
+        self.options = options
+        self.mutable = Mutex((userConfig, true))
+        self.requestFinished = requestFinished
+    }
+
+    var userConfig: JSONValue? {
+        get { mutable.withLock { $0.userConfig } }
+        set { mutable.withLock { $0.userConfig = newValue } }
+    }
+
+    var accepting: Bool {
+        get { mutable.withLock { $0.accepting } }
+        set { mutable.withLock { $0.accepting = newValue } }
+    }
+}
+
+/// An HTTP/1.1 server (SwiftNIO) for the built-in handlers, on an ephemeral port.
+final class BuiltinServer: Sendable {
+    let state: BuiltinServerState
+    let port: Int
+    private let channel: any Channel
+
+    private init(state: BuiltinServerState, channel: any Channel, port: Int) {
+        self.state = state
+        self.channel = channel
+        self.port = port
+    }
+
+    static func start(host: String, state: BuiltinServerState) async throws -> BuiltinServer {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(BuiltinRequestHandler(state: state))
+                }
+            }
+            .bind(host: host, port: 0)
+            .get()
+        guard let port = channel.localAddress?.port else { throw WorkerError(.startFailed, "the built-in server has no local port") }
+        return BuiltinServer(state: state, channel: channel, port: port)
+    }
+
+    /// Closes the listening socket: new connections are refused; open ones finish their
+    /// current request and are then answered 503 with `Connection: close`.
+    func stopAccepting() async {
+        state.accepting = false
+        try? await channel.close()
+    }
+}
+
+/// One connection's requests: reads a whole request, answers it (after the handler's delay).
+final class BuiltinRequestHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let state: BuiltinServerState
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+
+    init(state: BuiltinServerState) { self.state = state }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+        case .body(var buffer):
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            respond(to: head, context: context)
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard state.accepting else {
+            write(status: .serviceUnavailable, body: Array("\(state.tag) is draining\n".utf8), keepAlive: false, extra: [("Retry-After", "0")], context: context)
+            return
+        }
+        state.inFlight.add(1, ordering: .relaxed)
+        let (path, query) = BuiltinHandler.split(head.uri)
+        let keepAlive = head.isKeepAlive
+        if path == "/-/user-config" {
+            let json = state.userConfig.flatMap { try? JSONEncoder().encode($0) }.map { Array($0) } ?? Array("null".utf8)
+            finish(status: .ok, body: json, keepAlive: keepAlive, context: context)
+            return
+        }
+        let response = state.handler.respond(path: path, query: query, body: body, tag: state.tag, options: state.options, random: Double.random(in: 0..<1))
+        let status = HTTPResponseStatus(statusCode: response.status)
+        guard response.delayMs > 0 else {
+            finish(status: status, body: response.body, keepAlive: keepAlive, context: context)
+            return
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: .milliseconds(Int64(response.delayMs))) {
+            let (handler, context) = bound.value
+            handler.finish(status: status, body: response.body, keepAlive: keepAlive, context: context)
+        }
+    }
+
+    private func finish(status: HTTPResponseStatus, body: [UInt8], keepAlive: Bool, context: ChannelHandlerContext) {
+        write(status: status, body: body, keepAlive: keepAlive, extra: [], context: context)
+        state.inFlight.subtract(1, ordering: .relaxed)
+        state.requestFinished()
+    }
+
+    private func write(status: HTTPResponseStatus, body: [UInt8], keepAlive: Bool, extra: [(String, String)], context: ChannelHandlerContext) {
+        var headers = HTTPHeaders([("Content-Length", "\(body.count)"), ("X-Swerve-Replica", state.tag)] + extra)
+        headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: body)))), promise: nil)
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}

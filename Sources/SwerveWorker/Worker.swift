@@ -1,0 +1,206 @@
+import Foundation
+public import Logging
+import SwerveCore
+import SwerveProtocol
+import SwerveRedis
+
+/// `swerve worker`: one replica. Reads its assignment, serves its code, reports ready with a
+/// heartbeat, follows drain and config requests, and exits — 0 once drained, 1 when its node
+/// agent is gone — as `docs/PROTOCOL.md` describes.
+///
+/// Serves the built-in handlers (``BuiltinHandler``); command workloads are not supported yet.
+public enum Worker {
+    enum Event: Sendable {
+        case tick
+        case requestFinished
+        case control(ControlMessage?)
+        case pollNow
+    }
+
+    public static func run(_ configuration: WorkerConfiguration, logger baseLogger: Logger) async throws -> Int32 {
+        let logger = {
+            var logger = baseLogger
+            logger[metadataKey: "replica"] = "\(configuration.tag)"
+            return logger
+        }()
+        let keys = configuration.keys
+        let tag = configuration.tag
+        let client = RedisClient(configuration: configuration.redis, logger: logger)
+        defer { client.close() }
+
+        let assignmentKey = keys.assignments(configuration.nodeID)
+        guard let raw = try await client.send("HGET", assignmentKey, tag).bytes else {
+            throw WorkerError(.badAssignment, "swerve worker: no assignment for \(tag) in \(assignmentKey)")
+        }
+        let assignment: AssignmentDocument
+        do {
+            assignment = try DocumentCodec.decode(AssignmentDocument.self, from: raw, source: "\(assignmentKey) field \(tag)")
+        } catch {
+            throw WorkerError(.badAssignment, "swerve worker: \(error.message)")
+        }
+        guard case .builtin(let name, let options) = assignment.replicaConfig.workload, let handler = BuiltinHandler(rawValue: name) else {
+            throw WorkerError(.startFailed, "swerve worker: \(tag) asks for a command workload, which this worker does not run yet (built-in handlers: echo, sleep, fail)")
+        }
+        let startedAt = Self.nowMs()
+
+        let (events, continuation) = AsyncStream.makeStream(of: Event.self)
+        let state = BuiltinServerState(handler: handler, tag: tag, options: options, userConfig: assignment.userConfig,
+                                       requestFinished: { continuation.yield(.requestFinished) })
+        let server = try await BuiltinServer.start(host: configuration.nodeAddress, state: state)
+        let host = configuration.nodeAddress.contains(":") ? "[\(configuration.nodeAddress)]" : configuration.nodeAddress
+        let ready = ReadyRecord(tag: tag, backend: assignment.backend, node: configuration.nodeID, version: assignment.version,
+                                address: "\(host):\(server.port)", pid: getpid(), startedAt: startedAt, readyAt: Self.nowMs())
+        logger.info("serving the built-in \(name) handler", metadata: ["address": "\(ready.address)"])
+
+        return await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(100))
+                    continuation.yield(.tick)
+                }
+            }
+            group.addTask {
+                let subscriber = RedisSubscriber(configuration: configuration.redis, logger: logger)
+                try? await subscriber.subscribe(to: [keys.control(tag)]) { subscription in
+                    for await event in subscription {
+                        switch event {
+                        case .subscribed, .mayHaveMissedMessages: continuation.yield(.pollNow)
+                        case .message(let message): continuation.yield(.control(try? DocumentCodec.decode(ControlMessage.self, from: message.payload, source: keys.control(tag))))
+                        case .disconnected: break
+                        }
+                    }
+                }
+            }
+            defer { group.cancelAll() }
+
+            var run = WorkerRun(configuration: configuration, assignment: assignment, ready: ready, client: client, server: server, logger: logger)
+            if let code = await run.perform(run.lifecycle.codeBecameReady()) { return code }
+            for await event in events {
+                if let code = await run.handle(event) { return code }
+            }
+            return 1
+        }
+    }
+
+    static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+}
+
+/// The worker's mutable state between events, and how it carries out lifecycle actions.
+struct WorkerRun {
+    let configuration: WorkerConfiguration
+    let assignment: AssignmentDocument
+    let ready: ReadyRecord
+    let client: RedisClient
+    let server: BuiltinServer
+    let logger: Logger
+    var lifecycle = WorkerLifecycle()
+    var lastHeartbeat = ContinuousClock.now
+    var lastPoll = ContinuousClock.now
+
+    var keys: ClusterKeys { configuration.keys }
+    var tag: String { configuration.tag }
+
+    /// Handles one event; returns the exit code when the worker must exit.
+    mutating func handle(_ event: Worker.Event) async -> Int32? {
+        switch event {
+        case .tick:
+            if let agent = configuration.agentPID, getppid() != agent {
+                logger.error("node agent \(agent) is gone; exiting")
+                await server.stopAccepting()
+                return 1
+            }
+            let now = ContinuousClock.now
+            if now - lastHeartbeat >= configuration.heartbeatTTL / 3 {
+                lastHeartbeat = now
+                if let code = await perform(lifecycle.heartbeatDue()) { return code }
+            }
+            if now - lastPoll >= configuration.controlPollInterval {
+                if let code = await poll() { return code }
+            }
+            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: server.state.inFlight.load(ordering: .relaxed)))
+        case .requestFinished:
+            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: server.state.inFlight.load(ordering: .relaxed)))
+        case .control, .pollNow:
+            return await poll()
+        }
+    }
+
+    /// Reads the drain and config keys (one round trip) and acts on them.
+    mutating func poll() async -> Int32? {
+        lastPoll = ContinuousClock.now
+        let replies: [RedisReply]
+        do {
+            replies = try await client.pipeline([RedisCommand("GET", keys.drain(tag)), RedisCommand("GET", keys.userConfig(tag))])
+        } catch {
+            logger.warning("cannot read control keys", metadata: ["error": "\(error.message)"])
+            return nil
+        }
+        if let bytes = replies[1].bytes {
+            do {
+                let document = try DocumentCodec.decode(UserConfigDocument.self, from: bytes, source: keys.userConfig(tag))
+                if document.userConfig != server.state.userConfig {
+                    server.state.userConfig = document.userConfig
+                    logger.info("user config updated")
+                }
+            } catch {
+                logger.error("ignoring a bad user config", metadata: ["error": "\(error.message)"])
+            }
+        }
+        guard let bytes = replies[0].bytes else { return nil }
+        do {
+            let drain = try DocumentCodec.decode(DrainRequest.self, from: bytes, source: keys.drain(tag))
+            let actions = lifecycle.drainRequested(now: Worker.nowMs(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
+                                                   deadline: drain.deadline, inFlight: server.state.inFlight.load(ordering: .relaxed))
+            if !actions.isEmpty || lifecycle.state != .ready { logger.info("draining", metadata: ["deadline": "\(drain.deadline)"]) }
+            return await perform(actions)
+        } catch {
+            logger.error("ignoring a bad drain request", metadata: ["error": "\(error.message)"])
+            return nil
+        }
+    }
+
+    /// Carries out lifecycle actions; returns the exit code when the worker is done.
+    mutating func perform(_ actions: [WorkerLifecycle.Action]) async -> Int32? {
+        for action in actions {
+            switch action {
+            case .writeReady(let announce):
+                var commands = [RedisCommand("SET", keys.ready(tag), DocumentCodec.encode(ready), "PX", configuration.heartbeatTTL.milliseconds)]
+                if announce { commands.append(RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .ready, subject: tag)))) }
+                do {
+                    _ = try await client.pipeline(commands)
+                    if announce { logger.info("ready", metadata: ["address": "\(ready.address)"]) }
+                } catch {
+                    logger.warning("cannot write the ready key", metadata: ["error": "\(error.message)"])
+                }
+            case .stopAccepting:
+                await server.stopAccepting()
+                logger.info("stopped accepting new connections")
+            case .stopCode:
+                // Built-in handlers have no separate program to stop.
+                if let code = await perform(lifecycle.codeStopped()) { return code }
+            case .finishDrain:
+                let commands = [
+                    RedisCommand("SET", keys.drained(tag), DocumentCodec.encode(DrainedRecord(tag: tag, drainedAt: Worker.nowMs())), "EX", 3600),
+                    RedisCommand("DEL", keys.ready(tag)),
+                    RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .drained, subject: tag))),
+                ]
+                do {
+                    _ = try await client.pipeline(commands)
+                } catch {
+                    logger.error("cannot write the drained key", metadata: ["error": "\(error.message)"])
+                    return 1
+                }
+                logger.info("drained; exiting")
+                return 0
+            }
+        }
+        return nil
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

@@ -1,0 +1,85 @@
+/// A worker's life as a pure state machine: what to do when its code is ready, when a
+/// heartbeat is due, when a drain is requested, as time passes and requests finish.
+///
+/// States:
+/// - `starting`: the code is not serving yet;
+/// - `ready`: serving; the ready key is renewed every heartbeat;
+/// - `draining(acceptUntil:deadline:)`: asked to drain; still accepting stragglers from routers
+///   that have not seen it leave until `acceptUntil` (the backend's wait loop);
+/// - `closing(deadline:)`: the listener is closed (new connections are refused, which routers
+///   may safely retry elsewhere); waiting for in-flight requests to finish;
+/// - `stoppingCode`: nothing in flight; the code is being stopped;
+/// - `drained`: done; the worker exits 0.
+struct WorkerLifecycle: Sendable, Equatable {
+    enum State: Sendable, Equatable {
+        case starting
+        case ready
+        case draining(acceptUntil: Int64, deadline: Int64)
+        case closing(deadline: Int64)
+        case stoppingCode
+        case drained
+    }
+
+    enum Action: Sendable, Equatable {
+        /// Write (or renew) the ready key and, the first time, publish the `ready` wake-up.
+        case writeReady(announce: Bool)
+        /// Close the listening socket.
+        case stopAccepting
+        /// Stop the replica's code (SIGTERM to a command) and report `codeStopped`.
+        case stopCode
+        /// Write the drained key, delete the ready key, publish `drained`, exit 0.
+        case finishDrain
+    }
+
+    private(set) var state: State = .starting
+
+    mutating func codeBecameReady() -> [Action] {
+        guard state == .starting else { return [] }
+        state = .ready
+        return [.writeReady(announce: true)]
+    }
+
+    mutating func heartbeatDue() -> [Action] {
+        state == .ready ? [.writeReady(announce: false)] : []
+    }
+
+    /// A drain request was read. Repeated requests change nothing.
+    mutating func drainRequested(now: Int64, waitLoopS: Double, deadline: Int64, inFlight: Int) -> [Action] {
+        switch state {
+        case .starting, .ready:
+            let acceptUntil = min(deadline, now + Int64((waitLoopS * 1000).rounded()))
+            state = .draining(acceptUntil: acceptUntil, deadline: deadline)
+            return timePassed(now: now, inFlight: inFlight)
+        default:
+            return []
+        }
+    }
+
+    /// Called periodically while draining, and whenever a request finishes.
+    mutating func timePassed(now: Int64, inFlight: Int) -> [Action] {
+        switch state {
+        case .draining(let acceptUntil, let deadline) where now >= acceptUntil:
+            state = .closing(deadline: deadline)
+            return [.stopAccepting] + timePassed(now: now, inFlight: inFlight)
+        case .closing where inFlight == 0:
+            state = .stoppingCode
+            return [.stopCode]
+        default:
+            return []
+        }
+    }
+
+    mutating func codeStopped() -> [Action] {
+        guard state == .stoppingCode else { return [] }
+        state = .drained
+        return [.finishDrain]
+    }
+
+    /// Whether a new request may be accepted now.
+    var acceptsRequests: Bool {
+        switch state {
+        case .ready, .draining: return true
+        default: return false
+        }
+    }
+}
