@@ -1,0 +1,94 @@
+import Foundation
+import Glibc
+import Testing
+
+/// The built `swerve` binary: a sibling of the test bundle in the build directory.
+func swerveBinary() throws -> String {
+    let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let path = ProcessInfo.processInfo.environment["SWERVE_BINARY"] ?? directory.appendingPathComponent("swerve").path
+    guard FileManager.default.isExecutableFile(atPath: path) else {
+        throw TestFailure("no swerve binary at \(path): build with `swift build --build-tests` (ops/test does)")
+    }
+    return path
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A started `swerve` process whose stderr is collected.
+final class SwerveProcess: @unchecked Sendable {
+    // @unchecked: `process` and `errors` are set once in init and only read afterwards;
+    // Foundation's Process and Pipe are thread-safe for these reads.
+    let process: Process
+    private let errors = Pipe()
+
+    init(_ arguments: [String], environment: [String: String]) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: try swerveBinary())
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// Waits (off the cooperative pool) for the process to exit; returns its status and stderr.
+    func exit() async -> (status: Int32, stderr: String) {
+        await withCheckedContinuation { continuation in
+            Thread {
+                let output = self.errors.fileHandleForReading.readDataToEndOfFile()
+                self.process.waitUntilExit()
+                continuation.resume(returning: (self.process.terminationStatus, String(decoding: output, as: UTF8.self)))
+            }.start()
+        }
+    }
+
+    func kill(_ signal: Int32 = SIGKILL) { Glibc.kill(process.processIdentifier, signal) }
+
+    deinit { if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) } }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), on a thread of its own
+/// so a slow answer never blocks Swift's pool.
+func httpRequest(_ address: String, method: String = "GET", path: String = "/", body: [UInt8] = []) async throws -> (status: Int, headers: [String: String], body: [UInt8]) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(with: Result { try blockingHTTPRequest(address, method: method, path: path, body: body) })
+        }.start()
+    }
+}
+
+private func blockingHTTPRequest(_ address: String, method: String, path: String, body: [UInt8]) throws -> (status: Int, headers: [String: String], body: [UInt8]) {
+    guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else { throw TestFailure("bad address \(address)") }
+    let host = String(address[..<colon])
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var socketAddress = sockaddr_in()
+    socketAddress.sin_family = sa_family_t(AF_INET)
+    socketAddress.sin_port = port.bigEndian
+    socketAddress.sin_addr.s_addr = inet_addr(host)
+    let connected = withUnsafePointer(to: &socketAddress) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestFailure("connect to \(address) failed: \(String(cString: strerror(errno)))") }
+    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body
+    _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        if count <= 0 { break }
+        response += buffer[0..<count]
+    }
+    guard let split = response.firstRange(of: Array("\r\n\r\n".utf8)) else { throw TestFailure("no HTTP response from \(address)") }
+    let head = String(decoding: response[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+    let status = Int(head[0].split(separator: " ")[1]) ?? 0
+    var headers: [String: String] = [:]
+    for line in head.dropFirst() {
+        guard let colon = line.firstIndex(of: ":") else { continue }
+        headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+    return (status, headers, Array(response[split.upperBound...]))
+}

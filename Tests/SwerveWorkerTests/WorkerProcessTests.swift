@@ -1,0 +1,145 @@
+import Foundation
+import Glibc
+import Logging
+import SwerveCore
+import SwerveProtocol
+import SwerveRedis
+import Testing
+
+/// Real `swerve worker` processes against the throwaway Redis of `ops/test`, driven the way a
+/// leader and a node agent would: assignments and drain requests written into Redis.
+@Suite(.timeLimit(.minutes(1))) struct WorkerProcesses {
+    let url: String
+    let keys: ClusterKeys
+    let client: RedisClient
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    init() throws {
+        url = try #require(ProcessInfo.processInfo.environment["SWERVE_TEST_REDIS_URL"], "run the tests with ops/test")
+        keys = try ClusterKeys(cluster: "w\(UInt32.random(in: 0...UInt32.max))")
+        client = RedisClient(configuration: try RedisConfiguration(url: url), logger: logger)
+    }
+
+    func assign(_ tag: String, _ workload: ReplicaConfig.Workload, waitLoopS: Double = 0.2) async throws {
+        let document = AssignmentDocument(ReplicaAssignment(
+            replica: ReplicaReference(tag: tag, backend: "api", node: "n1"), version: "v1",
+            replicaConfig: ReplicaConfig(workload: workload), userConfig: .string("first"),
+            maxConcurrentQueries: 10, gracefulShutdownWaitLoopS: waitLoopS))
+        try await client.send("HSET", keys.assignments("n1"), tag, DocumentCodec.encode(document))
+    }
+
+    func start(_ tag: String, agentPID: Int32 = getpid()) throws -> SwerveProcess {
+        try SwerveProcess(["worker"], environment: [
+            "SWERVE_REDIS_URL": url, "SWERVE_CLUSTER": keys.cluster, "SWERVE_NODE_ID": "n1",
+            "SWERVE_NODE_ADDRESS": "127.0.0.1", "SWERVE_REPLICA_TAG": tag, "SWERVE_AGENT_PID": "\(agentPID)",
+            "SWERVE_LOG_LEVEL": "warning",
+        ])
+    }
+
+    /// Subscribes to the wake channel, runs `body`, and returns once `event` for `tag` arrives.
+    func awaitWake(_ event: WakeUp.Event, for tag: String, after body: () async throws -> Void) async throws {
+        let subscriber = RedisSubscriber(configuration: try RedisConfiguration(url: url), logger: logger)
+        try await subscriber.subscribe(to: [keys.wake]) { subscription in
+            var iterator = subscription.makeAsyncIterator()
+            #expect(await iterator.next() == .subscribed)
+            try await body()
+            while let next = await iterator.next() {
+                guard case .message(let message) = next, let wake = try? DocumentCodec.decode(WakeUp.self, from: message.payload, source: keys.wake) else { continue }
+                if wake == WakeUp(event: event, subject: tag) { return }
+            }
+            throw TestFailure("the subscription ended before \(event) for \(tag)")
+        }
+    }
+
+    func readyRecord(_ tag: String) async throws -> ReadyRecord? {
+        guard let bytes = try await client.send("GET", keys.ready(tag)).bytes else { return nil }
+        return try DocumentCodec.decode(ReadyRecord.self, from: bytes, source: keys.ready(tag))
+    }
+
+    @Test func aWorkerReportsReadyWithAnAddressThatServes() async throws {
+        let tag = "api#ready1"
+        try await assign(tag, .builtin(name: "echo"))
+        var worker: SwerveProcess?
+        try await awaitWake(.ready, for: tag) { worker = try start(tag) }
+        let ready = try #require(try await readyRecord(tag))
+        #expect(ready.node == "n1" && ready.version == "v1" && ready.backend == "api")
+        #expect(ready.pid == worker?.process.processIdentifier)
+        let ttl = try await client.send("PTTL", keys.ready(tag)).integer ?? 0
+        #expect(ttl > 0 && ttl <= 3000, "the ready key lives by its heartbeat")
+        let response = try await httpRequest(ready.address, method: "POST", body: Array("hello".utf8))
+        #expect(response.status == 200)
+        #expect(response.body == Array("hello".utf8))
+        #expect(response.headers["x-swerve-replica"] == tag)
+        let config = try await httpRequest(ready.address, path: "/-/user-config")
+        #expect(String(decoding: config.body, as: UTF8.self) == "\"first\"")
+    }
+
+    @Test func aDrainLetsTheInFlightRequestFinishThenReportsDrainedAndExits() async throws {
+        let tag = "api#drain1"
+        // A 1 s wait loop: the request is accepted whether it arrives just before or just after
+        // the drain begins, so no sleep is needed to order them.
+        try await assign(tag, .builtin(name: "sleep", options: ["ms": .number(800)]), waitLoopS: 1)
+        var started: SwerveProcess?
+        try await awaitWake(.ready, for: tag) { started = try start(tag) }
+        let worker = try #require(started)
+        let address = try #require(try await readyRecord(tag)).address
+
+        async let slow = httpRequest(address)
+        try await awaitWake(.drained, for: tag) {
+            let drain = DrainRequest(tag: tag, deadline: Int64(Date().timeIntervalSince1970 * 1000) + 20_000, force: false)
+            try await client.send("SET", keys.drain(tag), DocumentCodec.encode(drain))
+            try await client.send("PUBLISH", keys.control(tag), DocumentCodec.encode(ControlMessage(event: .drain)))
+        }
+        let response = try await slow
+        #expect(response.status == 200, "the in-flight request finished")
+        #expect(String(decoding: response.body, as: UTF8.self).hasPrefix("slept 800 ms"))
+        #expect(try await client.send("EXISTS", keys.drained(tag)) == .integer(1))
+        #expect(try await client.send("EXISTS", keys.ready(tag)) == .integer(0))
+        let (status, _) = await worker.exit()
+        #expect(status == 0)
+        await #expect(throws: (any Error).self, "the listener is closed") { try await httpRequest(address) }
+    }
+
+    @Test func aUserConfigUpdateReachesTheRunningReplicaWithoutARestart() async throws {
+        let tag = "api#config1"
+        try await assign(tag, .builtin(name: "echo"))
+        var started: SwerveProcess?
+        try await awaitWake(.ready, for: tag) { started = try start(tag) }
+        _ = started
+        let ready = try #require(try await readyRecord(tag))
+        try await client.send("SET", keys.userConfig(tag), DocumentCodec.encode(UserConfigDocument(tag: tag, userConfig: .object(["v": .number(2)]))))
+        try await client.send("PUBLISH", keys.control(tag), DocumentCodec.encode(ControlMessage(event: .config)))
+        var body = ""
+        for _ in 0..<100 where body != #"{"v":2}"# {
+            body = String(decoding: try await httpRequest(ready.address, path: "/-/user-config").body, as: UTF8.self)
+            if body != #"{"v":2}"# { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(body == #"{"v":2}"#)
+        #expect(try await readyRecord(tag)?.pid == ready.pid, "same process")
+    }
+
+    @Test func aWorkerWhoseNodeAgentIsGoneExitsByItself() async throws {
+        let tag = "api#orphan1"
+        try await assign(tag, .builtin(name: "echo"))
+        // Its parent (this test process) is not the agent it was told about: as if the agent died.
+        let worker = try start(tag, agentPID: 1)
+        let (status, stderr) = await worker.exit()
+        #expect(status == 1)
+        #expect(stderr.contains("node agent 1 is gone"))
+    }
+
+    @Test func aMissingAssignmentIsAClearError() async throws {
+        let worker = try start("api#nothing")
+        let (status, stderr) = await worker.exit()
+        #expect(status == 2)
+        #expect(stderr.contains("no assignment for api#nothing in \(keys.assignments("n1"))"))
+    }
+
+    @Test func aMalformedAssignmentNamesTheKeyAndField() async throws {
+        let tag = "api#bad1"
+        try await client.send("HSET", keys.assignments("n1"), tag, #"{"schemaVersion":1,"tag":"api#bad1"}"#)
+        let (status, stderr) = try await start(tag).exit()
+        #expect(status == 2)
+        #expect(stderr.contains("\(keys.assignments("n1")) field \(tag) holds a malformed AssignmentDocument: missing field"))
+    }
+}
