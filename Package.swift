@@ -7,6 +7,7 @@
 //   SwerveCore   - the pure core: models, validation, state machines, the reconciler (no I/O)
 //   SwerveProtocol - the Redis contract: key and channel names, versioned documents (no I/O)
 //   SwerveWorker - `swerve worker`: one replica (built-in handlers over SwiftNIO HTTP)
+//   SwerveNode   - `swerve node`: the node agent that starts, reaps and kills workers
 //   SwerveCLI    - the one executable, `swerve`
 //   SwerveBench  - `swerve-bench`, the benchmark driver that `ops/bench` runs
 import PackageDescription
@@ -60,12 +61,24 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "SwerveNode",
+            dependencies: [
+                "SwerveProtocol",
+                "SwerveRedis",
+                "SwerveCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(name: "SwerveTestSupport", swiftSettings: strict),
         .executableTarget(
             name: "SwerveCLI",
             dependencies: [
                 "SwerveRedis",
                 "SwerveCore",
                 "SwerveWorker",
+                "SwerveNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -103,6 +116,19 @@ let package = Package(
             name: "SwerveWorkerTests",
             dependencies: [
                 "SwerveWorker",
+                "SwerveTestSupport",
+                "SwerveProtocol",
+                "SwerveRedis",
+                "SwerveCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwerveNodeTests",
+            dependencies: [
+                "SwerveNode",
+                "SwerveTestSupport",
                 "SwerveProtocol",
                 "SwerveRedis",
                 "SwerveCore",

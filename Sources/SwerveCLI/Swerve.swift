@@ -15,7 +15,7 @@ struct SwerveCommand: AsyncParsableCommand {
               swerve version
             """,
         version: Swerve.version,
-        subcommands: [Version.self, WorkerCommand.self]
+        subcommands: [NodeCommand.self, WorkerCommand.self, Version.self]
     )
 }
 

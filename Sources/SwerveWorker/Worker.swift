@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 public import Logging
 import SwerveCore
@@ -15,6 +16,8 @@ public enum Worker {
         case requestFinished
         case control(ControlMessage?)
         case pollNow
+        /// SIGTERM (the node agent is shutting down): drain as if asked to, within 10 s.
+        case terminate
     }
 
     public static func run(_ configuration: WorkerConfiguration, logger baseLogger: Logger) async throws -> Int32 {
@@ -44,6 +47,11 @@ public enum Worker {
         let startedAt = Self.nowMs()
 
         let (events, continuation) = AsyncStream.makeStream(of: Event.self)
+        signal(SIGTERM, SIG_IGN)
+        let termination = DispatchSource.makeSignalSource(signal: SIGTERM)
+        termination.setEventHandler { continuation.yield(.terminate) }
+        termination.resume()
+        defer { termination.cancel() }
         let state = BuiltinServerState(handler: handler, tag: tag, options: options, userConfig: assignment.userConfig,
                                        requestFinished: { continuation.yield(.requestFinished) })
         let server = try await BuiltinServer.start(host: configuration.nodeAddress, state: state)
@@ -122,6 +130,10 @@ struct WorkerRun {
             return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: server.state.inFlight.load(ordering: .relaxed)))
         case .control, .pollNow:
             return await poll()
+        case .terminate:
+            logger.info("SIGTERM: draining")
+            return await perform(lifecycle.drainRequested(now: Worker.nowMs(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
+                                                          deadline: Worker.nowMs() + 10_000, inFlight: server.state.inFlight.load(ordering: .relaxed)))
         }
     }
 

@@ -4,6 +4,7 @@ import Logging
 import SwerveCore
 import SwerveProtocol
 import SwerveRedis
+import SwerveTestSupport
 import Testing
 
 /// Real `swerve worker` processes against the throwaway Redis of `ops/test`, driven the way a

@@ -1,9 +1,9 @@
-import Foundation
+/// Helpers shared by the test targets that run real `swerve` processes. Not shipped.
+public import Foundation
 import Glibc
-import Testing
 
 /// The built `swerve` binary: a sibling of the test bundle in the build directory.
-func swerveBinary() throws -> String {
+public func swerveBinary() throws -> String {
     let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     let path = ProcessInfo.processInfo.environment["SWERVE_BINARY"] ?? directory.appendingPathComponent("swerve").path
     guard FileManager.default.isExecutableFile(atPath: path) else {
@@ -12,19 +12,19 @@ func swerveBinary() throws -> String {
     return path
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// A started `swerve` process whose stderr is collected.
-final class SwerveProcess: @unchecked Sendable {
+public final class SwerveProcess: @unchecked Sendable {
     // @unchecked: `process` and `errors` are set once in init and only read afterwards;
     // Foundation's Process and Pipe are thread-safe for these reads.
-    let process: Process
+    public let process: Process
     private let errors = Pipe()
 
-    init(_ arguments: [String], environment: [String: String]) throws {
+    public init(_ arguments: [String], environment: [String: String]) throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: try swerveBinary())
         process.arguments = arguments
@@ -35,7 +35,7 @@ final class SwerveProcess: @unchecked Sendable {
     }
 
     /// Waits (off the cooperative pool) for the process to exit; returns its status and stderr.
-    func exit() async -> (status: Int32, stderr: String) {
+    public func exit() async -> (status: Int32, stderr: String) {
         await withCheckedContinuation { continuation in
             Thread {
                 let output = self.errors.fileHandleForReading.readDataToEndOfFile()
@@ -45,14 +45,14 @@ final class SwerveProcess: @unchecked Sendable {
         }
     }
 
-    func kill(_ signal: Int32 = SIGKILL) { Glibc.kill(process.processIdentifier, signal) }
+    public func kill(_ signal: Int32 = SIGKILL) { Glibc.kill(process.processIdentifier, signal) }
 
     deinit { if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) } }
 }
 
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`), on a thread of its own
 /// so a slow answer never blocks Swift's pool.
-func httpRequest(_ address: String, method: String = "GET", path: String = "/", body: [UInt8] = []) async throws -> (status: Int, headers: [String: String], body: [UInt8]) {
+public func httpRequest(_ address: String, method: String = "GET", path: String = "/", body: [UInt8] = []) async throws -> (status: Int, headers: [String: String], body: [UInt8]) {
     try await withCheckedThrowingContinuation { continuation in
         Thread {
             continuation.resume(with: Result { try blockingHTTPRequest(address, method: method, path: path, body: body) })

@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import SwerveProtocol
+import SwerveRedis
+
+/// `--redis` and `--cluster`, shared by every subcommand that talks to a cluster, with
+/// `SWERVE_REDIS_URL` and `SWERVE_CLUSTER` as fallbacks.
+struct ClusterOptions: ParsableArguments {
+    @Option(name: .customLong("redis"), help: ArgumentHelp("The Redis URL (redis://[user:password@]host:port[/db] or unix:///path); keep the password in SWERVE_REDIS_PASSWORD or SWERVE_REDIS_PASSWORD_FILE.", valueName: "url"))
+    var redisURL: String = ProcessInfo.processInfo.environment["SWERVE_REDIS_URL"] ?? "redis://127.0.0.1:6379"
+
+    @Option(help: ArgumentHelp("The cluster name: every key lives under swerve:{NAME}:.", valueName: "name"))
+    var cluster: String = ProcessInfo.processInfo.environment["SWERVE_CLUSTER"] ?? "default"
+
+    func redisConfiguration() throws -> RedisConfiguration {
+        do {
+            return try RedisConfiguration(url: redisURL, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw ValidationError("--redis: \(error.message)")
+        }
+    }
+
+    func keys() throws -> ClusterKeys {
+        do {
+            return try ClusterKeys(cluster: cluster)
+        } catch {
+            throw ValidationError("--cluster: \(error.message)")
+        }
+    }
+}

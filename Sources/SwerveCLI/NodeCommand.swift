@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SwerveCore
+import SwerveNode
+
+/// `swerve node`: the agent that runs this host's replicas.
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Run this host's node agent: register its resources and run the workers the leader assigns to it.",
+        discussion: """
+            Stops on SIGTERM after its workers drained (or --shutdown-timeout passed).
+
+            Example:
+              swerve node --id node-a --address 10.0.0.5 --cpu 4 --memory 8GiB --resource gpu=1
+            """
+    )
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Option(help: "This node's id (default: the host name).")
+    var id: String = ProcessInfo.processInfo.hostName
+
+    @Option(help: "The address workers bind and advertise to routers.")
+    var address = "127.0.0.1"
+
+    @Option(help: "CPUs offered to replicas (fractions allowed; default: the cores here).")
+    var cpu = Double(ProcessInfo.processInfo.activeProcessorCount)
+
+    @Option(help: "Memory offered to replicas, in bytes or with a unit (512MiB, 8GiB; default: the memory here).")
+    var memory: String?
+
+    @Option(name: .customLong("resource"), help: ArgumentHelp("A custom resource offered to replicas, NAME=AMOUNT (repeatable).", valueName: "name=amount"))
+    var resources: [String] = []
+
+    @Option(help: "Seconds after SIGTERM before still-running workers are killed.")
+    var shutdownTimeout: Double = 30
+
+    @Option(help: ArgumentHelp("The program started for each replica, with its arguments (default: this swerve, worker).", valueName: "command"))
+    var workerCommand: String?
+
+    func validate() throws {
+        guard !id.isEmpty, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            throw ValidationError("--id: \"\(id)\" may contain only letters, digits, \"-\", \"_\" and \".\"")
+        }
+        guard cpu >= 0, cpu.isFinite else { throw ValidationError("--cpu: must be a number ≥ 0, got \(cpu)") }
+        guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout: must be ≥ 0, got \(shutdownTimeout)") }
+        _ = try memoryBytes()
+        _ = try customResources()
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "swerve.node") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = ProcessInfo.processInfo.environment["SWERVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let command = workerCommand.map { $0.split(separator: " ").map(String.init) } ?? [selfPath, "worker"]
+        let configuration = NodeConfiguration(
+            redisURL: cluster.redisURL, redis: try cluster.redisConfiguration(), keys: try cluster.keys(), id: id, address: address,
+            resources: Resources(cpu: cpu, memoryBytes: try memoryBytes(), custom: try customResources()),
+            shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)), workerCommand: command,
+            environment: ProcessInfo.processInfo.environment)
+        do {
+            try await NodeAgent.run(configuration, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("swerve node: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    private func memoryBytes() throws -> Int64 {
+        guard let memory else { return Int64(ProcessInfo.processInfo.physicalMemory) }
+        let units: [(String, Int64)] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1), ("", 1)]
+        for (unit, factor) in units where memory.hasSuffix(unit) {
+            if let value = Double(memory.dropLast(unit.count)), value >= 0 { return Int64(value * Double(factor)) }
+        }
+        throw ValidationError("--memory: \"\(memory)\" is not an amount such as 1073741824, 512MiB or 8GiB")
+    }
+
+    private func customResources() throws -> [String: Double] {
+        var custom: [String: Double] = [:]
+        for item in resources {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, parts[0] != "cpu", parts[0] != "memory", let amount = Double(parts[1]), amount >= 0 else {
+                throw ValidationError("--resource: \"\(item)\" must be NAME=AMOUNT, e.g. gpu=1 (cpu and memory have their own flags)")
+            }
+            custom[parts[0]] = amount
+        }
+        return custom
+    }
+}

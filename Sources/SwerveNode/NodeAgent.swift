@@ -1,0 +1,231 @@
+import Dispatch
+import Foundation
+public import Logging
+import SwerveCore
+import SwerveProtocol
+import SwerveRedis
+
+/// `swerve node`: registers the host with a heartbeat, runs exactly the workers its
+/// assignments name, kills those it must, records every exit, and restarts nothing by itself.
+/// See `docs/PROTOCOL.md` for the keys it reads and writes.
+///
+/// On SIGTERM it deregisters (the leader moves its replicas elsewhere), asks its workers to
+/// drain (SIGTERM), kills whatever still runs after `shutdownTimeout`, and returns.
+public enum NodeAgent {
+    enum Event: Sendable {
+        case tick
+        case notified
+        case terminate
+    }
+
+    public static func run(_ configuration: NodeConfiguration, logger baseLogger: Logger) async throws {
+        let logger = {
+            var logger = baseLogger
+            logger[metadataKey: "node"] = "\(configuration.id)"
+            return logger
+        }()
+        let client = RedisClient(configuration: configuration.redis, logger: logger)
+        defer { client.close() }
+        let (events, continuation) = AsyncStream.makeStream(of: Event.self)
+
+        signal(SIGTERM, SIG_IGN)
+        let termination = DispatchSource.makeSignalSource(signal: SIGTERM)
+        termination.setEventHandler { continuation.yield(.terminate) }
+        termination.resume()
+        defer { termination.cancel() }
+
+        var agent = NodeAgentRun(configuration: configuration, client: client, logger: logger)
+        try await agent.register()
+        logger.info("registered", metadata: ["address": "\(configuration.address)", "cpu": "\(configuration.resources.cpu)"])
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(100))
+                    continuation.yield(.tick)
+                }
+            }
+            group.addTask {
+                let subscriber = RedisSubscriber(configuration: configuration.redis, logger: logger)
+                try? await subscriber.subscribe(to: [configuration.keys.nodeNotify(configuration.id)]) { subscription in
+                    for await event in subscription {
+                        switch event {
+                        case .subscribed, .mayHaveMissedMessages, .message: continuation.yield(.notified)
+                        case .disconnected: break
+                        }
+                    }
+                }
+            }
+            for await event in events {
+                if await agent.handle(event) { break }
+            }
+            group.cancelAll()
+        }
+        await agent.deregister()
+        logger.info("stopped")
+    }
+}
+
+/// The agent's state between events.
+struct NodeAgentRun {
+    let configuration: NodeConfiguration
+    let client: RedisClient
+    let logger: Logger
+    var running: [String: RunningWorker] = [:]
+    /// Tags this agent ever started: never started again.
+    var ranBefore: Set<String> = []
+    /// Malformed assignments already reported.
+    var reported: Set<String> = []
+    var view = NodeView()
+    var viewVersion: Int64?
+    var lastHeartbeat = ContinuousClock.now
+    var lastPoll = ContinuousClock.now
+    var shuttingDownSince: ContinuousClock.Instant?
+
+    var keys: ClusterKeys { configuration.keys }
+    var id: String { configuration.id }
+
+    func register() async throws(RedisError) {
+        let record = NodeRecord(id: id, address: configuration.address, resources: configuration.resources, pid: getpid(), startedAt: Self.nowMs())
+        _ = try await client.pipeline([
+            RedisCommand("SET", keys.node(id), DocumentCodec.encode(record), "PX", Self.ms(configuration.nodeTTL)),
+            RedisCommand("ZADD", keys.nodes, Self.nowMs(), id),
+            RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .nodeJoined, subject: id))),
+        ])
+    }
+
+    func deregister() async {
+        _ = try? await client.pipeline([
+            RedisCommand("DEL", keys.node(id)),
+            RedisCommand("ZREM", keys.nodes, id),
+            RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .nodeLeft, subject: id))),
+        ])
+    }
+
+    /// Handles one event; true when the agent is done.
+    mutating func handle(_ event: NodeAgent.Event) async -> Bool {
+        switch event {
+        case .terminate:
+            guard shuttingDownSince == nil else { return false }
+            logger.info("SIGTERM: deregistering and draining workers", metadata: ["workers": "\(running.count)"])
+            shuttingDownSince = .now
+            await deregister()
+            for worker in running.values { WorkerProcesses.signalGroup(worker.pid, SIGTERM) }
+        case .notified:
+            await readView(force: true)
+        case .tick:
+            let now = ContinuousClock.now
+            if shuttingDownSince == nil, now - lastHeartbeat >= configuration.nodeTTL / 3 {
+                lastHeartbeat = now
+                try? await register()
+            }
+            if now - lastPoll >= configuration.pollInterval { await readView(force: false) }
+        }
+        await reapExits()
+        if let since = shuttingDownSince {
+            if running.isEmpty { return true }
+            if ContinuousClock.now - since >= configuration.shutdownTimeout {
+                for worker in running.values where !worker.killSent {
+                    logger.warning("killing a worker that did not drain in time", metadata: ["replica": "\(worker.tag)"])
+                    WorkerProcesses.signalGroup(worker.pid, SIGKILL)
+                    running[worker.tag]?.killSent = true
+                }
+            }
+        }
+        await converge()
+        return false
+    }
+
+    /// Re-reads the assignments (when their version changed, or `force`) and the drain requests.
+    mutating func readView(force: Bool) async {
+        lastPoll = .now
+        do {
+            let version = try await client.send("GET", keys.assignmentsVersion(id)).integer
+            var fresh = NodeView(assigned: view.assigned, malformed: view.malformed)
+            if force || version != viewVersion || viewVersion == nil {
+                guard let fields = try await client.send("HGETALL", keys.assignments(id)).array else { return }
+                fresh.assigned = [:]
+                fresh.malformed = [:]
+                for index in stride(from: 0, to: fields.count - 1, by: 2) {
+                    guard let tag = fields[index].string, let bytes = fields[index + 1].bytes else { continue }
+                    do {
+                        fresh.assigned[tag] = try DocumentCodec.decode(AssignmentDocument.self, from: bytes, source: "\(keys.assignments(id)) field \(tag)")
+                    } catch {
+                        fresh.malformed[tag] = error.message
+                    }
+                }
+                viewVersion = version
+            }
+            let tags = Array(Set(fresh.assigned.keys).union(running.keys)).sorted()
+            if !tags.isEmpty {
+                let drains = try await client.send(RedisCommand("MGET", arguments: tags.map(keys.drain))).array ?? []
+                for (tag, reply) in zip(tags, drains) {
+                    guard let bytes = reply.bytes else { continue }
+                    fresh.drains[tag] = try? DocumentCodec.decode(DrainRequest.self, from: bytes, source: keys.drain(tag))
+                }
+            }
+            view = fresh
+        } catch {
+            logger.warning("cannot read assignments", metadata: ["error": "\(error.message)"])
+        }
+    }
+
+    mutating func converge() async {
+        let actions = NodeConvergence.actions(view: view, running: running, ranBefore: ranBefore, reported: reported,
+                                              now: Self.nowMs(), shuttingDown: shuttingDownSince != nil)
+        for action in actions {
+            switch action {
+            case .start(let assignment):
+                start(assignment)
+            case .kill(let tag, let pid, let reason):
+                logger.info("killing worker", metadata: ["replica": "\(tag)", "reason": "\(reason)"])
+                WorkerProcesses.signalGroup(pid, SIGKILL)
+                running[tag]?.killSent = true
+            case .reportMalformed(let tag, let reason):
+                logger.error("ignoring a malformed assignment", metadata: ["replica": "\(tag)", "error": "\(reason)"])
+                reported.insert(tag)
+            }
+        }
+    }
+
+    mutating func start(_ assignment: AssignmentDocument) {
+        var environment = configuration.environment
+        environment["SWERVE_REDIS_URL"] = configuration.redisURL
+        environment["SWERVE_CLUSTER"] = keys.cluster
+        environment["SWERVE_NODE_ID"] = id
+        environment["SWERVE_NODE_ADDRESS"] = configuration.address
+        environment["SWERVE_REPLICA_TAG"] = assignment.tag
+        environment["SWERVE_AGENT_PID"] = "\(getpid())"
+        environment["SWERVE_HEARTBEAT_TTL_MS"] = "\(Self.ms(configuration.workerHeartbeatTTL))"
+        ranBefore.insert(assignment.tag)
+        do {
+            let command = configuration.workerCommand
+            let pid = try WorkerProcesses.spawn(executable: command[0], arguments: Array(command.dropFirst()), environment: environment)
+            running[assignment.tag] = RunningWorker(tag: assignment.tag, pid: pid)
+            logger.info("started worker", metadata: ["replica": "\(assignment.tag)", "pid": "\(pid)"])
+        } catch {
+            logger.error("cannot start worker", metadata: ["replica": "\(assignment.tag)", "error": "\(error.message)"])
+        }
+    }
+
+    /// Records every exited worker (the exit key, and a wake-up for the leader).
+    mutating func reapExits() async {
+        for exit in WorkerProcesses.reap() {
+            guard let worker = running.values.first(where: { $0.pid == exit.pid }) else { continue }
+            running[worker.tag] = nil
+            let record = ExitRecord(tag: worker.tag, node: id, pid: exit.pid, code: exit.code, signal: exit.signal, exitedAt: Self.nowMs())
+            logger.info("worker exited", metadata: ["replica": "\(worker.tag)", "reason": "\(record.reason)"])
+            _ = try? await client.pipeline([
+                RedisCommand("SET", keys.exit(worker.tag), DocumentCodec.encode(record), "EX", 3600),
+                RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: worker.tag))),
+            ])
+        }
+    }
+
+    static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+
+    static func ms(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

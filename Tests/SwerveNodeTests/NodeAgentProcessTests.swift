@@ -1,0 +1,179 @@
+import Foundation
+import Glibc
+import Logging
+import SwerveCore
+import SwerveProtocol
+import SwerveRedis
+import SwerveTestSupport
+import Testing
+
+/// Real `swerve node` agents (which start real `swerve worker`s) against the throwaway Redis,
+/// with assignments and drain requests written as the leader would write them.
+@Suite(.timeLimit(.minutes(1))) struct NodeAgentProcesses {
+    let url: String
+    let keys: ClusterKeys
+    let client: RedisClient
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    init() throws {
+        url = try #require(ProcessInfo.processInfo.environment["SWERVE_TEST_REDIS_URL"], "run the tests with ops/test")
+        keys = try ClusterKeys(cluster: "n\(UInt32.random(in: 0...UInt32.max))")
+        client = RedisClient(configuration: try RedisConfiguration(url: url), logger: logger)
+    }
+
+    func startNode(_ extra: [String] = []) throws -> SwerveProcess {
+        try SwerveProcess(["node", "--redis", url, "--cluster", keys.cluster, "--id", "n1", "--cpu", "4", "--memory", "1GiB",
+                           "--shutdown-timeout", "5"] + extra,
+                          environment: ["SWERVE_LOG_LEVEL": "info"])
+    }
+
+    /// Writes an assignment as the leader does: the field, the version, the notification.
+    func assign(_ tag: String, _ workload: ReplicaConfig.Workload = .builtin(name: "echo"), notify: Bool = true) async throws {
+        let document = AssignmentDocument(ReplicaAssignment(
+            replica: ReplicaReference(tag: tag, backend: "api", node: "n1"), version: "v1",
+            replicaConfig: ReplicaConfig(workload: workload), userConfig: nil, maxConcurrentQueries: 10, gracefulShutdownWaitLoopS: 0))
+        var commands = [RedisCommand("HSET", keys.assignments("n1"), tag, DocumentCodec.encode(document)), RedisCommand("INCR", keys.assignmentsVersion("n1"))]
+        if notify { commands.append(RedisCommand("PUBLISH", keys.nodeNotify("n1"), "1")) }
+        _ = try await client.pipeline(commands)
+    }
+
+    func drain(_ tag: String, inMs: Int64, force: Bool = false) async throws {
+        let request = DrainRequest(tag: tag, deadline: Int64(Date().timeIntervalSince1970 * 1000) + inMs, force: force)
+        _ = try await client.pipeline([
+            RedisCommand("SET", keys.drain(tag), DocumentCodec.encode(request)),
+            RedisCommand("PUBLISH", keys.control(tag), DocumentCodec.encode(ControlMessage(event: .drain))),
+            RedisCommand("PUBLISH", keys.nodeNotify("n1"), "drain"),
+        ])
+    }
+
+    /// Subscribes to the wake channel, runs `body`, returns once every wanted event arrived.
+    func awaitWake(_ wanted: [WakeUp], after body: () async throws -> Void) async throws {
+        let subscriber = RedisSubscriber(configuration: try RedisConfiguration(url: url), logger: logger)
+        try await subscriber.subscribe(to: [keys.wake]) { subscription in
+            var iterator = subscription.makeAsyncIterator()
+            #expect(await iterator.next() == .subscribed)
+            try await body()
+            var missing = Set(wanted)
+            while !missing.isEmpty, let next = await iterator.next() {
+                guard case .message(let message) = next, let wake = try? DocumentCodec.decode(WakeUp.self, from: message.payload, source: keys.wake) else { continue }
+                missing.remove(wake)
+            }
+            if !missing.isEmpty { throw TestFailure("never saw \(missing)") }
+        }
+    }
+
+    func document<D: ProtocolDocument>(_ type: D.Type, at key: String) async throws -> D? {
+        guard let bytes = try await client.send("GET", key).bytes else { return nil }
+        return try DocumentCodec.decode(type, from: bytes, source: key)
+    }
+
+    @Test func aNodeRegistersAndStartsAWorkerThatServes() async throws {
+        var node: SwerveProcess?
+        try await awaitWake([WakeUp(event: .nodeJoined, subject: "n1")]) { node = try startNode() }
+        _ = node
+        let record = try #require(try await document(NodeRecord.self, at: keys.node("n1")))
+        #expect(record.resources == Resources(cpu: 4, memoryBytes: 1 << 30))
+        #expect(try await client.send("ZSCORE", keys.nodes, "n1") != .null)
+        let ttl = try await client.send("PTTL", keys.node("n1")).integer ?? 0
+        #expect(ttl > 0 && ttl <= 3000)
+
+        try await awaitWake([WakeUp(event: .ready, subject: "api#a1")]) { try await assign("api#a1") }
+        let ready = try #require(try await document(ReadyRecord.self, at: keys.ready("api#a1")))
+        #expect(try await httpRequest(ready.address, method: "POST", body: Array("hi".utf8)).body == Array("hi".utf8))
+    }
+
+    @Test func aKilledWorkerIsReportedWithItsSignalAndNotRestarted() async throws {
+        let node = try startNode()
+        try await awaitWake([WakeUp(event: .ready, subject: "api#k1")]) { try await assign("api#k1") }
+        let ready = try #require(try await document(ReadyRecord.self, at: keys.ready("api#k1")))
+        try await awaitWake([WakeUp(event: .exited, subject: "api#k1")]) { _ = Glibc.kill(ready.pid, SIGKILL) }
+        let exit = try #require(try await document(ExitRecord.self, at: keys.exit("api#k1")))
+        #expect(exit.signal == SIGKILL && exit.pid == ready.pid && exit.reason == "signal 9 (SIGKILL)")
+        let ttl = try await client.send("PTTL", keys.ready("api#k1")).integer ?? -2
+        #expect(ttl <= 3000, "its ready key is no longer renewed and expires within the heartbeat TTL")
+        // Another assignment makes the agent reconverge; once its replica is ready, the agent
+        // has decided about api#k1 again — and must not have restarted it: the leader decides.
+        try await awaitWake([WakeUp(event: .ready, subject: "api#k2")]) { try await assign("api#k2") }
+        node.kill(SIGTERM)
+        let (_, stderr) = await node.exit()
+        #expect(stderr.components(separatedBy: "started worker").count - 1 == 2, "one start each for api#k1 and api#k2:\n\(stderr)")
+        #expect(stderr.contains("replica=api#k1") && stderr.contains("reason=signal 9 (SIGKILL)"))
+    }
+
+    @Test func aMissedNotificationIsCaughtByThePeriodicReread() async throws {
+        var node: SwerveProcess?
+        try await awaitWake([WakeUp(event: .nodeJoined, subject: "n1")]) { node = try startNode() }
+        _ = node
+        try await awaitWake([WakeUp(event: .ready, subject: "api#m1")]) { try await assign("api#m1", notify: false) }
+    }
+
+    @Test func aWorkerStillBusyAtItsDrainDeadlineIsKilled() async throws {
+        var node: SwerveProcess?
+        try await awaitWake([WakeUp(event: .ready, subject: "api#d1")]) {
+            node = try startNode()
+            try await assign("api#d1", .builtin(name: "sleep", options: ["ms": .number(30_000)]))
+        }
+        _ = node
+        let ready = try #require(try await document(ReadyRecord.self, at: keys.ready("api#d1")))
+        async let stuck: Void = { _ = try? await httpRequest(ready.address) }()
+        try await awaitWake([WakeUp(event: .exited, subject: "api#d1")]) { try await drain("api#d1", inMs: 300) }
+        let exit = try #require(try await document(ExitRecord.self, at: keys.exit("api#d1")))
+        #expect(exit.signal == SIGKILL, "killed at the deadline, not drained")
+        #expect(try await client.send("EXISTS", keys.drained("api#d1")) == .integer(0))
+        await stuck
+    }
+
+    @Test func aForcedDrainKillsAtOnceAndARemovedAssignmentKills() async throws {
+        var node: SwerveProcess?
+        try await awaitWake([WakeUp(event: .ready, subject: "api#f1"), WakeUp(event: .ready, subject: "api#r1")]) {
+            node = try startNode()
+            try await assign("api#f1")
+            try await assign("api#r1")
+        }
+        _ = node
+        try await awaitWake([WakeUp(event: .exited, subject: "api#f1")]) { try await drain("api#f1", inMs: 60_000, force: true) }
+        try await awaitWake([WakeUp(event: .exited, subject: "api#r1")]) {
+            _ = try await client.pipeline([RedisCommand("HDEL", keys.assignments("n1"), "api#r1"), RedisCommand("INCR", keys.assignmentsVersion("n1")),
+                                           RedisCommand("PUBLISH", keys.nodeNotify("n1"), "2")])
+        }
+        #expect(try await document(ExitRecord.self, at: keys.exit("api#f1"))?.signal == SIGKILL)
+        #expect(try await document(ExitRecord.self, at: keys.exit("api#r1"))?.signal == SIGKILL)
+    }
+
+    @Test func aMalformedAssignmentIsReportedAndTheOthersRun() async throws {
+        var started: SwerveProcess?
+        try await awaitWake([WakeUp(event: .ready, subject: "api#ok1")]) {
+            try await client.send("HSET", keys.assignments("n1"), "api#bad", "{\"schemaVersion\":1}")
+            try await assign("api#ok1")
+            started = try startNode()
+        }
+        let node = try #require(started)
+        node.kill(SIGTERM)
+        let (_, stderr) = await node.exit()
+        #expect(stderr.contains("ignoring a malformed assignment"))
+        #expect(stderr.contains("\(keys.assignments("n1")) field api#bad holds a malformed AssignmentDocument"))
+    }
+
+    @Test func aKilledNodeAgentLeavesNoWorkerBehind() async throws {
+        let node = try startNode()
+        try await awaitWake([WakeUp(event: .ready, subject: "api#o1")]) { try await assign("api#o1") }
+        let pid = try #require(try await document(ReadyRecord.self, at: keys.ready("api#o1"))).pid
+        node.kill(SIGKILL)
+        var gone = false
+        for _ in 0..<100 where !gone {
+            gone = Glibc.kill(pid, 0) != 0 || (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.contains(") Z ") == true
+            if !gone { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(gone, "the orphaned worker exited by itself")
+    }
+
+    @Test func sigtermDrainsTheWorkersDeregistersAndExits() async throws {
+        let node = try startNode()
+        try await awaitWake([WakeUp(event: .ready, subject: "api#t1")]) { try await assign("api#t1") }
+        try await awaitWake([WakeUp(event: .nodeLeft, subject: "n1"), WakeUp(event: .drained, subject: "api#t1")]) { node.kill(SIGTERM) }
+        let (status, _) = await node.exit()
+        #expect(status == 0)
+        #expect(try await client.send("EXISTS", keys.node("n1")) == .integer(0))
+        #expect(try await client.send("ZSCORE", keys.nodes, "n1") == .null)
+    }
+}

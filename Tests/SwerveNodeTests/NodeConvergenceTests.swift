@@ -1,0 +1,59 @@
+import SwerveCore
+@testable import SwerveNode
+import SwerveProtocol
+import Testing
+
+@Suite struct NodeConvergenceRules {
+    func assignment(_ tag: String) -> AssignmentDocument {
+        AssignmentDocument(ReplicaAssignment(replica: ReplicaReference(tag: tag, backend: "api", node: "n1"), version: "v",
+                                             replicaConfig: ReplicaConfig(workload: .builtin(name: "echo")), userConfig: nil,
+                                             maxConcurrentQueries: 1, gracefulShutdownWaitLoopS: 0))
+    }
+
+    func actions(_ view: NodeView, running: [RunningWorker] = [], ranBefore: Set<String> = [], reported: Set<String> = [], now: Int64 = 1000, shuttingDown: Bool = false) -> [NodeAction] {
+        NodeConvergence.actions(view: view, running: Dictionary(uniqueKeysWithValues: running.map { ($0.tag, $0) }), ranBefore: ranBefore, reported: reported, now: now, shuttingDown: shuttingDown)
+    }
+
+    @Test func anAssignedReplicaWithoutAWorkerIsStarted() {
+        #expect(actions(NodeView(assigned: ["a#1": assignment("a#1")])) == [.start(assignment("a#1"))])
+    }
+
+    @Test func aRunningAssignedReplicaIsLeftAlone() {
+        #expect(actions(NodeView(assigned: ["a#1": assignment("a#1")]), running: [RunningWorker(tag: "a#1", pid: 5)]).isEmpty)
+    }
+
+    @Test func aReplicaThatRanHereBeforeIsNeverRestartedByTheAgent() {
+        #expect(actions(NodeView(assigned: ["a#1": assignment("a#1")]), ranBefore: ["a#1"]).isEmpty)
+    }
+
+    @Test func aWorkerWhoseAssignmentWasRemovedIsKilled() {
+        #expect(actions(NodeView(), running: [RunningWorker(tag: "a#1", pid: 5)]) == [.kill(tag: "a#1", pid: 5, reason: "its assignment was removed")])
+    }
+
+    @Test func aForcedDrainKillsAtOnceAndAPassedDeadlineKills() {
+        let view = NodeView(assigned: ["a#1": assignment("a#1"), "a#2": assignment("a#2")],
+                            drains: ["a#1": DrainRequest(tag: "a#1", deadline: 9999, force: true), "a#2": DrainRequest(tag: "a#2", deadline: 1000, force: false)])
+        #expect(actions(view, running: [RunningWorker(tag: "a#1", pid: 5), RunningWorker(tag: "a#2", pid: 6)], now: 1000) == [
+            .kill(tag: "a#1", pid: 5, reason: "force-kill requested"), .kill(tag: "a#2", pid: 6, reason: "its drain deadline passed"),
+        ])
+        #expect(actions(view, running: [RunningWorker(tag: "a#2", pid: 6)], now: 999).isEmpty, "before the deadline the worker drains by itself")
+    }
+
+    @Test func aKillIsSentOnce() {
+        #expect(actions(NodeView(), running: [RunningWorker(tag: "a#1", pid: 5, killSent: true)]).isEmpty)
+    }
+
+    @Test func aReplicaWithADrainRequestIsNotStarted() {
+        #expect(actions(NodeView(assigned: ["a#1": assignment("a#1")], drains: ["a#1": DrainRequest(tag: "a#1", deadline: 1, force: false)])).isEmpty)
+    }
+
+    @Test func nothingStartsWhileShuttingDown() {
+        #expect(actions(NodeView(assigned: ["a#1": assignment("a#1")]), shuttingDown: true).isEmpty)
+    }
+
+    @Test func aMalformedAssignmentIsReportedOnceAndLeavesTheOthersRunning() {
+        let view = NodeView(assigned: ["a#2": assignment("a#2")], malformed: ["a#1": "bad"])
+        #expect(actions(view, running: [RunningWorker(tag: "a#1", pid: 5)]) == [.reportMalformed(tag: "a#1", reason: "bad"), .start(assignment("a#2"))])
+        #expect(actions(view, running: [RunningWorker(tag: "a#1", pid: 5)], reported: ["a#1"]) == [.start(assignment("a#2"))], "its worker is not killed for it")
+    }
+}
