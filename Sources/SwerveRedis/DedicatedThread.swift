@@ -8,8 +8,7 @@ import Foundation
 func startDedicatedThread(name: String, _ body: @escaping @Sendable () -> Void) {
     ignoreBrokenPipeSignal
     let thread = Thread {
-        // Set from inside: on Linux, a name given before start() is not applied to the OS thread.
-        Thread.current.name = name
+        nameCurrentThread(name)
         body()
     }
     thread.start()
@@ -22,3 +21,15 @@ func startDedicatedThread(name: String, _ body: @escaping @Sendable () -> Void) 
 private let ignoreBrokenPipeSignal: Void = {
     _ = signal(SIGPIPE, SIG_IGN)
 }()
+
+/// Names the calling OS thread (what `top -H`, debuggers and /proc show). Foundation's
+/// `Thread.name` is not reliably applied to the OS thread on Linux, so this writes Linux's
+/// `/proc/thread-self/comm` directly (15 bytes at most).
+private func nameCurrentThread(_ name: String) {
+    Thread.current.name = name
+    let descriptor = open("/proc/thread-self/comm", O_WRONLY)
+    guard descriptor >= 0 else { return }
+    defer { close(descriptor) }
+    let bytes = Array(name.utf8.prefix(15))
+    _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+}

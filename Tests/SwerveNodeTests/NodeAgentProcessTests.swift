@@ -28,10 +28,10 @@ import Testing
     }
 
     /// Writes an assignment as the leader does: the field, the version, the notification.
-    func assign(_ tag: String, _ workload: ReplicaConfig.Workload = .builtin(name: "echo"), notify: Bool = true) async throws {
+    func assign(_ tag: String, _ workload: ReplicaConfig.Workload = .builtin(name: "echo"), waitLoopS: Double = 0, notify: Bool = true) async throws {
         let document = AssignmentDocument(ReplicaAssignment(
             replica: ReplicaReference(tag: tag, backend: "api", node: "n1"), version: "v1",
-            replicaConfig: ReplicaConfig(workload: workload), userConfig: nil, maxConcurrentQueries: 10, gracefulShutdownWaitLoopS: 0))
+            replicaConfig: ReplicaConfig(workload: workload), userConfig: nil, maxConcurrentQueries: 10, gracefulShutdownWaitLoopS: waitLoopS))
         var commands = [RedisCommand("HSET", keys.assignments("n1"), tag, DocumentCodec.encode(document)), RedisCommand("INCR", keys.assignmentsVersion("n1"))]
         if notify { commands.append(RedisCommand("PUBLISH", keys.nodeNotify("n1"), "1")) }
         _ = try await client.pipeline(commands)
@@ -111,12 +111,13 @@ import Testing
         var node: SwerveProcess?
         try await awaitWake([WakeUp(event: .ready, subject: "api#d1")]) {
             node = try startNode()
-            try await assign("api#d1", .builtin(name: "sleep", options: ["ms": .number(30_000)]))
+            // A 1 s wait loop accepts the slow request even if it arrives after the drain began.
+            try await assign("api#d1", .builtin(name: "sleep", options: ["ms": .number(30_000)]), waitLoopS: 1)
         }
         _ = node
         let ready = try #require(try await document(ReadyRecord.self, at: keys.ready("api#d1")))
         async let stuck: Void = { _ = try? await httpRequest(ready.address) }()
-        try await awaitWake([WakeUp(event: .exited, subject: "api#d1")]) { try await drain("api#d1", inMs: 300) }
+        try await awaitWake([WakeUp(event: .exited, subject: "api#d1")]) { try await drain("api#d1", inMs: 1500) }
         let exit = try #require(try await document(ExitRecord.self, at: keys.exit("api#d1")))
         #expect(exit.signal == SIGKILL, "killed at the deadline, not drained")
         #expect(try await client.send("EXISTS", keys.drained("api#d1")) == .integer(0))
@@ -137,6 +138,7 @@ import Testing
                                            RedisCommand("PUBLISH", keys.nodeNotify("n1"), "2")])
         }
         #expect(try await document(ExitRecord.self, at: keys.exit("api#f1"))?.signal == SIGKILL)
+        #expect(try await client.send("EXISTS", keys.drained("api#f1")) == .integer(0), "a forced drain does not drain")
         #expect(try await document(ExitRecord.self, at: keys.exit("api#r1"))?.signal == SIGKILL)
     }
 
