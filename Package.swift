@@ -8,6 +8,7 @@
 //   SwerveProtocol - the Redis contract: key and channel names, versioned documents (no I/O)
 //   SwerveWorker - `swerve worker`: one replica (built-in handlers over SwiftNIO HTTP)
 //   SwerveNode   - `swerve node`: the node agent that starts, reaps and kills workers
+//   SwerveSystem - process spawning and exit statuses over POSIX, shared by node and worker
 //   SwerveCLI    - the one executable, `swerve`
 //   SwerveBench  - `swerve-bench`, the benchmark driver that `ops/bench` runs
 import PackageDescription
@@ -51,6 +52,7 @@ let package = Package(
         .target(
             name: "SwerveWorker",
             dependencies: [
+                "SwerveSystem",
                 "SwerveProtocol",
                 "SwerveRedis",
                 "SwerveCore",
@@ -64,6 +66,7 @@ let package = Package(
         .target(
             name: "SwerveNode",
             dependencies: [
+                "SwerveSystem",
                 "SwerveProtocol",
                 "SwerveRedis",
                 "SwerveCore",
@@ -72,6 +75,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "SwerveTestSupport", swiftSettings: strict),
+        .target(name: "SwerveSystem", swiftSettings: strict),
         .executableTarget(
             name: "SwerveCLI",
             dependencies: [

@@ -1,4 +1,5 @@
 import Glibc
+import SwerveSystem
 
 /// Starting, reaping and killing worker processes, with the raw POSIX calls (Foundation's
 /// `Process` cannot start a child in a new process group, and reaps on its own).
@@ -6,24 +7,10 @@ enum WorkerProcesses {
     /// Starts `executable arguments…` in a new process group (so a kill reaches the worker and
     /// everything it started) with `environment`; returns its pid.
     static func spawn(executable: String, arguments: [String], environment: [String: String]) throws(NodeError) -> Int32 {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
+        switch spawnProcess(executable: executable, arguments: arguments, environment: environment, newProcessGroup: true) {
+        case .success(let pid): return pid
+        case .failure(let error): throw NodeError(.spawnFailed, error.message)
         }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
-        guard result == 0 else {
-            throw NodeError(.spawnFailed, "cannot start \(executable): \(String(cString: strerror(result)))")
-        }
-        return pid
     }
 
     /// One exited child, as `waitpid` reports it.
@@ -40,9 +27,8 @@ enum WorkerProcesses {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             guard pid > 0 else { return exits }
-            // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import.
-            let signal = status & 0x7F
-            exits.append(signal == 0 ? Exit(pid: pid, code: (status >> 8) & 0xFF, signal: nil) : Exit(pid: pid, code: nil, signal: signal))
+            let decoded = ExitStatus(waitStatus: status)
+            exits.append(Exit(pid: pid, code: decoded.code, signal: decoded.signal))
         }
     }
 

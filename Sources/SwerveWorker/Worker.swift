@@ -41,9 +41,6 @@ public enum Worker {
         } catch {
             throw WorkerError(.badAssignment, "swerve worker: \(error.message)")
         }
-        guard case .builtin(let name, let options) = assignment.replicaConfig.workload, let handler = BuiltinHandler(rawValue: name) else {
-            throw WorkerError(.startFailed, "swerve worker: \(tag) asks for a command workload, which this worker does not run yet (built-in handlers: echo, sleep, fail)")
-        }
         let startedAt = Self.nowMs()
 
         let (events, continuation) = AsyncStream.makeStream(of: Event.self)
@@ -52,13 +49,34 @@ public enum Worker {
         termination.setEventHandler { continuation.yield(.terminate) }
         termination.resume()
         defer { termination.cancel() }
-        let state = BuiltinServerState(handler: handler, tag: tag, options: options, userConfig: assignment.userConfig,
-                                       requestFinished: { continuation.yield(.requestFinished) })
-        let server = try await BuiltinServer.start(host: configuration.nodeAddress, state: state)
+        let code: ReplicaCode
+        switch assignment.replicaConfig.workload {
+        case .builtin(let name, let options):
+            guard let handler = BuiltinHandler(rawValue: name) else {
+                throw WorkerError(.badAssignment, "swerve worker: unknown built-in handler \"\(name)\" (known: echo, sleep, fail)")
+            }
+            let state = BuiltinServerState(handler: handler, tag: tag, options: options, userConfig: assignment.userConfig,
+                                           requestFinished: { continuation.yield(.requestFinished) })
+            code = .builtin(try await BuiltinServer.start(host: configuration.nodeAddress, state: state))
+            logger.info("serving the built-in \(name) handler")
+        case .command(let arguments, let environment, let healthPath):
+            guard !arguments.isEmpty else { throw WorkerError(.badAssignment, "swerve worker: the command of \(tag) is empty") }
+            let command = try CommandCode.start(arguments: arguments, environment: environment, healthPath: healthPath,
+                                                host: configuration.nodeAddress, tag: tag, userConfig: assignment.userConfig)
+            logger.info("started its command", metadata: ["pid": "\(command.pid)", "port": "\(command.port)", "command": "\(arguments.joined(separator: " "))"])
+            // Wait until it serves; the leader's start timeout bounds how long this may take.
+            while await !command.probe() {
+                if let status = command.exited() {
+                    command.cleanUp()
+                    throw WorkerError(.startFailed, "swerve worker: the command of \(tag) exited before it was ready (\(status))")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            code = .command(command)
+        }
         let host = configuration.nodeAddress.contains(":") ? "[\(configuration.nodeAddress)]" : configuration.nodeAddress
         let ready = ReadyRecord(tag: tag, backend: assignment.backend, node: configuration.nodeID, version: assignment.version,
-                                address: "\(host):\(server.port)", pid: getpid(), startedAt: startedAt, readyAt: Self.nowMs())
-        logger.info("serving the built-in \(name) handler", metadata: ["address": "\(ready.address)"])
+                                address: "\(host):\(code.port)", pid: getpid(), startedAt: startedAt, readyAt: Self.nowMs())
 
         return await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -81,7 +99,7 @@ public enum Worker {
             }
             defer { group.cancelAll() }
 
-            var run = WorkerRun(configuration: configuration, assignment: assignment, ready: ready, client: client, server: server, logger: logger)
+            var run = WorkerRun(configuration: configuration, assignment: assignment, ready: ready, client: client, code: code, logger: logger)
             if let code = await run.perform(run.lifecycle.codeBecameReady()) { return code }
             for await event in events {
                 if let code = await run.handle(event) { return code }
@@ -99,9 +117,14 @@ struct WorkerRun {
     let assignment: AssignmentDocument
     let ready: ReadyRecord
     let client: RedisClient
-    let server: BuiltinServer
+    let code: ReplicaCode
     let logger: Logger
     var lifecycle = WorkerLifecycle()
+    /// A command's last health probe; a built-in is healthy while it runs.
+    var healthy = true
+    var lastProbe = ContinuousClock.now
+    /// The user config last handed to the code (the assignment's at first).
+    lazy var appliedUserConfig: JSONValue? = assignment.userConfig
     var lastHeartbeat = ContinuousClock.now
     var lastPoll = ContinuousClock.now
 
@@ -114,27 +137,52 @@ struct WorkerRun {
         case .tick:
             if let agent = configuration.agentPID, getppid() != agent {
                 logger.error("node agent \(agent) is gone; exiting")
-                await server.stopAccepting()
+                await code.stopAccepting()
+                if case .command(let command) = code { kill(command.pid, SIGKILL); command.cleanUp() }
                 return 1
             }
             let now = ContinuousClock.now
-            if now - lastHeartbeat >= configuration.heartbeatTTL / 3 {
+            if case .command(let command) = code {
+                if let status = command.exited() {
+                    return await codeExited(status)
+                }
+                if lifecycle.state == .ready, now - lastProbe >= .seconds(1) {
+                    lastProbe = now
+                    let wasHealthy = healthy
+                    healthy = await command.probe()
+                    if wasHealthy != healthy { logger.warning(healthy ? "healthy again" : "unhealthy: no longer renewing the ready key") }
+                }
+            }
+            if healthy, now - lastHeartbeat >= configuration.heartbeatTTL / 3 {
                 lastHeartbeat = now
                 if let code = await perform(lifecycle.heartbeatDue()) { return code }
             }
             if now - lastPoll >= configuration.controlPollInterval {
                 if let code = await poll() { return code }
             }
-            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: server.state.inFlight.load(ordering: .relaxed)))
+            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: code.inFlight))
         case .requestFinished:
-            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: server.state.inFlight.load(ordering: .relaxed)))
+            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: code.inFlight))
         case .control, .pollNow:
             return await poll()
         case .terminate:
             logger.info("SIGTERM: draining")
             return await perform(lifecycle.drainRequested(now: Worker.nowMs(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
-                                                          deadline: Worker.nowMs() + 10_000, inFlight: server.state.inFlight.load(ordering: .relaxed)))
+                                                          deadline: Worker.nowMs() + 10_000, inFlight: code.inFlight))
         }
+    }
+
+    /// The command's program exited: while stopping, that completes the drain; otherwise the
+    /// replica is dead, and the worker exits so its node agent records it.
+    mutating func codeExited(_ status: String) async -> Int32? {
+        if case .command(let command) = code { command.cleanUp() }
+        if lifecycle.state == .stoppingCode {
+            logger.info("its command stopped", metadata: ["status": "\(status)"])
+            return await perform(lifecycle.codeStopped())
+        }
+        logger.error("its command exited", metadata: ["status": "\(status)"])
+        _ = try? await client.send("DEL", keys.ready(tag))
+        return 1
     }
 
     /// Reads the drain and config keys (one round trip) and acts on them.
@@ -150,8 +198,10 @@ struct WorkerRun {
         if let bytes = replies[1].bytes {
             do {
                 let document = try DocumentCodec.decode(UserConfigDocument.self, from: bytes, source: keys.userConfig(tag))
-                if document.userConfig != server.state.userConfig {
-                    server.state.userConfig = document.userConfig
+                if document.userConfig != appliedUserConfig {
+                    appliedUserConfig = document.userConfig
+                    code.userConfig = document.userConfig
+                    if case .command(let command) = code { try? command.updateUserConfig(document.userConfig) }
                     logger.info("user config updated")
                 }
             } catch {
@@ -164,7 +214,7 @@ struct WorkerRun {
             // A forced drain means no draining: the node agent kills this process group.
             if drain.force { return nil }
             let actions = lifecycle.drainRequested(now: Worker.nowMs(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
-                                                   deadline: drain.deadline, inFlight: server.state.inFlight.load(ordering: .relaxed))
+                                                   deadline: drain.deadline, inFlight: code.inFlight)
             if !actions.isEmpty || lifecycle.state != .ready { logger.info("draining", metadata: ["deadline": "\(drain.deadline)"]) }
             return await perform(actions)
         } catch {
@@ -187,11 +237,18 @@ struct WorkerRun {
                     logger.warning("cannot write the ready key", metadata: ["error": "\(error.message)"])
                 }
             case .stopAccepting:
-                await server.stopAccepting()
+                await code.stopAccepting()
                 logger.info("stopped accepting new connections")
             case .stopCode:
-                // Built-in handlers have no separate program to stop.
-                if let code = await perform(lifecycle.codeStopped()) { return code }
+                switch code {
+                case .builtin:
+                    // Built-in handlers have no separate program to stop.
+                    if let exitCode = await perform(lifecycle.codeStopped()) { return exitCode }
+                case .command(let command):
+                    logger.info("stopping its command (SIGTERM)")
+                    command.terminate()
+                    // The tick notices the exit and reports codeStopped.
+                }
             case .finishDrain:
                 let commands = [
                     RedisCommand("SET", keys.drained(tag), DocumentCodec.encode(DrainedRecord(tag: tag, drainedAt: Worker.nowMs())), "EX", 3600),

@@ -143,4 +143,95 @@ import Testing
         #expect(status == 2)
         #expect(stderr.contains("\(keys.assignments("n1")) field \(tag) holds a malformed AssignmentDocument: missing field"))
     }
+
+    /// A tiny program that serves on $PORT, reports its user config file and SIGHUPs, and
+    /// exits on SIGTERM (or by itself when asked to).
+    static let commandScript = """
+        import http.server, json, os, signal, sys
+        hups = 0
+        def on_hup(*_):
+            global hups
+            hups += 1
+        signal.signal(signal.SIGHUP, on_hup)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/die":
+                    os._exit(7)
+                with open(os.environ["SWERVE_USER_CONFIG_FILE"]) as f:
+                    config = json.load(f)
+                body = json.dumps({"config": config, "hups": hups, "tag": os.environ["SWERVE_REPLICA_TAG"]}, sort_keys=True).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def log_message(self, *args):
+                pass
+        http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+        """
+
+    func commandWorkload() throws -> ReplicaConfig.Workload {
+        let path = NSTemporaryDirectory() + "swerve-test-server-\(UUID().uuidString.prefix(8)).py"
+        try Self.commandScript.write(toFile: path, atomically: true, encoding: .utf8)
+        return .command(arguments: ["python3", path], environment: ["EXTRA": "1"], healthPath: "/")
+    }
+
+    @Test func aCommandReplicaServesOnItsPortAndGetsUserConfigsBySignal() async throws {
+        let tag = "api#cmd1"
+        try await assign(tag, try commandWorkload())
+        var started: SwerveProcess?
+        try await awaitWake(.ready, for: tag) { started = try start(tag) }
+        _ = started
+        let ready = try #require(try await readyRecord(tag))
+        let first = String(decoding: try await httpRequest(ready.address).body, as: UTF8.self)
+        #expect(first == #"{"config": "first", "hups": 0, "tag": "api#cmd1"}"#)
+
+        try await client.send("SET", keys.userConfig(tag), DocumentCodec.encode(UserConfigDocument(tag: tag, userConfig: .number(2))))
+        try await client.send("PUBLISH", keys.control(tag), DocumentCodec.encode(ControlMessage(event: .config)))
+        var body = ""
+        for _ in 0..<100 where body != #"{"config": 2, "hups": 1, "tag": "api#cmd1"}"# {
+            body = String(decoding: try await httpRequest(ready.address).body, as: UTF8.self)
+            if !body.contains(#""hups": 1"#) { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(body == #"{"config": 2, "hups": 1, "tag": "api#cmd1"}"#)
+    }
+
+    @Test func aDrainedCommandIsStoppedWithSIGTERMThenTheWorkerReportsDrained() async throws {
+        let tag = "api#cmd2"
+        try await assign(tag, try commandWorkload(), waitLoopS: 0)
+        var started: SwerveProcess?
+        try await awaitWake(.ready, for: tag) { started = try start(tag) }
+        let worker = try #require(started)
+        let address = try #require(try await readyRecord(tag)).address
+        try await awaitWake(.drained, for: tag) {
+            let drain = DrainRequest(tag: tag, deadline: Int64(Date().timeIntervalSince1970 * 1000) + 20_000, force: false)
+            try await client.send("SET", keys.drain(tag), DocumentCodec.encode(drain))
+            try await client.send("PUBLISH", keys.control(tag), DocumentCodec.encode(ControlMessage(event: .drain)))
+        }
+        let (status, _) = await worker.exit()
+        #expect(status == 0)
+        await #expect(throws: (any Error).self, "the program is gone") { try await httpRequest(address) }
+    }
+
+    @Test func aCommandThatExitsTakesItsWorkerAndReadyKeyWithIt() async throws {
+        let tag = "api#cmd3"
+        try await assign(tag, try commandWorkload())
+        var started: SwerveProcess?
+        try await awaitWake(.ready, for: tag) { started = try start(tag) }
+        let worker = try #require(started)
+        let address = try #require(try await readyRecord(tag)).address
+        _ = try? await httpRequest(address, path: "/die")
+        let (status, stderr) = await worker.exit()
+        #expect(status == 1)
+        #expect(stderr.contains("its command exited") && stderr.contains("exit code 7"))
+        #expect(try await client.send("EXISTS", keys.ready(tag)) == .integer(0))
+    }
+
+    @Test func aCommandThatCannotStartIsAClearError() async throws {
+        let tag = "api#cmd4"
+        try await assign(tag, .command(arguments: ["no-such-program-here"]))
+        let (status, stderr) = try await start(tag).exit()
+        #expect(status == 2)
+        #expect(stderr.contains("no program \"no-such-program-here\" on PATH"))
+    }
 }

@@ -1,0 +1,66 @@
+import Glibc
+
+/// Starts `executable` with `arguments` and exactly `environment`, and returns its pid.
+///
+/// The child starts clean: no signal blocked and every signal at its default action. (A
+/// Swift process blocks signals on its runtime's threads and ignores some it handles through
+/// Dispatch — SIGTERM, SIGPIPE — and a child inherits both across `exec`: a program started
+/// naively would never see SIGTERM or SIGHUP.) With `newProcessGroup` it leads a process group
+/// of its own, so one `kill(-pid, …)` reaches it and everything it starts.
+///
+/// - Returns: the pid, or the `errno` text when it could not be started.
+public func spawnProcess(executable: String, arguments: [String], environment: [String: String], newProcessGroup: Bool) -> Result<Int32, SpawnError> {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+    if newProcessGroup {
+        flags |= Int32(POSIX_SPAWN_SETPGROUP)
+        posix_spawnattr_setpgroup(&attributes, 0)
+    }
+    posix_spawnattr_setflags(&attributes, Int16(flags))
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        for pointer in argv { free(pointer) }
+        for pointer in envp { free(pointer) }
+    }
+    var pid: pid_t = 0
+    let result = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
+    guard result == 0 else { return .failure(SpawnError(message: "cannot start \(executable): \(String(cString: strerror(result)))")) }
+    return .success(pid)
+}
+
+/// Why a process could not be started.
+public struct SpawnError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// How a reaped child ended, decoded from `waitpid`'s status (Swift does not import the
+/// `WIFEXITED` family of macros).
+public struct ExitStatus: Sendable, Hashable, CustomStringConvertible {
+    public var code: Int32?
+    public var signal: Int32?
+
+    public init(waitStatus: Int32) {
+        let signal = waitStatus & 0x7F
+        if signal == 0 {
+            code = (waitStatus >> 8) & 0xFF
+            self.signal = nil
+        } else {
+            code = nil
+            self.signal = signal
+        }
+    }
+
+    /// "exit code 3" or "signal 9".
+    public var description: String { signal.map { "signal \($0)" } ?? "exit code \(code ?? -1)" }
+}
