@@ -93,6 +93,7 @@ let package = Package(
             dependencies: [
                 "SwerveRedis",
                 "SwerveCore",
+                "SwerveProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
