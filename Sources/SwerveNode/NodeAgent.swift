@@ -176,7 +176,7 @@ struct NodeAgentRun {
         for action in actions {
             switch action {
             case .start(let assignment):
-                start(assignment)
+                await start(assignment)
             case .kill(let tag, let pid, let reason):
                 logger.info("killing worker", metadata: ["replica": "\(tag)", "reason": "\(reason)"])
                 WorkerProcesses.signalGroup(pid, SIGKILL)
@@ -188,7 +188,7 @@ struct NodeAgentRun {
         }
     }
 
-    mutating func start(_ assignment: AssignmentDocument) {
+    mutating func start(_ assignment: AssignmentDocument) async {
         var environment = configuration.environment
         environment["SWERVE_REDIS_URL"] = configuration.redisURL
         environment["SWERVE_CLUSTER"] = keys.cluster
@@ -204,7 +204,14 @@ struct NodeAgentRun {
             running[assignment.tag] = RunningWorker(tag: assignment.tag, pid: pid)
             logger.info("started worker", metadata: ["replica": "\(assignment.tag)", "pid": "\(pid)"])
         } catch {
+            // Recorded like an exit (code 127, as a shell reports a command it cannot run), so the
+            // leader replaces the replica now instead of waiting out its start timeout.
             logger.error("cannot start worker", metadata: ["replica": "\(assignment.tag)", "error": "\(error.message)"])
+            let record = ExitRecord(tag: assignment.tag, node: id, pid: 0, code: 127, signal: nil, exitedAt: Self.nowMs())
+            _ = try? await client.pipeline([
+                RedisCommand("SET", keys.exit(assignment.tag), DocumentCodec.encode(record), "EX", 3600),
+                RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: assignment.tag))),
+            ])
         }
     }
 

@@ -1,6 +1,7 @@
 import Glibc
 
-/// Starts `executable` with `arguments` and exactly `environment`, and returns its pid.
+/// Starts `executable` (a path, or a name looked up on `PATH`) with `arguments` and exactly
+/// `environment`, and returns its pid.
 ///
 /// The child starts clean: no signal blocked and every signal at its default action. (A
 /// Swift process blocks signals on its runtime's threads and ignores some it handles through
@@ -33,7 +34,10 @@ public func spawnProcess(executable: String, arguments: [String], environment: [
         for pointer in envp { free(pointer) }
     }
     var pid: pid_t = 0
-    let result = posix_spawn(&pid, executable, nil, &attributes, argv, envp)
+    // A bare name ("python3") is looked up on PATH, as a shell would.
+    let result = executable.contains("/")
+        ? posix_spawn(&pid, executable, nil, &attributes, argv, envp)
+        : posix_spawnp(&pid, executable, nil, &attributes, argv, envp)
     guard result == 0 else { return .failure(SpawnError(message: "cannot start \(executable): \(String(cString: strerror(result)))")) }
     return .success(pid)
 }

@@ -100,6 +100,15 @@ import Testing
         #expect(stderr.contains("replica=api#k1") && stderr.contains("reason=signal 9 (SIGKILL)"))
     }
 
+    @Test func aWorkerThatCannotBeStartedIsRecordedAsAnExit() async throws {
+        let node = try startNode(["--worker-command", "/nonexistent/worker"])
+        try await awaitWake([WakeUp(event: .exited, subject: "api#x1")]) { try await assign("api#x1") }
+        #expect(try await document(ExitRecord.self, at: keys.exit("api#x1"))?.code == 127)
+        node.kill(SIGTERM)
+        let (_, stderr) = await node.exit()
+        #expect(stderr.contains("cannot start /nonexistent/worker: No such file or directory"))
+    }
+
     @Test func aMissedNotificationIsCaughtByThePeriodicReread() async throws {
         var node: SwerveProcess?
         try await awaitWake([WakeUp(event: .nodeJoined, subject: "n1")]) { node = try startNode() }
@@ -177,5 +186,25 @@ import Testing
         #expect(status == 0)
         #expect(try await client.send("EXISTS", keys.node("n1")) == .integer(0))
         #expect(try await client.send("ZSCORE", keys.nodes, "n1") == .null)
+    }
+
+    /// The Python worker of examples/python-worker, written from PROTOCOL.md alone, goes through
+    /// the same life under a real node agent: ready, serving, drained on request, exit 0.
+    @Test func thePythonWorkerFollowsTheSameProtocol() async throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let script = repository.appendingPathComponent("examples/python-worker/worker.py").path
+        let node = try startNode(["--worker-command", "python3 \(script)"])
+        try await awaitWake([WakeUp(event: .ready, subject: "api#py1")]) { try await assign("api#py1") }
+        let ready = try #require(try await document(ReadyRecord.self, at: keys.ready("api#py1")))
+        #expect(ready.node == "n1" && ready.version == "v1")
+        let response = try await httpRequest(ready.address, method: "POST", body: Array("from swift".utf8))
+        #expect(response.status == 200 && response.body == Array("from swift".utf8) && response.headers["x-swerve-replica"] == "api#py1")
+        try await awaitWake([WakeUp(event: .drained, subject: "api#py1"), WakeUp(event: .exited, subject: "api#py1")]) {
+            try await drain("api#py1", inMs: 20_000)
+        }
+        #expect(try await document(ExitRecord.self, at: keys.exit("api#py1"))?.code == 0)
+        #expect(try await client.send("EXISTS", keys.ready("api#py1")) == .integer(0))
+        node.kill(SIGTERM)
+        _ = await node.exit()
     }
 }
