@@ -13,7 +13,7 @@ final class BuiltinServerState: Sendable {
     let tag: String
     let options: [String: JSONValue]
     let inFlight = Atomic<Int>(0)
-    private let mutable: Mutex<(userConfig: JSONValue?, accepting: Bool)>
+    private let mutable: Mutex<(userConfig: JSONValue?, accepting: Bool, stopped: Bool)>
     /// Called (on an event loop) whenever a request finishes.
     let requestFinished: @Sendable () -> Void
 
@@ -21,7 +21,7 @@ final class BuiltinServerState: Sendable {
         self.handler = handler
         self.tag = tag
         self.options = options
-        self.mutable = Mutex((userConfig, true))
+        self.mutable = Mutex((userConfig, true, false))
         self.requestFinished = requestFinished
     }
 
@@ -33,6 +33,12 @@ final class BuiltinServerState: Sendable {
     var accepting: Bool {
         get { mutable.withLock { $0.accepting } }
         set { mutable.withLock { $0.accepting = newValue } }
+    }
+
+    /// Set when the worker stopped the code (built-ins have nothing else to stop).
+    var stopped: Bool {
+        get { mutable.withLock { $0.stopped } }
+        set { mutable.withLock { $0.stopped = newValue } }
     }
 }
 

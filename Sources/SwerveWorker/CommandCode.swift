@@ -16,7 +16,7 @@ final class CommandCode: Sendable {
     let port: Int
     let healthPath: String?
     let userConfigFile: String
-    private let exitStatus = Mutex<Int32?>(nil)
+    private let waitStatus = Mutex<Int32?>(nil)
 
     private init(pid: Int32, host: String, port: Int, healthPath: String?, userConfigFile: String) {
         self.pid = pid
@@ -46,7 +46,7 @@ final class CommandCode: Sendable {
 
     /// The exit status once the program has exited ("exit code N" / "signal N"), else nil.
     func exited() -> String? {
-        exitStatus.withLock { status in
+        waitStatus.withLock { status in
             if status == nil {
                 var raw: Int32 = 0
                 if waitpid(pid, &raw, WNOHANG) == pid { status = raw }

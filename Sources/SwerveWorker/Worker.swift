@@ -9,7 +9,8 @@ import SwerveRedis
 /// heartbeat, follows drain and config requests, and exits — 0 once drained, 1 when its node
 /// agent is gone — as `docs/PROTOCOL.md` describes.
 ///
-/// Serves the built-in handlers (``BuiltinHandler``); command workloads are not supported yet.
+/// Runs a built-in handler (``BuiltinHandler``) or a command, or — through the SDK entry point
+/// ``run(_:logger:service:)`` — any ``ReplicaService``.
 public enum Worker {
     enum Event: Sendable {
         case tick
@@ -20,7 +21,19 @@ public enum Worker {
         case terminate
     }
 
-    public static func run(_ configuration: WorkerConfiguration, logger baseLogger: Logger) async throws -> Int32 {
+    /// Runs the replica its assignment describes: a built-in handler or a command.
+    public static func run(_ configuration: WorkerConfiguration, logger: Logger) async throws -> Int32 {
+        try await run(configuration, logger: logger, service: defaultService)
+    }
+
+    /// The SDK's entry point: runs the service `makeService` starts as the replica, and speaks
+    /// the protocol for it. Returns the exit code: 0 once drained, 1 when the node agent is
+    /// gone or the service stopped on its own.
+    public static func run(
+        _ configuration: WorkerConfiguration,
+        logger baseLogger: Logger,
+        service makeService: @Sendable (ReplicaContext) async throws -> any ReplicaService
+    ) async throws -> Int32 {
         let logger = {
             var logger = baseLogger
             logger[metadataKey: "replica"] = "\(configuration.tag)"
@@ -49,31 +62,9 @@ public enum Worker {
         termination.setEventHandler { continuation.yield(.terminate) }
         termination.resume()
         defer { termination.cancel() }
-        let code: ReplicaCode
-        switch assignment.replicaConfig.workload {
-        case .builtin(let name, let options):
-            guard let handler = BuiltinHandler(rawValue: name) else {
-                throw WorkerError(.badAssignment, "swerve worker: unknown built-in handler \"\(name)\" (known: echo, sleep, fail)")
-            }
-            let state = BuiltinServerState(handler: handler, tag: tag, options: options, userConfig: assignment.userConfig,
-                                           requestFinished: { continuation.yield(.requestFinished) })
-            code = .builtin(try await BuiltinServer.start(host: configuration.nodeAddress, state: state))
-            logger.info("serving the built-in \(name) handler")
-        case .command(let arguments, let environment, let healthPath):
-            guard !arguments.isEmpty else { throw WorkerError(.badAssignment, "swerve worker: the command of \(tag) is empty") }
-            let command = try CommandCode.start(arguments: arguments, environment: environment, healthPath: healthPath,
-                                                host: configuration.nodeAddress, tag: tag, userConfig: assignment.userConfig)
-            logger.info("started its command", metadata: ["pid": "\(command.pid)", "port": "\(command.port)", "command": "\(arguments.joined(separator: " "))"])
-            // Wait until it serves; the leader's start timeout bounds how long this may take.
-            while await !command.probe() {
-                if let status = command.exited() {
-                    command.cleanUp()
-                    throw WorkerError(.startFailed, "swerve worker: the command of \(tag) exited before it was ready (\(status))")
-                }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            code = .command(command)
-        }
+
+        let code = try await makeService(ReplicaContext(assignment: assignment, host: configuration.nodeAddress, tag: tag,
+                                                        requestFinished: { continuation.yield(.requestFinished) }))
         let host = configuration.nodeAddress.contains(":") ? "[\(configuration.nodeAddress)]" : configuration.nodeAddress
         let ready = ReadyRecord(tag: tag, backend: assignment.backend, node: configuration.nodeID, version: assignment.version,
                                 address: "\(host):\(code.port)", pid: getpid(), startedAt: startedAt, readyAt: Self.nowMs())
@@ -109,6 +100,32 @@ public enum Worker {
     }
 
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+
+    /// Starts what the assignment asks for: a built-in handler, or a command it waits for
+    /// until it serves (the leader's start timeout bounds how long that may take).
+    @Sendable static func defaultService(_ context: ReplicaContext) async throws -> any ReplicaService {
+        let tag = context.tag
+        switch context.assignment.replicaConfig.workload {
+        case .builtin(let name, let options):
+            guard let handler = BuiltinHandler(rawValue: name) else {
+                throw WorkerError(.badAssignment, "swerve worker: unknown built-in handler \"\(name)\" (known: echo, sleep, fail)")
+            }
+            let state = BuiltinServerState(handler: handler, tag: tag, options: options, userConfig: context.assignment.userConfig,
+                                           requestFinished: context.requestFinished)
+            return try await BuiltinServer.start(host: context.host, state: state)
+        case .command(let arguments, let environment, let healthPath):
+            guard !arguments.isEmpty else { throw WorkerError(.badAssignment, "swerve worker: the command of \(tag) is empty") }
+            let command = try CommandCode.start(arguments: arguments, environment: environment, healthPath: healthPath,
+                                                host: context.host, tag: tag, userConfig: context.assignment.userConfig)
+            while await !command.probe() {
+                if let status = command.exitStatus() {
+                    throw WorkerError(.startFailed, "swerve worker: the command of \(tag) exited before it was ready (\(status))")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return command
+        }
+    }
 }
 
 /// The worker's mutable state between events, and how it carries out lifecycle actions.
@@ -117,7 +134,7 @@ struct WorkerRun {
     let assignment: AssignmentDocument
     let ready: ReadyRecord
     let client: RedisClient
-    let code: ReplicaCode
+    let code: any ReplicaService
     let logger: Logger
     var lifecycle = WorkerLifecycle()
     /// A command's last health probe; a built-in is healthy while it runs.
@@ -138,20 +155,18 @@ struct WorkerRun {
             if let agent = configuration.agentPID, getppid() != agent {
                 logger.error("node agent \(agent) is gone; exiting")
                 await code.stopAccepting()
-                if case .command(let command) = code { kill(command.pid, SIGKILL); command.cleanUp() }
+                code.abandon()
                 return 1
             }
             let now = ContinuousClock.now
-            if case .command(let command) = code {
-                if let status = command.exited() {
-                    return await codeExited(status)
-                }
-                if lifecycle.state == .ready, now - lastProbe >= .seconds(1) {
-                    lastProbe = now
-                    let wasHealthy = healthy
-                    healthy = await command.probe()
-                    if wasHealthy != healthy { logger.warning(healthy ? "healthy again" : "unhealthy: no longer renewing the ready key") }
-                }
+            if let status = code.exitStatus() {
+                return await codeExited(status)
+            }
+            if lifecycle.state == .ready, now - lastProbe >= .seconds(1) {
+                lastProbe = now
+                let wasHealthy = healthy
+                healthy = await code.isHealthy()
+                if wasHealthy != healthy { logger.warning(healthy ? "healthy again" : "unhealthy: no longer renewing the ready key") }
             }
             if healthy, now - lastHeartbeat >= configuration.heartbeatTTL / 3 {
                 lastHeartbeat = now
@@ -160,27 +175,26 @@ struct WorkerRun {
             if now - lastPoll >= configuration.controlPollInterval {
                 if let code = await poll() { return code }
             }
-            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: code.inFlight))
+            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: code.requestsInFlight ?? 0))
         case .requestFinished:
-            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: code.inFlight))
+            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: code.requestsInFlight ?? 0))
         case .control, .pollNow:
             return await poll()
         case .terminate:
             logger.info("SIGTERM: draining")
             return await perform(lifecycle.drainRequested(now: Worker.nowMs(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
-                                                          deadline: Worker.nowMs() + 10_000, inFlight: code.inFlight))
+                                                          deadline: Worker.nowMs() + 10_000, inFlight: code.requestsInFlight ?? 0))
         }
     }
 
-    /// The command's program exited: while stopping, that completes the drain; otherwise the
-    /// replica is dead, and the worker exits so its node agent records it.
+    /// The code stopped: while stopping, that completes the drain; otherwise the replica is
+    /// dead, and the worker exits so its node agent records it.
     mutating func codeExited(_ status: String) async -> Int32? {
-        if case .command(let command) = code { command.cleanUp() }
         if lifecycle.state == .stoppingCode {
-            logger.info("its command stopped", metadata: ["status": "\(status)"])
+            logger.info("its code stopped", metadata: ["status": "\(status)"])
             return await perform(lifecycle.codeStopped())
         }
-        logger.error("its command exited", metadata: ["status": "\(status)"])
+        logger.error("its code exited", metadata: ["status": "\(status)"])
         _ = try? await client.send("DEL", keys.ready(tag))
         return 1
     }
@@ -200,8 +214,7 @@ struct WorkerRun {
                 let document = try DocumentCodec.decode(UserConfigDocument.self, from: bytes, source: keys.userConfig(tag))
                 if document.userConfig != appliedUserConfig {
                     appliedUserConfig = document.userConfig
-                    code.userConfig = document.userConfig
-                    if case .command(let command) = code { try? command.updateUserConfig(document.userConfig) }
+                    await code.userConfigChanged(document.userConfig)
                     logger.info("user config updated")
                 }
             } catch {
@@ -214,7 +227,7 @@ struct WorkerRun {
             // A forced drain means no draining: the node agent kills this process group.
             if drain.force { return nil }
             let actions = lifecycle.drainRequested(now: Worker.nowMs(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
-                                                   deadline: drain.deadline, inFlight: code.inFlight)
+                                                   deadline: drain.deadline, inFlight: code.requestsInFlight ?? 0)
             if !actions.isEmpty || lifecycle.state != .ready { logger.info("draining", metadata: ["deadline": "\(drain.deadline)"]) }
             return await perform(actions)
         } catch {
@@ -240,15 +253,10 @@ struct WorkerRun {
                 await code.stopAccepting()
                 logger.info("stopped accepting new connections")
             case .stopCode:
-                switch code {
-                case .builtin:
-                    // Built-in handlers have no separate program to stop.
-                    if let exitCode = await perform(lifecycle.codeStopped()) { return exitCode }
-                case .command(let command):
-                    logger.info("stopping its command (SIGTERM)")
-                    command.terminate()
-                    // The tick notices the exit and reports codeStopped.
-                }
+                logger.info("stopping its code")
+                await code.stop()
+                // The code reports that it stopped through exitStatus(), checked now and every tick.
+                if let status = code.exitStatus() { return await codeExited(status) }
             case .finishDrain:
                 let commands = [
                     RedisCommand("SET", keys.drained(tag), DocumentCodec.encode(DrainedRecord(tag: tag, drainedAt: Worker.nowMs())), "EX", 3600),

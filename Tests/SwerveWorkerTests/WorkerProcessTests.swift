@@ -223,7 +223,7 @@ import Testing
         _ = try? await httpRequest(address, path: "/die")
         let (status, stderr) = await worker.exit()
         #expect(status == 1)
-        #expect(stderr.contains("its command exited") && stderr.contains("exit code 7"))
+        #expect(stderr.contains("its code exited") && stderr.contains("exit code 7"))
         #expect(try await client.send("EXISTS", keys.ready(tag)) == .integer(0))
     }
 
