@@ -89,8 +89,13 @@ import Testing
         try await awaitWake([WakeUp(event: .exited, subject: "api#k1")]) { _ = Glibc.kill(ready.pid, SIGKILL) }
         let exit = try #require(try await document(ExitRecord.self, at: keys.exit("api#k1")))
         #expect(exit.signal == SIGKILL && exit.pid == ready.pid && exit.reason == "signal 9 (SIGKILL)")
-        let ttl = try await client.send("PTTL", keys.ready("api#k1")).integer ?? -2
-        #expect(ttl <= 3000, "its ready key is no longer renewed and expires within the heartbeat TTL")
+        // Its ready key is no longer renewed: it is gone within the heartbeat TTL (3 s).
+        let killedAt = ContinuousClock.now
+        while try await client.send("EXISTS", keys.ready("api#k1")) == .integer(1), ContinuousClock.now - killedAt < .seconds(6) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await client.send("EXISTS", keys.ready("api#k1")) == .integer(0))
+        #expect(ContinuousClock.now - killedAt < .seconds(4), "within the TTL, give or take a poll")
         // Another assignment makes the agent reconverge; once its replica is ready, the agent
         // has decided about api#k1 again — and must not have restarted it: the leader decides.
         try await awaitWake([WakeUp(event: .ready, subject: "api#k2")]) { try await assign("api#k2") }
@@ -131,6 +136,26 @@ import Testing
         #expect(exit.signal == SIGKILL, "killed at the deadline, not drained")
         #expect(try await client.send("EXISTS", keys.drained("api#d1")) == .integer(0))
         await stuck
+    }
+
+    @Test func aCommandThatIgnoresSIGTERMIsKilledAtItsDrainDeadline() async throws {
+        let script = NSTemporaryDirectory() + "swerve-stubborn-\(UUID().uuidString.prefix(8)).py"
+        try """
+            import http.server, os, signal
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), http.server.BaseHTTPRequestHandler).serve_forever()
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        var node: SwerveProcess?
+        try await awaitWake([WakeUp(event: .ready, subject: "api#s1")]) {
+            node = try startNode()
+            try await assign("api#s1", .command(arguments: ["python3", script]))
+        }
+        _ = node
+        let drainedAt = ContinuousClock.now
+        try await awaitWake([WakeUp(event: .exited, subject: "api#s1")]) { try await drain("api#s1", inMs: 1000) }
+        #expect(ContinuousClock.now - drainedAt >= .milliseconds(900), "it was given until the deadline")
+        #expect(try await document(ExitRecord.self, at: keys.exit("api#s1"))?.signal == SIGKILL)
+        #expect(try await client.send("EXISTS", keys.drained("api#s1")) == .integer(0))
     }
 
     @Test func aForcedDrainKillsAtOnceAndARemovedAssignmentKills() async throws {
