@@ -2,6 +2,7 @@
 //
 // Swerve: a highly available serving control plane whose only shared state is Redis.
 // Module map (see docs/ARCHITECTURE.md):
+//   SwerveErrors - the error-code pattern every module's errors share
 //   CHiredis     - the system library hiredis 0.14 (Debian: libhiredis-dev); used only by SwerveRedis
 //   SwerveRedis  - the Redis client: connections on their own threads, pipelining, scripts, pub/sub
 //   SwerveCore   - the pure core: models, validation, state machines, the reconciler (no I/O)
@@ -43,15 +44,18 @@ let package = Package(
             name: "SwerveRedis",
             dependencies: [
                 "CHiredis",
+                "SwerveErrors",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
-        .target(name: "SwerveCore", swiftSettings: strict),
-        .target(name: "SwerveProtocol", dependencies: ["SwerveCore"], swiftSettings: strict),
+        .target(name: "SwerveErrors", swiftSettings: strict),
+        .target(name: "SwerveCore", dependencies: ["SwerveErrors"], swiftSettings: strict),
+        .target(name: "SwerveProtocol", dependencies: ["SwerveCore", "SwerveErrors"], swiftSettings: strict),
         .target(
             name: "SwerveWorker",
             dependencies: [
+                "SwerveErrors",
                 "SwerveSystem",
                 "SwerveProtocol",
                 "SwerveRedis",
@@ -66,6 +70,7 @@ let package = Package(
         .target(
             name: "SwerveNode",
             dependencies: [
+                "SwerveErrors",
                 "SwerveSystem",
                 "SwerveProtocol",
                 "SwerveRedis",
@@ -74,7 +79,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "SwerveTestSupport", swiftSettings: strict),
+        .target(
+            name: "SwerveTestSupport",
+            dependencies: ["SwerveProtocol", "SwerveRedis", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .target(name: "SwerveSystem", swiftSettings: strict),
         .executableTarget(
             name: "SwerveCLI",

@@ -1,4 +1,5 @@
 import Foundation
+public import SwerveErrors
 
 /// The checkpoint: the whole ``BackendState`` as versioned JSON.
 ///
@@ -93,15 +94,8 @@ public enum Checkpoint {
 }
 
 /// Why a checkpoint could not be read.
-public struct CheckpointError: Error, Sendable, Hashable, CustomStringConvertible {
-    public struct Code: Sendable, Hashable {
-        private let name: String
-        private init(_ name: String) { self.name = name }
-        /// Written by a Swerve with another schema version.
-        public static let unknownVersion = Code("unknownVersion")
-        /// Not JSON, missing fields, wrong types, or inconsistent records.
-        public static let corrupted = Code("corrupted")
-    }
+public struct CheckpointError: CodedError, Hashable {
+    public typealias Code = ErrorCode<CheckpointErrorDomain>
 
     public var code: Code
     public var message: String
@@ -110,8 +104,16 @@ public struct CheckpointError: Error, Sendable, Hashable, CustomStringConvertibl
         self.code = code
         self.message = message
     }
+}
 
-    public var description: String { message }
+/// The codes of ``CheckpointError``.
+public enum CheckpointErrorDomain {}
+
+extension ErrorCode where Domain == CheckpointErrorDomain {
+    /// Written by a Swerve with another schema version.
+    public static let unknownVersion = Self("unknownVersion")
+    /// Not JSON, missing fields, wrong types, or inconsistent records.
+    public static let corrupted = Self("corrupted")
 }
 
 extension Reconciler {

@@ -4,6 +4,7 @@ public import Logging
 import SwerveCore
 import SwerveProtocol
 import SwerveRedis
+import SwerveSystem
 
 /// `swerve node`: registers the host with a heartbeat, runs exactly the workers its
 /// assignments name, kills those it must, records every exit, and restarts nothing by itself.
@@ -28,10 +29,7 @@ public enum NodeAgent {
         defer { client.close() }
         let (events, continuation) = AsyncStream.makeStream(of: Event.self)
 
-        signal(SIGTERM, SIG_IGN)
-        let termination = DispatchSource.makeSignalSource(signal: SIGTERM)
-        termination.setEventHandler { continuation.yield(.terminate) }
-        termination.resume()
+        let termination = handleTermination { continuation.yield(.terminate) }
         defer { termination.cancel() }
 
         var agent = NodeAgentRun(configuration: configuration, client: client, logger: logger)

@@ -1,4 +1,5 @@
 import Glibc
+public import SwerveErrors
 import SwerveSystem
 
 /// Starting, reaping and killing worker processes, with the raw POSIX calls (Foundation's
@@ -39,16 +40,8 @@ enum WorkerProcesses {
 }
 
 /// Why a node agent could not do something, in words a user can act on.
-public struct NodeError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        private let name: String
-        private init(_ name: String) { self.name = name }
-        public var description: String { name }
-        /// A flag or variable is invalid.
-        public static let invalidConfiguration = Code("invalidConfiguration")
-        /// A worker process could not be started.
-        public static let spawnFailed = Code("spawnFailed")
-    }
+public struct NodeError: CodedError {
+    public typealias Code = ErrorCode<NodeErrorDomain>
 
     public var code: Code
     public var message: String
@@ -57,6 +50,14 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
         self.code = code
         self.message = message
     }
+}
 
-    public var description: String { message }
+/// The codes of ``NodeError``.
+public enum NodeErrorDomain {}
+
+extension ErrorCode where Domain == NodeErrorDomain {
+    /// A flag or variable is invalid.
+    public static let invalidConfiguration = Self("invalidConfiguration")
+    /// A worker process could not be started.
+    public static let spawnFailed = Self("spawnFailed")
 }

@@ -1,16 +1,8 @@
+public import SwerveErrors
+
 /// A value in Redis that does not follow the protocol, or a name that cannot be used.
-public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible {
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        private let name: String
-        private init(_ name: String) { self.name = name }
-        public var description: String { name }
-        /// A cluster, node or replica name that cannot be used in keys.
-        public static let invalidName = Code("invalidName")
-        /// A document written by another schema version.
-        public static let unknownVersion = Code("unknownVersion")
-        /// A value that is not the document its key should hold.
-        public static let malformed = Code("malformed")
-    }
+public struct ProtocolError: CodedError, Hashable {
+    public typealias Code = ErrorCode<ProtocolErrorDomain>
 
     public var code: Code
     public var message: String
@@ -20,5 +12,16 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
         self.message = message
     }
 
-    public var description: String { message }
+}
+
+/// The codes of ``ProtocolError``.
+public enum ProtocolErrorDomain {}
+
+extension ErrorCode where Domain == ProtocolErrorDomain {
+    /// A cluster, node or replica name that cannot be used in keys.
+    public static let invalidName = Self("invalidName")
+    /// A document written by another schema version.
+    public static let unknownVersion = Self("unknownVersion")
+    /// A value that is not the document its key should hold.
+    public static let malformed = Self("malformed")
 }

@@ -4,6 +4,7 @@ public import Logging
 import SwerveCore
 import SwerveProtocol
 import SwerveRedis
+import SwerveSystem
 
 /// `swerve worker`: one replica. Reads its assignment, serves its code, reports ready with a
 /// heartbeat, follows drain and config requests, and exits — 0 once drained, 1 when its node
@@ -57,10 +58,7 @@ public enum Worker {
         let startedAt = Self.nowMs()
 
         let (events, continuation) = AsyncStream.makeStream(of: Event.self)
-        signal(SIGTERM, SIG_IGN)
-        let termination = DispatchSource.makeSignalSource(signal: SIGTERM)
-        termination.setEventHandler { continuation.yield(.terminate) }
-        termination.resume()
+        let termination = handleTermination { continuation.yield(.terminate) }
         defer { termination.cancel() }
 
         let code = try await makeService(ReplicaContext(assignment: assignment, host: configuration.nodeAddress, tag: tag,

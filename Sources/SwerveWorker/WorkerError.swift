@@ -1,16 +1,8 @@
+public import SwerveErrors
+
 /// Why a worker could not start or go on, in words a user can act on.
-public struct WorkerError: Error, Sendable, CustomStringConvertible {
-    public struct Code: Sendable, Hashable, CustomStringConvertible {
-        private let name: String
-        private init(_ name: String) { self.name = name }
-        public var description: String { name }
-        /// A `SWERVE_*` variable is missing or invalid.
-        public static let invalidEnvironment = Code("invalidEnvironment")
-        /// The assignment is missing or malformed.
-        public static let badAssignment = Code("badAssignment")
-        /// The replica's code could not be started.
-        public static let startFailed = Code("startFailed")
-    }
+public struct WorkerError: CodedError {
+    public typealias Code = ErrorCode<WorkerErrorDomain>
 
     public var code: Code
     public var message: String
@@ -20,5 +12,16 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { message }
+}
+
+/// The codes of ``WorkerError``.
+public enum WorkerErrorDomain {}
+
+extension ErrorCode where Domain == WorkerErrorDomain {
+    /// A `SWERVE_*` variable is missing or invalid.
+    public static let invalidEnvironment = Self("invalidEnvironment")
+    /// The assignment is missing or malformed.
+    public static let badAssignment = Self("badAssignment")
+    /// The replica's code could not be started.
+    public static let startFailed = Self("startFailed")
 }

@@ -16,9 +16,7 @@ import Testing
     let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
 
     init() throws {
-        url = try #require(ProcessInfo.processInfo.environment["SWERVE_TEST_REDIS_URL"], "run the tests with ops/test")
-        keys = try ClusterKeys(cluster: "n\(UInt32.random(in: 0...UInt32.max))")
-        client = RedisClient(configuration: try RedisConfiguration(url: url), logger: logger)
+        (url, keys, client) = try TestCluster.make(prefix: "n")
     }
 
     func startNode(_ extra: [String] = []) throws -> SwerveProcess {
