@@ -8,6 +8,7 @@
 //   SwerveCore   - the pure core: models, validation, state machines, the reconciler (no I/O)
 //   SwerveProtocol - the Redis contract: key and channel names, versioned documents (no I/O)
 //   SwerveWorker - `swerve worker`: one replica (built-in handlers over SwiftNIO HTTP)
+//   SwerveController - `swerve controller`: the fenced lease (and, next, the control loop)
 //   SwerveNode   - `swerve node`: the node agent that starts, reaps and kills workers
 //   SwerveSystem - process spawning and exit statuses over POSIX, shared by node and worker
 //   SwerveCLI    - the one executable, `swerve`
@@ -64,6 +65,17 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SwerveController",
+            dependencies: [
+                "SwerveErrors",
+                "SwerveProtocol",
+                "SwerveRedis",
+                "SwerveCore",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -134,6 +146,17 @@ let package = Package(
                 "SwerveProtocol",
                 "SwerveRedis",
                 "SwerveCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwerveControllerTests",
+            dependencies: [
+                "SwerveController",
+                "SwerveTestSupport",
+                "SwerveProtocol",
+                "SwerveRedis",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

@@ -54,6 +54,19 @@ public struct ClusterKeys: Sendable, Hashable {
         [ready(tag), drain(tag), drained(tag), exit(tag), userConfig(tag)]
     }
 
+    // MARK: Leadership
+
+    /// STRING `"<controllerId>:<epoch>"` with the lease TTL: who should lead, and its fencing token.
+    public var lease: String { prefix + "lease" }
+    /// STRING integer: the last epoch handed out; never goes backwards.
+    public var epoch: String { prefix + "epoch" }
+    /// STRING, a ``LeaderRecord``, with the lease TTL: for `swerve leader` and people.
+    public var leader: String { prefix + "leader" }
+    /// Channel: a ``LeaderEvent`` when a controller starts or stops leading.
+    public var leaderEvents: String { prefix + "leader:events" }
+    /// STRING integer: the epoch of the stored checkpoint; a floor for the next epoch.
+    public var checkpointEpoch: String { prefix + "checkpoint:epoch" }
+
     // MARK: Cluster-wide
 
     /// Channel: a ``WakeUp`` — something changed; the leader reconciles now, not at its next tick.

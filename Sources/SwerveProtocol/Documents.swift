@@ -194,3 +194,46 @@ public struct WakeUp: ProtocolDocument {
         self.subject = subject
     }
 }
+
+/// `swerve:{C}:leader` — written by the lease's acquire script, with the lease's TTL.
+public struct LeaderRecord: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var id: String
+    public var epoch: Int64
+    public var host: String
+    public var pid: Int32
+    /// Where its metrics are served, if anywhere.
+    public var address: String?
+    /// When it started leading, Unix ms.
+    public var since: Int64
+
+    public init(id: String, epoch: Int64, host: String, pid: Int32, address: String?, since: Int64) {
+        self.id = id
+        self.epoch = epoch
+        self.host = host
+        self.pid = pid
+        self.address = address
+        self.since = since
+    }
+}
+
+/// On `swerve:{C}:leader:events` — published when a controller starts or stops leading, so
+/// followers try at once instead of waiting out the lease.
+public struct LeaderEvent: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var event: Event
+    public var id: String
+    public var epoch: Int64
+
+    public enum Event: String, Codable, Sendable, Hashable {
+        case elected, left
+    }
+
+    public init(event: Event, id: String, epoch: Int64) {
+        self.event = event
+        self.id = id
+        self.epoch = epoch
+    }
+}

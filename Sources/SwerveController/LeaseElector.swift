@@ -1,0 +1,207 @@
+import Foundation
+public import SwerveErrors
+public import Logging
+public import SwerveProtocol
+public import SwerveRedis
+import Synchronization
+
+/// Who this controller is, as the leader record shows it.
+public struct ControllerIdentity: Sendable, Hashable {
+    public var id: String
+    public var host: String
+    public var pid: Int32
+    public var address: String?
+
+    public init(id: String, host: String, pid: Int32, address: String? = nil) {
+        self.id = id
+        self.host = host
+        self.pid = pid
+        self.address = address
+    }
+}
+
+/// One term of leadership: its fencing epoch, and the only way to write while leading.
+public struct LeadershipScope: Sendable {
+    public let epoch: Int64
+    /// `"<controllerId>:<epoch>"`: the lease value every fenced script checks.
+    public let leaseValue: String
+    let keys: ClusterKeys
+    let client: RedisClient
+    let refused: @Sendable () -> Void
+
+    /// Runs a fenced script: it changes nothing unless the lease still holds ``leaseValue``.
+    /// A refusal throws ``LeaseError/Code/fenced`` and ends this leadership at once.
+    public func write(_ script: FencedScript, keys extraKeys: [String], arguments: [any RedisArgumentConvertible]) async throws -> RedisReply {
+        let reply = try await client.pipeline([script.script.command(keys: [keys.lease] + extraKeys, arguments: [leaseValue] + arguments)])[0]
+        if let message = reply.errorMessage {
+            if message.hasPrefix("FENCED") {
+                refused()
+                throw LeaseError(.fenced, "write refused under epoch \(epoch): \(message)")
+            }
+            throw RedisError(.server, "Redis refused a fenced script: \(message)")
+        }
+        return reply
+    }
+}
+
+/// Elects a leader among controllers with a Redis lease and a fencing epoch; see
+/// ``LeaseStateMachine`` for what the lease guarantees and what only fencing does.
+///
+/// ``run(whileLeading:)`` runs until its task is cancelled. Each time this controller becomes
+/// leader it calls `whileLeading` in a child task with a ``LeadershipScope``, and cancels that
+/// task the moment leadership ends (trust expired, a renew or a fenced write refused). On
+/// cancellation a leader releases its lease and announces it, so a follower takes over at once.
+public final class LeaseElector: Sendable {
+    enum Event: Sendable {
+        case tick
+        case leaderLeft
+        case fencedWriteRefused
+    }
+
+    let keys: ClusterKeys
+    let client: RedisClient
+    let subscriberConfiguration: RedisConfiguration
+    let identity: ControllerIdentity
+    let timing: LeaseStateMachine.Timing
+    let logger: Logger
+    private let refused = Atomic<Int>(0)
+
+    /// Fenced writes refused so far (a metric).
+    public var refusedWrites: Int { refused.load(ordering: .relaxed) }
+
+    /// - Throws: ``LeaseError/Code/invalidTiming`` when the TTL, renew interval, margin and retry
+    ///   period do not fit together (see ``LeaseStateMachine/Timing/problem``).
+    public init(keys: ClusterKeys, client: RedisClient, identity: ControllerIdentity, ttl: Duration = .milliseconds(1500), logger: Logger) throws {
+        let timing = LeaseStateMachine.Timing.defaults(ttl: ttl)
+        if let problem = timing.problem { throw LeaseError(.invalidTiming, "invalid lease timing: \(problem)") }
+        self.keys = keys
+        self.client = client
+        self.subscriberConfiguration = client.configuration
+        self.identity = identity
+        self.timing = timing
+        self.logger = logger
+    }
+
+    public func run(whileLeading: @escaping @Sendable (LeadershipScope) async -> Void) async {
+        let (events, continuation) = AsyncStream.makeStream(of: Event.self)
+        var machine = LeaseStateMachine(timing: timing, now: .now)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(25))
+                    continuation.yield(.tick)
+                }
+                continuation.finish()
+            }
+            group.addTask { [keys, logger, subscriberConfiguration] in
+                let subscriber = RedisSubscriber(configuration: subscriberConfiguration, logger: logger)
+                try? await subscriber.subscribe(to: [keys.leaderEvents]) { subscription in
+                    for await event in subscription {
+                        if case .message(let message) = event,
+                           let announced = try? DocumentCodec.decode(LeaderEvent.self, from: message.payload, source: keys.leaderEvents),
+                           announced.event == .left {
+                            continuation.yield(.leaderLeft)
+                        }
+                    }
+                }
+            }
+            var term: Task<Void, Never>?
+            for await event in events {
+                var actions: [LeaseStateMachine.Action]
+                switch event {
+                case .tick: actions = machine.timePassed(now: .now)
+                case .leaderLeft: actions = machine.leaderLeft(now: .now)
+                case .fencedWriteRefused:
+                    refused.add(1, ordering: .relaxed)
+                    actions = machine.fencedWriteRefused(now: .now)
+                }
+                while !actions.isEmpty {
+                    var next: [LeaseStateMachine.Action] = []
+                    for action in actions {
+                        next += await perform(action, machine: &machine, term: &term, whileLeading: whileLeading, continuation: continuation)
+                    }
+                    actions = next
+                }
+            }
+            // Cancelled: leave cleanly.
+            for action in machine.shutdownRequested() {
+                _ = await perform(action, machine: &machine, term: &term, whileLeading: whileLeading, continuation: continuation)
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func perform(_ action: LeaseStateMachine.Action, machine: inout LeaseStateMachine, term: inout Task<Void, Never>?,
+                         whileLeading: @escaping @Sendable (LeadershipScope) async -> Void,
+                         continuation: AsyncStream<Event>.Continuation) async -> [LeaseStateMachine.Action] {
+        switch action {
+        case .tryAcquire:
+            let record = LeaderRecord(id: identity.id, epoch: 0, host: identity.host, pid: identity.pid, address: identity.address,
+                                      since: Int64(Date().timeIntervalSince1970 * 1000))
+            do {
+                let reply = try await client.run(LeaseScripts.acquire, keys: [keys.lease, keys.epoch, keys.leader, keys.checkpointEpoch],
+                                                 arguments: [identity.id, Self.ms(timing.ttl), DocumentCodec.encode(record)])
+                return machine.acquireAnswered(epoch: reply.integer, now: .now)
+            } catch {
+                logger.warning("cannot try for the lease", metadata: ["error": "\(error.message)"])
+                return machine.requestFailed(now: .now)
+            }
+        case .renew(let epoch):
+            do {
+                let reply = try await client.run(LeaseScripts.renew, keys: [keys.lease, keys.leader], arguments: [leaseValue(epoch), Self.ms(timing.ttl)])
+                return machine.renewAnswered(ok: reply.integer == 1, now: .now)
+            } catch {
+                logger.warning("cannot renew the lease", metadata: ["error": "\(error.message)", "epoch": "\(epoch)"])
+                return machine.requestFailed(now: .now)
+            }
+        case .becameLeader(let epoch):
+            logger.info("leading", metadata: ["epoch": "\(epoch)"])
+            _ = try? await client.send("PUBLISH", keys.leaderEvents, DocumentCodec.encode(LeaderEvent(event: .elected, id: identity.id, epoch: epoch)))
+            let scope = LeadershipScope(epoch: epoch, leaseValue: leaseValue(epoch), keys: keys, client: client,
+                                        refused: { continuation.yield(.fencedWriteRefused) })
+            term = Task { await whileLeading(scope) }
+            return []
+        case .steppedDown(let epoch, let reason):
+            logger.warning("stepped down", metadata: ["epoch": "\(epoch)", "reason": "\(reason)"])
+            term?.cancel()
+            await term?.value
+            term = nil
+            return []
+        case .release(let epoch):
+            let message = DocumentCodec.encode(LeaderEvent(event: .left, id: identity.id, epoch: epoch))
+            _ = try? await client.run(LeaseScripts.release, keys: [keys.lease, keys.leader], arguments: [leaseValue(epoch), keys.leaderEvents, message])
+            logger.info("released the lease", metadata: ["epoch": "\(epoch)"])
+            return []
+        }
+    }
+
+    private func leaseValue(_ epoch: Int64) -> String { "\(identity.id):\(epoch)" }
+
+    static func ms(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// Why leadership could not be had or used.
+public struct LeaseError: CodedError {
+    public typealias Code = ErrorCode<LeaseErrorDomain>
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// The codes of ``LeaseError``.
+public enum LeaseErrorDomain {}
+
+extension ErrorCode where Domain == LeaseErrorDomain {
+    /// The lease timings do not fit together.
+    public static let invalidTiming = Self("invalidTiming")
+    /// A fenced write was refused: this controller no longer holds the lease.
+    public static let fenced = Self("fenced")
+}

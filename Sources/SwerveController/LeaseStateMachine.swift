@@ -1,0 +1,164 @@
+/// Leadership as a pure state machine: when to try for the lease, when to renew it, and the
+/// moment to stop trusting it. Time is passed in (a monotonic clock's instants, never the wall
+/// clock); the ``LeaseElector`` performs the actions against Redis.
+///
+/// What the lease gives, and what it does not: it decides who *should* act. A leader trusts
+/// its lease only until `(send time of its last successful renew) + ttl − margin`, and steps
+/// down the moment that passes or any fenced write is refused. But a process can be paused, or
+/// its clock can run slow, so trust alone is not safety: every write a leader makes is a
+/// *fenced* script that first checks that the lease still holds this leader's value, and
+/// refuses otherwise. That — not the timing — is what makes a stale leader harmless.
+/// (Kubernetes' client-go leader election has no fencing; this one does.)
+///
+/// States: `follower(retryAt:)` (retry acquisition at that instant, or at once on a
+/// leader-left announcement); `acquiring`/`renewing` (a script is in flight); `leader(epoch:
+/// trustedUntil: renewAt:)`; `stopped`.
+struct LeaseStateMachine: Sendable {
+    struct Timing: Sendable, Equatable {
+        /// The lease's time to live in Redis.
+        var ttl: Duration
+        /// A leader renews this often.
+        var renewInterval: Duration
+        /// A leader trusts its lease until the last renew's send time + ttl − margin.
+        var safetyMargin: Duration
+        /// A follower tries to acquire this often.
+        var retryPeriod: Duration
+
+        /// Defaults: TTL 1.5 s, renew every 0.5 s (ttl/3), margin 0.3 s (20%), retry every 0.25 s.
+        static func defaults(ttl: Duration = .milliseconds(1500)) -> Timing {
+            Timing(ttl: ttl, renewInterval: ttl / 3, safetyMargin: ttl / 5, retryPeriod: ttl / 6)
+        }
+
+        /// Problems with the timing, or nil. The lease must outlive the trust window, which must
+        /// leave room for at least one failed renew before it ends.
+        var problem: String? {
+            if ttl <= .zero { return "the lease TTL must be positive" }
+            if safetyMargin <= .zero || safetyMargin >= ttl { return "the safety margin must be between 0 and the TTL" }
+            if renewInterval <= .zero || renewInterval * 2 > ttl - safetyMargin {
+                return "renew at most every (TTL − margin) / 2, so one lost renew does not end leadership (TTL \(ttl), margin \(safetyMargin), renew \(renewInterval))"
+            }
+            if retryPeriod <= .zero || retryPeriod > ttl { return "the retry period must be positive and at most the TTL" }
+            return nil
+        }
+    }
+
+    enum State: Sendable, Equatable {
+        case follower(retryAt: ContinuousClock.Instant)
+        case acquiring(sentAt: ContinuousClock.Instant)
+        case leader(epoch: Int64, trustedUntil: ContinuousClock.Instant, renewAt: ContinuousClock.Instant)
+        case renewing(epoch: Int64, trustedUntil: ContinuousClock.Instant, sentAt: ContinuousClock.Instant)
+        case stopped
+    }
+
+    enum Action: Sendable, Equatable {
+        case tryAcquire
+        case renew(epoch: Int64)
+        /// Leadership began: start leading under this fencing epoch.
+        case becameLeader(epoch: Int64)
+        /// Leadership ended (trust expired, a renew or fenced write was refused): cancel all
+        /// leader work at once.
+        case steppedDown(epoch: Int64, reason: String)
+        /// Delete the lease if it is still ours, and announce that we left.
+        case release(epoch: Int64)
+    }
+
+    let timing: Timing
+    private(set) var state: State
+
+    init(timing: Timing, now: ContinuousClock.Instant) {
+        precondition(timing.problem == nil, "invalid lease timing: \(timing.problem ?? "")")
+        self.timing = timing
+        self.state = .follower(retryAt: now)
+    }
+
+    var epoch: Int64? {
+        switch state {
+        case .leader(let epoch, _, _), .renewing(let epoch, _, _): return epoch
+        default: return nil
+        }
+    }
+
+    /// The clock moved; returns what is due.
+    mutating func timePassed(now: ContinuousClock.Instant) -> [Action] {
+        switch state {
+        case .follower(let retryAt) where now >= retryAt:
+            state = .acquiring(sentAt: now)
+            return [.tryAcquire]
+        case .leader(let epoch, let trustedUntil, _) where now >= trustedUntil,
+             .renewing(let epoch, let trustedUntil, _) where now >= trustedUntil:
+            return stepDown(epoch: epoch, reason: "the lease was not renewed in time", now: now)
+        case .leader(let epoch, let trustedUntil, let renewAt) where now >= renewAt:
+            state = .renewing(epoch: epoch, trustedUntil: trustedUntil, sentAt: now)
+            return [.renew(epoch: epoch)]
+        default:
+            return []
+        }
+    }
+
+    /// The acquire script answered: `epoch` if we got the lease, nil if someone holds it.
+    mutating func acquireAnswered(epoch: Int64?, now: ContinuousClock.Instant) -> [Action] {
+        guard case .acquiring(let sentAt) = state else { return [] }
+        guard let epoch else {
+            state = .follower(retryAt: now + timing.retryPeriod)
+            return []
+        }
+        state = .leader(epoch: epoch, trustedUntil: sentAt + timing.ttl - timing.safetyMargin, renewAt: sentAt + timing.renewInterval)
+        return [.becameLeader(epoch: epoch)]
+    }
+
+    /// The renew script answered: true if the lease was still ours and was extended.
+    mutating func renewAnswered(ok: Bool, now: ContinuousClock.Instant) -> [Action] {
+        guard case .renewing(let epoch, let trustedUntil, let sentAt) = state else { return [] }
+        guard ok else { return stepDown(epoch: epoch, reason: "the lease is held by another controller", now: now) }
+        // Trust is measured from when the renew was *sent*: the server may have applied it
+        // any time after that.
+        let extended = max(trustedUntil, sentAt + timing.ttl - timing.safetyMargin)
+        if now >= extended { return stepDown(epoch: epoch, reason: "the renew answered too late", now: now) }
+        state = .leader(epoch: epoch, trustedUntil: extended, renewAt: sentAt + timing.renewInterval)
+        return []
+    }
+
+    /// Redis could not be reached for a script: nothing is known; trust runs out on its own.
+    mutating func requestFailed(now: ContinuousClock.Instant) -> [Action] {
+        switch state {
+        case .acquiring:
+            state = .follower(retryAt: now + timing.retryPeriod)
+        case .renewing(let epoch, let trustedUntil, _):
+            state = .leader(epoch: epoch, trustedUntil: trustedUntil, renewAt: now + timing.retryPeriod)
+            return timePassed(now: now)
+        default:
+            break
+        }
+        return []
+    }
+
+    /// A fenced write was refused: another controller holds the lease. Step down at once.
+    mutating func fencedWriteRefused(now: ContinuousClock.Instant) -> [Action] {
+        guard let epoch else { return [] }
+        return stepDown(epoch: epoch, reason: "a fenced write was refused", now: now)
+    }
+
+    /// Another controller announced that it left: try at once.
+    mutating func leaderLeft(now: ContinuousClock.Instant) -> [Action] {
+        guard case .follower = state else { return [] }
+        state = .follower(retryAt: now)
+        return timePassed(now: now)
+    }
+
+    /// Shutting down: a leader releases its lease so a follower takes over at once.
+    mutating func shutdownRequested() -> [Action] {
+        let actions: [Action]
+        if let epoch {
+            actions = [.steppedDown(epoch: epoch, reason: "shutting down"), .release(epoch: epoch)]
+        } else {
+            actions = []
+        }
+        state = .stopped
+        return actions
+    }
+
+    private mutating func stepDown(epoch: Int64, reason: String, now: ContinuousClock.Instant) -> [Action] {
+        state = .follower(retryAt: now + timing.retryPeriod)
+        return [.steppedDown(epoch: epoch, reason: reason)]
+    }
+}

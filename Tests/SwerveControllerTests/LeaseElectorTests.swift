@@ -1,0 +1,136 @@
+import Foundation
+import Logging
+@testable import SwerveController
+import SwerveProtocol
+import SwerveRedis
+import SwerveTestSupport
+import Testing
+
+/// Real electors against the throwaway Redis.
+@Suite(.timeLimit(.minutes(1))) struct LeaseElection {
+    let url: String
+    let keys: ClusterKeys
+    let client: RedisClient
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    init() throws {
+        (url, keys, client) = try TestCluster.make(prefix: "l")
+    }
+
+    /// An elector running in a task; its terms arrive on `terms` as they start.
+    struct Running {
+        let elector: LeaseElector
+        let task: Task<Void, Never>
+        let terms: AsyncStream<LeadershipScope>
+    }
+
+    func start(_ id: String, ttl: Duration = .milliseconds(1500)) throws -> Running {
+        let elector = try LeaseElector(keys: keys, client: RedisClient(configuration: client.configuration, logger: logger),
+                                       identity: ControllerIdentity(id: id, host: "test-host", pid: 1), ttl: ttl, logger: logger)
+        let (terms, continuation) = AsyncStream.makeStream(of: LeadershipScope.self)
+        let task = Task {
+            await elector.run { scope in
+                continuation.yield(scope)
+                while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+        return Running(elector: elector, task: task, terms: terms)
+    }
+
+    /// The first term that starts among `electors`, with the index of its elector.
+    func firstTerm(_ electors: [Running]) async -> (Int, LeadershipScope) {
+        await withTaskGroup(of: (Int, LeadershipScope)?.self) { group in
+            for (index, running) in electors.enumerated() {
+                group.addTask {
+                    var iterator = running.terms.makeAsyncIterator()
+                    return await iterator.next().map { (index, $0) }
+                }
+            }
+            while let result = await group.next() {
+                if let result {
+                    group.cancelAll()
+                    return result
+                }
+            }
+            fatalError("no elector ever led")
+        }
+    }
+
+    func leaderRecord() async throws -> LeaderRecord? {
+        guard let bytes = try await client.send("GET", keys.leader).bytes else { return nil }
+        return try DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader)
+    }
+
+    @Test func oneOfThreeLeadsAndTheLeaseAndRecordSayWho() async throws {
+        let electors = try (1...3).map { try start("c\($0)") }
+        defer { for running in electors { running.task.cancel() } }
+        let (index, scope) = await firstTerm(electors)
+        #expect(try await client.send("GET", keys.lease).string == "c\(index + 1):\(scope.epoch)")
+        let record = try #require(try await leaderRecord())
+        #expect(record.id == "c\(index + 1)" && record.epoch == scope.epoch && record.host == "test-host")
+        #expect(try await client.send("GET", keys.epoch).integer == scope.epoch)
+    }
+
+    @Test func aLeaderThatLeavesHandsOverWithoutWaitingOutTheLease() async throws {
+        let first = try start("a", ttl: .seconds(4))
+        var firstTerms = first.terms.makeAsyncIterator()
+        let firstScope = try #require(await firstTerms.next())
+        let second = try start("b", ttl: .seconds(4))
+        defer { second.task.cancel() }
+        let left = ContinuousClock.now
+        first.task.cancel()
+        var secondTerms = second.terms.makeAsyncIterator()
+        let secondScope = try #require(await secondTerms.next())
+        #expect(secondScope.epoch == firstScope.epoch + 1)
+        #expect(ContinuousClock.now - left < .seconds(2), "released and announced, not expired after 4 s")
+    }
+
+    @Test func aFormerLeadersFencedWriteIsRefusedAndChangesNothing() async throws {
+        let write = FencedScript(body: "redis.call('SET', KEYS[2], ARGV[2]) return 1")
+        let target = keys.prefix + "fenced-target"
+        let first = try start("a")
+        var firstTerms = first.terms.makeAsyncIterator()
+        let stale = try #require(await firstTerms.next())
+        _ = try await stale.write(write, keys: [target], arguments: ["from a"])
+        #expect(try await client.send("GET", target).string == "from a")
+
+        // As if "a" were paused past its lease: the lease is gone and "b" takes it.
+        try await client.send("DEL", keys.lease)
+        let second = try start("b")
+        defer { second.task.cancel(); first.task.cancel() }
+        var secondTerms = second.terms.makeAsyncIterator()
+        let current = try #require(await secondTerms.next())
+        #expect(current.epoch > stale.epoch)
+
+        await #expect {
+            _ = try await stale.write(write, keys: [target], arguments: ["from stale a"])
+        } throws: { error in
+            let error = error as! LeaseError
+            return error.code == .fenced && error.message.contains("held by b:\(current.epoch)")
+        }
+        #expect(try await client.send("GET", target).string == "from a", "nothing changed")
+        _ = try await current.write(write, keys: [target], arguments: ["from b"])
+        #expect(try await client.send("GET", target).string == "from b")
+    }
+
+    @Test func theEpochNeverGoesBelowTheStoredCheckpointsEpoch() async throws {
+        // Redis lost the counter (no persistence), but the checkpoint says epoch 100 existed.
+        try await client.send("SET", keys.checkpointEpoch, 100)
+        let running = try start("a")
+        defer { running.task.cancel() }
+        var terms = running.terms.makeAsyncIterator()
+        #expect(try #require(await terms.next()).epoch == 101)
+    }
+
+    @Test func renewingKeepsLeadershipLongPastTheTTL() async throws {
+        let running = try start("a", ttl: .milliseconds(300))
+        defer { running.task.cancel() }
+        var terms = running.terms.makeAsyncIterator()
+        let scope = try #require(await terms.next())
+        // Five TTLs later, still the same term (a fenced write under it succeeds).
+        try await Task.sleep(for: .milliseconds(1500))
+        _ = try await scope.write(FencedScript(body: "return 1"), keys: [], arguments: [])
+        #expect(try await client.send("GET", keys.lease).string == "a:\(scope.epoch)")
+        #expect(running.elector.refusedWrites == 0)
+    }
+}

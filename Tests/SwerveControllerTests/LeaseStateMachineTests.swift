@@ -1,0 +1,89 @@
+@testable import SwerveController
+import Testing
+
+@Suite struct LeaseStateMachineRules {
+    let t0 = ContinuousClock.now
+    let timing = LeaseStateMachine.Timing.defaults(ttl: .milliseconds(1500))
+
+    func leader(epoch: Int64 = 7) -> LeaseStateMachine {
+        var machine = LeaseStateMachine(timing: timing, now: t0)
+        #expect(machine.timePassed(now: t0) == [.tryAcquire])
+        #expect(machine.acquireAnswered(epoch: epoch, now: t0 + .milliseconds(5)) == [.becameLeader(epoch: epoch)])
+        return machine
+    }
+
+    @Test func defaultTimingsAreValidAndBadOnesNamed() {
+        #expect(timing.problem == nil)
+        #expect(timing.renewInterval == .milliseconds(500) && timing.safetyMargin == .milliseconds(300) && timing.retryPeriod == .milliseconds(250))
+        var slow = timing
+        slow.renewInterval = .milliseconds(700)
+        #expect(slow.problem?.contains("renew at most every") == true)
+        var noMargin = timing
+        noMargin.safetyMargin = .zero
+        #expect(noMargin.problem?.contains("safety margin") == true)
+    }
+
+    @Test func aFollowerTriesAtOnceThenEveryRetryPeriod() {
+        var machine = LeaseStateMachine(timing: timing, now: t0)
+        #expect(machine.timePassed(now: t0) == [.tryAcquire])
+        #expect(machine.acquireAnswered(epoch: nil, now: t0 + .milliseconds(1)) == [])
+        #expect(machine.timePassed(now: t0 + .milliseconds(250)) == [])
+        #expect(machine.timePassed(now: t0 + .milliseconds(251)) == [.tryAcquire])
+    }
+
+    @Test func trustIsMeasuredFromTheSendTimeNotTheAnswer() {
+        var machine = LeaseStateMachine(timing: timing, now: t0)
+        _ = machine.timePassed(now: t0)
+        // The acquire was sent at t0 but answered 400 ms later: trust ends at t0 + 1.2 s.
+        _ = machine.acquireAnswered(epoch: 3, now: t0 + .milliseconds(400))
+        #expect(machine.state == .leader(epoch: 3, trustedUntil: t0 + .milliseconds(1200), renewAt: t0 + .milliseconds(500)))
+    }
+
+    @Test func aLeaderRenewsEveryThirdOfTheTTLAndExtendsItsTrust() {
+        var machine = leader()
+        #expect(machine.timePassed(now: t0 + .milliseconds(499)) == [])
+        #expect(machine.timePassed(now: t0 + .milliseconds(500)) == [.renew(epoch: 7)])
+        #expect(machine.renewAnswered(ok: true, now: t0 + .milliseconds(510)) == [])
+        #expect(machine.state == .leader(epoch: 7, trustedUntil: t0 + .milliseconds(1700), renewAt: t0 + .milliseconds(1000)))
+    }
+
+    @Test func aLeaderStepsDownTheMomentItsTrustRunsOut() {
+        var machine = leader()
+        _ = machine.timePassed(now: t0 + .milliseconds(500))
+        #expect(machine.requestFailed(now: t0 + .milliseconds(600)) == [])
+        #expect(machine.timePassed(now: t0 + .milliseconds(850)) == [.renew(epoch: 7)], "retries the renew")
+        #expect(machine.requestFailed(now: t0 + .milliseconds(900)) == [])
+        #expect(machine.timePassed(now: t0 + .milliseconds(1200)) == [.steppedDown(epoch: 7, reason: "the lease was not renewed in time")])
+        #expect(machine.epoch == nil)
+    }
+
+    @Test func aRefusedRenewOrFencedWriteEndsLeadershipAtOnce() {
+        var refusedRenew = leader()
+        _ = refusedRenew.timePassed(now: t0 + .milliseconds(500))
+        #expect(refusedRenew.renewAnswered(ok: false, now: t0 + .milliseconds(501)) == [.steppedDown(epoch: 7, reason: "the lease is held by another controller")])
+        var fenced = leader()
+        #expect(fenced.fencedWriteRefused(now: t0 + .milliseconds(10)) == [.steppedDown(epoch: 7, reason: "a fenced write was refused")])
+    }
+
+    @Test func aRenewAnsweredAfterTheTrustWindowStillStepsDown() {
+        var machine = leader()
+        _ = machine.timePassed(now: t0 + .milliseconds(500))
+        // Answered after the original trust (1.2 s) and after the renew's own window (1.7 s).
+        #expect(machine.renewAnswered(ok: true, now: t0 + .milliseconds(1800)) == [.steppedDown(epoch: 7, reason: "the renew answered too late")])
+    }
+
+    @Test func aLeaderLeftAnnouncementMakesAFollowerTryAtOnce() {
+        var machine = LeaseStateMachine(timing: timing, now: t0)
+        _ = machine.timePassed(now: t0)
+        _ = machine.acquireAnswered(epoch: nil, now: t0)
+        #expect(machine.leaderLeft(now: t0 + .milliseconds(10)) == [.tryAcquire])
+    }
+
+    @Test func shutdownReleasesTheLeaseOfALeaderOnly() {
+        var leading = leader()
+        #expect(leading.shutdownRequested() == [.steppedDown(epoch: 7, reason: "shutting down"), .release(epoch: 7)])
+        var following = LeaseStateMachine(timing: timing, now: t0)
+        #expect(following.shutdownRequested() == [])
+        #expect(following.timePassed(now: t0 + .seconds(10)) == [], "stopped for good")
+    }
+}
