@@ -104,6 +104,8 @@ let package = Package(
                 "SwerveCore",
                 "SwerveWorker",
                 "SwerveNode",
+                "SwerveController",
+                "SwerveProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -19,19 +19,28 @@ public struct TestFailure: Error, CustomStringConvertible {
 
 /// A started `swerve` process whose stderr is collected.
 public final class SwerveProcess: @unchecked Sendable {
-    // @unchecked: `process` and `errors` are set once in init and only read afterwards;
+    // @unchecked: `process`, `errors` and `outputPipe` are set once in init and only read afterwards;
     // Foundation's Process and Pipe are thread-safe for these reads.
     public let process: Process
     private let errors = Pipe()
+    private let outputPipe: Pipe?
 
-    public init(_ arguments: [String], environment: [String: String]) throws {
+    /// - Parameter captureOutput: keep stdout, readable as ``output`` once the process exited.
+    public init(_ arguments: [String], environment: [String: String], captureOutput: Bool = false) throws {
         process = Process()
         process.executableURL = URL(fileURLWithPath: try swerveBinary())
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
+        outputPipe = captureOutput ? Pipe() : nil
+        process.standardOutput = outputPipe ?? FileHandle.nullDevice
         try process.run()
+    }
+
+    /// What the process wrote to stdout (with `captureOutput`), once it has exited.
+    public var output: String {
+        guard let outputPipe else { return "" }
+        return String(decoding: outputPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     }
 
     /// Waits (off the cooperative pool) for the process to exit; returns its status and stderr.

@@ -134,3 +134,35 @@ import Testing
         #expect(running.elector.refusedWrites == 0)
     }
 }
+
+/// `swerve leader`, against a real elector.
+@Suite(.timeLimit(.minutes(1))) struct LeaderCommandTests {
+    @Test func itPrintsTheLeaderAndExits3WhenThereIsNone() async throws {
+        let (url, keys, client) = try TestCluster.make(prefix: "lc")
+        let none = try SwerveProcess(["leader", "--redis", url, "--cluster", keys.cluster], environment: [:])
+        let (noneStatus, noneError) = await none.exit()
+        #expect(noneStatus == 3)
+        #expect(noneError == "no controller leads cluster \"\(keys.cluster)\"\n")
+
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let elector = try LeaseElector(keys: keys, client: client, identity: ControllerIdentity(id: "ctl-1", host: "host-a", pid: 4242), logger: logger)
+        let (terms, continuation) = AsyncStream.makeStream(of: Int64.self)
+        let task = Task { await elector.run { scope in continuation.yield(scope.epoch); while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(20)) } } }
+        defer { task.cancel() }
+        var iterator = terms.makeAsyncIterator()
+        let epoch = try #require(await iterator.next())
+
+        let json = try SwerveProcess(["leader", "--redis", url, "--cluster", keys.cluster, "--json"], environment: [:], captureOutput: true)
+        let (status, _) = await json.exit()
+        #expect(status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any])
+        #expect(object["id"] as? String == "ctl-1")
+        #expect((object["epoch"] as? NSNumber)?.int64Value == epoch)
+        #expect(object["host"] as? String == "host-a")
+        #expect((object["pid"] as? NSNumber)?.int32Value == 4242)
+
+        let text = try SwerveProcess(["leader", "--redis", url, "--cluster", keys.cluster], environment: [:], captureOutput: true)
+        _ = await text.exit()
+        #expect(text.output.hasPrefix("ctl-1  epoch \(epoch)  on host-a (pid 4242), leading for "))
+    }
+}
