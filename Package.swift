@@ -106,6 +106,7 @@ let package = Package(
                 "SwerveNode",
                 "SwerveController",
                 "SwerveProtocol",
+                "SwerveSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -15,7 +15,7 @@ struct SwerveCommand: AsyncParsableCommand {
               swerve version
             """,
         version: Swerve.version,
-        subcommands: [NodeCommand.self, LeaderCommand.self, WorkerCommand.self, Version.self]
+        subcommands: [ControllerCommand.self, NodeCommand.self, LeaderCommand.self, WorkerCommand.self, Version.self]
     )
 }
 

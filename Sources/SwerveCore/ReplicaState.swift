@@ -24,10 +24,10 @@ public enum ReplicaState: String, Sendable, Hashable, Codable, CaseIterable {
     case stopped = "STOPPED"
 
     /// Counts toward the target and the surge: not on its way out.
-    var isAlive: Bool { self == .shouldStart || self == .starting || self == .running }
+    public var isAlive: Bool { self == .shouldStart || self == .starting || self == .running }
 
     /// Holds resources on a node (its process may exist).
-    var occupiesNode: Bool { self != .shouldStart && self != .stopped }
+    public var occupiesNode: Bool { self != .shouldStart && self != .stopped }
 }
 
 /// The address a ready replica serves on.

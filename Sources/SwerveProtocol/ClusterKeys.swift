@@ -67,6 +67,25 @@ public struct ClusterKeys: Sendable, Hashable {
     /// STRING integer: the epoch of the stored checkpoint; a floor for the next epoch.
     public var checkpointEpoch: String { prefix + "checkpoint:epoch" }
 
+    // MARK: Requests, goals, state
+
+    /// STREAM of client requests: fields `goal` (id) and `request` (a `Request.Operation`, JSON).
+    public var requests: String { prefix + "requests" }
+    /// STRING, the checkpoint (`SwerveCore.Checkpoint`), written by the leader (fenced).
+    public var checkpoint: String { prefix + "checkpoint" }
+    /// STRING, a `GoalOutcome`, written when the goal completes or fails; kept a day.
+    public func goal(_ id: String) -> String { prefix + "goal:" + id }
+    /// Channel: a `GoalOutcome` when any goal settles.
+    public var goals: String { prefix + "goals" }
+    /// STRING, the routing view (`SwerveCore.RoutingView`) with the leader's epoch.
+    public var routingSnapshot: String { prefix + "snapshot:routing" }
+    /// STRING, the backend configs view (`SwerveCore.BackendConfigsView`) with the leader's epoch.
+    public var configsSnapshot: String { prefix + "snapshot:configs" }
+    /// Channel: `{"kind": "routing" | "configs", "epoch", "version"}` after a snapshot changed.
+    public var snapshots: String { prefix + "snapshots" }
+    /// STRING, JSON `{backend: BackendStatus}`: every backend's status, for `swerve status`.
+    public var status: String { prefix + "status" }
+
     // MARK: Cluster-wide
 
     /// Channel: a ``WakeUp`` — something changed; the leader reconciles now, not at its next tick.

@@ -187,6 +187,8 @@ public struct WakeUp: ProtocolDocument {
 
     public enum Event: String, Codable, Sendable, Hashable {
         case ready, drained, exited, nodeJoined, nodeLeft
+        /// A client appended a request.
+        case request
     }
 
     public init(event: Event, subject: String) {

@@ -1,0 +1,93 @@
+public import Logging
+public import SwerveCore
+public import SwerveProtocol
+public import SwerveRedis
+
+/// What `swerve controller` needs: a `Sendable` value with defaults.
+public struct ControllerConfiguration: Sendable {
+    public var redis: RedisConfiguration
+    public var keys: ClusterKeys
+    public var identity: ControllerIdentity
+    public var leaseTTL: Duration
+    /// The control loop runs at least this often, and at once on any wake-up.
+    public var tick: Duration
+    public var settings: ReconcilerSettings
+
+    public init(redis: RedisConfiguration, keys: ClusterKeys, identity: ControllerIdentity, leaseTTL: Duration = .milliseconds(1500),
+                tick: Duration = .milliseconds(100), settings: ReconcilerSettings = ReconcilerSettings()) {
+        self.redis = redis
+        self.keys = keys
+        self.identity = identity
+        self.leaseTTL = leaseTTL
+        self.tick = tick
+        self.settings = settings
+    }
+}
+
+/// `swerve controller`: contends for the lease; while it leads, runs the control loop
+/// (``ControllerTerm``). Runs until its task is cancelled, then releases the lease.
+public enum Controller {
+    public static func run(_ configuration: ControllerConfiguration, logger: Logger) async throws {
+        let client = RedisClient(configuration: configuration.redis, logger: logger)
+        defer { client.close() }
+        let elector = try LeaseElector(keys: configuration.keys, client: client, identity: configuration.identity,
+                                       ttl: configuration.leaseTTL, logger: logger)
+        await elector.run { scope in
+            await lead(scope, configuration: configuration, client: client, logger: logger)
+        }
+    }
+
+    static func lead(_ scope: LeadershipScope, configuration: ControllerConfiguration, client: RedisClient, logger baseLogger: Logger) async {
+        let logger = {
+            var logger = baseLogger
+            logger[metadataKey: "epoch"] = "\(scope.epoch)"
+            return logger
+        }()
+        var term = ControllerTerm(scope: scope, keys: configuration.keys, client: client, settings: configuration.settings, logger: logger)
+        do {
+            guard try await term.load() else {
+                // Refusing to lead: the checkpoint stays as it is; say so until the term ends.
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(5))
+                    if !Task.isCancelled { logger.critical("still refusing to lead: the checkpoint cannot be read") }
+                }
+                return
+            }
+        } catch {
+            logger.error("cannot load the checkpoint", metadata: ["error": "\(error)"])
+            return
+        }
+
+        let (wakes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: configuration.tick)
+                    continuation.yield()
+                }
+                continuation.finish()
+            }
+            group.addTask {
+                let subscriber = RedisSubscriber(configuration: configuration.redis, logger: logger)
+                try? await subscriber.subscribe(to: [configuration.keys.wake]) { subscription in
+                    for await _ in subscription { continuation.yield() }
+                }
+            }
+            var seed = UInt64.random(in: 0...UInt64.max)
+            continuation.yield()
+            for await _ in wakes {
+                guard !Task.isCancelled else { break }
+                seed &+= 1
+                do {
+                    try await term.step(randomSeed: seed)
+                } catch let error as LeaseError {
+                    logger.warning("leadership lost mid-step", metadata: ["error": "\(error.message)"])
+                    break
+                } catch {
+                    logger.error("control loop step failed; retrying", metadata: ["error": "\(error)"])
+                }
+            }
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import Logging
+import SwerveCore
+import SwerveProtocol
+import SwerveRedis
+
+/// One term of leadership: load the checkpoint, repeat what the previous leader may not have
+/// finished, then reconcile on every wake-up until the term ends (its task is cancelled).
+struct ControllerTerm {
+    let scope: LeadershipScope
+    let keys: ClusterKeys
+    let client: RedisClient
+    let settings: ReconcilerSettings
+    let logger: Logger
+    var state = BackendState()
+    var lastStatus: [String: BackendStatus] = [:]
+
+    /// Loads the checkpoint. One that cannot be decoded is left untouched and this controller
+    /// does nothing with it: it says why and keeps saying so until its term ends.
+    mutating func load() async throws -> Bool {
+        guard let bytes = try await client.send("GET", keys.checkpoint).bytes else {
+            logger.info("no checkpoint: starting empty", metadata: ["epoch": "\(scope.epoch)"])
+            return true
+        }
+        do {
+            state = try Checkpoint.decode(bytes)
+        } catch {
+            logger.critical("refusing to lead: \(keys.checkpoint): \(error.message)")
+            return false
+        }
+        let replicas = state.allReplicas.count
+        logger.info("loaded the checkpoint", metadata: ["epoch": "\(scope.epoch)", "backends": "\(state.backends.count)", "replicas": "\(replicas)"])
+        try await execute(Reconciler.recoveryActions(for: state))
+        return true
+    }
+
+    /// One step: observe (two round trips), reconcile, execute (one round trip).
+    mutating func step(randomSeed: UInt64) async throws {
+        let observations = try await observe(randomSeed: randomSeed)
+        let (next, actions) = Reconciler.reconcile(state, observations, settings: settings)
+        state = next
+        try await execute(actions)
+        let status = Dictionary(uniqueKeysWithValues: state.backends.map { ($0.tag, $0.status) })
+        if status != lastStatus {
+            try await scope.writeAll([(ControllerScripts.writeStatus, [keys.status], [Self.json(status)])])
+            lastStatus = status
+            for (tag, backendStatus) in status.sorted(by: { $0.key < $1.key }) {
+                logger.info("\(tag): \(backendStatus.kind.rawValue), \(backendStatus.reason)", metadata: ["backend": "\(tag)"])
+            }
+        }
+    }
+
+    private func observe(randomSeed: UInt64) async throws -> Observations {
+        let start = state.lastAppliedRequest.map { "(\($0))" } ?? "-"
+        let placed = state.allReplicas.filter { $0.state.occupiesNode && $0.node != nil }.map(\.tag)
+        var first = [RedisCommand("XRANGE", keys.requests, start, "+", "COUNT", 100), RedisCommand("ZRANGE", keys.nodes, 0, -1)]
+        if !placed.isEmpty {
+            first.append(RedisCommand("MGET", arguments: placed.flatMap { [keys.ready($0), keys.drained($0), keys.exit($0)] }))
+        }
+        let replies = try await client.pipeline(first)
+        let nodeIDs = replies[1].array?.compactMap(\.string) ?? []
+        var nodes: [String: NodeInfo] = [:]
+        if !nodeIDs.isEmpty {
+            let records = try await client.send(RedisCommand("MGET", arguments: nodeIDs.map(keys.node))).array ?? []
+            for (id, reply) in zip(nodeIDs, records) {
+                if let bytes = reply.bytes, let record = try? DocumentCodec.decode(NodeRecord.self, from: bytes, source: keys.node(id)) {
+                    nodes[id] = NodeInfo(id: id, total: record.resources, alive: true)
+                } else {
+                    nodes[id] = NodeInfo(id: id, total: .zero, alive: false)
+                }
+            }
+        }
+        var replicas: [String: ReplicaObservation] = [:]
+        if placed.count > 0, let values = replies[2].array {
+            for (index, tag) in placed.enumerated() {
+                var observation = ReplicaObservation()
+                if let bytes = values[index * 3].bytes, let ready = try? DocumentCodec.decode(ReadyRecord.self, from: bytes, source: keys.ready(tag)) {
+                    observation.endpoint = ReplicaEndpoint(address: ready.address, pid: ready.pid)
+                }
+                observation.drained = !values[index * 3 + 1].isNull
+                if let bytes = values[index * 3 + 2].bytes, let exit = try? DocumentCodec.decode(ExitRecord.self, from: bytes, source: keys.exit(tag)) {
+                    observation.exit = exit.reason
+                }
+                replicas[tag] = observation
+            }
+        }
+        var requests: [Request] = []
+        for entry in replies[0].array ?? [] {
+            guard let parts = entry.array, parts.count == 2, let idText = parts[0].string, let id = RequestID(idText),
+                  let fields = parts[1].array else { continue }
+            var values: [String: [UInt8]] = [:]
+            for index in stride(from: 0, to: fields.count - 1, by: 2) {
+                if let name = fields[index].string, let value = fields[index + 1].bytes { values[name] = value }
+            }
+            guard let goal = values["goal"].map({ String(decoding: $0, as: UTF8.self) }) else { continue }
+            do {
+                let operation = try JSONDecoder().decode(Request.Operation.self, from: Data(values["request"] ?? []))
+                requests.append(Request(id: id, goal: goal, operation: operation))
+            } catch {
+                logger.error("a request that cannot be read fails its goal", metadata: ["request": "\(idText)", "goal": "\(goal)"])
+                try await scope.writeAll([goalCall(GoalOutcome(goal: goal, failure: "request \(idText) cannot be read: \(error)"))])
+            }
+        }
+        return Observations(now: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), requests: requests,
+                            nodes: nodes, replicas: replicas, randomSeed: randomSeed)
+    }
+
+    /// Carries out a step's actions, in order, as fenced scripts in one round trip.
+    private func execute(_ actions: [Action]) async throws {
+        var calls: [(script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible])] = []
+        for action in actions {
+            switch action {
+            case .writeCheckpoint(let state):
+                calls.append((ControllerScripts.writeCheckpoint, [keys.checkpoint, keys.checkpointEpoch], [Checkpoint.encode(state), scope.epoch]))
+            case .publishBackendConfigs(let view):
+                calls.append((ControllerScripts.publishSnapshot, [keys.configsSnapshot],
+                              [Self.json(Snapshot(epoch: scope.epoch, view: view)), keys.snapshots, Self.json(SnapshotNotice(kind: "configs", epoch: scope.epoch, version: view.version))]))
+            case .publishRoutingView(let view):
+                calls.append((ControllerScripts.publishSnapshot, [keys.routingSnapshot],
+                              [Self.json(Snapshot(epoch: scope.epoch, view: view)), keys.snapshots, Self.json(SnapshotNotice(kind: "routing", epoch: scope.epoch, version: view.version))]))
+            case .assign(let assignment):
+                let tag = assignment.replica.tag
+                let node = assignment.replica.node
+                calls.append((ControllerScripts.assign, [keys.assignments(node), keys.assignmentsVersion(node), keys.userConfig(tag)],
+                              [tag, DocumentCodec.encode(AssignmentDocument(assignment)), keys.nodeNotify(node),
+                               DocumentCodec.encode(UserConfigDocument(tag: tag, userConfig: assignment.userConfig))]))
+            case .drain(let replica, let deadline):
+                calls.append(drainCall(replica, DrainRequest(tag: replica.tag, deadline: deadline.milliseconds, force: false)))
+            case .forceKill(let replica):
+                guard !replica.node.isEmpty else { continue }
+                calls.append(drainCall(replica, DrainRequest(tag: replica.tag, deadline: 0, force: true)))
+            case .pushUserConfig(let replica, let userConfig):
+                calls.append((ControllerScripts.pushUserConfig, [keys.userConfig(replica.tag)],
+                              [DocumentCodec.encode(UserConfigDocument(tag: replica.tag, userConfig: userConfig)), keys.control(replica.tag),
+                               DocumentCodec.encode(ControlMessage(event: .config))]))
+            case .forget(let replica):
+                calls.append((ControllerScripts.forget, [keys.assignments(replica.node), keys.assignmentsVersion(replica.node)] + keys.replicaKeys(replica.tag),
+                              [replica.tag, keys.nodeNotify(replica.node)]))
+            case .completeGoal(let goal):
+                calls.append(goalCall(GoalOutcome(goal: goal)))
+            case .failGoal(let goal, let reason):
+                calls.append(goalCall(GoalOutcome(goal: goal, failure: reason)))
+            }
+        }
+        try await scope.writeAll(calls)
+    }
+
+    private func drainCall(_ replica: ReplicaReference, _ request: DrainRequest) -> (script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible]) {
+        (ControllerScripts.drain, [keys.drain(replica.tag)],
+         [DocumentCodec.encode(request), keys.control(replica.tag), DocumentCodec.encode(ControlMessage(event: .drain)), keys.nodeNotify(replica.node)])
+    }
+
+    private func goalCall(_ outcome: GoalOutcome) -> (script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible]) {
+        (ControllerScripts.settleGoal, [keys.goal(outcome.goal)], [Self.json(outcome), keys.goals])
+    }
+
+    static func json(_ value: some Encodable) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(value)).map(Array.init) ?? Array("null".utf8)
+    }
+}
+
+/// A published view with the epoch of the leader that published it: routers never replace
+/// their view with one whose (epoch, version) is lower.
+struct Snapshot<View: Codable & Sendable>: Codable, Sendable {
+    var schemaVersion = 1
+    var epoch: Int64
+    var view: View
+}
+
+struct SnapshotNotice: Codable, Sendable {
+    var schemaVersion = 1
+    var kind: String
+    var epoch: Int64
+    var version: Int
+}
