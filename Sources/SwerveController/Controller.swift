@@ -45,14 +45,9 @@ public enum Controller {
         }()
         var term = ControllerTerm(scope: scope, keys: configuration.keys, client: client, settings: configuration.settings, logger: logger)
         do {
-            guard try await term.load() else {
-                // Refusing to lead: the checkpoint stays as it is; say so until the term ends.
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(5))
-                    if !Task.isCancelled { logger.critical("still refusing to lead: the checkpoint cannot be read") }
-                }
-                return
-            }
+            // Refusing to lead: return, so the lease is released (a newer controller that can
+            // read the checkpoint may take over) and the checkpoint stays as it is.
+            guard try await term.load() else { return }
         } catch {
             logger.error("cannot load the checkpoint", metadata: ["error": "\(error)"])
             return

@@ -25,7 +25,7 @@ struct ControllerTerm {
         do {
             state = try Checkpoint.decode(bytes)
         } catch {
-            logger.critical("refusing to lead: \(keys.checkpoint): \(error.message)")
+            logger.critical("refusing to lead and releasing the lease: \(keys.checkpoint): \(error.message)")
             return false
         }
         let replicas = state.allReplicas.count
@@ -38,8 +38,11 @@ struct ControllerTerm {
     mutating func step(randomSeed: UInt64) async throws {
         let observations = try await observe(randomSeed: randomSeed)
         let (next, actions) = Reconciler.reconcile(state, observations, settings: settings)
-        state = next
+        // The state advances only once its actions were carried out: if they fail part-way, the
+        // next step starts from the same state and repeats them (every action is idempotent,
+        // and the checkpoint it rewrites is the same).
         try await execute(actions)
+        state = next
         let status = Dictionary(uniqueKeysWithValues: state.backends.map { ($0.tag, $0.status) })
         if status != lastStatus {
             try await scope.writeAll([(ControllerScripts.writeStatus, [keys.status], [Self.json(status)])])
@@ -51,13 +54,17 @@ struct ControllerTerm {
     }
 
     private func observe(randomSeed: UInt64) async throws -> Observations {
-        let start = state.lastAppliedRequest.map { "(\($0))" } ?? "-"
+        // Exclusive start after the last applied request ("(<id>"), or the stream's beginning.
+        let start = state.lastAppliedRequest.map { "(" + $0.description } ?? "-"
         let placed = state.allReplicas.filter { $0.state.occupiesNode && $0.node != nil }.map(\.tag)
         var first = [RedisCommand("XRANGE", keys.requests, start, "+", "COUNT", 100), RedisCommand("ZRANGE", keys.nodes, 0, -1)]
         if !placed.isEmpty {
             first.append(RedisCommand("MGET", arguments: placed.flatMap { [keys.ready($0), keys.drained($0), keys.exit($0)] }))
         }
         let replies = try await client.pipeline(first)
+        for (command, reply) in zip(first, replies) {
+            if let message = reply.errorMessage { throw RedisError(.server, "Redis refused \(command.name) while observing: \(message)") }
+        }
         let nodeIDs = replies[1].array?.compactMap(\.string) ?? []
         var nodes: [String: NodeInfo] = [:]
         if !nodeIDs.isEmpty {

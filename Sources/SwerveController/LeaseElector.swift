@@ -73,6 +73,8 @@ public final class LeaseElector: Sendable {
         case tick
         case leaderLeft
         case fencedWriteRefused
+        /// The term's work returned (when not cancelled: by its own choice).
+        case termEnded(epoch: Int64)
     }
 
     let keys: ClusterKeys
@@ -110,13 +112,13 @@ public final class LeaseElector: Sendable {
                 }
                 continuation.finish()
             }
-            group.addTask { [keys, logger, subscriberConfiguration] in
+            group.addTask { [keys, logger, subscriberConfiguration, identity] in
                 let subscriber = RedisSubscriber(configuration: subscriberConfiguration, logger: logger)
                 try? await subscriber.subscribe(to: [keys.leaderEvents]) { subscription in
                     for await event in subscription {
                         if case .message(let message) = event,
                            let announced = try? DocumentCodec.decode(LeaderEvent.self, from: message.payload, source: keys.leaderEvents),
-                           announced.event == .left {
+                           announced.event == .left, announced.id != identity.id {
                             continuation.yield(.leaderLeft)
                         }
                     }
@@ -131,6 +133,8 @@ public final class LeaseElector: Sendable {
                 case .fencedWriteRefused:
                     refused.add(1, ordering: .relaxed)
                     actions = machine.fencedWriteRefused(now: .now)
+                case .termEnded(let epoch):
+                    actions = machine.termEnded(epoch: epoch, now: .now)
                 }
                 while !actions.isEmpty {
                     var next: [LeaseStateMachine.Action] = []
@@ -176,12 +180,15 @@ public final class LeaseElector: Sendable {
             _ = try? await client.send("PUBLISH", keys.leaderEvents, DocumentCodec.encode(LeaderEvent(event: .elected, id: identity.id, epoch: epoch)))
             let scope = LeadershipScope(epoch: epoch, leaseValue: leaseValue(epoch), keys: keys, client: client,
                                         refused: { continuation.yield(.fencedWriteRefused) })
-            term = Task { await whileLeading(scope) }
+            term = Task {
+                await whileLeading(scope)
+                if !Task.isCancelled { continuation.yield(.termEnded(epoch: epoch)) }
+            }
             return []
         case .steppedDown(let epoch, let reason):
             logger.warning("stepped down", metadata: ["epoch": "\(epoch)", "reason": "\(reason)"])
             term?.cancel()
-            await term?.value
+            _ = await term?.value
             term = nil
             return []
         case .release(let epoch):

@@ -138,6 +138,15 @@ struct LeaseStateMachine: Sendable {
         return stepDown(epoch: epoch, reason: "a fenced write was refused", now: now)
     }
 
+    /// The leader's work ended by its own choice (it refused to lead, e.g. on a checkpoint it
+    /// cannot read): release the lease so another controller — perhaps a newer one that can —
+    /// takes over, and hold off for two TTLs before trying again.
+    mutating func termEnded(epoch ended: Int64, now: ContinuousClock.Instant) -> [Action] {
+        guard let epoch, epoch == ended else { return [] }
+        state = .follower(retryAt: now + timing.ttl * 2)
+        return [.steppedDown(epoch: epoch, reason: "it stopped leading by itself"), .release(epoch: epoch)]
+    }
+
     /// Another controller announced that it left: try at once.
     mutating func leaderLeft(now: ContinuousClock.Instant) -> [Action] {
         guard case .follower = state else { return [] }

@@ -79,6 +79,14 @@ import Testing
         #expect(machine.leaderLeft(now: t0 + .milliseconds(10)) == [.tryAcquire])
     }
 
+    @Test func aTermThatEndsByItselfReleasesTheLeaseAndHoldsOff() {
+        var machine = leader()
+        #expect(machine.termEnded(epoch: 6, now: t0 + .milliseconds(10)) == [], "an older term's end changes nothing")
+        #expect(machine.termEnded(epoch: 7, now: t0 + .milliseconds(10)) == [.steppedDown(epoch: 7, reason: "it stopped leading by itself"), .release(epoch: 7)])
+        #expect(machine.timePassed(now: t0 + .milliseconds(3000)) == [], "holds off for two TTLs")
+        #expect(machine.timePassed(now: t0 + .milliseconds(3010)) == [.tryAcquire])
+    }
+
     @Test func shutdownReleasesTheLeaseOfALeaderOnly() {
         var leading = leader()
         #expect(leading.shutdownRequested() == [.steppedDown(epoch: 7, reason: "shutting down"), .release(epoch: 7)])

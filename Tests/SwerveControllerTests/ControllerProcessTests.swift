@@ -1,0 +1,140 @@
+import Foundation
+import Glibc
+import Logging
+import SwerveCore
+import SwerveProtocol
+import SwerveRedis
+import SwerveTestSupport
+import Testing
+
+/// Real controllers, a real node and real workers.
+@Suite(.timeLimit(.minutes(1))) struct ControllerProcesses {
+    let url: String
+    let keys: ClusterKeys
+    let client: RedisClient
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    init() throws {
+        (url, keys, client) = try TestCluster.make(prefix: "c")
+    }
+
+    func controller(_ id: String) throws -> SwerveProcess {
+        try SwerveProcess(["controller", "--redis", url, "--cluster", keys.cluster, "--id", id], environment: ["SWERVE_LOG_LEVEL": "warning"])
+    }
+
+    func node() throws -> SwerveProcess {
+        try SwerveProcess(["node", "--redis", url, "--cluster", keys.cluster, "--id", "n1", "--cpu", "8"], environment: ["SWERVE_LOG_LEVEL": "warning"])
+    }
+
+    /// Appends a request as a client does.
+    func append(_ operation: Request.Operation, goal: String) async throws {
+        let encoded = try JSONEncoder().encode(operation)
+        _ = try await client.pipeline([RedisCommand("XADD", keys.requests, "*", "goal", goal, "request", Array(encoded)),
+                                       RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .request, subject: goal)))])
+    }
+
+    /// Returns once `goal` settled: subscribed first, then the goal key read, then messages.
+    func outcome(of goal: String) async throws -> GoalOutcome {
+        let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
+        return try await subscriber.subscribe(to: [keys.goals]) { subscription in
+            var iterator = subscription.makeAsyncIterator()
+            #expect(await iterator.next() == .subscribed)
+            if let bytes = try await client.send("GET", keys.goal(goal)).bytes {
+                return try JSONDecoder().decode(GoalOutcome.self, from: Data(bytes))
+            }
+            while let event = await iterator.next() {
+                if case .message(let message) = event, let outcome = try? JSONDecoder().decode(GoalOutcome.self, from: Data(message.payload)), outcome.goal == goal {
+                    return outcome
+                }
+            }
+            throw TestFailure("no outcome for \(goal)")
+        }
+    }
+
+    func request(_ operation: Request.Operation, goal: String) async throws -> GoalOutcome {
+        try await append(operation, goal: goal)
+        return try await outcome(of: goal)
+    }
+
+    func routedReplicas() async throws -> [String: String] {
+        guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes,
+              let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+              let view = object["view"] as? [String: Any], let backends = view["backends"] as? [String: [[String: String]]] else { return [:] }
+        var replicas: [String: String] = [:]
+        for replica in backends["api"] ?? [] { replicas[replica["tag"]!] = replica["address"] }
+        return replicas
+    }
+
+    func pid(_ tag: String) async throws -> Int32? {
+        guard let bytes = try await client.send("GET", keys.ready(tag)).bytes else { return nil }
+        return try DocumentCodec.decode(ReadyRecord.self, from: bytes, source: keys.ready(tag)).pid
+    }
+
+    @Test func aBackendComesUpAndSurvivesItsLeadersDeathWithoutARestart() async throws {
+        let first = try controller("c1")
+        let second = try controller("c2")
+        let agent = try node()
+        defer { first.kill(); second.kill(); agent.kill(SIGTERM) }
+
+        let create = Request.Operation.createBackend(tag: "api", config: BackendConfig(numReplicas: 3, routePrefix: "/api"),
+                                                     replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1)))
+        #expect(try await request(create, goal: "g-create") == GoalOutcome(goal: "g-create"))
+        let routed = try await routedReplicas()
+        let snapshotText = try await client.send("GET", keys.routingSnapshot).string ?? "none"
+        let statusText = try await client.send("GET", keys.status).string ?? "none"
+        #expect(routed.count == 3, "snapshot: \(snapshotText); status: \(statusText)")
+        for address in routed.values {
+            #expect(try await httpRequest(address).status == 200)
+        }
+        var pids: [String: Int32] = [:]
+        for tag in routed.keys { pids[tag] = try await pid(tag) }
+
+        // Kill whichever leads; the other takes over from the checkpoint.
+        let leader = try DocumentCodec.decode(LeaderRecord.self, from: try #require(try await client.send("GET", keys.leader).bytes), source: keys.leader)
+        (leader.id == "c1" ? first : second).kill(SIGKILL)
+        let scaled = try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 2)), goal: "g-scale")
+        #expect(scaled == GoalOutcome(goal: "g-scale"))
+        let newLeader = try DocumentCodec.decode(LeaderRecord.self, from: try #require(try await client.send("GET", keys.leader).bytes), source: keys.leader)
+        #expect(newLeader.id != leader.id && newLeader.epoch > leader.epoch)
+        let survivors = try await routedReplicas()
+        #expect(survivors.count == 2)
+        for tag in survivors.keys {
+            #expect(try await pid(tag) == pids[tag], "\(tag) was adopted, not restarted")
+        }
+    }
+
+    @Test func aRequestWrittenWhileNoControllerRunsIsAppliedWhenOneStarts() async throws {
+        let agent = try node()
+        defer { agent.kill(SIGTERM) }
+        try await append(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1),
+                                        replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1))), goal: "g-queued")
+        #expect(try await client.send("EXISTS", keys.goal("g-queued")) == .integer(0), "nobody applied it yet")
+        let late = try controller("c-late")
+        defer { late.kill() }
+        #expect(try await outcome(of: "g-queued") == GoalOutcome(goal: "g-queued"))
+    }
+
+    @Test func anUnreadableCheckpointIsRefusedAndLeftAsItWas() async throws {
+        try await client.send("SET", keys.checkpoint, "{\"schemaVersion\":99}")
+        var started: SwerveProcess?
+        let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
+        try await subscriber.subscribe(to: [keys.leaderEvents]) { subscription in
+            var iterator = subscription.makeAsyncIterator()
+            #expect(await iterator.next() == .subscribed)
+            started = try controller("c-x")
+            // It is elected, reads the checkpoint, refuses, and releases the lease.
+            var seen: [LeaderEvent.Event] = []
+            while seen != [.elected, .left], let event = await iterator.next() {
+                if case .message(let message) = event, let announced = try? DocumentCodec.decode(LeaderEvent.self, from: message.payload, source: keys.leaderEvents) {
+                    seen.append(announced.event)
+                }
+            }
+        }
+        let stubborn = try #require(started)
+        #expect(try await client.send("EXISTS", keys.lease) == .integer(0), "it does not sit on the lease")
+        stubborn.kill(SIGTERM)
+        let (_, stderr) = await stubborn.exit()
+        #expect(stderr.contains("refusing to lead") && stderr.contains("schema version 99"))
+        #expect(try await client.send("GET", keys.checkpoint).string == "{\"schemaVersion\":99}")
+    }
+}
