@@ -16,7 +16,7 @@ struct ClusterOptions: ParsableArguments {
         do {
             return try RedisConfiguration(url: redisURL, environment: ProcessInfo.processInfo.environment)
         } catch {
-            throw ValidationError("--redis: \(error.message)")
+            throw ArgumentParser.ValidationError("--redis: \(error.message)")
         }
     }
 
@@ -24,7 +24,7 @@ struct ClusterOptions: ParsableArguments {
         do {
             return try ClusterKeys(cluster: cluster)
         } catch {
-            throw ValidationError("--cluster: \(error.message)")
+            throw ArgumentParser.ValidationError("--cluster: \(error.message)")
         }
     }
 }

@@ -29,8 +29,8 @@ struct ControllerCommand: AsyncParsableCommand {
     var tickMs: Int = 100
 
     func validate() throws {
-        guard leaseTTLMs >= 300 else { throw ValidationError("--lease-ttl-ms: must be ≥ 300, got \(leaseTTLMs)") }
-        guard tickMs >= 10 else { throw ValidationError("--tick-ms: must be ≥ 10, got \(tickMs)") }
+        guard leaseTTLMs >= 300 else { throw ArgumentParser.ValidationError("--lease-ttl-ms: must be ≥ 300, got \(leaseTTLMs)") }
+        guard tickMs >= 10 else { throw ArgumentParser.ValidationError("--tick-ms: must be ≥ 10, got \(tickMs)") }
     }
 
     func run() async throws {

@@ -42,10 +42,10 @@ struct NodeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard !id.isEmpty, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
-            throw ValidationError("--id: \"\(id)\" may contain only letters, digits, \"-\", \"_\" and \".\"")
+            throw ArgumentParser.ValidationError("--id: \"\(id)\" may contain only letters, digits, \"-\", \"_\" and \".\"")
         }
-        guard cpu >= 0, cpu.isFinite else { throw ValidationError("--cpu: must be a number ≥ 0, got \(cpu)") }
-        guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout: must be ≥ 0, got \(shutdownTimeout)") }
+        guard cpu >= 0, cpu.isFinite else { throw ArgumentParser.ValidationError("--cpu: must be a number ≥ 0, got \(cpu)") }
+        guard shutdownTimeout >= 0 else { throw ArgumentParser.ValidationError("--shutdown-timeout: must be ≥ 0, got \(shutdownTimeout)") }
         _ = try memoryBytes()
         _ = try customResources()
     }
@@ -74,7 +74,7 @@ struct NodeCommand: AsyncParsableCommand {
         for (unit, factor) in units where memory.hasSuffix(unit) {
             if let value = Double(memory.dropLast(unit.count)), value >= 0 { return Int64(value * Double(factor)) }
         }
-        throw ValidationError("--memory: \"\(memory)\" is not an amount such as 1073741824, 512MiB or 8GiB")
+        throw ArgumentParser.ValidationError("--memory: \"\(memory)\" is not an amount such as 1073741824, 512MiB or 8GiB")
     }
 
     private func customResources() throws -> [String: Double] {
@@ -82,7 +82,7 @@ struct NodeCommand: AsyncParsableCommand {
         for item in resources {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, parts[0] != "cpu", parts[0] != "memory", let amount = Double(parts[1]), amount >= 0 else {
-                throw ValidationError("--resource: \"\(item)\" must be NAME=AMOUNT, e.g. gpu=1 (cpu and memory have their own flags)")
+                throw ArgumentParser.ValidationError("--resource: \"\(item)\" must be NAME=AMOUNT, e.g. gpu=1 (cpu and memory have their own flags)")
             }
             custom[parts[0]] = amount
         }

@@ -15,7 +15,8 @@ struct SwerveCommand: AsyncParsableCommand {
               swerve version
             """,
         version: Swerve.version,
-        subcommands: [ControllerCommand.self, NodeCommand.self, LeaderCommand.self, WorkerCommand.self, Version.self]
+        subcommands: [ApplyCommand.self, ScaleCommand.self, DeleteCommand.self, WaitCommand.self, StatusCommand.self, LeaderCommand.self,
+                      ControllerCommand.self, NodeCommand.self, WorkerCommand.self, Version.self]
     )
 }
 

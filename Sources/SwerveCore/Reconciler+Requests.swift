@@ -21,7 +21,7 @@ extension ReconcileStep {
     }
 
     private mutating func createBackend(tag: String, config: BackendConfig, replicaConfig: ReplicaConfig, goal: GoalID) {
-        var problems = tagProblems(tag) + config.problems() + replicaConfig.problems()
+        var problems = backendTagProblems(tag) + config.problems() + replicaConfig.problems()
         problems += routeProblems(config.routePrefix, for: tag)
         if !problems.isEmpty {
             fail(goal, ValidationError(problems).description)

@@ -82,7 +82,7 @@ public struct GoalOutcome: Sendable, Hashable, Codable {
 }
 
 /// Problems with a backend tag (the name used in replica tags, keys and routes).
-func tagProblems(_ tag: String) -> [ValidationProblem] {
+public func backendTagProblems(_ tag: String) -> [ValidationProblem] {
     var v = Validator()
     v.check(!tag.isEmpty, "tag", "must not be empty")
     v.check(tag.count <= 100, "tag", "must be at most 100 characters, got \(tag.count)")

@@ -137,4 +137,44 @@ import Testing
         #expect(stderr.contains("refusing to lead") && stderr.contains("schema version 99"))
         #expect(try await client.send("GET", keys.checkpoint).string == "{\"schemaVersion\":99}")
     }
+
+    func cli(_ arguments: [String]) async throws -> (status: Int32, output: String, errors: String) {
+        let process = try SwerveProcess(arguments + ["--redis", url, "--cluster", keys.cluster], environment: [:], captureOutput: true)
+        let (status, errors) = await process.exit()
+        return (status, process.output, errors)
+    }
+
+    @Test func theCommandsApplyScaleShowAndDeleteABackend() async throws {
+        let leader = try controller("c1")
+        let agent = try node()
+        defer { leader.kill(); agent.kill(SIGTERM) }
+
+        let applied = try await cli(["apply", "--tag", "api", "--replicas", "2", "--builtin", "echo", "--cpu", "1", "--route", "/api"])
+        #expect(applied.status == 0)
+        #expect(applied.output == "api: healthy (2/2 running)\n")
+
+        let status = try await cli(["status", "--json"])
+        let parsed = try JSONDecoder().decode([String: BackendStatus].self, from: Data(status.output.utf8))
+        #expect(parsed["api"]?.kind == .healthy && parsed["api"]?.reason == "2/2 running" && parsed["api"]?.running == 2)
+
+        #expect(try await cli(["scale", "api", "1"]).output == "api: healthy (1/1 running)\n")
+
+        let goal = try await cli(["scale", "api", "3", "--no-wait"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(goal.count == 36, "a goal id")
+        #expect(try await cli(["wait", goal]).output == "done\n")
+
+        let length = try await client.send("XLEN", keys.requests)
+        let invalid = try await cli(["apply", "--tag", "bad tag", "--replicas=-1", "--builtin", "nope"])
+        #expect(invalid.status != 0)
+        #expect(invalid.errors.contains("config.numReplicas: must be ≥ 0, got -1"))
+        #expect(invalid.errors.contains("replicaConfig.builtin: unknown handler \"nope\""))
+        #expect(try await client.send("XLEN", keys.requests) == length, "nothing was written")
+
+        let missing = try await cli(["scale", "ghost", "2"])
+        #expect(missing.status == 1)
+        #expect(missing.output == "ghost: failed: no backend named \"ghost\"\n")
+
+        #expect(try await cli(["delete", "api"]).status == 0)
+        #expect(try await cli(["status", "--json"]).output == "{}\n")
+    }
 }

@@ -1,0 +1,110 @@
+import Foundation
+public import Logging
+public import SwerveCore
+public import SwerveProtocol
+public import SwerveRedis
+
+/// What clients (the `swerve` commands, or any Swift program) use: append requests, wait for
+/// their goals, read status. Never needs to know which controller leads; requests queue safely
+/// while none does.
+public struct ClusterClient: Sendable {
+    public let keys: ClusterKeys
+    let client: RedisClient
+    let logger: Logger
+
+    public init(keys: ClusterKeys, client: RedisClient, logger: Logger) {
+        self.keys = keys
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Validates `operation` (every problem, each naming its field) and appends it to the request
+    /// stream with a new goal id, which it returns. Nothing is written when it is invalid.
+    public func submit(_ operation: Request.Operation) async throws -> GoalID {
+        if let problems = Self.problems(of: operation) { throw problems }
+        let goal = UUID().uuidString.lowercased()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        _ = try await client.pipeline([
+            RedisCommand("XADD", keys.requests, "*", "goal", goal, "request", Array(try encoder.encode(operation))),
+            RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .request, subject: goal))),
+        ])
+        return goal
+    }
+
+    /// The problems the leader would find in `operation` without knowing the cluster (route
+    /// clashes and unknown tags are found by the leader).
+    public static func problems(of operation: Request.Operation) -> ValidationError? {
+        var problems: [ValidationProblem] = []
+        switch operation {
+        case .createBackend(let tag, let config, let replicaConfig):
+            problems = backendTagProblems(tag) + config.problems() + replicaConfig.problems()
+        case .updateBackendConfig(let tag, let patch):
+            problems = backendTagProblems(tag) + patch.applied(to: BackendConfig()).problems().filter { problem in
+                // Only the fields the patch sets can be judged without the stored config.
+                let field = problem.field.replacingOccurrences(of: "config.", with: "")
+                return Mirror(reflecting: patch).children.contains { $0.label == field && !Self.isNil($0.value) }
+            }
+        case .deleteBackend(let tag, _):
+            problems = backendTagProblems(tag)
+        }
+        return problems.isEmpty ? nil : ValidationError(problems)
+    }
+
+    private static func isNil(_ value: Any) -> Bool {
+        if case Optional<Any>.none = value { return true }
+        return false
+    }
+
+    /// Waits until `goal` settles, calling `progress` with its backend's status whenever it
+    /// changes. The outcome is read from its key on every goal message and every 250 ms, so it
+    /// cannot be missed whenever it was written.
+    public func wait(for goal: GoalID, backend: String?, progress: @escaping @Sendable (BackendStatus?) -> Void) async throws -> GoalOutcome {
+        let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
+        let (checks, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        return try await subscriber.subscribe(to: [keys.goals]) { subscription in
+            try await withThrowingTaskGroup(of: GoalOutcome?.self) { group in
+                group.addTask {
+                    for await _ in subscription { continuation.yield() }
+                    return nil
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        continuation.yield()
+                        try await Task.sleep(for: .milliseconds(250))
+                    }
+                    return nil
+                }
+                group.addTask {
+                    var last: BackendStatus?? = .none
+                    for await _ in checks {
+                        if let bytes = try await client.send("GET", keys.goal(goal)).bytes {
+                            return try JSONDecoder().decode(GoalOutcome.self, from: Data(bytes))
+                        }
+                        if let backend {
+                            let current = try await status()[backend]
+                            if last.map({ $0 != current }) ?? true {
+                                progress(current)
+                                last = .some(current)
+                            }
+                        }
+                    }
+                    return nil
+                }
+                while let result = try await group.next() {
+                    if let outcome = result {
+                        group.cancelAll()
+                        return outcome
+                    }
+                }
+                throw RedisError(.closed, "stopped waiting for goal \(goal)")
+            }
+        }
+    }
+
+    /// Every backend's status, as the leader last wrote it.
+    public func status() async throws -> [String: BackendStatus] {
+        guard let bytes = try await client.send("GET", keys.status).bytes else { return [:] }
+        return try JSONDecoder().decode([String: BackendStatus].self, from: Data(bytes))
+    }
+}
