@@ -12,9 +12,13 @@ public struct ControllerConfiguration: Sendable {
     /// The control loop runs at least this often, and at once on any wake-up.
     public var tick: Duration
     public var settings: ReconcilerSettings
+    /// After taking over, how long adopted running replicas get to confirm their ready keys
+    /// before a missing key counts as a lost heartbeat (default: the workers' heartbeat TTL).
+    public var adoptionGrace: Duration
 
     public init(redis: RedisConfiguration, keys: ClusterKeys, identity: ControllerIdentity, leaseTTL: Duration = .milliseconds(1500),
-                tick: Duration = .milliseconds(100), settings: ReconcilerSettings = ReconcilerSettings()) {
+                tick: Duration = .milliseconds(100), settings: ReconcilerSettings = ReconcilerSettings(), adoptionGrace: Duration = .seconds(3)) {
+        self.adoptionGrace = adoptionGrace
         self.redis = redis
         self.keys = keys
         self.identity = identity
@@ -43,7 +47,8 @@ public enum Controller {
             logger[metadataKey: "epoch"] = "\(scope.epoch)"
             return logger
         }()
-        var term = ControllerTerm(scope: scope, keys: configuration.keys, client: client, settings: configuration.settings, logger: logger)
+        var term = ControllerTerm(scope: scope, keys: configuration.keys, client: client, settings: configuration.settings, logger: logger,
+                                  confirmationGrace: configuration.adoptionGrace)
         do {
             // Refusing to lead: return, so the lease is released (a newer controller that can
             // read the checkpoint may take over) and the checkpoint stays as it is.

@@ -14,6 +14,14 @@ struct ControllerTerm {
     let logger: Logger
     var state = BackendState()
     var lastStatus: [String: BackendStatus] = [:]
+    /// Replicas adopted RUNNING from the checkpoint and not yet confirmed by their ready key.
+    var unconfirmed: Set<String> = []
+    /// Until then, a missing ready key on an unconfirmed replica is "no news", not death: a new
+    /// leader never drops replicas from the routing view merely because it has not heard from
+    /// them yet (e.g. after Redis lost their keys; workers re-write them every second).
+    var confirmationDeadline = ContinuousClock.now
+    /// How long adopted replicas get to confirm (the workers' heartbeat TTL).
+    let confirmationGrace: Duration
 
     /// Loads the checkpoint. One that cannot be decoded is left untouched and this controller
     /// does nothing with it: it says why and keeps saying so until its term ends.
@@ -29,6 +37,8 @@ struct ControllerTerm {
             return false
         }
         let replicas = state.allReplicas.count
+        unconfirmed = Set(state.allReplicas.filter { $0.state == .running }.map(\.tag))
+        confirmationDeadline = .now + confirmationGrace
         logger.info("loaded the checkpoint", metadata: ["epoch": "\(scope.epoch)", "backends": "\(state.backends.count)", "replicas": "\(replicas)"])
         try await execute(Reconciler.recoveryActions(for: state))
         return true
@@ -41,11 +51,12 @@ struct ControllerTerm {
         // The state advances only once its actions were carried out: if they fail part-way, the
         // next step starts from the same state and repeats them (every action is idempotent,
         // and the checkpoint it rewrites is the same).
-        try await execute(actions)
+        // The status goes out in the same pipeline, before any goal outcome: a client woken by
+        // its goal reads the status the goal was settled on.
+        let status = Dictionary(uniqueKeysWithValues: next.backends.map { ($0.tag, $0.status) })
+        try await execute(actions, status: status == lastStatus ? nil : status)
         state = next
-        let status = Dictionary(uniqueKeysWithValues: state.backends.map { ($0.tag, $0.status) })
         if status != lastStatus {
-            try await scope.writeAll([(ControllerScripts.writeStatus, [keys.status], [Self.json(status)])])
             lastStatus = status
             for (tag, backendStatus) in status.sorted(by: { $0.key < $1.key }) {
                 logger.info("\(tag): \(backendStatus.kind.rawValue), \(backendStatus.reason)", metadata: ["backend": "\(tag)"])
@@ -53,7 +64,7 @@ struct ControllerTerm {
         }
     }
 
-    private func observe(randomSeed: UInt64) async throws -> Observations {
+    private mutating func observe(randomSeed: UInt64) async throws -> Observations {
         // Exclusive start after the last applied request ("(<id>"), or the stream's beginning.
         let start = state.lastAppliedRequest.map { "(" + $0.description } ?? "-"
         let placed = state.allReplicas.filter { $0.state.occupiesNode && $0.node != nil }.map(\.tag)
@@ -88,6 +99,11 @@ struct ControllerTerm {
                 if let bytes = values[index * 3 + 2].bytes, let exit = try? DocumentCodec.decode(ExitRecord.self, from: bytes, source: keys.exit(tag)) {
                     observation.exit = exit.reason
                 }
+                if observation.endpoint != nil {
+                    unconfirmed.remove(tag)
+                } else if unconfirmed.contains(tag), observation.exit == nil, ContinuousClock.now < confirmationDeadline {
+                    continue // not heard from yet: no news (the observations are sparse)
+                }
                 replicas[tag] = observation
             }
         }
@@ -112,13 +128,15 @@ struct ControllerTerm {
                             nodes: nodes, replicas: replicas, randomSeed: randomSeed)
     }
 
-    /// Carries out a step's actions, in order, as fenced scripts in one round trip.
-    private func execute(_ actions: [Action]) async throws {
+    /// Carries out a step's actions, in order, as fenced scripts in one round trip; a changed
+    /// `status` is written right after the checkpoint.
+    private func execute(_ actions: [Action], status: [String: BackendStatus]? = nil) async throws {
         var calls: [(script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible])] = []
         for action in actions {
             switch action {
             case .writeCheckpoint(let state):
                 calls.append((ControllerScripts.writeCheckpoint, [keys.checkpoint, keys.checkpointEpoch], [Checkpoint.encode(state), scope.epoch]))
+                if let status { calls.append((ControllerScripts.writeStatus, [keys.status], [Self.json(status)])) }
             case .publishBackendConfigs(let view):
                 calls.append((ControllerScripts.publishSnapshot, [keys.configsSnapshot],
                               [Self.json(Snapshot(epoch: scope.epoch, view: view)), keys.snapshots, Self.json(SnapshotNotice(kind: "configs", epoch: scope.epoch, version: view.version))]))
@@ -148,6 +166,11 @@ struct ControllerTerm {
             case .failGoal(let goal, let reason):
                 calls.append(goalCall(GoalOutcome(goal: goal, failure: reason)))
             }
+        }
+        // No checkpoint this step (the state did not change), but the status differs from what
+        // this term last wrote (its first step): write it on its own.
+        if let status, !actions.contains(where: { if case .writeCheckpoint = $0 { true } else { false } }) {
+            calls.insert((ControllerScripts.writeStatus, [keys.status], [Self.json(status)]), at: 0)
         }
         try await scope.writeAll(calls)
     }

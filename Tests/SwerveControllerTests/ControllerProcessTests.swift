@@ -103,6 +103,59 @@ import Testing
         }
     }
 
+    /// Ray Serve twice shipped a controller that, while recovering, broadcast an empty replica
+    /// set and halted all traffic. Here the ready keys are gone when the new leader takes over
+    /// (as after Redis lost them): it keeps the replicas until their workers re-confirm.
+    @Test func aNewLeaderDoesNotDropReplicasItHasNotHeardFromYet() async throws {
+        let first = try controller("c1")
+        let agent = try node()
+        defer { agent.kill(SIGTERM) }
+        let create = Request.Operation.createBackend(tag: "api", config: BackendConfig(numReplicas: 3),
+                                                     replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1)))
+        #expect(try await request(create, goal: "g-1") == GoalOutcome(goal: "g-1"))
+        let before = try await routedReplicas()
+        var pids: [String: Int32] = [:]
+        for tag in before.keys { pids[tag] = try await pid(tag) }
+
+        // The leader dies, and the workers pause until their ready keys expire.
+        first.kill(SIGKILL)
+        for pid in pids.values { kill(pid, SIGSTOP) }
+        let paused = ContinuousClock.now
+        while try await client.send(RedisCommand("EXISTS", arguments: before.keys.map(keys.ready))) != .integer(0), ContinuousClock.now - paused < .seconds(8) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        // A new leader takes over while nothing confirms the replicas; then they resume and do.
+        let second = try controller("c2")
+        defer { second.kill() }
+        try await awaitLeader("c2")
+        // Through the new leader while the workers are still paused: the adopted replicas count
+        // as running (no news), so this settles without replacing anything.
+        #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(maxConcurrentQueries: 7)), goal: "g-2") == GoalOutcome(goal: "g-2"))
+        #expect(Set(try await routedReplicas().keys) == Set(before.keys), "still routed")
+        for pid in pids.values { kill(pid, SIGCONT) }
+        // The resumed workers re-write their ready keys within a heartbeat: the same processes.
+        let resumed = ContinuousClock.now
+        while try await client.send(RedisCommand("EXISTS", arguments: before.keys.map(keys.ready))) != .integer(Int64(before.count)), ContinuousClock.now - resumed < .seconds(5) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        for (tag, old) in pids { #expect(try await pid(tag) == old, "\(tag) kept, not replaced") }
+    }
+
+    /// Returns once `id` was elected.
+    func awaitLeader(_ id: String) async throws {
+        let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
+        try await subscriber.subscribe(to: [keys.leaderEvents]) { subscription in
+            var iterator = subscription.makeAsyncIterator()
+            _ = await iterator.next()
+            if let bytes = try await client.send("GET", keys.leader).bytes,
+               (try? DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader))?.id == id { return }
+            while let event = await iterator.next() {
+                if case .message(let message) = event, let announced = try? DocumentCodec.decode(LeaderEvent.self, from: message.payload, source: keys.leaderEvents),
+                   announced.event == .elected, announced.id == id { return }
+            }
+        }
+    }
+
     @Test func aRequestWrittenWhileNoControllerRunsIsAppliedWhenOneStarts() async throws {
         let agent = try node()
         defer { agent.kill(SIGTERM) }
