@@ -141,12 +141,13 @@ import Testing
         for (tag, old) in pids { #expect(try await pid(tag) == old, "\(tag) kept, not replaced") }
     }
 
-    /// Returns once `id` was elected.
-    func awaitLeader(_ id: String) async throws {
+    /// Returns once `id` was elected (subscribed before `body` runs).
+    func awaitLeader(_ id: String, after body: () async throws -> Void = {}) async throws {
         let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
         try await subscriber.subscribe(to: [keys.leaderEvents]) { subscription in
             var iterator = subscription.makeAsyncIterator()
             _ = await iterator.next()
+            try await body()
             if let bytes = try await client.send("GET", keys.leader).bytes,
                (try? DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader))?.id == id { return }
             while let event = await iterator.next() {
@@ -154,6 +155,44 @@ import Testing
                    announced.event == .elected, announced.id == id { return }
             }
         }
+    }
+
+    @Test func aLeaderPausedPastItsLeaseWritesNothingWhenItWakesAndFollows() async throws {
+        let first = try controller("c1")
+        try await awaitLeader("c1")
+        let second = try controller("c2")
+        let agent = try node()
+        defer { first.kill(); second.kill(); agent.kill(SIGTERM) }
+        #expect(try await request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1),
+                                                 replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1))), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        let firstEpoch = try #require(try await client.send("GET", keys.checkpointEpoch).integer)
+
+        first.kill(SIGSTOP)
+        try await awaitLeader("c2")
+        first.kill(SIGCONT)
+        // Work through the new leader; meanwhile the old one wakes with an expired lease.
+        #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 2)), goal: "g-2") == GoalOutcome(goal: "g-2"))
+        let epoch = try #require(try await client.send("GET", keys.checkpointEpoch).integer)
+        #expect(epoch > firstEpoch, "the checkpoint was last written under the new epoch")
+        let leader = try DocumentCodec.decode(LeaderRecord.self, from: try #require(try await client.send("GET", keys.leader).bytes), source: keys.leader)
+        #expect(leader.id == "c2")
+        first.kill(SIGTERM)
+        let (_, stderr) = await first.exit()
+        #expect(stderr.contains("stepped down"), "the woken leader noticed and stepped down:\n\(stderr)")
+        #expect(try await client.send("GET", keys.checkpointEpoch).integer == epoch, "and never wrote after")
+    }
+
+    @Test func aLeaderStoppedWithSIGTERMHandsOverWithoutWaitingOutTheLease() async throws {
+        let first = try controller("c1")
+        try await awaitLeader("c1")
+        let second = try controller("c2")
+        defer { second.kill() }
+        // c2 is a follower once its first acquire was refused: the lease names c1 meanwhile.
+        let stopped = ContinuousClock.now
+        try await awaitLeader("c2", after: { first.kill(SIGTERM) })
+        #expect(ContinuousClock.now - stopped < .milliseconds(1500), "released and announced, not expired (TTL 1.5 s)")
+        let (status, _) = await first.exit()
+        #expect(status == 0)
     }
 
     @Test func aRequestWrittenWhileNoControllerRunsIsAppliedWhenOneStarts() async throws {
