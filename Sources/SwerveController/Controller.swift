@@ -84,7 +84,14 @@ public enum Controller {
                     logger.warning("leadership lost mid-step", metadata: ["error": "\(error.message)"])
                     break
                 } catch {
-                    logger.error("control loop step failed; retrying", metadata: ["error": "\(error)"])
+                    // The step may have written its checkpoint and part of its actions: start
+                    // again from what Redis holds, as a new leader would.
+                    logger.error("control loop step failed; reloading the checkpoint", metadata: ["error": "\(error)"])
+                    do {
+                        guard try await term.load() else { break }
+                    } catch {
+                        logger.error("cannot reload the checkpoint; retrying", metadata: ["error": "\(error)"])
+                    }
                 }
             }
             group.cancelAll()

@@ -23,8 +23,10 @@ struct ControllerTerm {
     /// How long adopted replicas get to confirm (the workers' heartbeat TTL).
     let confirmationGrace: Duration
 
-    /// Loads the checkpoint. One that cannot be decoded is left untouched and this controller
-    /// does nothing with it: it says why and keeps saying so until its term ends.
+    /// Loads the checkpoint and repeats its idempotent recovery actions — at the start of a
+    /// term, and again after a step failed part-way (Redis, not memory, is then the truth: the
+    /// failed step's checkpoint and some of its actions may already be there). One that cannot
+    /// be decoded is left untouched: it says why and returns false, and the term ends.
     mutating func load() async throws -> Bool {
         guard let bytes = try await client.send("GET", keys.checkpoint).bytes else {
             logger.info("no checkpoint: starting empty", metadata: ["epoch": "\(scope.epoch)"])
@@ -48,10 +50,8 @@ struct ControllerTerm {
     mutating func step(randomSeed: UInt64) async throws {
         let observations = try await observe(randomSeed: randomSeed)
         let (next, actions) = Reconciler.reconcile(state, observations, settings: settings)
-        // The state advances only once its actions were carried out: if they fail part-way, the
-        // next step starts from the same state and repeats them (every action is idempotent,
-        // and the checkpoint it rewrites is the same).
-        // The status goes out in the same pipeline, before any goal outcome: a client woken by
+        // The state advances only once its actions were carried out; if they fail part-way the
+        // caller reloads the checkpoint (see `load`). The status goes out in the same pipeline, before any goal outcome: a client woken by
         // its goal reads the status the goal was settled on.
         let status = Dictionary(uniqueKeysWithValues: next.backends.map { ($0.tag, $0.status) })
         try await execute(actions, status: status == lastStatus ? nil : status)
