@@ -145,6 +145,7 @@ let package = Package(
             name: "SwerveWorkerTests",
             dependencies: [
                 "SwerveWorker",
+                "SwerveSystem",
                 "SwerveTestSupport",
                 "SwerveProtocol",
                 "SwerveRedis",

@@ -218,6 +218,9 @@ struct NodeAgentRun {
         for exit in WorkerProcesses.reap() {
             guard let worker = running.values.first(where: { $0.pid == exit.pid }) else { continue }
             running[worker.tag] = nil
+            // Whatever the worker started (its command's program) goes with it: a worker that
+            // died alone (SIGKILL, OOM) must not leave a program behind holding its port.
+            WorkerProcesses.signalGroup(worker.pid, SIGKILL)
             let record = ExitRecord(tag: worker.tag, node: id, pid: exit.pid, code: exit.code, signal: exit.signal, exitedAt: Self.nowMs())
             logger.info("worker exited", metadata: ["replica": "\(worker.tag)", "reason": "\(record.reason)"])
             _ = try? await client.pipeline([

@@ -112,6 +112,31 @@ import Testing
         #expect(stderr.contains("cannot start /nonexistent/worker: No such file or directory"))
     }
 
+    @Test func aWorkerKilledAloneTakesItsCommandsProgramWithIt() async throws {
+        let directory = ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
+        let script = directory + "/swerve-orphan-\(UUID().uuidString.prefix(8)).py"
+        try """
+            import http.server, os
+            http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), http.server.BaseHTTPRequestHandler).serve_forever()
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        var node: SwerveProcess?
+        try await awaitWake([WakeUp(event: .ready, subject: "api#p1")]) {
+            node = try startNode()
+            try await assign("api#p1", .command(arguments: ["python3", script]))
+        }
+        defer { node?.kill(SIGTERM) }
+        let ready = try #require(try await document(ReadyRecord.self, at: keys.ready("api#p1")))
+        #expect(try await httpRequest(ready.address).status != 0, "the program serves")
+        try await awaitWake([WakeUp(event: .exited, subject: "api#p1")]) { _ = Glibc.kill(ready.pid, SIGKILL) }
+        // The node killed the worker's process group on reaping it: the program is gone too.
+        var refused = false
+        for _ in 0..<100 where !refused {
+            refused = (try? await httpRequest(ready.address)) == nil
+            if !refused { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(refused, "nothing listens on the replica's port any more")
+    }
+
     @Test func aMissedNotificationIsCaughtByThePeriodicReread() async throws {
         var node: SwerveProcess?
         try await awaitWake([WakeUp(event: .nodeJoined, subject: "n1")]) { node = try startNode() }

@@ -4,6 +4,7 @@ import Logging
 import SwerveCore
 import SwerveProtocol
 import SwerveRedis
+import SwerveSystem
 import SwerveTestSupport
 import Testing
 
@@ -168,15 +169,30 @@ import Testing
         http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
         """
 
+    /// Writes the script under the run's scratch directory (ops/test's clean-up kills whatever
+    /// names it); tests that start a worker directly stop its program with ``stopPrograms(of:)``.
     func commandWorkload() throws -> ReplicaConfig.Workload {
-        let path = NSTemporaryDirectory() + "swerve-test-server-\(UUID().uuidString.prefix(8)).py"
+        let directory = ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
+        let path = directory + "/swerve-test-server-\(UUID().uuidString.prefix(8)).py"
         try Self.commandScript.write(toFile: path, atomically: true, encoding: .utf8)
         return .command(arguments: ["python3", path], environment: ["EXTRA": "1"], healthPath: "/")
     }
 
+    /// A worker started without a node agent is not a process-group leader, so killing it
+    /// does not reach its program: stop the program by its (unique) script path.
+    func stopPrograms(of workload: ReplicaConfig.Workload) {
+        guard case .command(let arguments, _, _) = workload, let script = arguments.last else { return }
+        if case .success(let pid) = spawnProcess(executable: "pkill", arguments: ["-9", "-f", script], environment: ProcessInfo.processInfo.environment, newProcessGroup: false) {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+    }
+
     @Test func aCommandReplicaServesOnItsPortAndGetsUserConfigsBySignal() async throws {
         let tag = "api#cmd1"
-        try await assign(tag, try commandWorkload())
+        let workload = try commandWorkload()
+        defer { stopPrograms(of: workload) }
+        try await assign(tag, workload)
         var started: SwerveProcess?
         try await awaitWake(.ready, for: tag) { started = try start(tag) }
         _ = started
@@ -196,7 +212,9 @@ import Testing
 
     @Test func aDrainedCommandIsStoppedWithSIGTERMThenTheWorkerReportsDrained() async throws {
         let tag = "api#cmd2"
-        try await assign(tag, try commandWorkload(), waitLoopS: 0)
+        let workload = try commandWorkload()
+        defer { stopPrograms(of: workload) }
+        try await assign(tag, workload, waitLoopS: 0)
         var started: SwerveProcess?
         try await awaitWake(.ready, for: tag) { started = try start(tag) }
         let worker = try #require(started)
@@ -213,7 +231,9 @@ import Testing
 
     @Test func aCommandThatExitsTakesItsWorkerAndReadyKeyWithIt() async throws {
         let tag = "api#cmd3"
-        try await assign(tag, try commandWorkload())
+        let workload = try commandWorkload()
+        defer { stopPrograms(of: workload) }
+        try await assign(tag, workload)
         var started: SwerveProcess?
         try await awaitWake(.ready, for: tag) { started = try start(tag) }
         let worker = try #require(started)
