@@ -72,6 +72,7 @@ let package = Package(
             name: "SwerveController",
             dependencies: [
                 "SwerveErrors",
+                "SwerveSystem",
                 "SwerveProtocol",
                 "SwerveRedis",
                 "SwerveCore",

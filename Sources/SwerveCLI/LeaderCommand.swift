@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SwerveProtocol
 import SwerveRedis
+import SwerveSystem
 
 /// `swerve leader`: which controller leads, under which epoch, and for how long.
 struct LeaderCommand: AsyncParsableCommand {
@@ -41,7 +42,7 @@ struct LeaderCommand: AsyncParsableCommand {
         } catch {
             throw CLIError(error.message)
         }
-        let leadingFor = max(0, Int64(Date().timeIntervalSince1970 * 1000) - record.since)
+        let leadingFor = max(0, wallClockMilliseconds() - record.since)
         if json {
             var object: [String: Any] = ["id": record.id, "epoch": record.epoch, "host": record.host, "pid": record.pid,
                                          "since": record.since, "leadingForMs": leadingFor]

@@ -3,6 +3,7 @@ import Logging
 import SwerveCore
 import SwerveProtocol
 import SwerveRedis
+import SwerveSystem
 
 /// One term of leadership: load the checkpoint, repeat what the previous leader may not have
 /// finished, then reconcile on every wake-up until the term ends (its task is cancelled).
@@ -124,7 +125,7 @@ struct ControllerTerm {
                 try await scope.writeAll([goalCall(GoalOutcome(goal: goal, failure: "request \(idText) cannot be read: \(error)"))])
             }
         }
-        return Observations(now: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000)), requests: requests,
+        return Observations(now: Timestamp(milliseconds: wallClockMilliseconds()), requests: requests,
                             nodes: nodes, replicas: replicas, randomSeed: randomSeed)
     }
 

@@ -3,6 +3,7 @@ public import SwerveErrors
 public import Logging
 public import SwerveProtocol
 public import SwerveRedis
+import SwerveSystem
 import Synchronization
 
 /// Who this controller is, as the leader record shows it.
@@ -158,10 +159,10 @@ public final class LeaseElector: Sendable {
         switch action {
         case .tryAcquire:
             let record = LeaderRecord(id: identity.id, epoch: 0, host: identity.host, pid: identity.pid, address: identity.address,
-                                      since: Int64(Date().timeIntervalSince1970 * 1000))
+                                      since: wallClockMilliseconds())
             do {
                 let reply = try await client.run(LeaseScripts.acquire, keys: [keys.lease, keys.epoch, keys.leader, keys.checkpointEpoch],
-                                                 arguments: [identity.id, Self.ms(timing.ttl), DocumentCodec.encode(record)])
+                                                 arguments: [identity.id, timing.ttl.wholeMilliseconds, DocumentCodec.encode(record)])
                 return machine.acquireAnswered(epoch: reply.integer, now: .now)
             } catch {
                 logger.warning("cannot try for the lease", metadata: ["error": "\(error.message)"])
@@ -169,7 +170,7 @@ public final class LeaseElector: Sendable {
             }
         case .renew(let epoch):
             do {
-                let reply = try await client.run(LeaseScripts.renew, keys: [keys.lease, keys.leader], arguments: [leaseValue(epoch), Self.ms(timing.ttl)])
+                let reply = try await client.run(LeaseScripts.renew, keys: [keys.lease, keys.leader], arguments: [leaseValue(epoch), timing.ttl.wholeMilliseconds])
                 return machine.renewAnswered(ok: reply.integer == 1, now: .now)
             } catch {
                 logger.warning("cannot renew the lease", metadata: ["error": "\(error.message)", "epoch": "\(epoch)"])
@@ -201,10 +202,6 @@ public final class LeaseElector: Sendable {
 
     private func leaseValue(_ epoch: Int64) -> String { "\(identity.id):\(epoch)" }
 
-    static func ms(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
 }
 
 /// Why leadership could not be had or used.

@@ -84,10 +84,10 @@ struct NodeAgentRun {
     var id: String { configuration.id }
 
     func register() async throws(RedisError) {
-        let record = NodeRecord(id: id, address: configuration.address, resources: configuration.resources, pid: getpid(), startedAt: Self.nowMs())
+        let record = NodeRecord(id: id, address: configuration.address, resources: configuration.resources, pid: getpid(), startedAt: wallClockMilliseconds())
         _ = try await client.pipeline([
-            RedisCommand("SET", keys.node(id), DocumentCodec.encode(record), "PX", Self.ms(configuration.nodeTTL)),
-            RedisCommand("ZADD", keys.nodes, Self.nowMs(), id),
+            RedisCommand("SET", keys.node(id), DocumentCodec.encode(record), "PX", configuration.nodeTTL.wholeMilliseconds),
+            RedisCommand("ZADD", keys.nodes, wallClockMilliseconds(), id),
             RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .nodeJoined, subject: id))),
         ])
     }
@@ -170,7 +170,7 @@ struct NodeAgentRun {
 
     mutating func converge() async {
         let actions = NodeConvergence.actions(view: view, running: running, ranBefore: ranBefore, reported: reported,
-                                              now: Self.nowMs(), shuttingDown: shuttingDownSince != nil)
+                                              now: wallClockMilliseconds(), shuttingDown: shuttingDownSince != nil)
         for action in actions {
             switch action {
             case .start(let assignment):
@@ -194,7 +194,7 @@ struct NodeAgentRun {
         environment["SWERVE_NODE_ADDRESS"] = configuration.address
         environment["SWERVE_REPLICA_TAG"] = assignment.tag
         environment["SWERVE_AGENT_PID"] = "\(getpid())"
-        environment["SWERVE_HEARTBEAT_TTL_MS"] = "\(Self.ms(configuration.workerHeartbeatTTL))"
+        environment["SWERVE_HEARTBEAT_TTL_MS"] = "\(configuration.workerHeartbeatTTL.wholeMilliseconds)"
         ranBefore.insert(assignment.tag)
         do {
             let command = configuration.workerCommand
@@ -205,7 +205,7 @@ struct NodeAgentRun {
             // Recorded like an exit (code 127, as a shell reports a command it cannot run), so the
             // leader replaces the replica now instead of waiting out its start timeout.
             logger.error("cannot start worker", metadata: ["replica": "\(assignment.tag)", "error": "\(error.message)"])
-            let record = ExitRecord(tag: assignment.tag, node: id, pid: 0, code: 127, signal: nil, exitedAt: Self.nowMs())
+            let record = ExitRecord(tag: assignment.tag, node: id, pid: 0, code: 127, signal: nil, exitedAt: wallClockMilliseconds())
             _ = try? await client.pipeline([
                 RedisCommand("SET", keys.exit(assignment.tag), DocumentCodec.encode(record), "EX", 3600),
                 RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: assignment.tag))),
@@ -221,7 +221,7 @@ struct NodeAgentRun {
             // Whatever the worker started (its command's program) goes with it: a worker that
             // died alone (SIGKILL, OOM) must not leave a program behind holding its port.
             WorkerProcesses.signalGroup(worker.pid, SIGKILL)
-            let record = ExitRecord(tag: worker.tag, node: id, pid: exit.pid, code: exit.code, signal: exit.signal, exitedAt: Self.nowMs())
+            let record = ExitRecord(tag: worker.tag, node: id, pid: exit.pid, code: exit.code, signal: exit.signal, exitedAt: wallClockMilliseconds())
             logger.info("worker exited", metadata: ["replica": "\(worker.tag)", "reason": "\(record.reason)"])
             _ = try? await client.pipeline([
                 RedisCommand("SET", keys.exit(worker.tag), DocumentCodec.encode(record), "EX", 3600),
@@ -230,10 +230,4 @@ struct NodeAgentRun {
         }
     }
 
-    static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
-
-    static func ms(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
 }

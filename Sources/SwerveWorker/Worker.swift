@@ -55,7 +55,7 @@ public enum Worker {
         } catch {
             throw WorkerError(.badAssignment, "swerve worker: \(error.message)")
         }
-        let startedAt = Self.nowMs()
+        let startedAt = wallClockMilliseconds()
 
         let (events, continuation) = AsyncStream.makeStream(of: Event.self)
         let termination = handleTermination { continuation.yield(.terminate) }
@@ -65,7 +65,7 @@ public enum Worker {
                                                         requestFinished: { continuation.yield(.requestFinished) }))
         let host = configuration.nodeAddress.contains(":") ? "[\(configuration.nodeAddress)]" : configuration.nodeAddress
         let ready = ReadyRecord(tag: tag, backend: assignment.backend, node: configuration.nodeID, version: assignment.version,
-                                address: "\(host):\(code.port)", pid: getpid(), startedAt: startedAt, readyAt: Self.nowMs())
+                                address: "\(host):\(code.port)", pid: getpid(), startedAt: startedAt, readyAt: wallClockMilliseconds())
 
         return await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -97,7 +97,6 @@ public enum Worker {
         }
     }
 
-    static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
 
     /// Starts what the assignment asks for: a built-in handler, or a command it waits for
     /// until it serves (the leader's start timeout bounds how long that may take).
@@ -173,15 +172,15 @@ struct WorkerRun {
             if now - lastPoll >= configuration.controlPollInterval {
                 if let code = await poll() { return code }
             }
-            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: code.requestsInFlight ?? 0))
+            return await perform(lifecycle.timePassed(now: wallClockMilliseconds(), inFlight: code.requestsInFlight ?? 0))
         case .requestFinished:
-            return await perform(lifecycle.timePassed(now: Worker.nowMs(), inFlight: code.requestsInFlight ?? 0))
+            return await perform(lifecycle.timePassed(now: wallClockMilliseconds(), inFlight: code.requestsInFlight ?? 0))
         case .control, .pollNow:
             return await poll()
         case .terminate:
             logger.info("SIGTERM: draining")
-            return await perform(lifecycle.drainRequested(now: Worker.nowMs(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
-                                                          deadline: Worker.nowMs() + 10_000, inFlight: code.requestsInFlight ?? 0))
+            return await perform(lifecycle.drainRequested(now: wallClockMilliseconds(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
+                                                          deadline: wallClockMilliseconds() + 10_000, inFlight: code.requestsInFlight ?? 0))
         }
     }
 
@@ -224,7 +223,7 @@ struct WorkerRun {
             let drain = try DocumentCodec.decode(DrainRequest.self, from: bytes, source: keys.drain(tag))
             // A forced drain means no draining: the node agent kills this process group.
             if drain.force { return nil }
-            let actions = lifecycle.drainRequested(now: Worker.nowMs(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
+            let actions = lifecycle.drainRequested(now: wallClockMilliseconds(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
                                                    deadline: drain.deadline, inFlight: code.requestsInFlight ?? 0)
             if !actions.isEmpty || lifecycle.state != .ready { logger.info("draining", metadata: ["deadline": "\(drain.deadline)"]) }
             return await perform(actions)
@@ -239,7 +238,7 @@ struct WorkerRun {
         for action in actions {
             switch action {
             case .writeReady(let announce):
-                var commands = [RedisCommand("SET", keys.ready(tag), DocumentCodec.encode(ready), "PX", configuration.heartbeatTTL.milliseconds)]
+                var commands = [RedisCommand("SET", keys.ready(tag), DocumentCodec.encode(ready), "PX", configuration.heartbeatTTL.wholeMilliseconds)]
                 if announce { commands.append(RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .ready, subject: tag)))) }
                 do {
                     _ = try await client.pipeline(commands)
@@ -257,7 +256,7 @@ struct WorkerRun {
                 if let status = code.exitStatus() { return await codeExited(status) }
             case .finishDrain:
                 let commands = [
-                    RedisCommand("SET", keys.drained(tag), DocumentCodec.encode(DrainedRecord(tag: tag, drainedAt: Worker.nowMs())), "EX", 3600),
+                    RedisCommand("SET", keys.drained(tag), DocumentCodec.encode(DrainedRecord(tag: tag, drainedAt: wallClockMilliseconds())), "EX", 3600),
                     RedisCommand("DEL", keys.ready(tag)),
                     RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .drained, subject: tag))),
                 ]
@@ -275,9 +274,3 @@ struct WorkerRun {
     }
 }
 
-extension Duration {
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
-}
