@@ -15,6 +15,8 @@ struct ControllerTerm {
     let logger: Logger
     var state = BackendState()
     var lastStatus: [String: BackendStatus] = [:]
+    /// Whether this term wrote the status yet (its first step always does).
+    var statusWritten = false
     /// Replicas adopted RUNNING from the checkpoint and not yet confirmed by their ready key.
     var unconfirmed: Set<String> = []
     /// Until then, a missing ready key on an unconfirmed replica is "no news", not death: a new
@@ -39,8 +41,8 @@ struct ControllerTerm {
             logger.critical("refusing to lead and releasing the lease: \(keys.checkpoint): \(error.message)")
             return false
         }
-        let replicas = state.allReplicas.count
-        unconfirmed = Set(state.allReplicas.filter { $0.state == .running }.map(\.tag))
+        let replicas = state.backends.reduce(state.retiredReplicas.count) { $0 + $1.replicas.count }
+        unconfirmed = Set(state.replicaTags(placedIn: [.running]))
         confirmationDeadline = .now + confirmationGrace
         logger.info("loaded the checkpoint", metadata: ["epoch": "\(scope.epoch)", "backends": "\(state.backends.count)", "replicas": "\(replicas)"])
         try await execute(Reconciler.recoveryActions(for: state))
@@ -54,9 +56,12 @@ struct ControllerTerm {
         // The state advances only once its actions were carried out; if they fail part-way the
         // caller reloads the checkpoint (see `load`). The status goes out in the same pipeline, before any goal outcome: a client woken by
         // its goal reads the status the goal was settled on.
-        let status = Dictionary(uniqueKeysWithValues: next.backends.map { ($0.tag, $0.status) })
-        try await execute(actions, status: status == lastStatus ? nil : status)
+        // Status derives from the state: recompute it only when the state changed (there are
+        // actions) or this term has not written it yet.
+        let status = actions.isEmpty && statusWritten ? lastStatus : Dictionary(uniqueKeysWithValues: next.backends.map { ($0.tag, $0.status) })
+        try await execute(actions, status: status == lastStatus && statusWritten ? nil : status)
         state = next
+        statusWritten = true
         if status != lastStatus {
             lastStatus = status
             for (tag, backendStatus) in status.sorted(by: { $0.key < $1.key }) {
@@ -68,7 +73,7 @@ struct ControllerTerm {
     private mutating func observe(randomSeed: UInt64) async throws -> Observations {
         // Exclusive start after the last applied request ("(<id>"), or the stream's beginning.
         let start = state.lastAppliedRequest.map { "(" + $0.description } ?? "-"
-        let placed = state.allReplicas.filter { $0.state.occupiesNode && $0.node != nil }.map(\.tag)
+        let placed = state.replicaTags(placedIn: [.starting, .running, .shouldStop, .stopping])
         var first = [RedisCommand("XRANGE", keys.requests, start, "+", "COUNT", 100), RedisCommand("ZRANGE", keys.nodes, 0, -1)]
         if !placed.isEmpty {
             first.append(RedisCommand("MGET", arguments: placed.flatMap { [keys.ready($0), keys.drained($0), keys.exit($0)] }))

@@ -32,8 +32,9 @@ public struct LeadershipScope: Sendable {
 
     /// Runs fenced scripts in order, in one round trip. Stops at the first refusal: that one
     /// and every later one changed nothing (each checks the lease itself).
-    public func writeAll(_ calls: [(script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible])]) async throws {
-        guard !calls.isEmpty else { return }
+    @discardableResult
+    public func writeAll(_ calls: [(script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible])]) async throws -> [RedisReply] {
+        guard !calls.isEmpty else { return [] }
         let replies = try await client.pipeline(calls.map { call in
             call.script.script.command(keys: [keys.lease] + call.keys, arguments: [leaseValue] + call.arguments)
         })
@@ -45,20 +46,13 @@ public struct LeadershipScope: Sendable {
             }
             throw RedisError(.server, "Redis refused a fenced script: \(message)")
         }
+        return replies
     }
 
     /// Runs a fenced script: it changes nothing unless the lease still holds ``leaseValue``.
     /// A refusal throws ``LeaseError/Code/fenced`` and ends this leadership at once.
     public func write(_ script: FencedScript, keys extraKeys: [String], arguments: [any RedisArgumentConvertible]) async throws -> RedisReply {
-        let reply = try await client.pipeline([script.script.command(keys: [keys.lease] + extraKeys, arguments: [leaseValue] + arguments)])[0]
-        if let message = reply.errorMessage {
-            if message.hasPrefix("FENCED") {
-                refused()
-                throw LeaseError(.fenced, "write refused under epoch \(epoch): \(message)")
-            }
-            throw RedisError(.server, "Redis refused a fenced script: \(message)")
-        }
-        return reply
+        try await writeAll([(script, extraKeys, arguments)])[0]
     }
 }
 

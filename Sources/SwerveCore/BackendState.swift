@@ -55,6 +55,21 @@ public struct BackendState: Sendable, Hashable, Codable {
         return found ? backends[index] : nil
     }
 
+    /// The tags of replicas in `states` that are placed on a node, live backends' first, then
+    /// retired ones. Reads fields in place: no record is copied (this runs on every tick).
+    public func replicaTags(placedIn states: Set<ReplicaState>) -> [String] {
+        var tags: [String] = []
+        for b in backends.indices {
+            for r in backends[b].replicas.indices where states.contains(backends[b].replicas[r].state) && backends[b].replicas[r].node != nil {
+                tags.append(backends[b].replicas[r].tag)
+            }
+        }
+        for r in retiredReplicas.indices where states.contains(retiredReplicas[r].state) && retiredReplicas[r].node != nil {
+            tags.append(retiredReplicas[r].tag)
+        }
+        return tags
+    }
+
     /// Every replica record, live backends' first (in tag order) then retired ones.
     public var allReplicas: [ReplicaRecord] { backends.flatMap(\.replicas) + retiredReplicas }
 
