@@ -40,20 +40,11 @@ public struct ClusterClient: Sendable {
         case .createBackend(let tag, let config, let replicaConfig):
             problems = backendTagProblems(tag) + config.problems() + replicaConfig.problems()
         case .updateBackendConfig(let tag, let patch):
-            problems = backendTagProblems(tag) + patch.applied(to: BackendConfig()).problems().filter { problem in
-                // Only the fields the patch sets can be judged without the stored config.
-                let field = problem.field.replacingOccurrences(of: "config.", with: "")
-                return Mirror(reflecting: patch).children.contains { $0.label == field && !Self.isNil($0.value) }
-            }
+            problems = backendTagProblems(tag) + patch.problems()
         case .deleteBackend(let tag, _):
             problems = backendTagProblems(tag)
         }
         return problems.isEmpty ? nil : ValidationError(problems)
-    }
-
-    private static func isNil(_ value: Any) -> Bool {
-        if case Optional<Any>.none = value { return true }
-        return false
     }
 
     /// Waits until `goal` settles, calling `progress` with its backend's status whenever it

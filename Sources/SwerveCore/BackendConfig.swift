@@ -170,6 +170,21 @@ public struct BackendConfigPatch: Sendable, Hashable, Codable {
         self.maxUnavailable = maxUnavailable
     }
 
+    /// The problems of the fields this patch sets, judged on their own (a route clash or an
+    /// unknown tag needs the stored config: the leader finds those).
+    public func problems(prefix: String = "config") -> [ValidationProblem] {
+        var given: Set<String> = []
+        if numReplicas != nil { given.insert("numReplicas") }
+        if maxConcurrentQueries != nil { given.insert("maxConcurrentQueries") }
+        if userConfig != nil { given.insert("userConfig") }
+        if gracefulShutdownTimeoutS != nil { given.insert("gracefulShutdownTimeoutS") }
+        if gracefulShutdownWaitLoopS != nil { given.insert("gracefulShutdownWaitLoopS") }
+        if routePrefix != nil { given.insert("routePrefix") }
+        if maxSurge != nil { given.insert("maxSurge") }
+        if maxUnavailable != nil { given.insert("maxUnavailable") }
+        return applied(to: BackendConfig()).problems(prefix: prefix).filter { given.contains(String($0.field.dropFirst(prefix.count + 1))) }
+    }
+
     /// `config` with the given fields replaced.
     public func applied(to config: BackendConfig) -> BackendConfig {
         var merged = config

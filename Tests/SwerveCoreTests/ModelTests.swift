@@ -42,6 +42,12 @@ import Testing
         #expect(merged.maxConcurrentQueries == config.maxConcurrentQueries)
     }
 
+    @Test func aPatchIsJudgedOnTheFieldsItSets() {
+        #expect(BackendConfigPatch(numReplicas: -1, routePrefix: .set("api")).problems().map(\.field) == ["config.numReplicas", "config.routePrefix"])
+        #expect(BackendConfigPatch(maxConcurrentQueries: 5).problems().isEmpty)
+        #expect(BackendConfigPatch(maxSurge: .count(0), maxUnavailable: .count(0)).problems().map(\.field) == ["config.maxUnavailable"])
+    }
+
     @Test func replicaConfigProblemsNameTheirFields() {
         let bad = ReplicaConfig(workload: .command(arguments: [], environment: ["PORT": "1"], healthPath: "health"), resources: Resources(cpu: -1, custom: ["gpu": -1]))
         #expect(bad.problems().map(\.field) == ["replicaConfig.command", "replicaConfig.environment.PORT", "replicaConfig.healthPath", "replicaConfig.resources.cpu", "replicaConfig.resources.custom.gpu"])
