@@ -17,12 +17,8 @@ struct ControllerTerm {
     var lastStatus: [String: BackendStatus] = [:]
     /// Whether this term wrote the status yet (its first step always does).
     var statusWritten = false
-    /// Replicas adopted RUNNING from the checkpoint and not yet confirmed by their ready key.
-    var unconfirmed: Set<String> = []
-    /// Until then, a missing ready key on an unconfirmed replica is "no news", not death: a new
-    /// leader never drops replicas from the routing view merely because it has not heard from
-    /// them yet (e.g. after Redis lost their keys; workers re-write them every second).
-    var confirmationDeadline = ContinuousClock.now
+    /// The grace adopted RUNNING replicas get to confirm their ready keys (see ``AdoptionGrace``).
+    var adoption = AdoptionGrace(adopted: [], now: .now, grace: .zero)
     /// How long adopted replicas get to confirm (the workers' heartbeat TTL).
     let confirmationGrace: Duration
 
@@ -42,8 +38,7 @@ struct ControllerTerm {
             return false
         }
         let replicas = state.backends.reduce(state.retiredReplicas.count) { $0 + $1.replicas.count }
-        unconfirmed = Set(state.replicaTags(placedIn: [.running]))
-        confirmationDeadline = .now + confirmationGrace
+        adoption = AdoptionGrace(adopted: state.replicaTags(placedIn: [.running]), now: .now, grace: confirmationGrace)
         logger.info("loaded the checkpoint", metadata: ["epoch": "\(scope.epoch)", "backends": "\(state.backends.count)", "replicas": "\(replicas)"])
         try await execute(Reconciler.recoveryActions(for: state))
         return true
@@ -95,6 +90,7 @@ struct ControllerTerm {
             }
         }
         var replicas: [String: ReplicaObservation] = [:]
+        let now = ContinuousClock.now
         if placed.count > 0, let values = replies[2].array {
             for (index, tag) in placed.enumerated() {
                 var observation = ReplicaObservation()
@@ -105,12 +101,7 @@ struct ControllerTerm {
                 if let bytes = values[index * 3 + 2].bytes, let exit = try? DocumentCodec.decode(ExitRecord.self, from: bytes, source: keys.exit(tag)) {
                     observation.exit = exit.reason
                 }
-                if observation.endpoint != nil {
-                    unconfirmed.remove(tag)
-                } else if unconfirmed.contains(tag), observation.exit == nil, ContinuousClock.now < confirmationDeadline {
-                    continue // not heard from yet: no news (the observations are sparse)
-                }
-                replicas[tag] = observation
+                replicas[tag] = adoption.filter(observation, tag: tag, now: now)
             }
         }
         var requests: [Request] = []
