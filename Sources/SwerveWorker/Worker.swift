@@ -221,10 +221,8 @@ struct WorkerRun {
         guard let bytes = replies[0].bytes else { return nil }
         do {
             let drain = try DocumentCodec.decode(DrainRequest.self, from: bytes, source: keys.drain(tag))
-            // A forced drain means no draining: the node agent kills this process group.
-            if drain.force { return nil }
             let actions = lifecycle.drainRequested(now: wallClockMilliseconds(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
-                                                   deadline: drain.deadline, inFlight: code.requestsInFlight ?? 0)
+                                                   deadline: drain.deadline, force: drain.force, inFlight: code.requestsInFlight ?? 0)
             if !actions.isEmpty || lifecycle.state != .ready { logger.info("draining", metadata: ["deadline": "\(drain.deadline)"]) }
             return await perform(actions)
         } catch {

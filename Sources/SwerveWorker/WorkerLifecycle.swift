@@ -43,8 +43,10 @@ struct WorkerLifecycle: Sendable, Equatable {
         state == .ready ? [.writeReady(announce: false)] : []
     }
 
-    /// A drain request was read. Repeated requests change nothing.
-    mutating func drainRequested(now: Int64, waitLoopS: Double, deadline: Int64, inFlight: Int) -> [Action] {
+    /// A drain request was read. Repeated requests change nothing; a forced one means no
+    /// draining at all (the node agent kills this worker), so it changes nothing either.
+    mutating func drainRequested(now: Int64, waitLoopS: Double, deadline: Int64, force: Bool = false, inFlight: Int) -> [Action] {
+        guard !force else { return [] }
         switch state {
         case .starting, .ready:
             let acceptUntil = min(deadline, now + Int64((waitLoopS * 1000).rounded()))

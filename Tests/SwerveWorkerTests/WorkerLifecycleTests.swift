@@ -45,6 +45,12 @@ import Testing
         #expect(lifecycle.timePassed(now: 500, inFlight: 0) == [.stopAccepting, .stopCode])
     }
 
+    @Test func aForcedDrainIsLeftToTheNodeAgentsKill() {
+        var lifecycle = ready()
+        #expect(lifecycle.drainRequested(now: 0, waitLoopS: 0, deadline: 0, force: true, inFlight: 0) == [])
+        #expect(lifecycle.state == .ready)
+    }
+
     @Test func aRepeatedDrainRequestChangesNothing() {
         var lifecycle = ready()
         _ = lifecycle.drainRequested(now: 0, waitLoopS: 1, deadline: 5000, inFlight: 0)
