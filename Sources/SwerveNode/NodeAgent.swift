@@ -78,7 +78,8 @@ struct NodeAgentRun {
     var viewVersion: Int64?
     var lastHeartbeat = ContinuousClock.now
     var lastPoll = ContinuousClock.now
-    var shuttingDownSince: ContinuousClock.Instant?
+    /// Set on SIGTERM: when (Unix ms) workers still running are killed.
+    var shutdownDeadline: Int64?
 
     var keys: ClusterKeys { configuration.keys }
     var id: String { configuration.id }
@@ -104,32 +105,23 @@ struct NodeAgentRun {
     mutating func handle(_ event: NodeAgent.Event) async -> Bool {
         switch event {
         case .terminate:
-            guard shuttingDownSince == nil else { return false }
+            guard shutdownDeadline == nil else { return false }
             logger.info("SIGTERM: deregistering and draining workers", metadata: ["workers": "\(running.count)"])
-            shuttingDownSince = .now
+            shutdownDeadline = wallClockMilliseconds() + configuration.shutdownTimeout.wholeMilliseconds
             await deregister()
             for worker in running.values { WorkerProcesses.signalGroup(worker.pid, SIGTERM) }
         case .notified:
             await readView(force: true)
         case .tick:
             let now = ContinuousClock.now
-            if shuttingDownSince == nil, now - lastHeartbeat >= configuration.nodeTTL / 3 {
+            if shutdownDeadline == nil, now - lastHeartbeat >= configuration.nodeTTL / 3 {
                 lastHeartbeat = now
                 try? await register()
             }
             if now - lastPoll >= configuration.pollInterval { await readView(force: false) }
         }
         await reapExits()
-        if let since = shuttingDownSince {
-            if running.isEmpty { return true }
-            if ContinuousClock.now - since >= configuration.shutdownTimeout {
-                for worker in running.values where !worker.killSent {
-                    logger.warning("killing a worker that did not drain in time", metadata: ["replica": "\(worker.tag)"])
-                    WorkerProcesses.signalGroup(worker.pid, SIGKILL)
-                    running[worker.tag]?.killSent = true
-                }
-            }
-        }
+        if shutdownDeadline != nil && running.isEmpty { return true }
         await converge()
         return false
     }
@@ -170,7 +162,7 @@ struct NodeAgentRun {
 
     mutating func converge() async {
         let actions = NodeConvergence.actions(view: view, running: running, ranBefore: ranBefore, reported: reported,
-                                              now: wallClockMilliseconds(), shuttingDown: shuttingDownSince != nil)
+                                              now: wallClockMilliseconds(), shutdownDeadline: shutdownDeadline)
         for action in actions {
             switch action {
             case .start(let assignment):

@@ -30,11 +30,12 @@ enum NodeAction: Sendable, Equatable {
 ///   started (once: the agent restarts nothing by itself — the leader decides).
 /// - A worker whose assignment is gone, whose drain is forced, or whose drain deadline has
 ///   passed is killed (its whole process group).
-/// - While the agent shuts down it starts nothing.
+/// - While the agent shuts down (`shutdownDeadline` set) it starts nothing, and once the
+///   deadline passed it kills every worker still running.
 /// - A malformed assignment is reported once and does not affect the other replicas.
 enum NodeConvergence {
     static func actions(view: NodeView, running: [String: RunningWorker], ranBefore: Set<String>,
-                        reported: Set<String>, now: Int64, shuttingDown: Bool) -> [NodeAction] {
+                        reported: Set<String>, now: Int64, shutdownDeadline: Int64?) -> [NodeAction] {
         var actions: [NodeAction] = []
         for tag in view.malformed.keys.sorted() where !reported.contains(tag) {
             actions.append(.reportMalformed(tag: tag, reason: view.malformed[tag]!))
@@ -42,7 +43,9 @@ enum NodeConvergence {
         for tag in running.keys.sorted() {
             let worker = running[tag]!
             guard !worker.killSent else { continue }
-            if view.assigned[tag] == nil && view.malformed[tag] == nil {
+            if let deadline = shutdownDeadline, now >= deadline {
+                actions.append(.kill(tag: tag, pid: worker.pid, reason: "it did not drain before the shutdown timeout"))
+            } else if view.assigned[tag] == nil && view.malformed[tag] == nil {
                 actions.append(.kill(tag: tag, pid: worker.pid, reason: "its assignment was removed"))
             } else if let drain = view.drains[tag], drain.force {
                 actions.append(.kill(tag: tag, pid: worker.pid, reason: "force-kill requested"))
@@ -50,7 +53,7 @@ enum NodeConvergence {
                 actions.append(.kill(tag: tag, pid: worker.pid, reason: "its drain deadline passed"))
             }
         }
-        guard !shuttingDown else { return actions }
+        guard shutdownDeadline == nil else { return actions }
         for tag in view.assigned.keys.sorted()
         where running[tag] == nil && !ranBefore.contains(tag) && view.drains[tag] == nil {
             actions.append(.start(view.assigned[tag]!))

@@ -10,8 +10,8 @@ import Testing
                                              maxConcurrentQueries: 1, gracefulShutdownWaitLoopS: 0))
     }
 
-    func actions(_ view: NodeView, running: [RunningWorker] = [], ranBefore: Set<String> = [], reported: Set<String> = [], now: Int64 = 1000, shuttingDown: Bool = false) -> [NodeAction] {
-        NodeConvergence.actions(view: view, running: Dictionary(uniqueKeysWithValues: running.map { ($0.tag, $0) }), ranBefore: ranBefore, reported: reported, now: now, shuttingDown: shuttingDown)
+    func actions(_ view: NodeView, running: [RunningWorker] = [], ranBefore: Set<String> = [], reported: Set<String> = [], now: Int64 = 1000, shutdownDeadline: Int64? = nil) -> [NodeAction] {
+        NodeConvergence.actions(view: view, running: Dictionary(uniqueKeysWithValues: running.map { ($0.tag, $0) }), ranBefore: ranBefore, reported: reported, now: now, shutdownDeadline: shutdownDeadline)
     }
 
     @Test func anAssignedReplicaWithoutAWorkerIsStarted() {
@@ -48,7 +48,15 @@ import Testing
     }
 
     @Test func nothingStartsWhileShuttingDown() {
-        #expect(actions(NodeView(assigned: ["a#1": assignment("a#1")]), shuttingDown: true).isEmpty)
+        #expect(actions(NodeView(assigned: ["a#1": assignment("a#1")]), shutdownDeadline: 5000).isEmpty)
+    }
+
+    @Test func workersStillRunningAtTheShutdownDeadlineAreKilled() {
+        let view = NodeView(assigned: ["a#1": assignment("a#1")])
+        #expect(actions(view, running: [RunningWorker(tag: "a#1", pid: 5)], now: 4999, shutdownDeadline: 5000).isEmpty, "they drain until then")
+        #expect(actions(view, running: [RunningWorker(tag: "a#1", pid: 5)], now: 5000, shutdownDeadline: 5000) == [
+            .kill(tag: "a#1", pid: 5, reason: "it did not drain before the shutdown timeout"),
+        ])
     }
 
     @Test func aMalformedAssignmentIsReportedOnceAndLeavesTheOthersRunning() {
