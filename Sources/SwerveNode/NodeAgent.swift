@@ -127,11 +127,19 @@ struct NodeAgentRun {
     }
 
     /// Re-reads the assignments (when their version changed, or `force`) and the drain requests.
+    /// Re-reads the drain requests and the assignments version in one round trip, and the
+    /// assignments themselves (a second) only when their version changed or `force` (plus the
+    /// drains of replicas assigned since, when there are any).
     mutating func readView(force: Bool) async {
         lastPoll = .now
         do {
-            let version = try await client.send("GET", keys.assignmentsVersion(id)).integer
+            let known = Array(Set(view.assigned.keys).union(running.keys)).sorted()
+            var commands = [RedisCommand("GET", keys.assignmentsVersion(id))]
+            if !known.isEmpty { commands.append(RedisCommand("MGET", arguments: known.map(keys.drain))) }
+            let replies = try await client.pipeline(commands)
+            let version = replies[0].integer
             var fresh = NodeView(assigned: view.assigned, malformed: view.malformed)
+            if known.count > 0 { fresh.drains = drainRequests(known, replies[1]) }
             if force || version != viewVersion || viewVersion == nil {
                 guard let fields = try await client.send("HGETALL", keys.assignments(id)).array else { return }
                 fresh.assigned = [:]
@@ -145,19 +153,27 @@ struct NodeAgentRun {
                     }
                 }
                 viewVersion = version
-            }
-            let tags = Array(Set(fresh.assigned.keys).union(running.keys)).sorted()
-            if !tags.isEmpty {
-                let drains = try await client.send(RedisCommand("MGET", arguments: tags.map(keys.drain))).array ?? []
-                for (tag, reply) in zip(tags, drains) {
-                    guard let bytes = reply.bytes else { continue }
-                    fresh.drains[tag] = try? DocumentCodec.decode(DrainRequest.self, from: bytes, source: keys.drain(tag))
+                // Replicas assigned since: their drains too (rarely any), before anything starts.
+                let new = fresh.assigned.keys.filter { !known.contains($0) }.sorted()
+                if !new.isEmpty {
+                    let reply = try await client.send(RedisCommand("MGET", arguments: new.map(keys.drain)))
+                    fresh.drains.merge(drainRequests(new, reply)) { $1 }
                 }
             }
             view = fresh
         } catch {
             logger.warning("cannot read assignments", metadata: ["error": "\(error.message)"])
         }
+    }
+
+    /// The drain requests an `MGET` of `tags`' drain keys answered.
+    private func drainRequests(_ tags: [String], _ reply: RedisReply) -> [String: DrainRequest] {
+        var drains: [String: DrainRequest] = [:]
+        for (tag, value) in zip(tags, reply.array ?? []) {
+            guard let bytes = value.bytes else { continue }
+            drains[tag] = try? DocumentCodec.decode(DrainRequest.self, from: bytes, source: keys.drain(tag))
+        }
+        return drains
     }
 
     mutating func converge() async {
