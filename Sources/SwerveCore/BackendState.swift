@@ -70,8 +70,6 @@ public struct BackendState: Sendable, Hashable, Codable {
         return tags
     }
 
-    /// Every replica record, live backends' first (in tag order) then retired ones.
-    public var allReplicas: [ReplicaRecord] { backends.flatMap(\.replicas) + retiredReplicas }
 
     /// The routers' view of this state: running replicas per backend.
     public var routingView: RoutingView {

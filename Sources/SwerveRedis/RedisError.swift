@@ -17,13 +17,6 @@ public struct RedisError: CodedError, Hashable {
         self.code = code
         self.message = message
     }
-
-    /// True when the command certainly did not reach the server, so retrying it cannot apply
-    /// it twice.
-    public var commandWasNotSent: Bool {
-        code == .unavailable || code == .connectFailed || code == .authenticationFailed
-            || code == .closed || code == .invalidConfiguration
-    }
 }
 
 /// The codes of ``RedisError``.
@@ -45,8 +38,6 @@ extension ErrorCode where Domain == RedisErrorDomain {
     public static let unavailable = Self("unavailable")
     /// The server answered the command with an error reply (`WRONGTYPE`, `NOSCRIPT`, …).
     public static let server = Self("server")
-    /// The reply did not have the shape the caller expected.
-    public static let unexpectedReply = Self("unexpectedReply")
     /// The client or subscriber was closed; nothing more can be sent through it.
     public static let closed = Self("closed")
 }
