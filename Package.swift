@@ -97,7 +97,7 @@ let package = Package(
             dependencies: ["SwerveProtocol", "SwerveRedis", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        .target(name: "SwerveSystem", swiftSettings: strict),
+        .target(name: "SwerveSystem", dependencies: ["SwerveErrors"], swiftSettings: strict),
         .executableTarget(
             name: "SwerveCLI",
             dependencies: [
@@ -159,6 +159,8 @@ let package = Package(
             name: "SwerveControllerTests",
             dependencies: [
                 "SwerveController",
+                "SwerveSystem",
+                "SwerveCore",
                 "SwerveTestSupport",
                 "SwerveProtocol",
                 "SwerveRedis",
@@ -178,6 +180,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "SwerveSystemTests", dependencies: ["SwerveSystem"], swiftSettings: strict),
         .testTarget(
             name: "SwerveCLITests",
             dependencies: ["SwerveCore"],

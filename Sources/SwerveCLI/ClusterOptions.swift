@@ -28,3 +28,11 @@ struct ClusterOptions: ParsableArguments {
         }
     }
 }
+
+/// An integer from the environment variable `name`, nil when it is unset or empty.
+/// - Throws: a validation error naming the variable when its value is not a whole number.
+func environmentInteger(_ name: String) throws -> Int? {
+    guard let text = ProcessInfo.processInfo.environment[name], !text.isEmpty else { return nil }
+    guard let value = Int(text) else { throw ArgumentParser.ValidationError("\(name): must be a whole number, got '\(text)'") }
+    return value
+}

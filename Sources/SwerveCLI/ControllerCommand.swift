@@ -22,15 +22,43 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "This controller's id (default: HOST-PID).")
     var id: String?
 
-    @Option(help: "The lease's time to live, in milliseconds.")
-    var leaseTTLMs: Int = 1500
+    @Option(help: "The lease's time to live, in milliseconds (default: SWERVE_LEASE_TTL_MS, else 1500).")
+    var leaseTTLMs: Int?
 
-    @Option(help: "The control loop runs at least this often, in milliseconds.")
-    var tickMs: Int = 100
+    @Option(help: "How often the leader renews the lease, in milliseconds (default: SWERVE_LEASE_RENEW_MS, else TTL/3).")
+    var leaseRenewMs: Int?
+
+    @Option(help: "How often a follower tries for the lease, in milliseconds (default: SWERVE_LEASE_RETRY_MS, else TTL/6).")
+    var leaseRetryMs: Int?
+
+    @Option(help: "The control loop runs at least this often, in milliseconds (default: SWERVE_TICK_MS, else 100).")
+    var tickMs: Int?
+
+    /// The flags, else their environment variables, else the defaults; every value checked.
+    func timing() throws -> (ttl: Int, renew: Int?, retry: Int?, tick: Int) {
+        let ttl = try leaseTTLMs ?? environmentInteger("SWERVE_LEASE_TTL_MS") ?? 1500
+        let renew = try leaseRenewMs ?? environmentInteger("SWERVE_LEASE_RENEW_MS")
+        let retry = try leaseRetryMs ?? environmentInteger("SWERVE_LEASE_RETRY_MS")
+        let tick = try tickMs ?? environmentInteger("SWERVE_TICK_MS") ?? 100
+        guard ttl >= 300 else { throw ArgumentParser.ValidationError("--lease-ttl-ms (or SWERVE_LEASE_TTL_MS): must be ≥ 300, got \(ttl)") }
+        if let renew, renew < 10 { throw ArgumentParser.ValidationError("--lease-renew-ms (or SWERVE_LEASE_RENEW_MS): must be ≥ 10, got \(renew)") }
+        if let retry, retry < 10 { throw ArgumentParser.ValidationError("--lease-retry-ms (or SWERVE_LEASE_RETRY_MS): must be ≥ 10, got \(retry)") }
+        guard tick >= 10 else { throw ArgumentParser.ValidationError("--tick-ms (or SWERVE_TICK_MS): must be ≥ 10, got \(tick)") }
+        return (ttl, renew, retry, tick)
+    }
 
     func validate() throws {
-        guard leaseTTLMs >= 300 else { throw ArgumentParser.ValidationError("--lease-ttl-ms: must be ≥ 300, got \(leaseTTLMs)") }
-        guard tickMs >= 10 else { throw ArgumentParser.ValidationError("--tick-ms: must be ≥ 10, got \(tickMs)") }
+        _ = try timing()
+        _ = try failpoints()
+    }
+
+    /// Failpoints armed through SWERVE_FAILPOINTS (tests only; none by default).
+    func failpoints() throws -> Failpoints {
+        do {
+            return try Failpoints.parse(ProcessInfo.processInfo.environment[Failpoints.environmentVariable], known: ControllerFailpoint.names)
+        } catch {
+            throw ArgumentParser.ValidationError(error.message)
+        }
     }
 
     func run() async throws {
@@ -38,10 +66,14 @@ struct ControllerCommand: AsyncParsableCommand {
         logger.logLevel = ProcessInfo.processInfo.environment["SWERVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
-        let configuration = ControllerConfiguration(
+        let timing = try timing()
+        var configuration = ControllerConfiguration(
             redis: try cluster.redisConfiguration(), keys: try cluster.keys(),
             identity: ControllerIdentity(id: id ?? "\(host)-\(pid)", host: host, pid: pid),
-            leaseTTL: .milliseconds(leaseTTLMs), tick: .milliseconds(tickMs))
+            leaseTTL: .milliseconds(timing.ttl), tick: .milliseconds(timing.tick),
+            failpoints: try failpoints())
+        configuration.leaseRenewInterval = timing.renew.map { .milliseconds($0) }
+        configuration.leaseRetryPeriod = timing.retry.map { .milliseconds($0) }
         let task = Task { try await Controller.run(configuration, logger: logger) }
         let termination = handleTermination { task.cancel() }
         defer { termination.cancel() }

@@ -2,6 +2,7 @@ public import Logging
 public import SwerveCore
 public import SwerveProtocol
 public import SwerveRedis
+public import SwerveSystem
 
 /// What `swerve controller` needs: a `Sendable` value with defaults.
 public struct ControllerConfiguration: Sendable {
@@ -9,16 +10,23 @@ public struct ControllerConfiguration: Sendable {
     public var keys: ClusterKeys
     public var identity: ControllerIdentity
     public var leaseTTL: Duration
+    /// How often the leader renews (nil: ttl/3) and a follower retries (nil: ttl/6).
+    public var leaseRenewInterval: Duration?
+    public var leaseRetryPeriod: Duration?
     /// The control loop runs at least this often, and at once on any wake-up.
     public var tick: Duration
     public var settings: ReconcilerSettings
     /// After taking over, how long adopted running replicas get to confirm their ready keys
     /// before a missing key counts as a lost heartbeat (default: the workers' heartbeat TTL).
     public var adoptionGrace: Duration
+    /// Inert unless a test armed one (see ``ControllerFailpoint``).
+    public var failpoints: Failpoints
 
     public init(redis: RedisConfiguration, keys: ClusterKeys, identity: ControllerIdentity, leaseTTL: Duration = .milliseconds(1500),
-                tick: Duration = .milliseconds(100), settings: ReconcilerSettings = ReconcilerSettings(), adoptionGrace: Duration = .seconds(3)) {
+                tick: Duration = .milliseconds(100), settings: ReconcilerSettings = ReconcilerSettings(), adoptionGrace: Duration = .seconds(3),
+                failpoints: Failpoints = .none) {
         self.adoptionGrace = adoptionGrace
+        self.failpoints = failpoints
         self.redis = redis
         self.keys = keys
         self.identity = identity
@@ -35,7 +43,8 @@ public enum Controller {
         let client = RedisClient(configuration: configuration.redis, logger: logger)
         defer { client.close() }
         let elector = try LeaseElector(keys: configuration.keys, client: client, identity: configuration.identity,
-                                       ttl: configuration.leaseTTL, logger: logger)
+                                       ttl: configuration.leaseTTL, renewInterval: configuration.leaseRenewInterval,
+                                       retryPeriod: configuration.leaseRetryPeriod, logger: logger)
         await elector.run { scope in
             await lead(scope, configuration: configuration, client: client, logger: logger)
         }
@@ -48,7 +57,7 @@ public enum Controller {
             return logger
         }()
         var term = ControllerTerm(scope: scope, keys: configuration.keys, client: client, settings: configuration.settings, logger: logger,
-                                  confirmationGrace: configuration.adoptionGrace)
+                                  confirmationGrace: configuration.adoptionGrace, failpoints: configuration.failpoints)
         do {
             // Refusing to lead: return, so the lease is released (a newer controller that can
             // read the checkpoint may take over) and the checkpoint stays as it is.

@@ -21,6 +21,8 @@ struct ControllerTerm {
     var adoption = AdoptionGrace(adopted: [], now: .now, grace: .zero)
     /// How long adopted replicas get to confirm (the workers' heartbeat TTL).
     let confirmationGrace: Duration
+    /// Inert unless a test armed one (see ``ControllerFailpoint``).
+    let failpoints: Failpoints
 
     /// Loads the checkpoint and repeats its idempotent recovery actions — at the start of a
     /// term, and again after a step failed part-way (Redis, not memory, is then the truth: the
@@ -54,7 +56,8 @@ struct ControllerTerm {
         // Status derives from the state: recompute it only when the state changed (there are
         // actions) or this term has not written it yet.
         let status = actions.isEmpty && statusWritten ? lastStatus : Dictionary(uniqueKeysWithValues: next.backends.map { ($0.tag, $0.status) })
-        try await execute(actions, status: status == lastStatus && statusWritten ? nil : status)
+        try await execute(actions, status: status == lastStatus && statusWritten ? nil : status,
+                          appliedRequest: next.lastAppliedRequest != state.lastAppliedRequest)
         state = next
         statusWritten = true
         if status != lastStatus {
@@ -126,13 +129,18 @@ struct ControllerTerm {
     }
 
     /// Carries out a step's actions, in order, as fenced scripts in one round trip; a changed
-    /// `status` is written right after the checkpoint.
-    private func execute(_ actions: [Action], status: [String: BackendStatus]? = nil) async throws {
+    /// `status` is written right after the checkpoint. `appliedRequest`: the checkpoint records
+    /// a newly applied request (where ``ControllerFailpoint/afterRequest`` sits).
+    private func execute(_ actions: [Action], status: [String: BackendStatus]? = nil, appliedRequest: Bool = false) async throws {
         var calls: [(script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible])] = []
+        // Where each failpoint sits: after the call at this index.
+        var failpointIndex: [ControllerFailpoint: Int] = [:]
         for action in actions {
             switch action {
             case .writeCheckpoint(let state):
                 calls.append((ControllerScripts.writeCheckpoint, [keys.checkpoint, keys.checkpointEpoch], [Checkpoint.encode(state), scope.epoch]))
+                failpointIndex[.afterCheckpoint] = calls.count - 1
+                if appliedRequest { failpointIndex[.afterRequest] = calls.count - 1 }
                 if let status { calls.append((ControllerScripts.writeStatus, [keys.status], [Self.json(status)])) }
             case .publishBackendConfigs(let view):
                 calls.append((ControllerScripts.publishSnapshot, [keys.configsSnapshot],
@@ -146,6 +154,7 @@ struct ControllerTerm {
                 calls.append((ControllerScripts.assign, [keys.assignments(node), keys.assignmentsVersion(node), keys.userConfig(tag)],
                               [tag, DocumentCodec.encode(AssignmentDocument(assignment)), keys.nodeNotify(node),
                                DocumentCodec.encode(UserConfigDocument(tag: tag, userConfig: assignment.userConfig))]))
+                failpointIndex[.afterAssign] = calls.count - 1
             case .drain(let replica, let deadline):
                 calls.append(drainCall(replica, DrainRequest(tag: replica.tag, deadline: deadline.milliseconds, force: false)))
             case .forceKill(let replica):
@@ -159,8 +168,10 @@ struct ControllerTerm {
                 calls.append((ControllerScripts.forget, [keys.assignments(replica.node), keys.assignmentsVersion(replica.node)] + keys.replicaKeys(replica.tag),
                               [replica.tag, keys.nodeNotify(replica.node)]))
             case .completeGoal(let goal):
+                if failpointIndex[.beforeGoalOutcomes] == nil { failpointIndex[.beforeGoalOutcomes] = calls.count - 1 }
                 calls.append(goalCall(GoalOutcome(goal: goal)))
             case .failGoal(let goal, let reason):
+                if failpointIndex[.beforeGoalOutcomes] == nil { failpointIndex[.beforeGoalOutcomes] = calls.count - 1 }
                 calls.append(goalCall(GoalOutcome(goal: goal, failure: reason)))
             }
         }
@@ -168,8 +179,20 @@ struct ControllerTerm {
         // this term last wrote (its first step): write it on its own.
         if let status, !actions.contains(where: { if case .writeCheckpoint = $0 { true } else { false } }) {
             calls.insert((ControllerScripts.writeStatus, [keys.status], [Self.json(status)]), at: 0)
+            failpointIndex = failpointIndex.mapValues { $0 + 1 }
+        }
+        // "Before the actions" needs actions after it; "before goal outcomes" something before them.
+        if failpointIndex[.afterCheckpoint] == calls.count - 1 { failpointIndex[.afterCheckpoint] = nil }
+        if failpointIndex[.beforeGoalOutcomes] == -1 { failpointIndex[.beforeGoalOutcomes] = nil }
+        // A test armed a failpoint this step reaches: write up to it, let it fire, then go on.
+        if !failpoints.plan.isEmpty,
+           let (point, index) = failpointIndex.sorted(by: { $0.value < $1.value }).first(where: { failpoints.isArmed($0.key.rawValue) }) {
+            try await scope.writeAll(Array(calls[...index]))
+            try failpoints.hit(point.rawValue)
+            calls.removeFirst(index + 1)
         }
         try await scope.writeAll(calls)
+        DecisionLog.log(actions, now: Timestamp(milliseconds: wallClockMilliseconds()), logger: logger)
     }
 
     private func drainCall(_ replica: ReplicaReference, _ request: DrainRequest) -> (script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible]) {

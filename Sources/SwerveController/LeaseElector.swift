@@ -85,8 +85,12 @@ public final class LeaseElector: Sendable {
 
     /// - Throws: ``LeaseError/Code/invalidTiming`` when the TTL, renew interval, margin and retry
     ///   period do not fit together (see ``LeaseStateMachine/Timing/problem``).
-    public init(keys: ClusterKeys, client: RedisClient, identity: ControllerIdentity, ttl: Duration = .milliseconds(1500), logger: Logger) throws {
-        let timing = LeaseStateMachine.Timing.defaults(ttl: ttl)
+    /// `renewInterval` defaults to ttl/3 and `retryPeriod` to ttl/6.
+    public init(keys: ClusterKeys, client: RedisClient, identity: ControllerIdentity, ttl: Duration = .milliseconds(1500),
+                renewInterval: Duration? = nil, retryPeriod: Duration? = nil, logger: Logger) throws {
+        var timing = LeaseStateMachine.Timing.defaults(ttl: ttl)
+        if let renewInterval { timing.renewInterval = renewInterval }
+        if let retryPeriod { timing.retryPeriod = retryPeriod }
         if let problem = timing.problem { throw LeaseError(.invalidTiming, "invalid lease timing: \(problem)") }
         self.keys = keys
         self.client = client

@@ -8,6 +8,9 @@ public struct BackendState: Sendable, Hashable, Codable {
     public internal(set) var retiredReplicas: [ReplicaRecord]
     /// The last request applied; requests at or before it are never applied again.
     public internal(set) var lastAppliedRequest: RequestID?
+    /// How many requests were applied, ever: each exactly once, so it equals the number of
+    /// requests up to ``lastAppliedRequest`` (what crash tests check, and a metric).
+    public internal(set) var requestsApplied: Int
     /// The most recent goal outcomes, replayed after a failover in case the old leader wrote
     /// its checkpoint but died before announcing them.
     public internal(set) var recentGoalOutcomes: [GoalOutcome]
@@ -22,6 +25,7 @@ public struct BackendState: Sendable, Hashable, Codable {
         backends = []
         retiredReplicas = []
         lastAppliedRequest = nil
+        requestsApplied = 0
         recentGoalOutcomes = []
         configsVersion = 0
         routingVersion = 0

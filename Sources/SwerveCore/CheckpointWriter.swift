@@ -130,6 +130,7 @@ extension CheckpointWriter {
                             }
                         }
                     }
+                    s.member("requestsApplied") { $0.integer(state.requestsApplied) }
                     s.member("retiredReplicas") { $0.array(state.retiredReplicas) { $0.write($1) } }
                     s.member("routingVersion") { $0.integer(state.routingVersion) }
                 }

@@ -5,6 +5,7 @@ extension ReconcileStep {
             if let last = state.lastAppliedRequest, request.id <= last { continue }
             apply(request)
             state.lastAppliedRequest = request.id
+            state.requestsApplied += 1
             changed = true
         }
     }

@@ -90,6 +90,7 @@ import Testing
         h.step()
         #expect(h.backend("api")?.deleting == false, "an id at or before the last applied is skipped")
         #expect(h.state.lastAppliedRequest == request.id)
+        #expect(h.state.requestsApplied == 1, "counted once")
     }
 }
 
