@@ -10,6 +10,7 @@
 //   SwerveWorker - `swerve worker`: one replica (built-in handlers over SwiftNIO HTTP)
 //   SwerveController - `swerve controller`: the fenced lease (and, next, the control loop)
 //   SwerveNode   - `swerve node`: the node agent that starts, reaps and kills workers
+//   SwerveMetrics - Prometheus metrics (swift-metrics + swift-prometheus) served over HTTP
 //   SwerveSystem - process spawning and exit statuses over POSIX, shared by node and worker
 //   SwerveCLI    - the one executable, `swerve`
 //   SwerveBench  - `swerve-bench`, the benchmark driver that `ops/bench` runs
@@ -34,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(
@@ -77,6 +80,18 @@ let package = Package(
                 "SwerveRedis",
                 "SwerveCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SwerveMetrics",
+            dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -106,6 +121,7 @@ let package = Package(
                 "SwerveWorker",
                 "SwerveNode",
                 "SwerveController",
+                "SwerveMetrics",
                 "SwerveProtocol",
                 "SwerveSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

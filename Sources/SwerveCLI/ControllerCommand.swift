@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SwerveController
+import SwerveMetrics
 import SwerveSystem
 
 /// `swerve controller`: one of the 2–5 controllers; the one holding the lease runs the cluster.
@@ -34,6 +35,9 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "The control loop runs at least this often, in milliseconds (default: SWERVE_TICK_MS, else 100).")
     var tickMs: Int?
 
+    @Option(help: ArgumentHelp("Serve Prometheus metrics on http://HOST:PORT/metrics (default: SWERVE_METRICS_ADDRESS, else none; port 0 picks one). The leader record shows it.", valueName: "host:port"))
+    var metricsAddress: String?
+
     /// The flags, else their environment variables, else the defaults; every value checked.
     func timing() throws -> (ttl: Int, renew: Int?, retry: Int?, tick: Int) {
         let ttl = try leaseTTLMs ?? environmentInteger("SWERVE_LEASE_TTL_MS") ?? 1500
@@ -50,6 +54,16 @@ struct ControllerCommand: AsyncParsableCommand {
     func validate() throws {
         _ = try timing()
         _ = try failpoints()
+        _ = try metricsEndpoint()
+    }
+
+    /// Where to serve metrics, from the flag or SWERVE_METRICS_ADDRESS; nil for nowhere.
+    func metricsEndpoint() throws -> (host: String, port: Int)? {
+        guard let text = metricsAddress ?? ProcessInfo.processInfo.environment["SWERVE_METRICS_ADDRESS"], !text.isEmpty else { return nil }
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port), colon != text.startIndex else {
+            throw ArgumentParser.ValidationError("--metrics-address (or SWERVE_METRICS_ADDRESS): expected HOST:PORT, e.g. 127.0.0.1:9464, got '\(text)'")
+        }
+        return (String(text[..<colon]), port)
     }
 
     /// Failpoints armed through SWERVE_FAILPOINTS (tests only; none by default).
@@ -67,9 +81,21 @@ struct ControllerCommand: AsyncParsableCommand {
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
         let timing = try timing()
+        var identity = ControllerIdentity(id: id ?? "\(host)-\(pid)", host: host, pid: pid)
+        var endpoint: MetricsEndpoint?
+        if let (metricsHost, metricsPort) = try metricsEndpoint() {
+            let registry = MetricsEndpoint.bootstrap(durationBuckets: [ControllerMetrics.reconcileDurationLabel: ControllerMetrics.reconcileDurationBuckets])
+            do {
+                endpoint = try await MetricsEndpoint.start(host: metricsHost, port: metricsPort, registry: registry)
+            } catch {
+                FileHandle.standardError.write(Data("swerve controller: cannot serve metrics on \(metricsHost):\(metricsPort): \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            identity.address = endpoint?.address
+            logger.info("serving metrics", metadata: ["url": "http://\(endpoint?.address ?? "")/metrics"])
+        }
         var configuration = ControllerConfiguration(
-            redis: try cluster.redisConfiguration(), keys: try cluster.keys(),
-            identity: ControllerIdentity(id: id ?? "\(host)-\(pid)", host: host, pid: pid),
+            redis: try cluster.redisConfiguration(), keys: try cluster.keys(), identity: identity,
             leaseTTL: .milliseconds(timing.ttl), tick: .milliseconds(timing.tick),
             failpoints: try failpoints())
         configuration.leaseRenewInterval = timing.renew.map { .milliseconds($0) }

@@ -21,6 +21,7 @@ public struct ControllerConfiguration: Sendable {
     public var adoptionGrace: Duration
     /// Inert unless a test armed one (see ``ControllerFailpoint``).
     public var failpoints: Failpoints
+    public var metrics = ControllerMetrics()
 
     public init(redis: RedisConfiguration, keys: ClusterKeys, identity: ControllerIdentity, leaseTTL: Duration = .milliseconds(1500),
                 tick: Duration = .milliseconds(100), settings: ReconcilerSettings = ReconcilerSettings(), adoptionGrace: Duration = .seconds(3),
@@ -44,7 +45,7 @@ public enum Controller {
         defer { client.close() }
         let elector = try LeaseElector(keys: configuration.keys, client: client, identity: configuration.identity,
                                        ttl: configuration.leaseTTL, renewInterval: configuration.leaseRenewInterval,
-                                       retryPeriod: configuration.leaseRetryPeriod, logger: logger)
+                                       retryPeriod: configuration.leaseRetryPeriod, metrics: configuration.metrics, logger: logger)
         await elector.run { scope in
             await lead(scope, configuration: configuration, client: client, logger: logger)
         }
@@ -57,7 +58,8 @@ public enum Controller {
             return logger
         }()
         var term = ControllerTerm(scope: scope, keys: configuration.keys, client: client, settings: configuration.settings, logger: logger,
-                                  confirmationGrace: configuration.adoptionGrace, failpoints: configuration.failpoints)
+                                  confirmationGrace: configuration.adoptionGrace, failpoints: configuration.failpoints,
+                                  metrics: configuration.metrics)
         do {
             // Refusing to lead: return, so the lease is released (a newer controller that can
             // read the checkpoint may take over) and the checkpoint stays as it is.
@@ -96,6 +98,7 @@ public enum Controller {
                     // The step may have written its checkpoint and part of its actions: start
                     // again from what Redis holds, as a new leader would.
                     logger.error("control loop step failed; reloading the checkpoint", metadata: ["error": "\(error)"])
+                    configuration.metrics.stepFailures.increment()
                     do {
                         guard try await term.load() else { break }
                     } catch {

@@ -23,6 +23,7 @@ struct ControllerTerm {
     let confirmationGrace: Duration
     /// Inert unless a test armed one (see ``ControllerFailpoint``).
     let failpoints: Failpoints
+    let metrics: ControllerMetrics
 
     /// Loads the checkpoint and repeats its idempotent recovery actions — at the start of a
     /// term, and again after a step failed part-way (Redis, not memory, is then the truth: the
@@ -41,6 +42,7 @@ struct ControllerTerm {
         }
         let replicas = state.backends.reduce(state.retiredReplicas.count) { $0 + $1.replicas.count }
         adoption = AdoptionGrace(adopted: state.replicaTags(placedIn: [.running]), now: .now, grace: confirmationGrace)
+        metrics.record(state)
         logger.info("loaded the checkpoint", metadata: ["epoch": "\(scope.epoch)", "backends": "\(state.backends.count)", "replicas": "\(replicas)"])
         try await execute(Reconciler.recoveryActions(for: state))
         return true
@@ -48,6 +50,7 @@ struct ControllerTerm {
 
     /// One step: observe (two round trips), reconcile, execute (one round trip).
     mutating func step(randomSeed: UInt64) async throws {
+        let started = ContinuousClock.now
         let observations = try await observe(randomSeed: randomSeed)
         let (next, actions) = Reconciler.reconcile(state, observations, settings: settings)
         // The state advances only once its actions were carried out; if they fail part-way the
@@ -58,8 +61,11 @@ struct ControllerTerm {
         let status = actions.isEmpty && statusWritten ? lastStatus : Dictionary(uniqueKeysWithValues: next.backends.map { ($0.tag, $0.status) })
         try await execute(actions, status: status == lastStatus && statusWritten ? nil : status,
                           appliedRequest: next.lastAppliedRequest != state.lastAppliedRequest)
+        if next.requestsApplied > state.requestsApplied { metrics.requestsApplied.increment(by: next.requestsApplied - state.requestsApplied) }
+        if !actions.isEmpty || !statusWritten { metrics.record(next) }
         state = next
         statusWritten = true
+        metrics.reconcileDuration.record(duration: ContinuousClock.now - started)
         if status != lastStatus {
             lastStatus = status
             for (tag, backendStatus) in status.sorted(by: { $0.key < $1.key }) {

@@ -78,6 +78,7 @@ public final class LeaseElector: Sendable {
     let identity: ControllerIdentity
     let timing: LeaseStateMachine.Timing
     let logger: Logger
+    let metrics: ControllerMetrics
     private let refused = Atomic<Int>(0)
 
     /// Fenced writes refused so far (a metric).
@@ -87,7 +88,7 @@ public final class LeaseElector: Sendable {
     ///   period do not fit together (see ``LeaseStateMachine/Timing/problem``).
     /// `renewInterval` defaults to ttl/3 and `retryPeriod` to ttl/6.
     public init(keys: ClusterKeys, client: RedisClient, identity: ControllerIdentity, ttl: Duration = .milliseconds(1500),
-                renewInterval: Duration? = nil, retryPeriod: Duration? = nil, logger: Logger) throws {
+                renewInterval: Duration? = nil, retryPeriod: Duration? = nil, metrics: ControllerMetrics = ControllerMetrics(), logger: Logger) throws {
         var timing = LeaseStateMachine.Timing.defaults(ttl: ttl)
         if let renewInterval { timing.renewInterval = renewInterval }
         if let retryPeriod { timing.retryPeriod = retryPeriod }
@@ -98,6 +99,7 @@ public final class LeaseElector: Sendable {
         self.identity = identity
         self.timing = timing
         self.logger = logger
+        self.metrics = metrics
     }
 
     public func run(whileLeading: @escaping @Sendable (LeadershipScope) async -> Void) async {
@@ -130,7 +132,6 @@ public final class LeaseElector: Sendable {
                 case .tick: actions = machine.timePassed(now: .now)
                 case .leaderLeft: actions = machine.leaderLeft(now: .now)
                 case .fencedWriteRefused:
-                    refused.add(1, ordering: .relaxed)
                     actions = machine.fencedWriteRefused(now: .now)
                 case .termEnded(let epoch):
                     actions = machine.termEnded(epoch: epoch, now: .now)
@@ -176,9 +177,15 @@ public final class LeaseElector: Sendable {
             }
         case .becameLeader(let epoch):
             logger.info("leading", metadata: ["epoch": "\(epoch)"])
+            metrics.leading(epoch: epoch)
             _ = try? await client.send("PUBLISH", keys.leaderEvents, DocumentCodec.encode(LeaderEvent(event: .elected, id: identity.id, epoch: epoch)))
             let scope = LeadershipScope(epoch: epoch, leaseValue: leaseValue(epoch), keys: keys, client: client,
-                                        refused: { continuation.yield(.fencedWriteRefused) })
+                                        refused: { [self] in
+                                            // Counted before the write's caller sees the error.
+                                            refused.add(1, ordering: .relaxed)
+                                            metrics.fencedWritesRefused.increment()
+                                            continuation.yield(.fencedWriteRefused)
+                                        })
             term = Task {
                 await whileLeading(scope)
                 if !Task.isCancelled { continuation.yield(.termEnded(epoch: epoch)) }
@@ -189,6 +196,7 @@ public final class LeaseElector: Sendable {
             term?.cancel()
             _ = await term?.value
             term = nil
+            metrics.following()
             return []
         case .release(let epoch):
             let message = DocumentCodec.encode(LeaderEvent(event: .left, id: identity.id, epoch: epoch))

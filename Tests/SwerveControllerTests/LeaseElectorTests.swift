@@ -109,6 +109,7 @@ import Testing
             return error.code == .fenced && error.message.contains("held by b:\(current.epoch)")
         }
         #expect(try await client.send("GET", target).string == "from a", "nothing changed")
+        #expect(first.elector.refusedWrites == 1, "counted (swerve_controller_fenced_writes_refused_total)")
         _ = try await current.write(write, keys: [target], arguments: ["from b"])
         #expect(try await client.send("GET", target).string == "from b")
     }

@@ -1,0 +1,57 @@
+import Metrics
+import SwerveCore
+
+/// The controller's metrics, recorded through swift-metrics (`swerve controller` exports them
+/// in Prometheus format; without a bootstrapped backend they cost nothing):
+///
+/// - `swerve_controller_is_leader` (gauge, 0 or 1) and `swerve_controller_epoch` (the epoch
+///   of its current or last term);
+/// - `swerve_controller_reconcile_duration_seconds` (histogram): one step, observe to written;
+/// - `swerve_controller_requests_applied_total`, `swerve_controller_fenced_writes_refused_total`
+///   and `swerve_controller_step_failures_total` (counters);
+/// - `swerve_controller_replicas{state=…}` (gauge): the replicas the leader records, by state
+///   (followers report 0).
+public final class ControllerMetrics: Sendable {
+    /// The reconcile histogram's label, for choosing its buckets.
+    public static let reconcileDurationLabel = "swerve_controller_reconcile_duration_seconds"
+    /// Buckets for it: a step takes well under a millisecond when idle.
+    public static let reconcileDurationBuckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(1000),
+    ]
+
+    let isLeader = Gauge(label: "swerve_controller_is_leader")
+    let epoch = Gauge(label: "swerve_controller_epoch")
+    let reconcileDuration = Timer(label: reconcileDurationLabel)
+    let requestsApplied = Counter(label: "swerve_controller_requests_applied_total")
+    let fencedWritesRefused = Counter(label: "swerve_controller_fenced_writes_refused_total")
+    let stepFailures = Counter(label: "swerve_controller_step_failures_total")
+    let replicas: [ReplicaState: Gauge] = Dictionary(uniqueKeysWithValues: ReplicaState.allCases.map {
+        ($0, Gauge(label: "swerve_controller_replicas", dimensions: [("state", $0.rawValue)]))
+    })
+
+    public init() {
+        for gauge in replicas.values { gauge.record(0) }
+        isLeader.record(0)
+    }
+
+    func leading(epoch: Int64) {
+        self.epoch.record(epoch)
+        isLeader.record(1)
+    }
+
+    func following() {
+        isLeader.record(0)
+        for gauge in replicas.values { gauge.record(0) }
+    }
+
+    /// Counts the replicas of `state` by state (reading records in place: no copies).
+    func record(_ state: BackendState) {
+        var counts: [ReplicaState: Int] = [:]
+        for b in state.backends.indices {
+            for r in state.backends[b].replicas.indices { counts[state.backends[b].replicas[r].state, default: 0] += 1 }
+        }
+        for r in state.retiredReplicas.indices { counts[state.retiredReplicas[r].state, default: 0] += 1 }
+        for (replicaState, gauge) in replicas { gauge.record(counts[replicaState] ?? 0) }
+    }
+}
