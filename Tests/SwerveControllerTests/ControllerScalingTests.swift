@@ -1,0 +1,55 @@
+import Foundation
+import Glibc
+import SwerveCore
+import SwerveProtocol
+import SwerveTestSupport
+import Testing
+
+extension ControllerProcesses {
+    /// Scaling 3 → 1 drains two replicas; a slow request in flight on each finishes first,
+    /// and the goal settles only once they stopped.
+    @Test func scalingDownDrainsReplicasWhileTheirSlowRequestsFinish() async throws {
+        let leader = try controller("c1")
+        let agent = try node()
+        defer { leader.kill(); agent.kill(SIGTERM) }
+        let config = BackendConfig(numReplicas: 3, gracefulShutdownWaitLoopS: 0.2)
+        #expect(try await request(.createBackend(tag: "api", config: config,
+                                                 replicaConfig: ReplicaConfig(workload: .builtin(name: "sleep"), resources: Resources(cpu: 1))), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        let routed = try await routedReplicas()
+        #expect(routed.count == 3)
+        var pids: [String: Int32] = [:]
+        for tag in routed.keys { pids[tag] = try await pid(tag) }
+
+        // A 2 s request on every replica, then the scale-down.
+        let slow = routed.map { tag, address in
+            Task { () -> (tag: String, status: Int, finished: ContinuousClock.Instant) in
+                let response = try await httpRequest(address, path: "/?ms=2000")
+                return (tag, response.status, ContinuousClock.now)
+            }
+        }
+        let sent = ContinuousClock.now
+        #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 1)), goal: "g-2") == GoalOutcome(goal: "g-2"))
+        let settled = ContinuousClock.now
+
+        let survivors = try await routedReplicas()
+        #expect(survivors.count == 1)
+        let survivor = try #require(survivors.keys.first)
+        #expect(try await pid(survivor) == pids[survivor], "the survivor kept running")
+        for task in slow {
+            let (tag, status, finished) = try await task.value
+            #expect(status == 200, "\(tag)'s request finished")
+            if tag != survivor {
+                #expect(finished <= settled, "\(tag) stopped only after its request finished")
+            }
+        }
+        #expect(settled - sent >= .milliseconds(1500), "the goal waited for the drains")
+        let state = try Checkpoint.decode(try #require(try await client.send("GET", keys.checkpoint).bytes))
+        #expect(state.backends.first?.replicas.map(\.tag) == [survivor], "the drained replicas stopped and were forgotten")
+        // A drained worker exits right after writing its drained key; the node reaps it.
+        for (tag, pid) in pids where tag != survivor {
+            let deadline = ContinuousClock.now + .seconds(5)
+            while kill(pid, 0) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(kill(pid, 0) != 0, "\(tag)'s worker (pid \(pid)) exited")
+        }
+    }
+}
