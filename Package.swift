@@ -133,6 +133,7 @@ let package = Package(
             name: "SwerveBench",
             dependencies: [
                 "SwerveRedis",
+                "SwerveController",
                 "SwerveCore",
                 "SwerveProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

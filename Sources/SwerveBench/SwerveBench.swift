@@ -10,7 +10,7 @@ struct SwerveBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swerve-bench",
         abstract: "Benchmarks Swerve's parts; run through ops/bench, which compares them with reference tools.",
-        subcommands: [RedisBench.self, CoreBench.self, WorkerBench.self]
+        subcommands: [RedisBench.self, CoreBench.self, WorkerBench.self, FailoverBench.self]
     )
 }
 

@@ -1,0 +1,233 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SwerveController
+import SwerveCore
+import SwerveProtocol
+import SwerveRedis
+
+/// `swerve-bench failover`: how fast control comes back after a leader dies or leaves, and how
+/// fast a new replica becomes routable. It starts its own node agent and three controllers
+/// against a Redis it may reconfigure (keyspace notifications), kills leaders, and prints one
+/// line per measurement (`name median_ms max_ms count`).
+struct FailoverBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "failover",
+        abstract: "Leader kill to first reconcile, SIGTERM to new leader, ready key to routing snapshot.",
+        discussion: """
+            Example (ops/bench failover starts the Redis):
+              swerve-bench failover --url redis://127.0.0.1:6390 --swerve .build/release/swerve --logs /tmp/bench
+            """
+    )
+
+    @Option(help: "The Redis URL of a server this benchmark may reconfigure and write to.")
+    var url: String
+
+    @Option(help: "The swerve binary to run controllers and the node agent with.")
+    var swerve: String
+
+    @Option(help: "A directory for the processes' logs.")
+    var logs: String
+
+    @Option(help: "Leader kills of each kind, and replicas added.")
+    var runs = 20
+
+    @Option(help: "The controllers' lease TTL in milliseconds.")
+    var leaseTTLMs = 1500
+
+    func run() async throws {
+        var logger = Logger(label: "swerve-bench")
+        logger.logLevel = .warning
+        let configuration = try RedisConfiguration(url: url)
+        let client = RedisClient(configuration: configuration, logger: logger)
+        defer { client.close() }
+        let keys = try ClusterKeys(cluster: "failover\(UInt32.random(in: 0...UInt32.max))")
+        // Keyspace events for string commands: the leader's status write is its first completed
+        // reconcile; a worker's ready-key write is when it became ready.
+        try await client.send("CONFIG", "SET", "notify-keyspace-events", "K$")
+        let database = configuration.database
+        let statusChannel = "__keyspace@\(database)__:\(keys.status)"
+        let readyPattern = "__keyspace@\(database)__:\(keys.ready("*"))"
+
+        let cluster = LocalCluster(swerve: swerve, url: url, cluster: keys.cluster, logs: logs, leaseTTLMs: leaseTTLMs)
+        defer { cluster.stopAll() }
+        // A stuck measurement (a missed event) must not hang whoever runs the benchmark.
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(30 + runs * 15))
+            FileHandle.standardError.write(Data("swerve-bench failover: no result after \(30 + runs * 15) s; giving up (logs in \(logs))\n".utf8))
+            cluster.stopAll()
+            Foundation.exit(1)
+        }
+        defer { watchdog.cancel() }
+        try cluster.startNode()
+        for index in 1...3 { try cluster.startController("c\(index)") }
+
+        let clusterClient = ClusterClient(keys: keys, client: client, logger: logger)
+        let echo = ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 0.01))
+        let goal = try await clusterClient.submit(.createBackend(tag: "bench", config: BackendConfig(numReplicas: 2), replicaConfig: echo))
+        guard try await clusterClient.wait(for: goal, backend: "bench", progress: { _ in }).failure == nil else {
+            throw ValidationError("the benchmark backend did not come up")
+        }
+
+        let subscriber = RedisSubscriber(configuration: configuration, logger: logger)
+        try await subscriber.subscribe(to: [keys.leaderEvents, statusChannel, keys.snapshots], patterns: [readyPattern]) { subscription in
+            var events = subscription.makeAsyncIterator()
+            guard await events.next() == .subscribed else { throw ValidationError("could not subscribe") }
+
+            /// Waits for the next message satisfying `matches`; returns when it arrived.
+            func next(_ what: String, _ matches: (RedisPubSubMessage) async throws -> Bool) async throws -> ContinuousClock.Instant {
+                while let event = await events.next() {
+                    if case .message(let message) = event, try await matches(message) { return .now }
+                }
+                throw ValidationError("the subscription ended while waiting for \(what)")
+            }
+            func elected(otherThan old: String) -> (RedisPubSubMessage) -> Bool {
+                { message in
+                    guard message.channel == keys.leaderEvents,
+                          let event = try? DocumentCodec.decode(LeaderEvent.self, from: message.payload, source: keys.leaderEvents) else { return false }
+                    return event.event == .elected && event.id != old
+                }
+            }
+            func currentLeader() async throws -> LeaderRecord {
+                while true {
+                    if let bytes = try await client.send("GET", keys.leader).bytes {
+                        return try DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader)
+                    }
+                    _ = try await next("a leader") { elected(otherThan: "")($0) }
+                }
+            }
+
+            // SIGKILL: to the new leader's election and to its first completed reconcile.
+            var killToElected: [Duration] = []
+            var killToReconcile: [Duration] = []
+            for _ in 0..<runs {
+                let leader = try await currentLeader()
+                let killed = ContinuousClock.now
+                cluster.signal(leader.id, SIGKILL)
+                let electedAt = try await next("a new leader", elected(otherThan: leader.id))
+                let reconciledAt = try await next("the new leader's first reconcile") { $0.channel == statusChannel && $0.text == "set" }
+                killToElected.append(electedAt - killed)
+                killToReconcile.append(reconciledAt - killed)
+                try cluster.restartController(leader.id)
+            }
+            report("sigkill_to_first_reconcile", killToReconcile)
+            report("sigkill_to_new_leader", killToElected)
+
+            // SIGTERM: the leader releases the lease and announces it.
+            var termToElected: [Duration] = []
+            for _ in 0..<runs {
+                let leader = try await currentLeader()
+                let stopped = ContinuousClock.now
+                cluster.signal(leader.id, SIGTERM)
+                termToElected.append(try await next("a new leader", elected(otherThan: leader.id)) - stopped)
+                cluster.waitForExit(leader.id)
+                try cluster.restartController(leader.id)
+            }
+            report("sigterm_to_new_leader", termToElected)
+
+            // A replica's ready key to the routing snapshot that includes it.
+            var readyToRouted: [Duration] = []
+            for replicas in 3..<(3 + runs) {
+                let before = try await routedTags(keys: keys, client: client)
+                _ = try await clusterClient.submit(.updateBackendConfig(tag: "bench", patch: BackendConfigPatch(numReplicas: replicas)))
+                // The first ready-key write of a tag not routed before (heartbeats of the others
+                // write their keys too); then the first routing notice whose snapshot has it.
+                var tag = ""
+                let readyAt = try await next("a ready key") { message in
+                    guard message.pattern == readyPattern, message.text == "set" else { return false }
+                    // The key is keys.ready(tag): what is left around the tag.
+                    let key = message.channel.dropFirst("__keyspace@\(database)__:".count)
+                    let head = keys.ready("").dropLast(":ready".count)
+                    tag = String(key.dropFirst(head.count).dropLast(":ready".count))
+                    return !before.contains(tag)
+                }
+                let routedAt = try await next("a routing snapshot with \(tag)") { message in
+                    guard message.channel == keys.snapshots, message.text.contains("\"routing\"") else { return false }
+                    return try await routedTags(keys: keys, client: client).contains(tag)
+                }
+                readyToRouted.append(routedAt - readyAt)
+            }
+            report("ready_key_to_routing_snapshot", readyToRouted)
+        }
+    }
+
+    private func report(_ name: String, _ values: [Duration]) {
+        let sorted = values.sorted()
+        let median = sorted.isEmpty ? .zero : sorted[sorted.count / 2]
+        print("\(name) \(milliseconds(median)) \(milliseconds(sorted.last ?? .zero)) \(sorted.count)")
+    }
+
+    private func milliseconds(_ duration: Duration) -> String {
+        String(format: "%.1f", Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
+    }
+}
+
+/// The replica tags of the stored routing snapshot.
+private func routedTags(keys: ClusterKeys, client: RedisClient) async throws -> Set<String> {
+    guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes,
+          let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+          let view = object["view"] as? [String: Any], let backends = view["backends"] as? [String: [[String: Any]]] else { return [] }
+    return Set(backends.values.flatMap { $0.compactMap { $0["tag"] as? String } })
+}
+
+/// The node agent and controllers the benchmark runs, as child processes.
+final class LocalCluster: @unchecked Sendable {
+    // @unchecked: the process table is read and written only under `lock` (the benchmark's
+    // task and its watchdog task both use it); the other stored properties are constants.
+    // Foundation's `Process` may be signalled and waited on from any thread.
+    private let lock = NSLock()
+    private var processes: [String: Process] = [:]
+    let swerve: String
+    let arguments: [String]
+    let logs: String
+    let leaseTTLMs: Int
+
+    init(swerve: String, url: String, cluster: String, logs: String, leaseTTLMs: Int) {
+        self.swerve = swerve
+        self.arguments = ["--redis", url, "--cluster", cluster]
+        self.logs = logs
+        self.leaseTTLMs = leaseTTLMs
+    }
+
+    func startNode() throws {
+        try start("node", ["node"] + arguments + ["--id", "n1", "--cpu", "64"])
+    }
+
+    func startController(_ id: String) throws {
+        try start(id, ["controller"] + arguments + ["--id", id, "--lease-ttl-ms", "\(leaseTTLMs)"])
+    }
+
+    func restartController(_ id: String) throws {
+        waitForExit(id)
+        try startController(id)
+    }
+
+    func signal(_ name: String, _ signal: Int32) {
+        lock.withLock { processes[name] }.map { kill($0.processIdentifier, signal) }
+    }
+
+    func waitForExit(_ name: String) {
+        lock.withLock { processes[name] }?.waitUntilExit()
+    }
+
+    func stopAll() {
+        let all = lock.withLock { processes.values }
+        for process in all where process.isRunning { kill(process.processIdentifier, SIGTERM) }
+        for process in all { process.waitUntilExit() }
+    }
+
+    private func start(_ name: String, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: swerve)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(["SWERVE_LOG_LEVEL": "warning"]) { $1 }
+        let log = "\(logs)/\(name).log"
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        process.standardError = handle
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        lock.withLock { processes[name] = process }
+    }
+}
