@@ -57,13 +57,14 @@ struct RequestOptions: ParsableArguments {
 struct ApplyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apply",
-        abstract: "Create or change backends, from a JSON spec file or from flags, and wait until they run.",
+        abstract: "Create or change backends, from a YAML or JSON spec file or from flags, and wait until they run.",
         discussion: """
-            A spec is {"tag": …, "config": {…}, "replicaConfig": {…}} or a list of them (see
-            examples/). The same spec twice changes nothing; a changed replica config rolls out.
+            A spec file holds backends, each with a tag, a config and a replicaConfig (see
+            examples/backends.yaml and docs/PROTOCOL.md); several may be listed, or separated by
+            ---. The same spec twice changes nothing; a changed replica config rolls out.
 
             Examples:
-              swerve apply -f examples/backends.json
+              swerve apply -f examples/backends.yaml
               swerve apply --tag api --replicas 3 --builtin echo --route /api
               swerve apply --tag web --replicas 2 --command "python3 app.py" --health-path /healthz --cpu 0.5
             """
@@ -71,7 +72,7 @@ struct ApplyCommand: AsyncParsableCommand {
 
     @OptionGroup var options: RequestOptions
 
-    @Option(name: [.short, .customLong("file")], help: "A JSON spec file (- for standard input).")
+    @Option(name: [.short, .customLong("file")], help: "A YAML or JSON spec file (- for standard input).")
     var file: String?
 
     @Option(help: "The backend's tag (with flags instead of a file).")
@@ -98,17 +99,10 @@ struct ApplyCommand: AsyncParsableCommand {
             } catch {
                 throw CLIError("cannot read \(file): \(error.localizedDescription)")
             }
-            struct Spec: Decodable { var tag: String; var config: BackendConfig; var replicaConfig: ReplicaConfig }
             do {
-                let specs: [Spec]
-                if let list = try? JSONDecoder().decode([Spec].self, from: data) {
-                    specs = list
-                } else {
-                    specs = [try JSONDecoder().decode(Spec.self, from: data)]
-                }
-                return specs.map { .createBackend(tag: $0.tag, config: $0.config, replicaConfig: $0.replicaConfig) }
-            } catch let error as DecodingError {
-                throw CLIError("\(file): \(Self.describe(error))")
+                return try BackendSpec.parse(String(decoding: data, as: UTF8.self), source: file == "-" ? "standard input" : file).map(\.operation)
+            } catch {
+                throw CLIError(error.message)
             }
         }
         guard let tag else { throw ArgumentParser.ValidationError("give a spec with -f FILE, or --tag with flags") }
@@ -128,18 +122,6 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         return [.createBackend(tag: tag, config: BackendConfig(numReplicas: replicas, maxConcurrentQueries: maxConcurrentQueries, userConfig: parsedUserConfig, routePrefix: route),
                                replicaConfig: ReplicaConfig(workload: workload, resources: Resources(cpu: cpu, memoryBytes: memoryBytes)))]
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-        }
-        switch error {
-        case .keyNotFound(let key, let context): return "missing field \"\((path(context).isEmpty ? "" : path(context) + ".") + key.stringValue)\""
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            return "\(path(context).isEmpty ? "the document" : "field \"\(path(context))\""): \(context.debugDescription)"
-        @unknown default: return "\(error)"
-        }
     }
 }
 

@@ -266,7 +266,22 @@ import Testing
         #expect(missing.status == 1)
         #expect(missing.output == "ghost: failed: no backend named \"ghost\"\n")
 
+        // A YAML file with two backends, then one with a typo: refused, nothing written.
+        let directory = ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
+        let spec = "\(directory)/\(keys.cluster)-backends.yaml"
+        try "backends:\n  - {tag: web, config: {numReplicas: 1, routePrefix: /web}, replicaConfig: {builtin: echo, resources: {cpu: 1}}}\n  - {tag: jobs, replicaConfig: {builtin: sleep, resources: {cpu: 1}}}\n"
+            .write(toFile: spec, atomically: true, encoding: .utf8)
+        let fromFile = try await cli(["apply", "-f", spec])
+        #expect(fromFile.status == 0 && fromFile.output == "web: healthy (1/1 running)\njobs: healthy (1/1 running)\n", "\(fromFile.errors)")
+        try "tag: web\nconfig: {numReplicas: 1, routPrefix: /web}\nreplicaConfig: {builtin: echo}\n".write(toFile: spec, atomically: true, encoding: .utf8)
+        let before = try await client.send("XLEN", keys.requests)
+        let typo = try await cli(["apply", "-f", spec])
+        #expect(typo.status != 0 && typo.errors.contains("web: config.routPrefix: unknown field"), "\(typo.errors)")
+        #expect(try await client.send("XLEN", keys.requests) == before, "nothing was written")
+
         #expect(try await cli(["delete", "api"]).status == 0)
+        #expect(try await cli(["delete", "web"]).status == 0)
+        #expect(try await cli(["delete", "jobs"]).status == 0)
         #expect(try await cli(["status", "--json"]).output == "{}\n")
     }
 }
