@@ -18,7 +18,8 @@ struct RequestOptions: ParsableArguments {
         return ClusterClient(keys: try cluster.keys(), client: RedisClient(configuration: try cluster.redisConfiguration(), logger: logger), logger: logger)
     }
 
-    /// Submits, then (unless --no-wait) waits with a progress line per change on stderr.
+    /// Submits, then (unless --no-wait) waits, showing progress on stderr (one updating line
+    /// on a terminal, a line per change otherwise).
     /// Exits non-zero with the reason when the goal fails.
     func submit(_ operations: [Request.Operation]) async throws {
         let client = try clusterClient()
@@ -37,11 +38,13 @@ struct RequestOptions: ParsableArguments {
             return
         }
         var failed = false
+        let progress = ProgressLine()
         for (goal, tag) in goals {
             let outcome = try await client.wait(for: goal, backend: tag) { status in
                 guard let status else { return }
-                FileHandle.standardError.write(Data("\(tag): \(status.reason)\n".utf8))
+                progress.show("\(tag): \(status.reason)")
             }
+            progress.finish()
             if let failure = outcome.failure {
                 print("\(tag): failed: \(failure)")
                 failed = true
