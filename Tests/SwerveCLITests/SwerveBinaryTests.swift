@@ -4,7 +4,7 @@ import Testing
 
 /// Runs the built `swerve` binary (a sibling of the test bundle in the build directory) and
 /// returns its exit status and output.
-func runSwerve(_ arguments: [String]) throws -> (status: Int32, output: String) {
+func runSwerve(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let buildDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     let binary = ProcessInfo.processInfo.environment["SWERVE_BINARY"] ?? buildDirectory.appendingPathComponent("swerve").path
     guard FileManager.default.isExecutableFile(atPath: binary) else {
@@ -13,6 +13,7 @@ func runSwerve(_ arguments: [String]) throws -> (status: Int32, output: String) 
     let process = Process()
     process.executableURL = URL(fileURLWithPath: binary)
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
@@ -40,5 +41,21 @@ func runSwerve(_ arguments: [String]) throws -> (status: Int32, output: String) 
         let (status, output) = try runSwerve(["frobnicate"])
         #expect(status != 0)
         #expect(output.contains("frobnicate"))
+    }
+
+    /// Settings come from flags, else the environment; either way a bad value is named and the
+    /// controller does not start.
+    @Test(arguments: [
+        ([String](), ["SWERVE_LEASE_TTL_MS": "abc"], "SWERVE_LEASE_TTL_MS: must be a whole number, got 'abc'"),
+        ([], ["SWERVE_LEASE_TTL_MS": "100"], "--lease-ttl-ms (or SWERVE_LEASE_TTL_MS): must be ≥ 300, got 100"),
+        (["--lease-ttl-ms", "100"], ["SWERVE_LEASE_TTL_MS": "2000"], "must be ≥ 300, got 100"),
+        ([], ["SWERVE_TICK_MS": "5"], "--tick-ms (or SWERVE_TICK_MS): must be ≥ 10, got 5"),
+        (["--metrics-address", "9464"], [:], "--metrics-address (or SWERVE_METRICS_ADDRESS): expected HOST:PORT"),
+        ([], ["SWERVE_FAILPOINTS": "controller.after-nothing=crash"], "SWERVE_FAILPOINTS: unknown failpoint 'controller.after-nothing'"),
+    ])
+    func aControllerWithABadSettingSaysWhichAndDoesNotStart(_ flags: [String], _ environment: [String: String], _ message: String) throws {
+        let (status, output) = try runSwerve(["controller", "--redis", "redis://127.0.0.1:1"] + flags, environment: environment)
+        #expect(status == 64, "a usage error")
+        #expect(output.contains(message), "\(output)")
     }
 }
