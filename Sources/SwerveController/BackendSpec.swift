@@ -259,16 +259,7 @@ private struct SpecField {
 }
 
 /// A spec that cannot be read, or that is not a valid set of backends.
-public struct SpecError: CodedError {
-    public typealias Code = ErrorCode<SpecErrorDomain>
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
+public typealias SpecError = DomainError<SpecErrorDomain>
 
 /// The codes of ``SpecError``.
 public enum SpecErrorDomain {}

@@ -211,17 +211,7 @@ public final class LeaseElector: Sendable {
 }
 
 /// Why leadership could not be had or used.
-public struct LeaseError: CodedError {
-    public typealias Code = ErrorCode<LeaseErrorDomain>
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
+public typealias LeaseError = DomainError<LeaseErrorDomain>
 
 /// The codes of ``LeaseError``.
 public enum LeaseErrorDomain {}

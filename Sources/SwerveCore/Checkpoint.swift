@@ -94,17 +94,7 @@ public enum Checkpoint {
 }
 
 /// Why a checkpoint could not be read.
-public struct CheckpointError: CodedError, Hashable {
-    public typealias Code = ErrorCode<CheckpointErrorDomain>
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
+public typealias CheckpointError = DomainError<CheckpointErrorDomain>
 
 /// The codes of ``CheckpointError``.
 public enum CheckpointErrorDomain {}

@@ -22,3 +22,20 @@ public protocol CodedError: Error, Sendable, CustomStringConvertible {
 extension CodedError {
     public var description: String { message }
 }
+
+/// An error of one domain: a ``code`` to compare and a ``message`` to read. Each module names
+/// its own (`public typealias RedisError = DomainError<RedisErrorDomain>`) and declares its
+/// codes as static members of `ErrorCode<ItsDomain>`; errors of different domains are
+/// different types, so `catch let error as RedisError` catches only the client's.
+public struct DomainError<Domain>: CodedError, Hashable {
+    public typealias Code = ErrorCode<Domain>
+
+    public var code: Code
+    /// A complete sentence for a person: what failed, where, and (when it can) what to do.
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}

@@ -40,17 +40,7 @@ enum WorkerProcesses {
 }
 
 /// Why a node agent could not do something, in words a user can act on.
-public struct NodeError: CodedError {
-    public typealias Code = ErrorCode<NodeErrorDomain>
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
+public typealias NodeError = DomainError<NodeErrorDomain>
 
 /// The codes of ``NodeError``.
 public enum NodeErrorDomain {}

@@ -1,18 +1,7 @@
 public import SwerveErrors
 
 /// A value in Redis that does not follow the protocol, or a name that cannot be used.
-public struct ProtocolError: CodedError, Hashable {
-    public typealias Code = ErrorCode<ProtocolErrorDomain>
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-}
+public typealias ProtocolError = DomainError<ProtocolErrorDomain>
 
 /// The codes of ``ProtocolError``.
 public enum ProtocolErrorDomain {}

@@ -5,19 +5,7 @@ public import SwerveErrors
 /// Errors are compared by ``code``; the ``message`` is for people and says what failed,
 /// where, and (when it can) what to do about it — for example
 /// `cannot connect to Redis at 127.0.0.1:6379: Connection refused`.
-public struct RedisError: CodedError, Hashable {
-    /// What kind of failure this is. New codes may be added; switch with a default.
-    public typealias Code = ErrorCode<RedisErrorDomain>
-
-    public var code: Code
-    /// A complete sentence for a person: what failed and why.
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
+public typealias RedisError = DomainError<RedisErrorDomain>
 
 /// The codes of ``RedisError``.
 public enum RedisErrorDomain {}

@@ -107,16 +107,7 @@ public final class Failpoints: Sendable {
 }
 
 /// A failpoint plan that cannot be read, or an armed point that fired with `error`.
-public struct FailpointError: CodedError {
-    public typealias Code = ErrorCode<FailpointErrorDomain>
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
+public typealias FailpointError = DomainError<FailpointErrorDomain>
 
 /// The codes of ``FailpointError``.
 public enum FailpointErrorDomain {}

@@ -1,18 +1,7 @@
 public import SwerveErrors
 
 /// Why a worker could not start or go on, in words a user can act on.
-public struct WorkerError: CodedError {
-    public typealias Code = ErrorCode<WorkerErrorDomain>
-
-    public var code: Code
-    public var message: String
-
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-
-}
+public typealias WorkerError = DomainError<WorkerErrorDomain>
 
 /// The codes of ``WorkerError``.
 public enum WorkerErrorDomain {}
