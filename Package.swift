@@ -10,6 +10,7 @@
 //   SwerveWorker - `swerve worker`: one replica (built-in handlers over SwiftNIO HTTP)
 //   SwerveController - `swerve controller`: the fenced lease (and, next, the control loop)
 //   SwerveNode   - `swerve node`: the node agent that starts, reaps and kills workers
+//   SwerveRouter - `swerve router`: the HTTP proxy that follows the leader's snapshots
 //   SwerveMetrics - Prometheus metrics (swift-metrics + swift-prometheus) served over HTTP
 //   SwerveSystem - process spawning and exit statuses over POSIX, shared by node and worker
 //   SwerveCLI    - the one executable, `swerve`
@@ -87,6 +88,22 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "SwerveRouter",
+            dependencies: [
+                "SwerveErrors",
+                "SwerveProtocol",
+                "SwerveRedis",
+                "SwerveCore",
+                "SwerveMetrics",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "SwerveMetrics",
             dependencies: [
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -124,6 +141,7 @@ let package = Package(
                 "SwerveNode",
                 "SwerveController",
                 "SwerveMetrics",
+                "SwerveRouter",
                 "SwerveProtocol",
                 "SwerveSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

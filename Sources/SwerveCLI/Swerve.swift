@@ -16,7 +16,7 @@ struct SwerveCommand: AsyncParsableCommand {
             """,
         version: Swerve.version,
         subcommands: [ApplyCommand.self, ScaleCommand.self, DeleteCommand.self, WaitCommand.self, StatusCommand.self, LeaderCommand.self,
-                      ControllerCommand.self, NodeCommand.self, WorkerCommand.self, Version.self]
+                      ControllerCommand.self, RouterCommand.self, NodeCommand.self, WorkerCommand.self, Version.self]
     )
 }
 

@@ -150,10 +150,10 @@ struct ControllerTerm {
                 if let status { calls.append((ControllerScripts.writeStatus, [keys.status], [Self.json(status)])) }
             case .publishBackendConfigs(let view):
                 calls.append((ControllerScripts.publishSnapshot, [keys.configsSnapshot],
-                              [Self.json(Snapshot(epoch: scope.epoch, view: view)), keys.snapshots, Self.json(SnapshotNotice(kind: "configs", epoch: scope.epoch, version: view.version))]))
+                              [Self.json(Snapshot(epoch: scope.epoch, view: view)), keys.snapshots, Self.json(SnapshotNotice(kind: .configs, epoch: scope.epoch, version: view.version))]))
             case .publishRoutingView(let view):
                 calls.append((ControllerScripts.publishSnapshot, [keys.routingSnapshot],
-                              [Self.json(Snapshot(epoch: scope.epoch, view: view)), keys.snapshots, Self.json(SnapshotNotice(kind: "routing", epoch: scope.epoch, version: view.version))]))
+                              [Self.json(Snapshot(epoch: scope.epoch, view: view)), keys.snapshots, Self.json(SnapshotNotice(kind: .routing, epoch: scope.epoch, version: view.version))]))
             case .assign(let assignment):
                 let tag = assignment.replica.tag
                 let node = assignment.replica.node
@@ -215,19 +215,4 @@ struct ControllerTerm {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(value)).map(Array.init) ?? Array("null".utf8)
     }
-}
-
-/// A published view with the epoch of the leader that published it: routers never replace
-/// their view with one whose (epoch, version) is lower.
-struct Snapshot<View: Codable & Sendable>: Codable, Sendable {
-    var schemaVersion = 1
-    var epoch: Int64
-    var view: View
-}
-
-struct SnapshotNotice: Codable, Sendable {
-    var schemaVersion = 1
-    var kind: String
-    var epoch: Int64
-    var version: Int
 }

@@ -40,14 +40,18 @@ public final class MetricsEndpoint: Sendable {
         }
     }
 
-    /// Listens on `host:port` (port 0: any free port).
-    public static func start(host: String, port: Int, registry: PrometheusCollectorRegistry) async throws -> MetricsEndpoint {
+    /// What an extra admin path answers: a content type and a body, made per request.
+    public typealias Page = @Sendable () -> (contentType: String, body: [UInt8])
+
+    /// Listens on `host:port` (port 0: any free port); `pages` adds GET paths beside
+    /// `/metrics` and `/-/healthz` (a router's `/-/routes`).
+    public static func start(host: String, port: Int, registry: PrometheusCollectorRegistry, pages: [String: Page] = [:]) async throws -> MetricsEndpoint {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(MetricsRequestHandler(registry: registry))
+                    try channel.pipeline.syncOperations.addHandler(MetricsRequestHandler(registry: registry, pages: pages))
                 }
             }
             .bind(host: host, port: port)
@@ -67,15 +71,21 @@ private final class MetricsRequestHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     let registry: PrometheusCollectorRegistry
+    let pages: [String: MetricsEndpoint.Page]
 
-    init(registry: PrometheusCollectorRegistry) {
+    init(registry: PrometheusCollectorRegistry, pages: [String: MetricsEndpoint.Page]) {
         self.registry = registry
+        self.pages = pages
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let head) = unwrapInboundIn(data) else { return }
         let (status, contentType, body): (HTTPResponseStatus, String, [UInt8])
-        switch (head.method, head.uri.split(separator: "?").first.map(String.init) ?? head.uri) {
+        let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
+        switch (head.method, path) {
+        case (.GET, _) where pages[path] != nil:
+            let page = pages[path]!()
+            (status, contentType, body) = (.ok, page.contentType, page.body)
         case (.GET, "/metrics"):
             (status, contentType, body) = (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToBuffer())
         case (.GET, "/-/healthz"):

@@ -239,3 +239,36 @@ public struct LeaderEvent: ProtocolDocument {
         self.epoch = epoch
     }
 }
+
+/// `swerve:{C}:snapshot:routing` and `…:snapshot:configs` — a view the leader published, with
+/// its epoch: routers never replace their view with one whose `(epoch, version)` is lower.
+public struct Snapshot<View: Codable & Sendable & Hashable>: Codable, Sendable, Hashable {
+    public var schemaVersion = 1
+    public var epoch: Int64
+    public var view: View
+
+    public init(epoch: Int64, view: View) {
+        self.epoch = epoch
+        self.view = view
+    }
+}
+
+/// A message on `swerve:{C}:snapshots`: a snapshot was written. A hint to re-read it; the
+/// snapshot key, not the message, is the truth.
+public struct SnapshotNotice: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var kind: Kind
+    public var epoch: Int64
+    public var version: Int
+
+    public enum Kind: String, Codable, Sendable, Hashable {
+        case routing, configs
+    }
+
+    public init(kind: Kind, epoch: Int64, version: Int) {
+        self.kind = kind
+        self.epoch = epoch
+        self.version = version
+    }
+}

@@ -1,0 +1,36 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The router's listening socket: HTTP/1.1 with keep-alive and pipelining (answered in
+/// order), one ``ProxyHandler`` per client connection, on SwiftNIO's shared event loops.
+final class ProxyServer: Sendable {
+    let address: String
+    private let channel: any Channel
+
+    private init(address: String, channel: any Channel) {
+        self.address = address
+        self.channel = channel
+    }
+
+    static func start(host: String, port: Int, state: ProxyState) async throws -> ProxyServer {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(state: state))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        return ProxyServer(address: "\(host):\(channel.localAddress?.port ?? port)", channel: channel)
+    }
+
+    /// Stops accepting connections; open ones go on.
+    func stopAccepting() async {
+        try? await channel.close()
+    }
+}

@@ -1,0 +1,158 @@
+import NIOCore
+import SwerveCore
+import Synchronization
+
+/// How the proxy behaves under load.
+public struct ProxySettings: Sendable {
+    /// Requests that may wait per backend when every replica is full.
+    public var queueLimit: Int
+    /// How long a request may wait in the queue before it is answered 503.
+    public var queueTimeout: Duration
+    /// Connecting to a replica; a failed connect is retried on another replica.
+    public var connectTimeout: Duration
+    /// Idle keep-alive connections kept per replica and event loop.
+    public var idleConnectionsPerReplica: Int
+
+    public init(queueLimit: Int = 100, queueTimeout: Duration = .seconds(5), connectTimeout: Duration = .seconds(1), idleConnectionsPerReplica: Int = 32) {
+        self.queueLimit = queueLimit
+        self.queueTimeout = queueTimeout
+        self.connectTimeout = connectTimeout
+        self.idleConnectionsPerReplica = idleConnectionsPerReplica
+    }
+}
+
+/// What every connection of a router shares: the view, the balancer with its waiting
+/// requests, the idle upstream connections, the settings and the metrics. Each piece is
+/// behind its own lock; no lock is held while doing I/O.
+final class ProxyState: Sendable {
+    let settings: ProxySettings
+    let metrics: RouterMetrics
+    private let view = Mutex(RouterView())
+    private let balancing = Mutex(Balancing())
+    private let idle = Mutex<[PoolKey: [any Channel]]>([:])
+    private let ids = Atomic<UInt64>(0)
+    private let active = Atomic<Int>(0)
+
+    /// Requests being proxied (routed, not yet answered in full).
+    var activeRequests: Int { active.load(ordering: .relaxed) }
+
+    func requestStarted() { active.add(1, ordering: .relaxed) }
+    func requestEnded() { active.subtract(1, ordering: .relaxed) }
+
+    /// A request waiting for a replica, completed (on its own event loop) with the replica,
+    /// or nil when it must give up.
+    struct Waiter: Sendable {
+        var backend: String
+        var promise: EventLoopPromise<ReplicaBalancer.RoutedReplicaChoice?>
+    }
+
+    private struct Balancing: Sendable {
+        var balancer = ReplicaBalancer()
+        var random = SystemRandomNumberGenerator()
+        var waiters: [UInt64: Waiter] = [:]
+    }
+
+    private struct PoolKey: Hashable, Sendable {
+        var loop: ObjectIdentifier
+        var address: String
+    }
+
+    init(settings: ProxySettings, metrics: RouterMetrics) {
+        self.settings = settings
+        self.metrics = metrics
+    }
+
+    // MARK: The view
+
+    var currentView: RouterView { view.withLock { $0 } }
+
+    /// Changes the view; waiting requests that can go now (new replicas) are sent.
+    func updateView(_ change: (inout RouterView) -> Bool) {
+        let (changed, table) = view.withLock { view in (change(&view), view.table) }
+        guard changed else { return }
+        metrics.viewChanged(currentView)
+        for backend in table.backends.values { releaseWaiters(of: backend) }
+    }
+
+    // MARK: Balancing
+
+    func nextRequestID() -> UInt64 { ids.add(1, ordering: .relaxed).newValue }
+
+    /// Admits a request: a replica now, or (when full) a place in the queue whose promise the
+    /// caller waits on.
+    func admit(_ id: UInt64, to backend: RoutingTable.Backend, excluding: Set<String>, waiter: Waiter) -> ReplicaBalancer.Decision {
+        let decision = balancing.withLock { state in
+            let decision = state.balancer.admit(id, to: backend, queueLimit: settings.queueLimit, excluding: excluding, random: &state.random)
+            if case .queued = decision { state.waiters[id] = waiter }
+            return decision
+        }
+        if case .send(let choice) = decision { metrics.inFlightChanged(choice.tag, by: 1) }
+        return decision
+    }
+
+    /// A request on `tag` of `backend` ended; the next waiting one may go.
+    func finished(_ tag: String, backend: String) {
+        metrics.inFlightChanged(tag, by: -1)
+        let current = currentView.table.backends[backend]
+        let next = balancing.withLock { state -> (Waiter, ReplicaBalancer.RoutedReplicaChoice)? in
+            guard let (id, choice) = state.balancer.finished(tag, backend: current, random: &state.random),
+                  let waiter = state.waiters.removeValue(forKey: id) else { return nil }
+            return (waiter, choice)
+        }
+        if let (waiter, choice) = next {
+            metrics.inFlightChanged(choice.tag, by: 1)
+            waiter.promise.succeed(choice)
+        }
+        metrics.queueLength(backend, queueLength(backend))
+    }
+
+    /// Gives up waiting (timeout, or the client left): true if it was still queued.
+    func abandon(_ id: UInt64, backend: String) -> Bool {
+        let removed = balancing.withLock { state -> Bool in
+            guard state.balancer.abandon(id, backend: backend) else { return false }
+            state.waiters[id] = nil
+            return true
+        }
+        metrics.queueLength(backend, queueLength(backend))
+        return removed
+    }
+
+    func queueLength(_ backend: String) -> Int { balancing.withLock { $0.balancer.queueLength(backend) } }
+
+    private func releaseWaiters(of backend: RoutingTable.Backend) {
+        while true {
+            let next = balancing.withLock { state -> (Waiter, ReplicaBalancer.RoutedReplicaChoice)? in
+                guard let (id, choice) = state.balancer.dequeue(backend, random: &state.random),
+                      let waiter = state.waiters.removeValue(forKey: id) else { return nil }
+                return (waiter, choice)
+            }
+            guard let (waiter, choice) = next else { return }
+            metrics.inFlightChanged(choice.tag, by: 1)
+            waiter.promise.succeed(choice)
+        }
+    }
+
+    // MARK: Idle upstream connections
+
+    /// An idle, still open connection to `address` on `loop`, if there is one.
+    func takeIdle(_ address: String, on loop: any EventLoop) -> (any Channel)? {
+        let key = PoolKey(loop: ObjectIdentifier(loop), address: address)
+        return idle.withLock { idle in
+            while var channels = idle[key], let channel = channels.popLast() {
+                idle[key] = channels.isEmpty ? nil : channels
+                if channel.isActive { return channel }
+            }
+            return nil
+        }
+    }
+
+    /// Keeps `channel` for reuse; false (the caller closes it) when the pool is full.
+    func giveIdle(_ channel: any Channel, address: String, on loop: any EventLoop) -> Bool {
+        let key = PoolKey(loop: ObjectIdentifier(loop), address: address)
+        return idle.withLock { idle in
+            guard (idle[key]?.count ?? 0) < settings.idleConnectionsPerReplica else { return false }
+            idle[key, default: []].append(channel)
+            return true
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Metrics
+import Synchronization
+
+/// The router's metrics, through swift-metrics (`swerve router` exports them in Prometheus
+/// format on its admin port):
+///
+/// - `swerve_router_requests_total{backend,status}` and
+///   `swerve_router_request_duration_seconds{backend}` (histogram);
+/// - `swerve_router_in_flight{replica}`, `swerve_router_queue_length{backend}`;
+/// - `swerve_router_rejected_total{backend,reason}` (503s: `queue_full`, `queue_timeout`,
+///   `no_replicas`), `swerve_router_retries_total{backend}`;
+/// - `swerve_router_view_version{kind}`, `swerve_router_view_epoch{kind}` and
+///   `swerve_router_view_updated_timestamp_seconds` (the age is now minus this).
+final class RouterMetrics: Sendable {
+    static let durationLabel = "swerve_router_request_duration_seconds"
+    static let durationBuckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+    ]
+
+    private let counters = Mutex<[String: Counter]>([:])
+    private let timers = Mutex<[String: Timer]>([:])
+    private let gauges = Mutex<[String: (gauge: Gauge, value: Int)]>([:])
+    private let viewUpdated = Gauge(label: "swerve_router_view_updated_timestamp_seconds")
+
+    func request(backend: String, status: Int, duration: Duration) {
+        counter("swerve_router_requests_total", [("backend", backend), ("status", "\(status)")]).increment()
+        let timer = timers.withLock { timers in
+            if let timer = timers[backend] { return timer }
+            let timer = Timer(label: Self.durationLabel, dimensions: [("backend", backend)])
+            timers[backend] = timer
+            return timer
+        }
+        timer.record(duration: duration)
+    }
+
+    func rejected(backend: String, reason: String) {
+        counter("swerve_router_rejected_total", [("backend", backend), ("reason", reason)]).increment()
+    }
+
+    func retried(backend: String) {
+        counter("swerve_router_retries_total", [("backend", backend)]).increment()
+    }
+
+    func inFlightChanged(_ replica: String, by delta: Int) {
+        adjust("swerve_router_in_flight", [("replica", replica)], by: delta)
+    }
+
+    func queueLength(_ backend: String, _ length: Int) {
+        adjust("swerve_router_queue_length", [("backend", backend)], to: length)
+    }
+
+    func viewChanged(_ view: RouterView) {
+        if let configs = view.configs {
+            adjust("swerve_router_view_version", [("kind", "configs")], to: configs.view.version)
+            adjust("swerve_router_view_epoch", [("kind", "configs")], to: Int(configs.epoch))
+        }
+        if let routing = view.routing {
+            adjust("swerve_router_view_version", [("kind", "routing")], to: routing.view.version)
+            adjust("swerve_router_view_epoch", [("kind", "routing")], to: Int(routing.epoch))
+        }
+        viewUpdated.record(Date().timeIntervalSince1970)
+    }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        return counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: label, dimensions: dimensions)
+            counters[key] = counter
+            return counter
+        }
+    }
+
+    private func adjust(_ label: String, _ dimensions: [(String, String)], by delta: Int = 0, to value: Int? = nil) {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        let (gauge, recorded) = gauges.withLock { gauges in
+            var entry = gauges[key] ?? (Gauge(label: label, dimensions: dimensions), 0)
+            entry.value = value ?? entry.value + delta
+            gauges[key] = entry
+            return entry
+        }
+        gauge.record(recorded)
+    }
+}

@@ -1,0 +1,104 @@
+public import SwerveCore
+public import SwerveProtocol
+
+/// What a router knows: the last configs and routing snapshots it accepted, and the routing
+/// table built from them.
+///
+/// Guarantees: a snapshot is accepted only when its `(epoch, version)` is higher than the
+/// one held for its kind, so the view never goes backwards (a late reply, or a deposed
+/// leader's publication, cannot undo a newer one); the table is rebuilt only on acceptance.
+public struct RouterView: Sendable {
+    public private(set) var configs: Snapshot<BackendConfigsView>?
+    public private(set) var routing: Snapshot<RoutingView>?
+    public private(set) var table = RoutingTable()
+
+    public init() {}
+
+    /// Whether a notice names something newer than what is held (worth a re-read).
+    public func isNewer(_ notice: SnapshotNotice) -> Bool {
+        switch notice.kind {
+        case .configs: return Self.order(notice.epoch, notice.version) > Self.order(configs.map { ($0.epoch, $0.view.version) })
+        case .routing: return Self.order(notice.epoch, notice.version) > Self.order(routing.map { ($0.epoch, $0.view.version) })
+        }
+    }
+
+    /// Takes `snapshot` if it is newer than the held one; returns whether it did.
+    @discardableResult
+    public mutating func accept(configs snapshot: Snapshot<BackendConfigsView>) -> Bool {
+        guard Self.order(snapshot.epoch, snapshot.view.version) > Self.order(configs.map { ($0.epoch, $0.view.version) }) else { return false }
+        configs = snapshot
+        rebuild()
+        return true
+    }
+
+    @discardableResult
+    public mutating func accept(routing snapshot: Snapshot<RoutingView>) -> Bool {
+        guard Self.order(snapshot.epoch, snapshot.view.version) > Self.order(routing.map { ($0.epoch, $0.view.version) }) else { return false }
+        routing = snapshot
+        rebuild()
+        return true
+    }
+
+    private mutating func rebuild() {
+        table = RoutingTable(configs: configs?.view, routing: routing?.view)
+    }
+
+    /// Epoch first, then version; nothing held sorts below everything.
+    private static func order(_ epoch: Int64, _ version: Int) -> (Int64, Int) { (epoch, version) }
+    private static func order(_ held: (Int64, Int)?) -> (Int64, Int) { held ?? (Int64.min, Int.min) }
+}
+
+/// Routes and replicas: which backend owns a path, and where its running replicas are.
+public struct RoutingTable: Sendable, Hashable {
+    /// Route prefixes, longest first (ties by prefix), with their backend.
+    public private(set) var routes: [(prefix: String, backend: String)] = []
+    public private(set) var backends: [String: Backend] = [:]
+
+    /// One routed backend.
+    public struct Backend: Sendable, Hashable {
+        public var tag: String
+        public var routePrefix: String?
+        public var maxConcurrentQueries: Int
+        public var replicas: [RoutedReplica]
+    }
+
+    public init() {}
+
+    public init(configs: BackendConfigsView?, routing: RoutingView?) {
+        for (tag, config) in configs?.backends ?? [:] {
+            backends[tag] = Backend(tag: tag, routePrefix: config.routePrefix, maxConcurrentQueries: max(1, config.maxConcurrentQueries),
+                                    replicas: (routing?.backends[tag] ?? []).sorted { $0.tag < $1.tag })
+            if let prefix = config.routePrefix { routes.append((Self.normalized(prefix), tag)) }
+        }
+        routes.sort { $0.prefix.count != $1.prefix.count ? $0.prefix.count > $1.prefix.count : $0.prefix < $1.prefix }
+    }
+
+    /// The backend whose route prefix is the longest one matching `path` on a segment
+    /// boundary (`/api` matches `/api`, `/api/x` and `/api?q`, not `/apix`); nil for none.
+    public func backend(forPath path: String) -> Backend? {
+        let pathOnly = path.prefix { $0 != "?" && $0 != "#" }
+        for route in routes where Self.matches(prefix: route.prefix, path: pathOnly) {
+            return backends[route.backend]
+        }
+        return nil
+    }
+
+    static func matches(prefix: String, path: Substring) -> Bool {
+        if prefix == "/" { return true }
+        guard path.hasPrefix(prefix) else { return false }
+        return path.count == prefix.count || path[path.index(path.startIndex, offsetBy: prefix.count)] == "/"
+    }
+
+    /// `/api/` and `/api` are the same route.
+    static func normalized(_ prefix: String) -> String {
+        prefix.count > 1 && prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+    }
+
+    public static func == (a: RoutingTable, b: RoutingTable) -> Bool {
+        a.backends == b.backends && a.routes.map(\.prefix) == b.routes.map(\.prefix) && a.routes.map(\.backend) == b.routes.map(\.backend)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(backends)
+    }
+}

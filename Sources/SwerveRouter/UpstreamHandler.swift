@@ -1,0 +1,94 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One connection to a replica: carries one request at a time for the ``ProxyHandler``
+/// attached to it, and waits in the pool between requests. Lives on one event loop.
+final class UpstreamHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    let channel: any Channel
+    private var context: ChannelHandlerContext?
+    private var consumer: ProxyHandler?
+    /// Whether the replica will keep the connection open after the current response.
+    private(set) var keepAlive = true
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// Connects to `address` (`host:port`) on `loop`.
+    static func connect(to address: String, on loop: any EventLoop, timeout: Duration) -> EventLoopFuture<UpstreamHandler> {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            return loop.makeFailedFuture(ChannelError.connectPending)
+        }
+        let host = String(address[..<colon])
+        let milliseconds = Int64(timeout.components.seconds) * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        return ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.milliseconds(milliseconds))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(channel: channel))
+                }
+            }
+            .connect(host: host, port: port)
+            .flatMapThrowing { channel in try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) }
+    }
+
+    var isWritable: Bool { channel.isWritable }
+
+    func attach(_ consumer: ProxyHandler) {
+        self.consumer = consumer
+        keepAlive = true
+    }
+
+    func detach() {
+        consumer = nil
+    }
+
+    func forward(_ part: HTTPServerRequestPart) {
+        guard let context else { return }
+        switch part {
+        case .head(let head): context.write(wrapOutboundOut(.head(head)), promise: nil)
+        case .body(let buffer): context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end(let trailers): context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        }
+    }
+
+    func setReading(_ on: Bool) {
+        channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
+    }
+
+    func close() {
+        consumer = nil
+        channel.close(promise: nil)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if case .head(let head) = part { keepAlive = head.isKeepAlive }
+        consumer?.responsePart(part)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        consumer?.upstreamWritable(context.channel.isWritable)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let consumer = self.consumer
+        self.consumer = nil
+        self.context = nil
+        consumer?.upstreamLost()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

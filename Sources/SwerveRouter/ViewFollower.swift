@@ -1,0 +1,76 @@
+import Foundation
+import Logging
+import SwerveCore
+import SwerveProtocol
+import SwerveRedis
+
+/// Keeps the router's view current: subscribes to the snapshot notices first, then reads both
+/// snapshots; re-reads a snapshot when a notice names a newer one, both after any reconnect
+/// (messages may have been missed), and both every `resync` as a safety net. Pub/sub is only
+/// a hint: the snapshot keys are the truth. While Redis is away, the view stays as it was.
+struct ViewFollower: Sendable {
+    let keys: ClusterKeys
+    let client: RedisClient
+    let subscriberConfiguration: RedisConfiguration
+    let state: ProxyState
+    let resync: Duration
+    let logger: Logger
+
+    func run() async {
+        let (wakes, continuation) = AsyncStream.makeStream(of: SnapshotNotice.Kind?.self, bufferingPolicy: .bufferingNewest(16))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: resync)
+                    continuation.yield(nil)
+                }
+                continuation.finish()
+            }
+            group.addTask {
+                let subscriber = RedisSubscriber(configuration: subscriberConfiguration, logger: logger)
+                try? await subscriber.subscribe(to: [keys.snapshots]) { subscription in
+                    for await event in subscription {
+                        switch event {
+                        case .subscribed, .mayHaveMissedMessages:
+                            continuation.yield(nil)
+                        case .message(let message):
+                            guard let notice = try? DocumentCodec.decode(SnapshotNotice.self, from: message.payload, source: keys.snapshots) else {
+                                continuation.yield(nil) // unreadable: re-read everything
+                                continue
+                            }
+                            if state.currentView.isNewer(notice) { continuation.yield(notice.kind) }
+                        case .disconnected:
+                            break
+                        }
+                    }
+                }
+            }
+            for await kind in wakes {
+                guard !Task.isCancelled else { break }
+                await read(kind)
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Reads one snapshot (or both, for nil) and offers it to the view.
+    private func read(_ kind: SnapshotNotice.Kind?) async {
+        do {
+            let wanted: [SnapshotNotice.Kind] = kind.map { [$0] } ?? [.configs, .routing]
+            let replies = try await client.pipeline(wanted.map { RedisCommand("GET", $0 == .configs ? keys.configsSnapshot : keys.routingSnapshot) })
+            for (kind, reply) in zip(wanted, replies) {
+                guard let bytes = reply.bytes else { continue }
+                switch kind {
+                case .configs:
+                    let snapshot = try JSONDecoder().decode(Snapshot<BackendConfigsView>.self, from: Data(bytes))
+                    state.updateView { $0.accept(configs: snapshot) }
+                case .routing:
+                    let snapshot = try JSONDecoder().decode(Snapshot<RoutingView>.self, from: Data(bytes))
+                    state.updateView { $0.accept(routing: snapshot) }
+                }
+            }
+        } catch {
+            logger.warning("cannot read the snapshots; serving from the last view", metadata: ["error": "\(error)"])
+        }
+    }
+}
