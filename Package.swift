@@ -128,7 +128,7 @@ let package = Package(
         ),
         .target(
             name: "SwerveTestSupport",
-            dependencies: ["SwerveProtocol", "SwerveRedis", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SwerveProtocol", "SwerveRedis", "SwerveCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(name: "SwerveSystem", dependencies: ["SwerveErrors"], swiftSettings: strict),
@@ -209,6 +209,18 @@ let package = Package(
             name: "SwerveNodeTests",
             dependencies: [
                 "SwerveNode",
+                "SwerveTestSupport",
+                "SwerveProtocol",
+                "SwerveRedis",
+                "SwerveCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwerveRouterTests",
+            dependencies: [
+                "SwerveRouter",
                 "SwerveTestSupport",
                 "SwerveProtocol",
                 "SwerveRedis",

@@ -34,8 +34,12 @@ struct RouterCommand: AsyncParsableCommand {
     @Option(help: "How long a request may wait for a replica, in milliseconds, before a 503.")
     var queueTimeoutMs = 5000
 
+    @Option(help: "How often both snapshots are re-read without a notice, in milliseconds (a safety net for lost messages).")
+    var resyncMs = 5000
+
     func validate() throws {
         _ = try addresses()
+        guard resyncMs >= 50 else { throw ArgumentParser.ValidationError("--resync-ms: must be ≥ 50, got \(resyncMs)") }
         guard queueLimit >= 0 else { throw ArgumentParser.ValidationError("--queue-limit: must be ≥ 0, got \(queueLimit)") }
         guard queueTimeoutMs >= 0 else { throw ArgumentParser.ValidationError("--queue-timeout-ms: must be ≥ 0, got \(queueTimeoutMs)") }
     }
@@ -55,7 +59,7 @@ struct RouterCommand: AsyncParsableCommand {
         let (listenAddress, adminAddress) = try addresses()
         let configuration = RouterConfiguration(
             redis: try cluster.redisConfiguration(), keys: try cluster.keys(), listen: listenAddress, admin: adminAddress,
-            settings: ProxySettings(queueLimit: queueLimit, queueTimeout: .milliseconds(queueTimeoutMs)))
+            settings: ProxySettings(queueLimit: queueLimit, queueTimeout: .milliseconds(queueTimeoutMs)), resync: .milliseconds(resyncMs))
         let task = Task {
             try await Router.run(configuration, logger: logger) { listen, admin in
                 // One line on stdout, for scripts and tests: where it listens.

@@ -30,6 +30,11 @@ public struct ReplicaBalancer: Sendable {
     public struct RoutedReplicaChoice: Equatable, Sendable {
         public var tag: String
         public var address: String
+
+        public init(tag: String, address: String) {
+            self.tag = tag
+            self.address = address
+        }
     }
 
     /// Picks a replica of `backend` (skipping `excluding`, for a retry), or queues `id` (up to

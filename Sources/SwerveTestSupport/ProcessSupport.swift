@@ -37,6 +37,25 @@ public final class SwerveProcess: @unchecked Sendable {
         try process.run()
     }
 
+    /// The first line the process writes to stdout (with `captureOutput`), read as it comes
+    /// (off the cooperative pool); what follows stays in the pipe for ``output``.
+    public func firstOutputLine() async throws -> String {
+        guard let outputPipe else { throw TestFailure("firstOutputLine needs captureOutput") }
+        let handle = outputPipe.fileHandleForReading
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                var line: [UInt8] = []
+                var byte: UInt8 = 0
+                while read(handle.fileDescriptor, &byte, 1) == 1, byte != 10 { line.append(byte) }
+                if line.isEmpty {
+                    continuation.resume(throwing: TestFailure("the process wrote no line to stdout"))
+                } else {
+                    continuation.resume(returning: String(decoding: line, as: UTF8.self))
+                }
+            }.start()
+        }
+    }
+
     /// What the process wrote to stdout (with `captureOutput`), once it has exited.
     public var output: String {
         guard let outputPipe else { return "" }

@@ -90,9 +90,4 @@ extension ControllerProcesses {
         for address in routed.values { #expect(try await httpRequest(address).status == 200) }
         #expect(try await client.send("HLEN", keys.assignments("n1")) == .integer(3))
     }
-
-    func leaderID() async throws -> String? {
-        guard let bytes = try await client.send("GET", keys.leader).bytes else { return nil }
-        return try DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader).id
-    }
 }

@@ -8,7 +8,7 @@ import SwerveTestSupport
 import Testing
 
 /// Real controllers, a real node and real workers.
-@Suite(.timeLimit(.minutes(1))) struct ControllerProcesses {
+@Suite(.timeLimit(.minutes(1))) struct ControllerProcesses: ClusterTest {
     let url: String
     let keys: ClusterKeys
     let client: RedisClient
@@ -16,58 +16,6 @@ import Testing
 
     init() throws {
         (url, keys, client) = try TestCluster.make(prefix: "c")
-    }
-
-    func controller(_ id: String) throws -> SwerveProcess {
-        try SwerveProcess(["controller", "--redis", url, "--cluster", keys.cluster, "--id", id], environment: ["SWERVE_LOG_LEVEL": "warning"])
-    }
-
-    func node() throws -> SwerveProcess {
-        try SwerveProcess(["node", "--redis", url, "--cluster", keys.cluster, "--id", "n1", "--cpu", "8"], environment: ["SWERVE_LOG_LEVEL": "warning"])
-    }
-
-    /// Appends a request as a client does.
-    func append(_ operation: Request.Operation, goal: String) async throws {
-        let encoded = try JSONEncoder().encode(operation)
-        _ = try await client.pipeline([RedisCommand("XADD", keys.requests, "*", "goal", goal, "request", Array(encoded)),
-                                       RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .request, subject: goal)))])
-    }
-
-    /// Returns once `goal` settled: subscribed first, then the goal key read, then messages.
-    func outcome(of goal: String) async throws -> GoalOutcome {
-        let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
-        return try await subscriber.subscribe(to: [keys.goals]) { subscription in
-            var iterator = subscription.makeAsyncIterator()
-            #expect(await iterator.next() == .subscribed)
-            if let bytes = try await client.send("GET", keys.goal(goal)).bytes {
-                return try JSONDecoder().decode(GoalOutcome.self, from: Data(bytes))
-            }
-            while let event = await iterator.next() {
-                if case .message(let message) = event, let outcome = try? JSONDecoder().decode(GoalOutcome.self, from: Data(message.payload)), outcome.goal == goal {
-                    return outcome
-                }
-            }
-            throw TestFailure("no outcome for \(goal)")
-        }
-    }
-
-    func request(_ operation: Request.Operation, goal: String) async throws -> GoalOutcome {
-        try await append(operation, goal: goal)
-        return try await outcome(of: goal)
-    }
-
-    func routedReplicas() async throws -> [String: String] {
-        guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes,
-              let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-              let view = object["view"] as? [String: Any], let backends = view["backends"] as? [String: [[String: String]]] else { return [:] }
-        var replicas: [String: String] = [:]
-        for replica in backends["api"] ?? [] { replicas[replica["tag"]!] = replica["address"] }
-        return replicas
-    }
-
-    func pid(_ tag: String) async throws -> Int32? {
-        guard let bytes = try await client.send("GET", keys.ready(tag)).bytes else { return nil }
-        return try DocumentCodec.decode(ReadyRecord.self, from: bytes, source: keys.ready(tag)).pid
     }
 
     @Test func aBackendComesUpAndSurvivesItsLeadersDeathWithoutARestart() async throws {
@@ -139,22 +87,6 @@ import Testing
             try await Task.sleep(for: .milliseconds(50))
         }
         for (tag, old) in pids { #expect(try await pid(tag) == old, "\(tag) kept, not replaced") }
-    }
-
-    /// Returns once `id` was elected (subscribed before `body` runs).
-    func awaitLeader(_ id: String, after body: () async throws -> Void = {}) async throws {
-        let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
-        try await subscriber.subscribe(to: [keys.leaderEvents]) { subscription in
-            var iterator = subscription.makeAsyncIterator()
-            _ = await iterator.next()
-            try await body()
-            if let bytes = try await client.send("GET", keys.leader).bytes,
-               (try? DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader))?.id == id { return }
-            while let event = await iterator.next() {
-                if case .message(let message) = event, let announced = try? DocumentCodec.decode(LeaderEvent.self, from: message.payload, source: keys.leaderEvents),
-                   announced.event == .elected, announced.id == id { return }
-            }
-        }
     }
 
     @Test func aLeaderPausedPastItsLeaseWritesNothingWhenItWakesAndFollows() async throws {

@@ -1,0 +1,95 @@
+public import Foundation
+import Glibc
+public import Logging
+public import SwerveCore
+public import SwerveProtocol
+public import SwerveRedis
+
+/// What a test suite that runs a cluster of real processes has, and the helpers they share:
+/// start controllers and node agents, submit requests as clients do, await goals and
+/// elections (subscribed first, then the state read: nothing is missed), read the routing
+/// snapshot.
+public protocol ClusterTest {
+    var url: String { get }
+    var keys: ClusterKeys { get }
+    var client: RedisClient { get }
+    var logger: Logger { get }
+}
+
+extension ClusterTest {
+    public func controller(_ id: String, environment: [String: String] = [:]) throws -> SwerveProcess {
+        try SwerveProcess(["controller", "--redis", url, "--cluster", keys.cluster, "--id", id],
+                          environment: ["SWERVE_LOG_LEVEL": "warning"].merging(environment) { $1 })
+    }
+
+    public func node(_ id: String = "n1", cpu: Int = 8) throws -> SwerveProcess {
+        try SwerveProcess(["node", "--redis", url, "--cluster", keys.cluster, "--id", id, "--cpu", "\(cpu)"], environment: ["SWERVE_LOG_LEVEL": "warning"])
+    }
+
+    /// Appends a request as a client does.
+    public func append(_ operation: Request.Operation, goal: String) async throws {
+        let encoded = try JSONEncoder().encode(operation)
+        _ = try await client.pipeline([RedisCommand("XADD", keys.requests, "*", "goal", goal, "request", Array(encoded)),
+                                       RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .request, subject: goal)))])
+    }
+
+    /// Returns once `goal` settled: subscribed first, then the goal key read, then messages.
+    public func outcome(of goal: String) async throws -> GoalOutcome {
+        let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
+        return try await subscriber.subscribe(to: [keys.goals]) { subscription in
+            var iterator = subscription.makeAsyncIterator()
+            guard await iterator.next() == .subscribed else { throw TestFailure("could not subscribe to \(keys.goals)") }
+            if let bytes = try await client.send("GET", keys.goal(goal)).bytes {
+                return try JSONDecoder().decode(GoalOutcome.self, from: Data(bytes))
+            }
+            while let event = await iterator.next() {
+                if case .message(let message) = event, let outcome = try? JSONDecoder().decode(GoalOutcome.self, from: Data(message.payload)), outcome.goal == goal {
+                    return outcome
+                }
+            }
+            throw TestFailure("no outcome for \(goal)")
+        }
+    }
+
+    public func request(_ operation: Request.Operation, goal: String) async throws -> GoalOutcome {
+        try await append(operation, goal: goal)
+        return try await outcome(of: goal)
+    }
+
+    /// The routed replicas of `backend` in the stored routing snapshot: tag → address.
+    public func routedReplicas(_ backend: String = "api") async throws -> [String: String] {
+        guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes else { return [:] }
+        let snapshot = try JSONDecoder().decode(Snapshot<RoutingView>.self, from: Data(bytes))
+        var replicas: [String: String] = [:]
+        for replica in snapshot.view.backends[backend] ?? [] { replicas[replica.tag] = replica.address }
+        return replicas
+    }
+
+    /// The worker pid in `tag`'s ready key, if it has one.
+    public func pid(_ tag: String) async throws -> Int32? {
+        guard let bytes = try await client.send("GET", keys.ready(tag)).bytes else { return nil }
+        return try DocumentCodec.decode(ReadyRecord.self, from: bytes, source: keys.ready(tag)).pid
+    }
+
+    /// Returns once `id` was elected (subscribed before `body` runs).
+    public func awaitLeader(_ id: String, after body: () async throws -> Void = {}) async throws {
+        let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
+        try await subscriber.subscribe(to: [keys.leaderEvents]) { subscription in
+            var iterator = subscription.makeAsyncIterator()
+            _ = await iterator.next()
+            try await body()
+            if let bytes = try await client.send("GET", keys.leader).bytes,
+               (try? DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader))?.id == id { return }
+            while let event = await iterator.next() {
+                if case .message(let message) = event, let announced = try? DocumentCodec.decode(LeaderEvent.self, from: message.payload, source: keys.leaderEvents),
+                   announced.event == .elected, announced.id == id { return }
+            }
+        }
+    }
+
+    /// The current leader's id, if any controller leads.
+    public func leaderID() async throws -> String? {
+        guard let bytes = try await client.send("GET", keys.leader).bytes else { return nil }
+        return try DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader).id
+    }
+}

@@ -1,0 +1,242 @@
+import Foundation
+import Glibc
+import Logging
+import SwerveCore
+import SwerveProtocol
+import SwerveRedis
+import SwerveTestSupport
+import Synchronization
+import Testing
+
+/// Real routers in front of real controllers, node agents and workers.
+@Suite(.timeLimit(.minutes(1))) struct RouterProcesses: ClusterTest {
+    let url: String
+    let keys: ClusterKeys
+    let client: RedisClient
+    let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    init() throws {
+        (url, keys, client) = try TestCluster.make(prefix: "r")
+    }
+
+    struct RunningRouter {
+        let process: SwerveProcess
+        let address: String
+        let admin: String
+    }
+
+    func router(_ flags: [String] = []) async throws -> RunningRouter {
+        let process = try SwerveProcess(["router", "--redis", url, "--cluster", keys.cluster, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"] + flags,
+                                        environment: ["SWERVE_LOG_LEVEL": "warning"], captureOutput: true)
+        let words = try await process.firstOutputLine().split(separator: " ").map(String.init)
+        guard words.count == 4, words[0] == "listening" else { throw TestFailure("unexpected first line: \(words)") }
+        return RunningRouter(process: process, address: words[1], admin: words[3])
+    }
+
+    func backend(_ tag: String, replicas: Int, route: String, builtin: String = "echo", maxConcurrentQueries: Int = 100) -> Request.Operation {
+        .createBackend(tag: tag, config: BackendConfig(numReplicas: replicas, maxConcurrentQueries: maxConcurrentQueries, gracefulShutdownWaitLoopS: 0.3, routePrefix: route),
+                       replicaConfig: ReplicaConfig(workload: .builtin(name: builtin), resources: Resources(cpu: 0.1)))
+    }
+
+    /// The router's view version for routing, from `/-/routes`.
+    func routesPage(_ router: RunningRouter) async throws -> [String: Any] {
+        let response = try await httpRequest(router.admin, path: "/-/routes")
+        return try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
+    }
+
+    /// Waits until the router's view has `count` replicas of `backend` (it follows the
+    /// leader's notices; this polls its admin page, which is what an operator would do).
+    func awaitRouted(_ router: RunningRouter, backend: String, count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let page = try await routesPage(router)
+            let replicas = ((page["backends"] as? [String: Any])?[backend] as? [String: Any])?["replicas"] as? [Any]
+            if replicas?.count == count { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("the router never saw \(count) replicas of \(backend)")
+    }
+
+    @Test func requestsSpreadOverEveryReplicaAndTwoPrefixesRouteApart() async throws {
+        let leader = try controller("c1")
+        let agent = try node()
+        let front = try await router()
+        defer { leader.kill(); agent.kill(SIGTERM); front.process.kill() }
+        #expect(try await request(backend("api", replicas: 3, route: "/api"), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        #expect(try await request(backend("web", replicas: 1, route: "/web"), goal: "g-2") == GoalOutcome(goal: "g-2"))
+        try await awaitRouted(front, backend: "api", count: 3)
+        try await awaitRouted(front, backend: "web", count: 1)
+
+        var seen: [String: Int] = [:]
+        for _ in 0..<60 {
+            let response = try await httpRequest(front.address, path: "/api/x")
+            #expect(response.status == 200)
+            seen[response.headers["x-swerve-replica"] ?? "?", default: 0] += 1
+        }
+        #expect(Set(seen.keys) == Set(try await routedReplicas("api").keys), "every replica served: \(seen)")
+        let web = try await httpRequest(front.address, path: "/web")
+        #expect(web.status == 200 && web.headers["x-swerve-replica"]?.hasPrefix("web#") == true)
+
+        let missing = try await httpRequest(front.address, path: "/nowhere?x=1")
+        #expect(missing.status == 404)
+        #expect(String(decoding: missing.body, as: UTF8.self) == "no backend serves /nowhere (routes: /api, /web)\n")
+
+        #expect(try await request(.updateBackendConfig(tag: "web", patch: BackendConfigPatch(numReplicas: 0)), goal: "g-3") == GoalOutcome(goal: "g-3"))
+        try await awaitRouted(front, backend: "web", count: 0)
+        let empty = try await httpRequest(front.address, path: "/web")
+        #expect(empty.status == 503 && String(decoding: empty.body, as: UTF8.self) == "backend web has no running replica\n")
+    }
+
+    @Test func aSaturatedBackendQueuesThenAnswers503WithRetryAfter() async throws {
+        let leader = try controller("c1")
+        let agent = try node()
+        let front = try await router(["--queue-limit", "1", "--queue-timeout-ms", "20000"])
+        defer { leader.kill(); agent.kill(SIGTERM); front.process.kill() }
+        #expect(try await request(backend("slow", replicas: 1, route: "/slow", builtin: "sleep", maxConcurrentQueries: 1), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        try await awaitRouted(front, backend: "slow", count: 1)
+        // One in flight (the limit), one queued (the bound), then the third is refused at once.
+        let first = Task { try await httpRequest(front.address, path: "/slow?ms=1500") }
+        let second = Task { try await httpRequest(front.address, path: "/slow?ms=10") }
+        try await awaitQueued(front, backend: "slow", count: 1)
+        let third = try await httpRequest(front.address, path: "/slow?ms=10")
+        #expect(third.status == 503 && third.headers["retry-after"] == "1")
+        #expect(String(decoding: third.body, as: UTF8.self).contains("backend slow is saturated"))
+        #expect(try await first.value.status == 200)
+        #expect(try await second.value.status == 200, "the queued request went when the slot freed")
+    }
+
+    func awaitQueued(_ router: RunningRouter, backend: String, count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let page = try await routesPage(router)
+            if ((page["backends"] as? [String: Any])?[backend] as? [String: Any])?["queued"] as? Int == count { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw TestFailure("\(backend) never had \(count) queued")
+    }
+
+    /// A snapshot written with no notice at all (as if every message were lost) reaches the
+    /// router through its periodic re-read.
+    @Test func aLostNotificationIsHealedByTheReRead() async throws {
+        let front = try await router(["--resync-ms", "100"])
+        defer { front.process.kill() }
+        let configs = Snapshot(epoch: 7, view: BackendConfigsView(version: 3, backends: ["api": RoutedBackendConfig(routePrefix: "/api", maxConcurrentQueries: 5)]))
+        let routing = Snapshot(epoch: 7, view: RoutingView(version: 4, backends: ["api": [RoutedReplica(tag: "api#1", address: "127.0.0.1:9", node: "n1")]]))
+        try await client.send("SET", keys.configsSnapshot, Array(try JSONEncoder().encode(configs)))
+        try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(routing)))
+        try await awaitRouted(front, backend: "api", count: 1)
+        let page = try await routesPage(front)
+        #expect((page["routing"] as? [String: Any])?["version"] as? Int == 4 && (page["routing"] as? [String: Any])?["epoch"] as? Int == 7)
+
+        // An older snapshot (a deposed leader's) never replaces it.
+        let stale = Snapshot(epoch: 6, view: RoutingView(version: 99, backends: ["api": []]))
+        try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(stale)))
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 6, version: 99)))
+        try await Task.sleep(for: .milliseconds(300)) // three re-reads: time is what is under test
+        #expect(((try await routesPage(front)["routing"]) as? [String: Any])?["version"] as? Int == 4)
+    }
+
+    /// A steady client load while the backend scales 3 → 1 and the leader is SIGKILLed: no
+    /// request fails.
+    @Test func scalingDownAndKillingTheLeaderUnderLoadFailsNoRequest() async throws {
+        let first = try controller("c1")
+        try await awaitLeader("c1")
+        let second = try controller("c2")
+        let agent = try node()
+        let front = try await router()
+        defer { first.kill(); second.kill(); agent.kill(SIGTERM); front.process.kill() }
+        #expect(try await request(backend("api", replicas: 3, route: "/api"), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        try await awaitRouted(front, backend: "api", count: 3)
+
+        let load = LoadGenerator(address: front.address, path: "/api", clients: 4)
+        load.start()
+        try await load.awaitCompleted(50)
+        #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 1)), goal: "g-2") == GoalOutcome(goal: "g-2"))
+        try await awaitRouted(front, backend: "api", count: 1)
+        try await load.awaitCompleted(load.completed + 50)
+        first.kill(SIGKILL)
+        #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 2)), goal: "g-3") == GoalOutcome(goal: "g-3"))
+        try await awaitRouted(front, backend: "api", count: 2)
+        try await load.awaitCompleted(load.completed + 50)
+        let (completed, failures) = await load.stop()
+        #expect(completed > 150)
+        #expect(failures.isEmpty, "\(failures.count) of \(completed) failed: \(failures.prefix(5))")
+    }
+
+    @Test func sigtermFinishesInFlightRequestsThenExits() async throws {
+        let leader = try controller("c1")
+        let agent = try node()
+        let front = try await router()
+        defer { leader.kill(); agent.kill(SIGTERM) }
+        #expect(try await request(backend("slow", replicas: 1, route: "/slow", builtin: "sleep"), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        try await awaitRouted(front, backend: "slow", count: 1)
+        let slow = Task { try await httpRequest(front.address, path: "/slow?ms=800") }
+        try await awaitInFlight(front)
+        front.process.kill(SIGTERM)
+        #expect(try await slow.value.status == 200, "the in-flight request finished")
+        let (status, _) = await front.process.exit()
+        #expect(status == 0)
+        await #expect(throws: (any Error).self) { _ = try await httpRequest(front.address, path: "/slow") }
+    }
+
+    func awaitInFlight(_ router: RunningRouter) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let metrics = String(decoding: try await httpRequest(router.admin, path: "/metrics").body, as: UTF8.self)
+            if metrics.split(separator: "\n").contains(where: { $0.hasPrefix("swerve_router_in_flight{") && $0.hasSuffix(" 1.0") }) { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw TestFailure("no request in flight")
+    }
+}
+
+/// Clients sending requests one after another, each recording every failure.
+final class LoadGenerator: Sendable {
+    let address: String
+    let path: String
+    let clients: Int
+    private let state = Mutex<(completed: Int, failures: [String], stopped: Bool)>((0, [], false))
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+
+    init(address: String, path: String, clients: Int) {
+        self.address = address
+        self.path = path
+        self.clients = clients
+    }
+
+    var completed: Int { state.withLock { $0.completed } }
+
+    func start() {
+        let started = (0..<clients).map { _ in
+            Task { [self] in
+                while !state.withLock({ $0.stopped }) {
+                    do {
+                        let response = try await httpRequest(address, path: path)
+                        state.withLock {
+                            $0.completed += 1
+                            if response.status != 200 { $0.failures.append("HTTP \(response.status): \(String(decoding: response.body, as: UTF8.self))") }
+                        }
+                    } catch {
+                        state.withLock { $0.completed += 1; $0.failures.append("\(error)") }
+                    }
+                }
+            }
+        }
+        tasks.withLock { $0 = started }
+    }
+
+    /// Returns once `count` requests completed.
+    func awaitCompleted(_ count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while completed < count {
+            guard ContinuousClock.now < deadline else { throw TestFailure("the load stalled at \(completed) requests") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    func stop() async -> (completed: Int, failures: [String]) {
+        state.withLock { $0.stopped = true }
+        for task in tasks.withLock({ $0 }) { await task.value }
+        return state.withLock { ($0.completed, $0.failures) }
+    }
+}
