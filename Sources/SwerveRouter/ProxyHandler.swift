@@ -17,6 +17,8 @@ final class ProxyHandler: ChannelInboundHandler {
 
     private let state: ProxyState
     private var context: ChannelHandlerContext?
+    /// The client's IP address, for X-Forwarded-For (read once per connection).
+    private var remoteAddress: String?
 
     /// The request being proxied, if any (counted while it is).
     private var exchange: Exchange? {
@@ -92,7 +94,7 @@ final class ProxyHandler: ChannelInboundHandler {
     // MARK: Routing
 
     private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let table = state.currentView.table
+        let table = state.table
         guard let backend = table.backend(forPath: head.uri) else {
             let routes = table.routes.map(\.prefix).joined(separator: ", ")
             respondEarly(head, status: .notFound, backend: nil,
@@ -107,7 +109,7 @@ final class ProxyHandler: ChannelInboundHandler {
     }
 
     private func choose(_ exchange: Exchange) {
-        guard let context, let backend = state.currentView.table.backends[exchange.backend] else {
+        guard let context, let backend = state.table.backends[exchange.backend] else {
             fail(exchange, status: .serviceUnavailable, reason: "no_replicas", body: "backend \(exchange.backend) has no running replica\n")
             return
         }
@@ -190,11 +192,12 @@ final class ProxyHandler: ChannelInboundHandler {
         head.headers.remove(name: "Connection")
         head.headers.remove(name: "Keep-Alive")
         head.headers.remove(name: "Proxy-Connection")
-        if let remote = context.channel.remoteAddress?.ipAddress {
+        if remoteAddress == nil { remoteAddress = context.channel.remoteAddress?.ipAddress ?? "" }
+        if let remote = remoteAddress, !remote.isEmpty {
             let forwarded = head.headers.first(name: "X-Forwarded-For").map { "\($0), \(remote)" } ?? remote
             head.headers.replaceOrAdd(name: "X-Forwarded-For", value: forwarded)
         }
-        if !head.headers.contains(name: "X-Request-Id") { head.headers.add(name: "X-Request-Id", value: UUID().uuidString.lowercased()) }
+        if !head.headers.contains(name: "X-Request-Id") { head.headers.add(name: "X-Request-Id", value: state.requestID(exchange.id)) }
         head.version = .http1_1
         upstream.forward(.head(head))
         for part in exchange.pending { upstream.forward(part) }

@@ -66,10 +66,21 @@ final class ProxyState: Sendable {
 
     var currentView: RouterView { view.withLock { $0 } }
 
+    /// The routing table, read on every request: one lock and one retain.
+    var table: RoutingTable { tableBox.withLock { $0.table } }
+    private let tableBox = Mutex(TableBox(table: RoutingTable()))
+
+    /// Shares one table between readers without copying its dictionaries.
+    private final class TableBox: Sendable {
+        let table: RoutingTable
+        init(table: RoutingTable) { self.table = table }
+    }
+
     /// Changes the view; waiting requests that can go now (new replicas) are sent.
     func updateView(_ change: (inout RouterView) -> Bool) {
         let (changed, table) = view.withLock { view in (change(&view), view.table) }
         guard changed else { return }
+        tableBox.withLock { $0 = TableBox(table: table) }
         metrics.viewChanged(currentView)
         for backend in table.backends.values { releaseWaiters(of: backend) }
     }
@@ -77,6 +88,12 @@ final class ProxyState: Sendable {
     // MARK: Balancing
 
     func nextRequestID() -> UInt64 { ids.add(1, ordering: .relaxed).newValue }
+
+    /// A request id for `X-Request-Id` when the client sent none: this router's random
+    /// prefix and the request's sequence number, unique across routers and restarts.
+    func requestID(_ id: UInt64) -> String { instance + String(id, radix: 16) }
+    private let instance = String(UInt64.random(in: 0...UInt64.max), radix: 16) + "-"
+
 
     /// Admits a request: a replica now, or (when full) a place in the queue whose promise the
     /// caller waits on.
@@ -93,7 +110,7 @@ final class ProxyState: Sendable {
     /// A request on `tag` of `backend` ended; the next waiting one may go.
     func finished(_ tag: String, backend: String) {
         metrics.inFlightChanged(tag, by: -1)
-        let current = currentView.table.backends[backend]
+        let current = table.backends[backend]
         let next = balancing.withLock { state -> (Waiter, ReplicaBalancer.RoutedReplicaChoice)? in
             guard let (id, choice) = state.balancer.finished(tag, backend: current, random: &state.random),
                   let waiter = state.waiters.removeValue(forKey: id) else { return nil }
@@ -102,8 +119,8 @@ final class ProxyState: Sendable {
         if let (waiter, choice) = next {
             metrics.inFlightChanged(choice.tag, by: 1)
             waiter.promise.succeed(choice)
+            metrics.queueLength(backend, queueLength(backend))
         }
-        metrics.queueLength(backend, queueLength(backend))
     }
 
     /// Gives up waiting (timeout, or the client left): true if it was still queued.

@@ -20,19 +20,41 @@ final class RouterMetrics: Sendable {
     ]
 
     private let counters = Mutex<[String: Counter]>([:])
-    private let timers = Mutex<[String: Timer]>([:])
     private let gauges = Mutex<[String: (gauge: Gauge, value: Int)]>([:])
     private let viewUpdated = Gauge(label: "swerve_router_view_updated_timestamp_seconds")
+    /// Per-request series, found by one lookup of the backend (no key strings built per request).
+    private let perBackend = Mutex<[String: BackendSeries]>([:])
+    private let inFlight = Mutex<[String: (gauge: Gauge, value: Int)]>([:])
+
+    private final class BackendSeries: Sendable {
+        let backend: String
+        let duration: Timer
+        let statuses = Mutex<[Int: Counter]>([:])
+
+        init(backend: String) {
+            self.backend = backend
+            duration = Timer(label: RouterMetrics.durationLabel, dimensions: [("backend", backend)])
+        }
+
+        func counter(_ status: Int) -> Counter {
+            statuses.withLock { statuses in
+                if let counter = statuses[status] { return counter }
+                let counter = Counter(label: "swerve_router_requests_total", dimensions: [("backend", backend), ("status", "\(status)")])
+                statuses[status] = counter
+                return counter
+            }
+        }
+    }
 
     func request(backend: String, status: Int, duration: Duration) {
-        counter("swerve_router_requests_total", [("backend", backend), ("status", "\(status)")]).increment()
-        let timer = timers.withLock { timers in
-            if let timer = timers[backend] { return timer }
-            let timer = Timer(label: Self.durationLabel, dimensions: [("backend", backend)])
-            timers[backend] = timer
-            return timer
+        let series = perBackend.withLock { series in
+            if let found = series[backend] { return found }
+            let created = BackendSeries(backend: backend)
+            series[backend] = created
+            return created
         }
-        timer.record(duration: duration)
+        series.counter(status).increment()
+        series.duration.record(duration: duration)
     }
 
     func rejected(backend: String, reason: String) {
@@ -44,7 +66,13 @@ final class RouterMetrics: Sendable {
     }
 
     func inFlightChanged(_ replica: String, by delta: Int) {
-        adjust("swerve_router_in_flight", [("replica", replica)], by: delta)
+        let (gauge, value) = inFlight.withLock { inFlight in
+            var entry = inFlight[replica] ?? (Gauge(label: "swerve_router_in_flight", dimensions: [("replica", replica)]), 0)
+            entry.value += delta
+            inFlight[replica] = entry
+            return entry
+        }
+        gauge.record(value)
     }
 
     func queueLength(_ backend: String, _ length: Int) {
