@@ -165,6 +165,7 @@ let package = Package(
             name: "SwerveRedisTests",
             dependencies: [
                 "SwerveRedis",
+                "SwerveTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

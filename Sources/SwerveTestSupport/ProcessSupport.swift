@@ -121,18 +121,7 @@ private func blockingHTTPRequest(_ address: String, method: String, path: String
     return (status, headers, Array(response[split.upperBound...]))
 }
 
-/// A loopback TCP port that was free a moment ago (bound to port 0, then closed), for a
-/// process that must be told its port in advance.
+/// A TCP port on 127.0.0.1 that nothing listens on right now (it was bound a moment ago).
 public func freeLoopbackPort() throws -> Int {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
-    }
-    guard bound else { throw TestFailure("no free loopback port: \(String(cString: strerror(errno)))") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    try LoopbackListener(backlog: 1).port
 }

@@ -1,5 +1,6 @@
 import Testing
 @testable import SwerveRedis
+import SwerveTestSupport
 
 @Suite struct ReconnectBackoffRules {
     let backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(1), jitter: 0.5)

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SwerveRedis
+import SwerveTestSupport
 
 @Suite(.timeLimit(.minutes(1))) struct RedisClientAgainstARealServer {
     @Test func everyReplyTypeDecodes() async throws {

@@ -1,5 +1,6 @@
 import Testing
 @testable import SwerveRedis
+import SwerveTestSupport
 
 @Suite struct RedisURLParsing {
     @Test func hostPortAndDatabase() throws {

@@ -1,5 +1,6 @@
 import Testing
 @testable import SwerveRedis
+import SwerveTestSupport
 
 /// Reads events until one satisfies `predicate`, returning the ones before it and it.
 func events(

@@ -1,5 +1,6 @@
 import Testing
 @testable import SwerveRedis
+import SwerveTestSupport
 
 @Suite struct SubscriptionStateMachineRules {
     let lost = RedisError(.connectionLost, "connection to Redis at h:1 lost while reading: the server closed it")

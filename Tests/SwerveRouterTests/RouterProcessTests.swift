@@ -19,6 +19,10 @@ import Testing
         (url, keys, client) = try TestCluster.make(prefix: "r")
     }
 
+    init(url: String, keys: ClusterKeys, client: RedisClient) {
+        (self.url, self.keys, self.client) = (url, keys, client)
+    }
+
     struct RunningRouter {
         let process: SwerveProcess
         let address: String
@@ -161,6 +165,58 @@ import Testing
         let (completed, failures) = await load.stop()
         #expect(completed > 150)
         #expect(failures.isEmpty, "\(failures.count) of \(completed) failed: \(failures.prefix(5))")
+    }
+
+    @Test func aRollingUpdateUnderLoadFailsNoRequest() async throws {
+        let leader = try controller("c1")
+        let agent = try node()
+        let front = try await router()
+        defer { leader.kill(); agent.kill(SIGTERM); front.process.kill() }
+        let echo = { (greeting: String) -> Request.Operation in
+            .createBackend(tag: "api", config: BackendConfig(numReplicas: 3, gracefulShutdownWaitLoopS: 0.3, routePrefix: "/api"),
+                           replicaConfig: ReplicaConfig(workload: .builtin(name: "echo", options: ["greeting": .string(greeting)]), resources: Resources(cpu: 0.1)))
+        }
+        #expect(try await request(echo("v1"), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        try await awaitRouted(front, backend: "api", count: 3)
+        let before = Set(try await routedReplicas().keys)
+        let load = LoadGenerator(address: front.address, path: "/api", clients: 4)
+        load.start()
+        try await load.awaitCompleted(50)
+        #expect(try await request(echo("v2"), goal: "g-2") == GoalOutcome(goal: "g-2"))
+        let after = Set(try await routedReplicas().keys)
+        #expect(after.count == 3 && after.isDisjoint(with: before), "every replica was replaced")
+        try await awaitRouted(front, backend: "api", count: 3)
+        try await load.awaitCompleted(load.completed + 50)
+        let (completed, failures) = await load.stop()
+        #expect(failures.isEmpty, "\(failures.count) of \(completed) failed: \(failures.prefix(5))")
+    }
+
+    /// A worker SIGKILLed under load costs at most the requests in flight on it (one per
+    /// client here); the leader replaces it and traffic goes on.
+    @Test func aKilledWorkerCostsAtMostItsInFlightRequests() async throws {
+        let leader = try controller("c1")
+        let agent = try node()
+        let front = try await router()
+        defer { leader.kill(); agent.kill(SIGTERM); front.process.kill() }
+        #expect(try await request(backend("api", replicas: 2, route: "/api"), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        try await awaitRouted(front, backend: "api", count: 2)
+        let victim = try #require(try await routedReplicas().keys.sorted().first)
+        let victimPid = try #require(try await pid(victim))
+        let load = LoadGenerator(address: front.address, path: "/api", clients: 4)
+        load.start()
+        try await load.awaitCompleted(50)
+        kill(victimPid, SIGKILL)
+        // Replaced: two routed replicas again, the victim not among them.
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            let routed = try await routedReplicas()
+            if routed.count == 2, routed[victim] == nil { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await awaitRouted(front, backend: "api", count: 2)
+        try await load.awaitCompleted(load.completed + 100)
+        let (completed, failures) = await load.stop()
+        #expect(failures.count <= 4, "\(failures.count) of \(completed) failed: \(failures)")
     }
 
     @Test func sigtermFinishesInFlightRequestsThenExits() async throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SwerveRedis
+import SwerveTestSupport
 import Testing
 
 /// What `ops/test` hands the tests: the shared throwaway Redis and a scratch directory.

@@ -1,26 +1,26 @@
-import Foundation
+public import Foundation
 import Glibc
 import Synchronization
 
 /// A redis-server of a test's own, on a free loopback port, that the test may kill and restart.
-final class RedisServerProcess: Sendable {
-    let port: Int
-    let directory: String
+public final class RedisServerProcess: Sendable {
+    public let port: Int
+    public let directory: String
     private let extraArguments: [String]
     private let running = Mutex<Process?>(nil)
 
-    init(extraArguments: [String] = []) throws {
+    public init(extraArguments: [String] = []) throws {
         port = try freeLoopbackPort()
-        directory = TestEnvironment.scratchDirectory + "/redis-\(UUID().uuidString.prefix(8))"
+        directory = (ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory()) + "/redis-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         self.extraArguments = extraArguments
     }
 
-    var url: String { "redis://127.0.0.1:\(port)" }
-    var socketPath: String { directory + "/redis.sock" }
+    public var url: String { "redis://127.0.0.1:\(port)" }
+    public var socketPath: String { directory + "/redis.sock" }
 
     /// Starts the server and returns once it logs that it accepts connections.
-    func start() async throws {
+    public func start() async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory,
@@ -40,7 +40,7 @@ final class RedisServerProcess: Sendable {
     }
 
     /// SIGKILL, then wait for the process to be gone.
-    func kill() {
+    public func kill() {
         guard let process = running.withLock({ old -> Process? in defer { old = nil }; return old }) else { return }
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
@@ -91,24 +91,13 @@ private final class ReadinessWatcher: Sendable {
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// A TCP port on 127.0.0.1 that nothing listens on right now.
-func freeLoopbackPort() throws -> Int {
-    let listener = try LoopbackListener(backlog: 1)
-    return listener.port
-}
-
 /// A listening socket on 127.0.0.1 that never accepts: connections complete (into the
 /// backlog) but nothing is ever answered. With a full backlog, new connects get no answer at all.
-final class LoopbackListener: Sendable {
-    let descriptor: Int32
-    let port: Int
+public final class LoopbackListener: Sendable {
+    public let descriptor: Int32
+    public let port: Int
 
-    init(backlog: Int32) throws {
+    public init(backlog: Int32) throws {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw TestFailure("socket() failed") }
         var address = sockaddr_in()

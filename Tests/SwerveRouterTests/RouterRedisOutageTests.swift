@@ -1,0 +1,68 @@
+import Foundation
+import Glibc
+import Logging
+import SwerveCore
+import SwerveProtocol
+import SwerveRedis
+import SwerveTestSupport
+import Testing
+
+/// Routers and a Redis of the test's own, which it stops and starts.
+@Suite(.timeLimit(.minutes(1))) struct RouterRedisOutages {
+    /// A cluster on `server`, with the router helpers of ``RouterProcesses``.
+    struct Cluster: ClusterTest {
+        let url: String
+        let keys: ClusterKeys
+        let client: RedisClient
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        var routers: RouterProcesses { RouterProcesses(url: url, keys: keys, client: client) }
+    }
+
+    func cluster(_ server: RedisServerProcess) throws -> Cluster {
+        var configuration = try RedisConfiguration(url: server.url)
+        configuration.reconnectBackoff = ReconnectBackoff(initial: .milliseconds(20), maximum: .milliseconds(200))
+        return Cluster(url: server.url, keys: try ClusterKeys(cluster: "outage"), client: RedisClient(configuration: configuration, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    @Test func stoppingRedisUnderLoadFailsNoRequestToRunningReplicas() async throws {
+        let server = try RedisServerProcess()
+        try await server.start()
+        let cluster = try cluster(server)
+        let routers = cluster.routers
+        let leader = try cluster.controller("c1")
+        let agent = try cluster.node()
+        let front = try await routers.router()
+        defer { leader.kill(); agent.kill(SIGTERM); front.process.kill() }
+        #expect(try await cluster.request(routers.backend("api", replicas: 2, route: "/api"), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        try await routers.awaitRouted(front, backend: "api", count: 2)
+
+        let load = LoadGenerator(address: front.address, path: "/api", clients: 4)
+        load.start()
+        try await load.awaitCompleted(50)
+        server.kill()
+        let before = load.completed
+        // The outage's length is what is under test: longer than a worker heartbeat TTL and the
+        // router's reconnect backoff, with traffic all along.
+        try await Task.sleep(for: .seconds(4))
+        let (completed, failures) = await load.stop()
+        #expect(completed - before > 200, "traffic went on during the outage")
+        #expect(failures.isEmpty, "\(failures.count) of \(completed) failed: \(failures.prefix(5))")
+    }
+
+    @Test func aRouterStartedWhileRedisIsDownServesOnceItIsUp() async throws {
+        let server = try RedisServerProcess()
+        let cluster = try cluster(server)
+        let routers = cluster.routers
+        let front = try await routers.router() // Redis is not running yet
+        defer { front.process.kill() }
+        #expect(try await httpRequest(front.address, path: "/api").status == 404, "no view yet: nothing is routed")
+
+        try await server.start()
+        let leader = try cluster.controller("c1")
+        let agent = try cluster.node()
+        defer { leader.kill(); agent.kill(SIGTERM) }
+        #expect(try await cluster.request(routers.backend("api", replicas: 1, route: "/api"), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        try await routers.awaitRouted(front, backend: "api", count: 1)
+        #expect(try await httpRequest(front.address, path: "/api").status == 200)
+    }
+}
