@@ -219,6 +219,22 @@ import Testing
         #expect(failures.count <= 4, "\(failures.count) of \(completed) failed: \(failures)")
     }
 
+    /// 128 MiB up and back down through the router, which holds a bounded buffer of it.
+    @Test func largeBodiesStreamThroughWithoutBeingBuffered() async throws {
+        let leader = try controller("c1")
+        let agent = try node()
+        let front = try await router()
+        defer { leader.kill(); agent.kill(SIGTERM); front.process.kill() }
+        #expect(try await request(backend("api", replicas: 1, route: "/api"), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        try await awaitRouted(front, backend: "api", count: 1)
+        let body = [UInt8](repeating: 7, count: 128 << 20)
+        let response = try await httpRequest(front.address, method: "POST", path: "/api", body: body)
+        #expect(response.status == 200 && response.body.count == body.count, "the echo came back whole")
+        let status = try String(contentsOfFile: "/proc/\(front.process.process.processIdentifier)/status", encoding: .utf8)
+        let peakKiB = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }.flatMap { Int($0.split(separator: " ")[1]) } ?? Int.max
+        #expect(peakKiB < 64 << 10, "the router's peak memory stayed far below the body's size: \(peakKiB) KiB")
+    }
+
     @Test func sigtermFinishesInFlightRequestsThenExits() async throws {
         let leader = try controller("c1")
         let agent = try node()
