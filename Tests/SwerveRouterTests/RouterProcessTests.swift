@@ -140,6 +140,42 @@ import Testing
         #expect(((try await routesPage(front)["routing"]) as? [String: Any])?["version"] as? Int == 4)
     }
 
+    /// A replica that refuses connections (nothing was sent) costs a retry on another, not a
+    /// failed request. (No controller here: the test writes the snapshots itself.)
+    @Test func aRefusedConnectIsRetriedOnAnotherReplica() async throws {
+        let port = try freeLoopbackPort()
+        let live = Process()
+        live.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        live.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "\(port)"]
+        live.currentDirectoryURL = URL(fileURLWithPath: NSTemporaryDirectory())
+        live.standardOutput = FileHandle.nullDevice
+        live.standardError = FileHandle.nullDevice
+        try live.run()
+        defer { live.terminate() }
+        let front = try await router()
+        defer { front.process.kill() }
+        let dead = "127.0.0.1:\(try freeLoopbackPort())"
+        let configs = Snapshot(epoch: 1, view: BackendConfigsView(version: 1, backends: ["api": RoutedBackendConfig(routePrefix: "/", maxConcurrentQueries: 10)]))
+        let routing = Snapshot(epoch: 1, view: RoutingView(version: 1, backends: ["api": [
+            RoutedReplica(tag: "api#dead", address: dead, node: "n1"), RoutedReplica(tag: "api#live", address: "127.0.0.1:\(port)", node: "n1")]]))
+        try await client.send("SET", keys.configsSnapshot, Array(try JSONEncoder().encode(configs)))
+        try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(routing)))
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 1, version: 1)))
+        try await awaitRouted(front, backend: "api", count: 2)
+        // python3's server may still be starting: wait until it answers directly.
+        let started = ContinuousClock.now
+        while (try? await httpRequest("127.0.0.1:\(port)", path: "/")) == nil, ContinuousClock.now - started < .seconds(10) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        for _ in 0..<20 {
+            #expect(try await httpRequest(front.address, path: "/").status == 200)
+        }
+        let metrics = String(decoding: try await httpRequest(front.admin, path: "/metrics").body, as: UTF8.self)
+        let retries = metrics.split(separator: "\n").first { $0.hasPrefix("swerve_router_retries_total{backend=\"api\"}") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(retries >= 1, "the dead replica was tried and the request retried")
+    }
+
     /// A steady client load while the backend scales 3 → 1 and the leader is SIGKILLed: no
     /// request fails.
     @Test func scalingDownAndKillingTheLeaderUnderLoadFailsNoRequest() async throws {
