@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SwerveProtocol
 import SwerveRedis
+import SwerveSystem
 
 /// `--redis` and `--cluster`, shared by every subcommand that talks to a cluster, with
 /// `SWERVE_REDIS_URL` and `SWERVE_CLUSTER` as fallbacks.
@@ -35,4 +36,18 @@ func environmentInteger(_ name: String) throws -> Int? {
     guard let text = ProcessInfo.processInfo.environment[name], !text.isEmpty else { return nil }
     guard let value = Int(text) else { throw ArgumentParser.ValidationError("\(name): must be a whole number, got '\(text)'") }
     return value
+}
+
+/// Runs `body` until it returns or SIGTERM cancels it; an error is printed as
+/// `swerve COMMAND: …` and exits 1.
+func runUntilTerminated(_ command: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    let task = Task { try await body() }
+    let termination = handleTermination { task.cancel() }
+    defer { termination.cancel() }
+    do {
+        try await task.value
+    } catch {
+        FileHandle.standardError.write(Data("swerve \(command): \(error)\n".utf8))
+        throw ExitCode(1)
+    }
 }

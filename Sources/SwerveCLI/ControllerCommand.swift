@@ -100,14 +100,6 @@ struct ControllerCommand: AsyncParsableCommand {
             failpoints: try failpoints())
         configuration.leaseRenewInterval = timing.renew.map { .milliseconds($0) }
         configuration.leaseRetryPeriod = timing.retry.map { .milliseconds($0) }
-        let task = Task { try await Controller.run(configuration, logger: logger) }
-        let termination = handleTermination { task.cancel() }
-        defer { termination.cancel() }
-        do {
-            try await task.value
-        } catch {
-            FileHandle.standardError.write(Data("swerve controller: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
+        try await runUntilTerminated("controller") { [configuration, logger] in try await Controller.run(configuration, logger: logger) }
     }
 }

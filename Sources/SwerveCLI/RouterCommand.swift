@@ -60,19 +60,11 @@ struct RouterCommand: AsyncParsableCommand {
         let configuration = RouterConfiguration(
             redis: try cluster.redisConfiguration(), keys: try cluster.keys(), listen: listenAddress, admin: adminAddress,
             settings: ProxySettings(queueLimit: queueLimit, queueTimeout: .milliseconds(queueTimeoutMs)), resync: .milliseconds(resyncMs))
-        let task = Task {
+        try await runUntilTerminated("router") { [configuration, logger] in
             try await Router.run(configuration, logger: logger) { listen, admin in
                 // One line on stdout, for scripts and tests: where it listens.
                 FileHandle.standardOutput.write(Data("listening \(listen) admin \(admin ?? "none")\n".utf8))
             }
-        }
-        let termination = handleTermination { task.cancel() }
-        defer { termination.cancel() }
-        do {
-            try await task.value
-        } catch {
-            FileHandle.standardError.write(Data("swerve router: \(error)\n".utf8))
-            throw ExitCode(1)
         }
     }
 }

@@ -17,15 +17,15 @@ public struct RouterView: Sendable {
     /// Whether a notice names something newer than what is held (worth a re-read).
     public func isNewer(_ notice: SnapshotNotice) -> Bool {
         switch notice.kind {
-        case .configs: return Self.order(notice.epoch, notice.version) > Self.order(configs.map { ($0.epoch, $0.view.version) })
-        case .routing: return Self.order(notice.epoch, notice.version) > Self.order(routing.map { ($0.epoch, $0.view.version) })
+        case .configs: return Self.isNewer(notice.epoch, notice.version, than: configs, \.version)
+        case .routing: return Self.isNewer(notice.epoch, notice.version, than: routing, \.version)
         }
     }
 
     /// Takes `snapshot` if it is newer than the held one; returns whether it did.
     @discardableResult
     public mutating func accept(configs snapshot: Snapshot<BackendConfigsView>) -> Bool {
-        guard Self.order(snapshot.epoch, snapshot.view.version) > Self.order(configs.map { ($0.epoch, $0.view.version) }) else { return false }
+        guard Self.isNewer(snapshot.epoch, snapshot.view.version, than: configs, \.version) else { return false }
         configs = snapshot
         rebuild()
         return true
@@ -33,7 +33,7 @@ public struct RouterView: Sendable {
 
     @discardableResult
     public mutating func accept(routing snapshot: Snapshot<RoutingView>) -> Bool {
-        guard Self.order(snapshot.epoch, snapshot.view.version) > Self.order(routing.map { ($0.epoch, $0.view.version) }) else { return false }
+        guard Self.isNewer(snapshot.epoch, snapshot.view.version, than: routing, \.version) else { return false }
         routing = snapshot
         rebuild()
         return true
@@ -43,9 +43,11 @@ public struct RouterView: Sendable {
         table = RoutingTable(configs: configs?.view, routing: routing?.view)
     }
 
-    /// Epoch first, then version; nothing held sorts below everything.
-    private static func order(_ epoch: Int64, _ version: Int) -> (Int64, Int) { (epoch, version) }
-    private static func order(_ held: (Int64, Int)?) -> (Int64, Int) { held ?? (Int64.min, Int.min) }
+    /// Epoch first, then version; nothing held is older than anything.
+    private static func isNewer<View>(_ epoch: Int64, _ version: Int, than held: Snapshot<View>?, _ heldVersion: (View) -> Int) -> Bool {
+        guard let held else { return true }
+        return (epoch, version) > (held.epoch, heldVersion(held.view))
+    }
 }
 
 /// Routes and replicas: which backend owns a path, and where its running replicas are.

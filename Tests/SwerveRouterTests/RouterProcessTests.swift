@@ -48,17 +48,25 @@ import Testing
         return try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
     }
 
-    /// Waits until the router's view has `count` replicas of `backend` (it follows the
-    /// leader's notices; this polls its admin page, which is what an operator would do).
-    func awaitRouted(_ router: RunningRouter, backend: String, count: Int) async throws {
+    /// Polls `condition` every 10 ms until it holds (a router's admin page is what an operator
+    /// would watch; it has no event to await), or fails after 10 s saying `what`.
+    func poll(_ what: String, until condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
-            let page = try await routesPage(router)
-            let replicas = ((page["backends"] as? [String: Any])?[backend] as? [String: Any])?["replicas"] as? [Any]
-            if replicas?.count == count { return }
-            try await Task.sleep(for: .milliseconds(20))
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(10))
         }
-        throw TestFailure("the router never saw \(count) replicas of \(backend)")
+        throw TestFailure("timed out waiting for \(what)")
+    }
+
+    /// The `/-/routes` entry of `backend`.
+    func routed(_ router: RunningRouter, _ backend: String) async throws -> [String: Any]? {
+        (try await routesPage(router)["backends"] as? [String: Any])?[backend] as? [String: Any]
+    }
+
+    /// Waits until the router's view has `count` replicas of `backend`.
+    func awaitRouted(_ router: RunningRouter, backend: String, count: Int) async throws {
+        try await poll("\(count) routed replicas of \(backend)") { (try await routed(router, backend)?["replicas"] as? [Any])?.count == count }
     }
 
     @Test func requestsSpreadOverEveryReplicaAndTwoPrefixesRouteApart() async throws {
@@ -110,13 +118,7 @@ import Testing
     }
 
     func awaitQueued(_ router: RunningRouter, backend: String, count: Int) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            let page = try await routesPage(router)
-            if ((page["backends"] as? [String: Any])?[backend] as? [String: Any])?["queued"] as? Int == count { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        throw TestFailure("\(backend) never had \(count) queued")
+        try await poll("\(count) queued for \(backend)") { try await routed(router, backend)?["queued"] as? Int == count }
     }
 
     /// A snapshot written with no notice at all (as if every message were lost) reaches the
@@ -163,10 +165,7 @@ import Testing
         try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 1, version: 1)))
         try await awaitRouted(front, backend: "api", count: 2)
         // python3's server may still be starting: wait until it answers directly.
-        let started = ContinuousClock.now
-        while (try? await httpRequest("127.0.0.1:\(port)", path: "/")) == nil, ContinuousClock.now - started < .seconds(10) {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await poll("python3's server") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
         for _ in 0..<20 {
             #expect(try await httpRequest(front.address, path: "/").status == 200)
         }
@@ -243,11 +242,9 @@ import Testing
         try await load.awaitCompleted(50)
         kill(victimPid, SIGKILL)
         // Replaced: two routed replicas again, the victim not among them.
-        let deadline = ContinuousClock.now + .seconds(15)
-        while ContinuousClock.now < deadline {
+        try await poll("a replacement for \(victim)") {
             let routed = try await routedReplicas()
-            if routed.count == 2, routed[victim] == nil { break }
-            try await Task.sleep(for: .milliseconds(20))
+            return routed.count == 2 && routed[victim] == nil
         }
         try await awaitRouted(front, backend: "api", count: 2)
         try await load.awaitCompleted(load.completed + 100)
@@ -288,13 +285,10 @@ import Testing
     }
 
     func awaitInFlight(_ router: RunningRouter) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
+        try await poll("a request in flight") {
             let metrics = String(decoding: try await httpRequest(router.admin, path: "/metrics").body, as: UTF8.self)
-            if metrics.split(separator: "\n").contains(where: { $0.hasPrefix("swerve_router_in_flight{") && $0.hasSuffix(" 1.0") }) { return }
-            try await Task.sleep(for: .milliseconds(10))
+            return metrics.split(separator: "\n").contains { $0.hasPrefix("swerve_router_in_flight{") && $0.hasSuffix(" 1.0") }
         }
-        throw TestFailure("no request in flight")
     }
 }
 
