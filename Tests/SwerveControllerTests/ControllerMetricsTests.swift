@@ -56,7 +56,13 @@ extension ControllerProcesses {
         try await awaitLeader("c2", after: { first.kill(SIGTERM) })
         // A goal settled by the new leader: it has loaded the checkpoint by then.
         #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 2)), goal: "g-2") == GoalOutcome(goal: "g-2"))
-        let taken = try await scrape(followerAddress)
+        // The leader counts a step once its writes returned, just after the goal went out.
+        var taken = try await scrape(followerAddress)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while taken["swerve_controller_requests_applied_total"] != 1, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+            taken = try await scrape(followerAddress)
+        }
         #expect(taken["swerve_controller_is_leader"] == 1 && (taken["swerve_controller_epoch"] ?? 0) > Double(record.epoch))
         #expect(taken["swerve_controller_replicas{state=\"RUNNING\"}"] == 2, "the new leader counts the adopted replicas")
         #expect(taken["swerve_controller_requests_applied_total"] == 1, "counted by the leader that applied it")

@@ -252,7 +252,9 @@ import Testing
         #expect(failures.count <= 4, "\(failures.count) of \(completed) failed: \(failures)")
     }
 
-    /// 128 MiB up and back down through the router, which holds a bounded buffer of it.
+    /// 32 MiB up and back down through the router: its peak memory grows by far less than the
+    /// body (it streams through a bounded buffer). Small enough not to starve the other tests
+    /// of CPU on two cores.
     @Test func largeBodiesStreamThroughWithoutBeingBuffered() async throws {
         let leader = try controller("c1")
         let agent = try node()
@@ -260,12 +262,17 @@ import Testing
         defer { leader.kill(); agent.kill(SIGTERM); front.process.kill() }
         #expect(try await request(backend("api", replicas: 1, route: "/api"), goal: "g-1") == GoalOutcome(goal: "g-1"))
         try await awaitRouted(front, backend: "api", count: 1)
-        let body = [UInt8](repeating: 7, count: 128 << 20)
+        func peakKiB() throws -> Int {
+            let status = try String(contentsOfFile: "/proc/\(front.process.process.processIdentifier)/status", encoding: .utf8)
+            return status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }.flatMap { Int($0.split(separator: " ")[1]) } ?? Int.max
+        }
+        #expect(try await httpRequest(front.address, method: "POST", path: "/api", body: Array("warm up".utf8)).status == 200)
+        let before = try peakKiB()
+        let body = [UInt8](repeating: 7, count: 32 << 20)
         let response = try await httpRequest(front.address, method: "POST", path: "/api", body: body)
         #expect(response.status == 200 && response.body.count == body.count, "the echo came back whole")
-        let status = try String(contentsOfFile: "/proc/\(front.process.process.processIdentifier)/status", encoding: .utf8)
-        let peakKiB = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }.flatMap { Int($0.split(separator: " ")[1]) } ?? Int.max
-        #expect(peakKiB < 64 << 10, "the router's peak memory stayed far below the body's size: \(peakKiB) KiB")
+        let growth = try peakKiB() - before
+        #expect(growth < 12 << 10, "the router's peak memory grew by \(growth) KiB for a 32 MiB body each way")
     }
 
     @Test func sigtermFinishesInFlightRequestsThenExits() async throws {
@@ -292,7 +299,7 @@ import Testing
     }
 }
 
-/// Clients sending requests one after another, each recording every failure.
+/// Clients sending requests one after another (about 5 ms apart), each recording every failure.
 final class LoadGenerator: Sendable {
     let address: String
     let path: String
@@ -321,6 +328,9 @@ final class LoadGenerator: Sendable {
                     } catch {
                         state.withLock { $0.completed += 1; $0.failures.append("\(error)") }
                     }
+                    // A steady load, not a flood: the suite shares two cores with other tests
+                    // whose leases must be renewed on time.
+                    try? await Task.sleep(for: .milliseconds(5))
                 }
             }
         }
