@@ -148,12 +148,15 @@ import Testing
         let port = try freeLoopbackPort()
         let live = Process()
         live.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        live.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "\(port)"]
-        live.currentDirectoryURL = URL(fileURLWithPath: NSTemporaryDirectory())
+        // Serving the scratch directory, which names it on its command line: ops/test kills
+        // whatever does when the run ends, even if this test could not.
+        let directory = ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
+        live.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, "\(port)"]
         live.standardOutput = FileHandle.nullDevice
         live.standardError = FileHandle.nullDevice
         try live.run()
-        defer { live.terminate() }
+        // SIGKILL: a child of the test runner may inherit SIGTERM ignored.
+        defer { kill(live.processIdentifier, SIGKILL); live.waitUntilExit() }
         let front = try await router()
         defer { front.process.kill() }
         let dead = "127.0.0.1:\(try freeLoopbackPort())"
