@@ -108,6 +108,7 @@ import Testing
         try await awaitRouted(front, backend: "slow", count: 1)
         // One in flight (the limit), one queued (the bound), then the third is refused at once.
         let first = Task { try await httpRequest(front.address, path: "/slow?ms=1500") }
+        try await awaitInFlight(front)
         let second = Task { try await httpRequest(front.address, path: "/slow?ms=10") }
         try await awaitQueued(front, backend: "slow", count: 1)
         let third = try await httpRequest(front.address, path: "/slow?ms=10")
