@@ -80,15 +80,16 @@ public final class SwerveProcess: @unchecked Sendable {
 
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`), on a thread of its own
 /// so a slow answer never blocks Swift's pool.
-public func httpRequest(_ address: String, method: String = "GET", path: String = "/", body: [UInt8] = []) async throws -> (status: Int, headers: [String: String], body: [UInt8]) {
+public func httpRequest(_ address: String, method: String = "GET", path: String = "/", headers: [String: String] = [:],
+                        body: [UInt8] = []) async throws -> (status: Int, headers: [String: String], body: [UInt8]) {
     try await withCheckedThrowingContinuation { continuation in
         Thread {
-            continuation.resume(with: Result { try blockingHTTPRequest(address, method: method, path: path, body: body) })
+            continuation.resume(with: Result { try blockingHTTPRequest(address, method: method, path: path, headers: headers, body: body) })
         }.start()
     }
 }
 
-private func blockingHTTPRequest(_ address: String, method: String, path: String, body: [UInt8]) throws -> (status: Int, headers: [String: String], body: [UInt8]) {
+private func blockingHTTPRequest(_ address: String, method: String, path: String, headers extra: [String: String], body: [UInt8]) throws -> (status: Int, headers: [String: String], body: [UInt8]) {
     guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else { throw TestFailure("bad address \(address)") }
     let host = String(address[..<colon])
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -101,7 +102,8 @@ private func blockingHTTPRequest(_ address: String, method: String, path: String
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { throw TestFailure("connect to \(address) failed: \(String(cString: strerror(errno)))") }
-    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body
+    let lines = extra.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
+    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\(lines)\r\n".utf8) + body
     _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
     var response: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)

@@ -179,6 +179,74 @@ import Testing
         #expect(retries >= 1, "the dead replica was tried and the request retried")
     }
 
+    /// What a replica receives: `X-Forwarded-For` (appended) and `X-Request-Id` (passed through,
+    /// or made); and a HEAD answered without a body. The replica is a small Python server that
+    /// answers with the headers it got.
+    @Test func forwardedHeadersAndHeadRequests() async throws {
+        let port = try freeLoopbackPort()
+        let directory = ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
+        let scriptPath = "\(directory)/\(keys.cluster)-headers.py"
+        try """
+            import http.server, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def do_GET(self):
+                    body = "".join(k.lower() + ": " + v + chr(10) for k, v in self.headers.items()).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def do_HEAD(self):
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1234")
+                    self.end_headers()
+                def log_message(self, *args):
+                    pass
+            http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+
+            """.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        let replica = Process()
+        replica.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        replica.arguments = ["python3", scriptPath, "\(port)"]
+        replica.standardInput = FileHandle.nullDevice
+        replica.standardOutput = FileHandle.nullDevice
+        replica.standardError = FileHandle.nullDevice
+        try replica.run()
+        defer { kill(replica.processIdentifier, SIGKILL); replica.waitUntilExit() }
+        let front = try await router()
+        defer { front.process.kill() }
+        let configs = Snapshot(epoch: 1, view: BackendConfigsView(version: 1, backends: ["api": RoutedBackendConfig(routePrefix: "/", maxConcurrentQueries: 10)]))
+        let routing = Snapshot(epoch: 1, view: RoutingView(version: 1, backends: ["api": [RoutedReplica(tag: "api#py", address: "127.0.0.1:\(port)", node: "n1")]]))
+        try await client.send("SET", keys.configsSnapshot, Array(try JSONEncoder().encode(configs)))
+        try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(routing)))
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .configs, epoch: 1, version: 1)))
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 1, version: 1)))
+        try await awaitRouted(front, backend: "api", count: 1)
+        try await poll("the Python replica") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
+
+        func received(_ headers: [String: String]) async throws -> [String: String] {
+            let response = try await httpRequest(front.address, path: "/x", headers: headers)
+            #expect(response.status == 200)
+            var seen: [String: String] = [:]
+            for line in String(decoding: response.body, as: UTF8.self).split(separator: "\n") {
+                let parts = line.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                if parts.count == 2 { seen[parts[0]] = parts[1] }
+            }
+            return seen
+        }
+        let passed = try await received(["X-Request-Id": "req-42", "X-Forwarded-For": "10.1.2.3"])
+        #expect(passed["x-request-id"] == "req-42")
+        #expect(passed["x-forwarded-for"] == "10.1.2.3, 127.0.0.1", "the client's address appended")
+        let made = try await received([:])
+        #expect((made["x-request-id"]?.count ?? 0) > 8 && made["x-forwarded-for"] == "127.0.0.1")
+        let another = try await received([:])
+        #expect(another["x-request-id"] != made["x-request-id"], "each request gets its own id")
+
+        let head = try await httpRequest(front.address, method: "HEAD", path: "/x")
+        #expect(head.status == 200 && head.headers["content-length"] == "1234" && head.body.isEmpty)
+        #expect(try await httpRequest(front.address, path: "/x").status == 200, "the pooled connection is still usable after a HEAD")
+    }
+
     /// A steady client load while the backend scales 3 → 1 and the leader is SIGKILLed: no
     /// request fails.
     @Test func scalingDownAndKillingTheLeaderUnderLoadFailsNoRequest() async throws {
