@@ -100,7 +100,7 @@ public enum Controller {
                     logger.error("control loop step failed; reloading the checkpoint", metadata: ["error": "\(error)"])
                     configuration.metrics.stepFailures.increment()
                     do {
-                        guard try await term.load() else { break }
+                        guard try await term.load(afterFailedStep: true) else { break }
                     } catch {
                         logger.error("cannot reload the checkpoint; retrying", metadata: ["error": "\(error)"])
                     }

@@ -29,13 +29,22 @@ struct ControllerTerm {
     /// term, and again after a step failed part-way (Redis, not memory, is then the truth: the
     /// failed step's checkpoint and some of its actions may already be there). One that cannot
     /// be decoded is left untouched: it says why and returns false, and the term ends.
-    mutating func load() async throws -> Bool {
+    ///
+    /// The loaded state's status is written before recovery announces goal outcomes again: a
+    /// failed step may have written its checkpoint but not the status after it (a connection
+    /// lost part-way), and a client woken by a goal must never read an older status. After a
+    /// failed step (`afterFailedStep`), requests it applied (its checkpoint landed) are counted.
+    mutating func load(afterFailedStep: Bool = false) async throws -> Bool {
+        let appliedBefore = state.requestsApplied
         guard let bytes = try await client.send("GET", keys.checkpoint).bytes else {
             logger.info("no checkpoint: starting empty", metadata: ["epoch": "\(scope.epoch)"])
             return true
         }
         do {
             state = try Checkpoint.decode(bytes)
+            if afterFailedStep, state.requestsApplied > appliedBefore {
+                metrics.requestsApplied.increment(by: state.requestsApplied - appliedBefore)
+            }
         } catch {
             logger.critical("refusing to lead and releasing the lease: \(keys.checkpoint): \(error.message)")
             return false
@@ -44,7 +53,12 @@ struct ControllerTerm {
         adoption = AdoptionGrace(adopted: state.replicaTags(placedIn: [.running]), now: .now, grace: confirmationGrace)
         metrics.record(state)
         logger.info("loaded the checkpoint", metadata: ["epoch": "\(scope.epoch)", "backends": "\(state.backends.count)", "replicas": "\(replicas)"])
-        try await execute(Reconciler.recoveryActions(for: state))
+        // The status of the loaded state goes out first, before any goal outcome recovery
+        // announces again.
+        let status = Dictionary(uniqueKeysWithValues: state.backends.map { ($0.tag, $0.status) })
+        try await execute(Reconciler.recoveryActions(for: state), status: status)
+        lastStatus = status
+        statusWritten = true
         return true
     }
 

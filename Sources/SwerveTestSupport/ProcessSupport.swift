@@ -123,7 +123,22 @@ private func blockingHTTPRequest(_ address: String, method: String, path: String
     return (status, headers, Array(response[split.upperBound...]))
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on right now (it was bound a moment ago).
+/// A TCP port on 127.0.0.1 that nothing listens on right now, for a process that must be told
+/// its port. It comes from below the kernel's ephemeral range (32768 and up on Linux), so no
+/// process binding port 0 — workers, routers, test clients — can take it before it is used.
 public func freeLoopbackPort() throws -> Int {
-    try LoopbackListener(backlog: 1).port
+    for _ in 0..<100 {
+        let port = Int.random(in: 20000..<32000)
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound == 0 { return port }
+    }
+    throw TestFailure("no free loopback port between 20000 and 32000")
 }

@@ -91,3 +91,36 @@ extension ControllerProcesses {
         #expect(try await client.send("HLEN", keys.assignments("n1")) == .integer(3))
     }
 }
+
+extension ControllerProcesses {
+    /// A leader that loads the checkpoint announces its recent goal outcomes again; the status
+    /// it writes from that checkpoint must already be there when they arrive (a step that
+    /// failed part-way may have written the checkpoint but not the status after it — here the
+    /// status is made stale by hand).
+    @Test func recoveryWritesTheStatusBeforeItAnnouncesGoalsAgain() async throws {
+        let first = try controller("c1")
+        let agent = try node()
+        defer { first.kill(); agent.kill(SIGTERM) }
+        #expect(try await request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1),
+                                                 replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1))), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        first.kill(SIGKILL)
+        _ = await first.exit()
+        try await client.send("SET", keys.status, #"{"api":{"kind":"updating","reason":"0/1 running, 1 starting","running":0,"target":1}}"#)
+
+        let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
+        let statusWhenAnnounced: BackendStatus? = try await subscriber.subscribe(to: [keys.goals]) { subscription in
+            var iterator = subscription.makeAsyncIterator()
+            #expect(await iterator.next() == .subscribed)
+            let second = try controller("c2")
+            defer { second.kill() }
+            while let event = await iterator.next() {
+                guard case .message(let message) = event,
+                      (try? JSONDecoder().decode(GoalOutcome.self, from: Data(message.payload)))?.goal == "g-1" else { continue }
+                let bytes = try #require(try await client.send("GET", keys.status).bytes)
+                return try JSONDecoder().decode([String: BackendStatus].self, from: Data(bytes))["api"]
+            }
+            return nil
+        }
+        #expect(statusWhenAnnounced?.kind == .healthy && statusWhenAnnounced?.running == 1, "\(String(describing: statusWhenAnnounced))")
+    }
+}

@@ -19,6 +19,18 @@ extension ControllerProcesses {
         return samples
     }
 
+    /// Scrapes until `condition` holds or 5 s passed: a leader records a step's metrics once its
+    /// writes returned, just after the goal went out to the test.
+    func scrape(_ address: String, until condition: ([String: Double]) -> Bool) async throws -> [String: Double] {
+        let deadline = ContinuousClock.now + .seconds(5)
+        var samples = try await scrape(address)
+        while !condition(samples), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+            samples = try await scrape(address)
+        }
+        return samples
+    }
+
     /// Scrapes until the endpoint answers (a process that has just started may not listen yet).
     func scrapeWhenUp(_ address: String) async throws -> [String: Double] {
         let started = ContinuousClock.now
@@ -43,7 +55,7 @@ extension ControllerProcesses {
         let leaderAddress = try #require(record.address, "the leader record shows where its metrics are")
         #expect(try await request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 2),
                                                  replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1))), goal: "g-1") == GoalOutcome(goal: "g-1"))
-        let leading = try await scrape(leaderAddress)
+        let leading = try await scrape(leaderAddress, until: { $0["swerve_controller_requests_applied_total"] == 1 })
         #expect(leading["swerve_controller_is_leader"] == 1 && leading["swerve_controller_epoch"] == Double(record.epoch))
         #expect(leading["swerve_controller_requests_applied_total"] == 1)
         #expect(leading["swerve_controller_replicas{state=\"RUNNING\"}"] == 2 && leading["swerve_controller_replicas{state=\"STARTING\"}"] == 0)
@@ -56,13 +68,7 @@ extension ControllerProcesses {
         try await awaitLeader("c2", after: { first.kill(SIGTERM) })
         // A goal settled by the new leader: it has loaded the checkpoint by then.
         #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 2)), goal: "g-2") == GoalOutcome(goal: "g-2"))
-        // The leader counts a step once its writes returned, just after the goal went out.
-        var taken = try await scrape(followerAddress)
-        let deadline = ContinuousClock.now + .seconds(5)
-        while taken["swerve_controller_requests_applied_total"] != 1, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-            taken = try await scrape(followerAddress)
-        }
+        let taken = try await scrape(followerAddress, until: { $0["swerve_controller_requests_applied_total"] == 1 })
         #expect(taken["swerve_controller_is_leader"] == 1 && (taken["swerve_controller_epoch"] ?? 0) > Double(record.epoch))
         #expect(taken["swerve_controller_replicas{state=\"RUNNING\"}"] == 2, "the new leader counts the adopted replicas")
         #expect(taken["swerve_controller_requests_applied_total"] == 1, "counted by the leader that applied it")
