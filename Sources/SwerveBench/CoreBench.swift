@@ -59,10 +59,10 @@ struct CoreBench: ParsableCommand {
         let decode = median { _ = try? Checkpoint.decode(bytes) }
 
         print("state \(backends) backends x \(replicas) replicas, checkpoint \(bytes.count) bytes")
-        print("idle_step_ms \(ms(idle))")
-        print("one_percent_step_ms \(ms(busy)) (\(victims.count) replicas died)")
-        print("checkpoint_encode_ms \(ms(encode))")
-        print("checkpoint_decode_ms \(ms(decode))")
+        print("idle_step_ms \(ms(digits: 3, idle))")
+        print("one_percent_step_ms \(ms(digits: 3, busy)) (\(victims.count) replicas died)")
+        print("checkpoint_encode_ms \(ms(digits: 3, encode))")
+        print("checkpoint_decode_ms \(ms(digits: 3, decode))")
     }
 
     /// A converged state: every backend at its target, every replica running.
@@ -94,9 +94,4 @@ struct CoreBench: ParsableCommand {
         return times[times.count / 2]
     }
 
-    private func ms(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        let value = Double(seconds) * 1000 + Double(attoseconds) / 1e15
-        return String(format: "%.3f", value)
-    }
 }

@@ -154,20 +154,15 @@ struct FailoverBench: AsyncParsableCommand {
     private func report(_ name: String, _ values: [Duration]) {
         let sorted = values.sorted()
         let median = sorted.isEmpty ? .zero : sorted[sorted.count / 2]
-        print("\(name) \(milliseconds(median)) \(milliseconds(sorted.last ?? .zero)) \(sorted.count)")
-    }
-
-    private func milliseconds(_ duration: Duration) -> String {
-        String(format: "%.1f", Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
+        print("\(name) \(ms(median)) \(ms(sorted.last ?? .zero)) \(sorted.count)")
     }
 }
 
 /// The replica tags of the stored routing snapshot.
 private func routedTags(keys: ClusterKeys, client: RedisClient) async throws -> Set<String> {
-    guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes,
-          let object = try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
-          let view = object["view"] as? [String: Any], let backends = view["backends"] as? [String: [[String: Any]]] else { return [] }
-    return Set(backends.values.flatMap { $0.compactMap { $0["tag"] as? String } })
+    guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes else { return [] }
+    let snapshot = try JSONDecoder().decode(Snapshot<RoutingView>.self, from: Data(bytes))
+    return Set(snapshot.view.backends.values.flatMap { $0.map(\.tag) })
 }
 
 /// The node agent and controllers the benchmark runs, as child processes.

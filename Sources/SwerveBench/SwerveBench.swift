@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Logging
 import SwerveRedis
@@ -73,4 +74,10 @@ struct RedisBench: AsyncParsableCommand {
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return Int((Double(count) / seconds).rounded())
     }
+}
+
+/// `duration` in milliseconds, as the benchmarks print it.
+func ms(digits: Int = 1, _ duration: Duration) -> String {
+    let (seconds, attoseconds) = duration.components
+    return String(format: "%.\(digits)f", Double(seconds) * 1000 + Double(attoseconds) / 1e15)
 }

@@ -80,8 +80,4 @@ struct WorkerBench: AsyncParsableCommand {
         }
     }
 
-    private func ms(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        return String(format: "%.1f", Double(seconds) * 1000 + Double(attoseconds) / 1e15)
-    }
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
+import SwerveController
 import SwerveProtocol
 import SwerveRedis
 import SwerveSystem
@@ -19,6 +21,12 @@ struct ClusterOptions: ParsableArguments {
         } catch {
             throw ArgumentParser.ValidationError("--redis: \(error.message)")
         }
+    }
+
+    /// A client of the cluster, for the request commands (quiet: they print their own output).
+    func clusterClient() throws -> ClusterClient {
+        let logger = Logger(label: "swerve.client") { _ in SwiftLogNoOpLogHandler() }
+        return ClusterClient(keys: try keys(), client: RedisClient(configuration: try redisConfiguration(), logger: logger), logger: logger)
     }
 
     func keys() throws -> ClusterKeys {

@@ -60,10 +60,7 @@ struct ControllerCommand: AsyncParsableCommand {
     /// Where to serve metrics, from the flag or SWERVE_METRICS_ADDRESS; nil for nowhere.
     func metricsEndpoint() throws -> (host: String, port: Int)? {
         guard let text = metricsAddress ?? ProcessInfo.processInfo.environment["SWERVE_METRICS_ADDRESS"], !text.isEmpty else { return nil }
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port), colon != text.startIndex else {
-            throw ArgumentParser.ValidationError("--metrics-address (or SWERVE_METRICS_ADDRESS): expected HOST:PORT, e.g. 127.0.0.1:9464, got '\(text)'")
-        }
-        return (String(text[..<colon]), port)
+        return try parseHostPort(text, option: "--metrics-address (or SWERVE_METRICS_ADDRESS)")
     }
 
     /// Failpoints armed through SWERVE_FAILPOINTS (tests only; none by default).

@@ -13,10 +13,7 @@ struct RequestOptions: ParsableArguments {
     @Flag(help: "Print the goal id and return at once instead of waiting for the goal.")
     var noWait = false
 
-    func clusterClient() throws -> ClusterClient {
-        let logger = Logger(label: "swerve.client") { _ in SwiftLogNoOpLogHandler() }
-        return ClusterClient(keys: try cluster.keys(), client: RedisClient(configuration: try cluster.redisConfiguration(), logger: logger), logger: logger)
-    }
+    func clusterClient() throws -> ClusterClient { try cluster.clusterClient() }
 
     /// Submits, then (unless --no-wait) waits, showing progress on stderr (one updating line
     /// on a terminal, a line per change otherwise).
@@ -162,8 +159,7 @@ struct WaitCommand: AsyncParsableCommand {
     @Argument(help: "The goal id.") var goal: String
 
     func run() async throws {
-        let logger = Logger(label: "swerve.client") { _ in SwiftLogNoOpLogHandler() }
-        let client = ClusterClient(keys: try cluster.keys(), client: RedisClient(configuration: try cluster.redisConfiguration(), logger: logger), logger: logger)
+        let client = try cluster.clusterClient()
         let outcome = try await client.wait(for: goal, backend: nil) { _ in }
         if let failure = outcome.failure {
             print("failed: \(failure)")
@@ -182,8 +178,7 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let logger = Logger(label: "swerve.client") { _ in SwiftLogNoOpLogHandler() }
-        let client = ClusterClient(keys: try cluster.keys(), client: RedisClient(configuration: try cluster.redisConfiguration(), logger: logger), logger: logger)
+        let client = try cluster.clusterClient()
         var statuses = try await client.status()
         if let tag {
             guard let status = statuses[tag] else { throw CLIError("no backend named \"\(tag)\"") }

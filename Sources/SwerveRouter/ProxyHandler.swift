@@ -121,8 +121,7 @@ final class ProxyHandler: ChannelInboundHandler {
         case .queued:
             state.metrics.queueLength(backend.tag, state.queueLength(backend.tag))
             let loop = context.eventLoop.assumeIsolated()
-            exchange.queueTimeout = loop.scheduleTask(in: TimeAmount.nanoseconds(Int64(state.settings.queueTimeout.components.seconds) * 1_000_000_000
-                                                                           + state.settings.queueTimeout.components.attoseconds / 1_000_000_000)) { [state] in
+            exchange.queueTimeout = loop.scheduleTask(in: TimeAmount(state.settings.queueTimeout)) { [state] in
                 if state.abandon(exchange.id, backend: exchange.backend) { promise.succeed(nil) }
             }
             promise.futureResult.assumeIsolated().whenSuccess { [weak self] choice in

@@ -78,10 +78,11 @@ final class ProxyState: Sendable {
 
     /// Changes the view; waiting requests that can go now (new replicas) are sent.
     func updateView(_ change: (inout RouterView) -> Bool) {
-        let (changed, table) = view.withLock { view in (change(&view), view.table) }
+        let (changed, updated) = view.withLock { view in (change(&view), view) }
         guard changed else { return }
+        let table = updated.table
         tableBox.withLock { $0 = TableBox(table: table) }
-        metrics.viewChanged(currentView)
+        metrics.viewChanged(updated)
         for backend in table.backends.values { releaseWaiters(of: backend) }
     }
 

@@ -24,10 +24,9 @@ final class UpstreamHandler: ChannelInboundHandler {
             return loop.makeFailedFuture(ChannelError.connectPending)
         }
         let host = String(address[..<colon])
-        let milliseconds = Int64(timeout.components.seconds) * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
         return ClientBootstrap(group: loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connectTimeout(.milliseconds(milliseconds))
+            .connectTimeout(TimeAmount(timeout))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
