@@ -9,8 +9,11 @@ import NIOPosix
 /// made on the same loop, so the two talk without locks. Backpressure: while the replica's
 /// connection cannot take more, the client is not read; while the client cannot take more,
 /// the replica is not read — a large upload or download streams through a bounded buffer.
-/// A request is retried on another replica only when connecting failed, so it cannot have
-/// reached the first one.
+/// A request is retried on another replica when connecting failed (it cannot have reached the
+/// first one), and once more in the one case where it may have: a pooled keep-alive connection
+/// that the replica closed as the request was written, when nothing came back, no body was
+/// sent and the method is idempotent (the rule HTTP clients use for stale pooled connections:
+/// repeating such a request is harmless). Never after response bytes arrived.
 final class ProxyHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -39,6 +42,10 @@ final class ProxyHandler: ChannelInboundHandler {
         var tried: Set<String> = []
         var replica: ReplicaBalancer.RoutedReplicaChoice?
         var upstream: UpstreamHandler?
+        /// Whether `upstream` came from the pool (it may have been closed by the replica).
+        var pooled = false
+        var bodySent = false
+        var staleRetries = 0
         var responseStarted = false
         var status = 0
         var queueTimeout: Scheduled<Void>?
@@ -67,6 +74,7 @@ final class ProxyHandler: ChannelInboundHandler {
             guard let exchange else { return } // a request answered early (404/503): its body is dropped
             if case .end = part { exchange.requestEnded = true }
             if let upstream = exchange.upstream {
+                if case .body = part { exchange.bodySent = true }
                 upstream.forward(part)
                 if !upstream.isWritable { context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
             } else {
@@ -161,7 +169,7 @@ final class ProxyHandler: ChannelInboundHandler {
         exchange.tried.insert(choice.tag)
         let loop = context.eventLoop
         if let channel = state.takeIdle(choice.address, on: loop), let upstream = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) {
-            start(exchange, upstream: upstream)
+            start(exchange, upstream: upstream, pooled: true)
             return
         }
         UpstreamHandler.connect(to: choice.address, on: loop, timeout: state.settings.connectTimeout).assumeIsolated().whenComplete { [weak self] result in
@@ -172,7 +180,7 @@ final class ProxyHandler: ChannelInboundHandler {
             }
             switch result {
             case .success(let upstream):
-                self.start(exchange, upstream: upstream)
+                self.start(exchange, upstream: upstream, pooled: false)
             case .failure:
                 // Nothing was sent: safe to try another replica.
                 self.state.finished(choice.tag, backend: exchange.backend)
@@ -183,9 +191,10 @@ final class ProxyHandler: ChannelInboundHandler {
         }
     }
 
-    private func start(_ exchange: Exchange, upstream: UpstreamHandler) {
+    private func start(_ exchange: Exchange, upstream: UpstreamHandler, pooled: Bool) {
         guard let context else { return }
         exchange.upstream = upstream
+        exchange.pooled = pooled
         upstream.attach(self)
         var head = exchange.head
         head.headers.remove(name: "Connection")
@@ -199,7 +208,10 @@ final class ProxyHandler: ChannelInboundHandler {
         if !head.headers.contains(name: "X-Request-Id") { head.headers.add(name: "X-Request-Id", value: state.requestID(exchange.id)) }
         head.version = .http1_1
         upstream.forward(.head(head))
-        for part in exchange.pending { upstream.forward(part) }
+        for part in exchange.pending {
+            if case .body = part { exchange.bodySent = true }
+            upstream.forward(part)
+        }
         exchange.pending = []
         if !exchange.requestEnded { context.channel.setOption(ChannelOptions.autoRead, value: upstream.isWritable).whenFailure { _ in } }
     }
@@ -233,6 +245,19 @@ final class ProxyHandler: ChannelInboundHandler {
     /// The replica's connection closed or failed before its response ended.
     func upstreamLost() {
         guard let context, let exchange else { return }
+        if mayRepeat(exchange) {
+            // A stale pooled connection: send the request again on a fresh choice (the same
+            // replica is allowed; if it is gone, its refused connect is retried elsewhere).
+            let replica = exchange.replica
+            release(exchange)
+            if let replica { exchange.tried.remove(replica.tag) }
+            exchange.staleRetries += 1
+            exchange.pending = exchange.requestEnded ? [.end(nil)] : []
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+            state.metrics.retried(backend: exchange.backend)
+            choose(exchange)
+            return
+        }
         release(exchange)
         self.exchange = nil
         if exchange.responseStarted {
@@ -242,6 +267,21 @@ final class ProxyHandler: ChannelInboundHandler {
                     body: "replica \(exchange.replica?.tag ?? "?") of backend \(exchange.backend) closed the connection before answering\n",
                     started: exchange.started)
         }
+    }
+
+    /// RFC 9110's idempotent methods: repeating one has the effect of sending it once.
+    private static func isIdempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: true
+        default: false
+        }
+    }
+
+    /// Whether a request whose connection was lost may be sent again: see the type's comment.
+    /// Bounded, so a replica that drops every request cannot hold it forever.
+    private func mayRepeat(_ exchange: Exchange) -> Bool {
+        exchange.pooled && !exchange.responseStarted && !exchange.bodySent && exchange.staleRetries < 2
+            && Self.isIdempotent(exchange.head.method)
     }
 
     private func finish(_ exchange: Exchange, trailers: HTTPHeaders?) {

@@ -22,6 +22,27 @@ public struct RouterView: Sendable {
         }
     }
 
+    /// What a notice asks the router to read.
+    public enum Reread: Sendable, Hashable {
+        /// The snapshot the notice names: it is the next one of its kind.
+        case snapshot(SnapshotNotice.Kind)
+        /// Both snapshots: the notice skipped a version or came from another term, so other
+        /// notices (of either kind) may have been lost on the way.
+        case both
+    }
+
+    /// Nil for a notice that names nothing newer; the named snapshot when it directly follows
+    /// the held one; both snapshots on a gap.
+    public func reread(for notice: SnapshotNotice) -> Reread? {
+        guard isNewer(notice) else { return nil }
+        let held: (epoch: Int64, version: Int)? = switch notice.kind {
+        case .configs: configs.map { ($0.epoch, $0.view.version) }
+        case .routing: routing.map { ($0.epoch, $0.view.version) }
+        }
+        guard let held, held.epoch == notice.epoch, held.version + 1 == notice.version else { return .both }
+        return .snapshot(notice.kind)
+    }
+
     /// Takes `snapshot` if it is newer than the held one; returns whether it did.
     @discardableResult
     public mutating func accept(configs snapshot: Snapshot<BackendConfigsView>) -> Bool {

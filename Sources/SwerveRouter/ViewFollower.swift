@@ -5,8 +5,9 @@ import SwerveProtocol
 import SwerveRedis
 
 /// Keeps the router's view current: subscribes to the snapshot notices first, then reads both
-/// snapshots; re-reads a snapshot when a notice names a newer one, both after any reconnect
-/// (messages may have been missed), and both every `resync` as a safety net. Pub/sub is only
+/// snapshots; re-reads a snapshot when a notice names the next one, both when a notice shows
+/// a gap (a skipped version or a new term: others may have been lost), both after any
+/// reconnect (messages may have been missed), and both every `resync` as a safety net. Pub/sub is only
 /// a hint: the snapshot keys are the truth. While Redis is away, the view stays as it was.
 struct ViewFollower: Sendable {
     let keys: ClusterKeys
@@ -38,7 +39,13 @@ struct ViewFollower: Sendable {
                                 continuation.yield(nil) // unreadable: re-read everything
                                 continue
                             }
-                            if state.currentView.isNewer(notice) { continuation.yield(notice.kind) }
+                            switch state.currentView.reread(for: notice) {
+                            case nil: break
+                            case .snapshot(let kind): continuation.yield(kind)
+                            case .both:
+                                logger.debug("a notice skipped a version; re-reading both snapshots", metadata: ["notice": "\(notice.kind) \(notice.epoch)/\(notice.version)"])
+                                continuation.yield(nil)
+                            }
                         case .disconnected:
                             break
                         }

@@ -69,6 +69,36 @@ import Testing
         try await poll("\(count) routed replicas of \(backend)") { (try await routed(router, backend)?["replicas"] as? [Any])?.count == count }
     }
 
+    /// The scratch directory: a child naming it on its command line is reaped by ops/test
+    /// when the run ends, even if its test could not.
+    var testDirectory: String { ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory() }
+
+    /// A Python HTTP server from `script`, listening on `port` (the caller SIGKILLs it: a child
+    /// of the test runner may inherit SIGTERM ignored).
+    func pythonReplica(_ script: String, port: Int) throws -> Process {
+        let replica = Process()
+        replica.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        replica.arguments = ["python3", script, "\(port)"]
+        replica.standardInput = FileHandle.nullDevice
+        replica.standardOutput = FileHandle.nullDevice
+        replica.standardError = FileHandle.nullDevice
+        try replica.run()
+        return replica
+    }
+
+    /// Writes and announces snapshots that route every path to backend `api` on `addresses`
+    /// (tests without a controller).
+    func routeEverything(to addresses: String...) async throws {
+        let configs = Snapshot(epoch: 1, view: BackendConfigsView(version: 1, backends: ["api": RoutedBackendConfig(routePrefix: "/", maxConcurrentQueries: 10)]))
+        let routing = Snapshot(epoch: 1, view: RoutingView(version: 1, backends: ["api": addresses.enumerated().map { index, address in
+            RoutedReplica(tag: "api#\(index + 1)", address: address, node: "n1")
+        }]))
+        try await client.send("SET", keys.configsSnapshot, Array(try JSONEncoder().encode(configs)))
+        try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(routing)))
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .configs, epoch: 1, version: 1)))
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 1, version: 1)))
+    }
+
     @Test func requestsSpreadOverEveryReplicaAndTwoPrefixesRouteApart() async throws {
         let leader = try controller("c1")
         let agent = try node()
@@ -143,6 +173,38 @@ import Testing
         #expect(((try await routesPage(front)["routing"]) as? [String: Any])?["version"] as? Int == 4)
     }
 
+    /// A notice that skips a version (the one before it was dropped, with a configs notice)
+    /// makes the router re-read both snapshots at once; the periodic re-read is out of reach.
+    @Test func aNoticeWithASkippedVersionRereadsBothSnapshots() async throws {
+        let front = try await router(["--resync-ms", "600000"])
+        defer { front.process.kill() }
+        func publish<View: Encodable>(_ snapshot: Snapshot<View>, at key: String, notice: SnapshotNotice?) async throws {
+            try await client.send("SET", key, Array(try JSONEncoder().encode(snapshot)))
+            if let notice { try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(notice)) }
+        }
+        let api = ["api": RoutedBackendConfig(routePrefix: "/api", maxConcurrentQueries: 5)]
+        let apiReplicas = ["api": [RoutedReplica(tag: "api#1", address: "127.0.0.1:9", node: "n1")]]
+        try await publish(Snapshot(epoch: 3, view: BackendConfigsView(version: 1, backends: api)), at: keys.configsSnapshot,
+                          notice: SnapshotNotice(kind: .configs, epoch: 3, version: 1))
+        try await publish(Snapshot(epoch: 3, view: RoutingView(version: 1, backends: apiReplicas)), at: keys.routingSnapshot,
+                          notice: SnapshotNotice(kind: .routing, epoch: 3, version: 1))
+        try await awaitRouted(front, backend: "api", count: 1)
+
+        // Configs 2 (a new backend) and routing 2 are stored, their notices dropped; routing 3's
+        // notice arrives. Reading only the routing snapshot would leave "web" without a route.
+        var both = api
+        both["web"] = RoutedBackendConfig(routePrefix: "/web", maxConcurrentQueries: 5)
+        try await publish(Snapshot(epoch: 3, view: BackendConfigsView(version: 2, backends: both)), at: keys.configsSnapshot, notice: nil)
+        var replicas = apiReplicas
+        replicas["web"] = [RoutedReplica(tag: "web#1", address: "127.0.0.1:9", node: "n1")]
+        try await publish(Snapshot(epoch: 3, view: RoutingView(version: 3, backends: replicas)), at: keys.routingSnapshot,
+                          notice: SnapshotNotice(kind: .routing, epoch: 3, version: 3))
+        try await awaitRouted(front, backend: "web", count: 1)
+        let page = try await routesPage(front)
+        #expect((page["configs"] as? [String: Any])?["version"] as? Int == 2)
+        #expect((page["routing"] as? [String: Any])?["version"] as? Int == 3)
+    }
+
     /// A replica that refuses connections (nothing was sent) costs a retry on another, not a
     /// failed request. (No controller here: the test writes the snapshots itself.)
     @Test func aRefusedConnectIsRetriedOnAnotherReplica() async throws {
@@ -151,8 +213,7 @@ import Testing
         live.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         // Serving the scratch directory, which names it on its command line: ops/test kills
         // whatever does when the run ends, even if this test could not.
-        let directory = ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
-        live.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory, "\(port)"]
+        live.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", testDirectory, "\(port)"]
         live.standardOutput = FileHandle.nullDevice
         live.standardError = FileHandle.nullDevice
         try live.run()
@@ -160,13 +221,7 @@ import Testing
         defer { kill(live.processIdentifier, SIGKILL); live.waitUntilExit() }
         let front = try await router()
         defer { front.process.kill() }
-        let dead = "127.0.0.1:\(try freeLoopbackPort())"
-        let configs = Snapshot(epoch: 1, view: BackendConfigsView(version: 1, backends: ["api": RoutedBackendConfig(routePrefix: "/", maxConcurrentQueries: 10)]))
-        let routing = Snapshot(epoch: 1, view: RoutingView(version: 1, backends: ["api": [
-            RoutedReplica(tag: "api#dead", address: dead, node: "n1"), RoutedReplica(tag: "api#live", address: "127.0.0.1:\(port)", node: "n1")]]))
-        try await client.send("SET", keys.configsSnapshot, Array(try JSONEncoder().encode(configs)))
-        try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(routing)))
-        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 1, version: 1)))
+        try await routeEverything(to: "127.0.0.1:\(try freeLoopbackPort())", "127.0.0.1:\(port)")
         try await awaitRouted(front, backend: "api", count: 2)
         // python3's server may still be starting: wait until it answers directly.
         try await poll("python3's server") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
@@ -184,8 +239,7 @@ import Testing
     /// answers with the headers it got.
     @Test func forwardedHeadersAndHeadRequests() async throws {
         let port = try freeLoopbackPort()
-        let directory = ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
-        let scriptPath = "\(directory)/\(keys.cluster)-headers.py"
+        let scriptPath = "\(testDirectory)/\(keys.cluster)-headers.py"
         try """
             import http.server, sys
             class H(http.server.BaseHTTPRequestHandler):
@@ -205,22 +259,11 @@ import Testing
             http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 
             """.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-        let replica = Process()
-        replica.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        replica.arguments = ["python3", scriptPath, "\(port)"]
-        replica.standardInput = FileHandle.nullDevice
-        replica.standardOutput = FileHandle.nullDevice
-        replica.standardError = FileHandle.nullDevice
-        try replica.run()
+        let replica = try pythonReplica(scriptPath, port: port)
         defer { kill(replica.processIdentifier, SIGKILL); replica.waitUntilExit() }
         let front = try await router()
         defer { front.process.kill() }
-        let configs = Snapshot(epoch: 1, view: BackendConfigsView(version: 1, backends: ["api": RoutedBackendConfig(routePrefix: "/", maxConcurrentQueries: 10)]))
-        let routing = Snapshot(epoch: 1, view: RoutingView(version: 1, backends: ["api": [RoutedReplica(tag: "api#py", address: "127.0.0.1:\(port)", node: "n1")]]))
-        try await client.send("SET", keys.configsSnapshot, Array(try JSONEncoder().encode(configs)))
-        try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(routing)))
-        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .configs, epoch: 1, version: 1)))
-        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 1, version: 1)))
+        try await routeEverything(to: "127.0.0.1:\(port)")
         try await awaitRouted(front, backend: "api", count: 1)
         try await poll("the Python replica") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
 
@@ -245,6 +288,60 @@ import Testing
         let head = try await httpRequest(front.address, method: "HEAD", path: "/x")
         #expect(head.status == 200 && head.headers["content-length"] == "1234" && head.body.isEmpty)
         #expect(try await httpRequest(front.address, path: "/x").status == 200, "the pooled connection is still usable after a HEAD")
+    }
+
+    /// A replica that closes a kept-alive connection as the next request arrives (an idle
+    /// timeout racing the router's reuse): an idempotent request without a body is sent again
+    /// on a fresh connection; a POST, which may have been acted on, gets a 502 that says so.
+    @Test func aStalePooledConnectionRepeatsOnlyIdempotentRequests() async throws {
+        let port = try freeLoopbackPort()
+        let scriptPath = "\(testDirectory)/\(keys.cluster)-stale.py"
+        try """
+            import http.server, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                served = 0
+                def answer(self):
+                    self.served += 1
+                    if self.served == 2:  # the second request on a connection: close, say nothing
+                        self.close_connection = True
+                        return
+                    body = b"fresh"
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                do_GET = answer
+                do_POST = answer
+                def log_message(self, *args):
+                    pass
+            http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+
+            """.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        let replica = try pythonReplica(scriptPath, port: port)
+        defer { kill(replica.processIdentifier, SIGKILL); replica.waitUntilExit() }
+        let front = try await router()
+        defer { front.process.kill() }
+        try await routeEverything(to: "127.0.0.1:\(port)")
+        try await awaitRouted(front, backend: "api", count: 1)
+        try await poll("the Python replica") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
+
+        // Each of the router's event loops keeps its own pool: of six GETs, at least four go
+        // to a loop that served one before, so they find a pooled connection the replica drops.
+        for index in 0..<6 {
+            let response = try await httpRequest(front.address, path: "/get/\(index)")
+            #expect(response.status == 200, "a dropped pooled connection is followed by a fresh one")
+        }
+        // Every loop now has a pooled connection (or gets one from its first POST).
+        var posts: [Int] = []
+        for index in 0..<3 {
+            let response = try await httpRequest(front.address, method: "POST", path: "/post/\(index)")
+            posts.append(response.status)
+            if response.status == 502 {
+                #expect(String(decoding: response.body, as: UTF8.self).contains("closed the connection before answering"))
+            }
+        }
+        #expect(posts.contains(502) && posts.allSatisfy { $0 == 200 || $0 == 502 }, "a POST is not repeated: the replica may have acted on it (\(posts))")
     }
 
     /// A steady client load while the backend scales 3 → 1 and the leader is SIGKILLed: no

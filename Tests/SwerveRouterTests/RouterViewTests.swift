@@ -32,6 +32,19 @@ func routing(_ version: Int, epoch: Int64 = 1, _ backends: [String: [String]]) -
         #expect(view.isNewer(SnapshotNotice(kind: .configs, epoch: 1, version: 1)), "no configs held yet")
     }
 
+    @Test func theNextVersionRereadsItsSnapshotAndAGapRereadsBoth() {
+        var view = RouterView()
+        #expect(view.reread(for: SnapshotNotice(kind: .routing, epoch: 1, version: 1)) == .both, "nothing held: anything may be missing")
+        view.accept(configs: configs(3, ["api": ("/api", 1)]))
+        view.accept(routing: routing(5, ["api": ["api#1"]]))
+        #expect(view.reread(for: SnapshotNotice(kind: .routing, epoch: 1, version: 6)) == .snapshot(.routing))
+        #expect(view.reread(for: SnapshotNotice(kind: .configs, epoch: 1, version: 4)) == .snapshot(.configs))
+        #expect(view.reread(for: SnapshotNotice(kind: .routing, epoch: 1, version: 7)) == .both, "version 6 was skipped")
+        #expect(view.reread(for: SnapshotNotice(kind: .routing, epoch: 2, version: 6)) == .both, "a new term")
+        #expect(view.reread(for: SnapshotNotice(kind: .routing, epoch: 1, version: 5)) == nil, "held already")
+        #expect(view.reread(for: SnapshotNotice(kind: .configs, epoch: 0, version: 9)) == nil, "a deposed leader's")
+    }
+
     @Test func theLongestPrefixOnASegmentBoundaryWins() {
         var view = RouterView()
         view.accept(configs: configs(1, ["root": ("/", 1), "api": ("/api", 1), "v2": ("/api/v2/", 1), "hidden": (nil, 1)]))
