@@ -57,6 +57,16 @@ enum ControllerScripts {
         return 1
         """)
 
+    /// KEYS: lease, events.  ARGV: value, cap, epoch, controller, at, then per event: kind,
+    /// backend, replica, message.
+    static let appendEvents = FencedScript(body: """
+        for i = 6, #ARGV, 4 do
+            redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'epoch', ARGV[3], 'controller', ARGV[4], 'at', ARGV[5],
+                'kind', ARGV[i], 'backend', ARGV[i + 1], 'replica', ARGV[i + 2], 'message', ARGV[i + 3])
+        end
+        return 1
+        """)
+
     /// KEYS: lease, status.  ARGV: value, status.
     static let writeStatus = FencedScript(body: """
         redis.call('SET', KEYS[2], ARGV[2])

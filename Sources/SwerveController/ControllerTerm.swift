@@ -74,7 +74,8 @@ struct ControllerTerm {
         // actions) or this term has not written it yet.
         let status = actions.isEmpty && statusWritten ? lastStatus : Dictionary(uniqueKeysWithValues: next.backends.map { ($0.tag, $0.status) })
         try await execute(actions, status: status == lastStatus && statusWritten ? nil : status,
-                          appliedRequest: next.lastAppliedRequest != state.lastAppliedRequest)
+                          appliedRequest: next.lastAppliedRequest != state.lastAppliedRequest,
+                          events: actions.isEmpty ? [] : ClusterEvent.between(state, next, actions: actions))
         if next.requestsApplied > state.requestsApplied { metrics.requestsApplied.increment(by: next.requestsApplied - state.requestsApplied) }
         if !actions.isEmpty || !statusWritten { metrics.record(next) }
         state = next
@@ -149,9 +150,10 @@ struct ControllerTerm {
     }
 
     /// Carries out a step's actions, in order, as fenced scripts in one round trip; a changed
-    /// `status` is written right after the checkpoint. `appliedRequest`: the checkpoint records
-    /// a newly applied request (where ``ControllerFailpoint/afterRequest`` sits).
-    private func execute(_ actions: [Action], status: [String: BackendStatus]? = nil, appliedRequest: Bool = false) async throws {
+    /// `status` is written right after the checkpoint, then the step's `events`. `appliedRequest`:
+    /// the checkpoint records a newly applied request (where ``ControllerFailpoint/afterRequest`` sits).
+    private func execute(_ actions: [Action], status: [String: BackendStatus]? = nil, appliedRequest: Bool = false,
+                         events: [ClusterEvent] = []) async throws {
         var calls: [(script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible])] = []
         // Where each failpoint sits: after the call at this index.
         var failpointIndex: [ControllerFailpoint: Int] = [:]
@@ -162,6 +164,7 @@ struct ControllerTerm {
                 failpointIndex[.afterCheckpoint] = calls.count - 1
                 if appliedRequest { failpointIndex[.afterRequest] = calls.count - 1 }
                 if let status { calls.append((ControllerScripts.writeStatus, [keys.status], [Self.json(status)])) }
+                if !events.isEmpty { calls.append(eventsCall(events)) }
             case .publishBackendConfigs(let view):
                 calls.append((ControllerScripts.publishSnapshot, [keys.configsSnapshot],
                               [Self.json(Snapshot(epoch: scope.epoch, view: view)), keys.snapshots, Self.json(SnapshotNotice(kind: .configs, epoch: scope.epoch, version: view.version))]))
@@ -218,6 +221,13 @@ struct ControllerTerm {
     private func drainCall(_ replica: ReplicaReference, _ request: DrainRequest) -> (script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible]) {
         (ControllerScripts.drain, [keys.drain(replica.tag)],
          [DocumentCodec.encode(request), keys.control(replica.tag), DocumentCodec.encode(ControlMessage(event: .drain)), keys.nodeNotify(replica.node)])
+    }
+
+    private func eventsCall(_ events: [ClusterEvent]) -> (script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible]) {
+        let controller = scope.leaseValue.split(separator: ":").dropLast().joined(separator: ":")
+        var arguments: [any RedisArgumentConvertible] = [ClusterKeys.eventsLimit, scope.epoch, controller, wallClockMilliseconds()]
+        for event in events { arguments += [event.kind.rawValue, event.backend, event.replica ?? "", event.message] }
+        return (ControllerScripts.appendEvents, [keys.events], arguments)
     }
 
     private func goalCall(_ outcome: GoalOutcome) -> (script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible]) {

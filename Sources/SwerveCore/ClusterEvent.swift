@@ -1,0 +1,104 @@
+/// One state transition, as `swerve events` and `swerve describe` show it: what changed, for
+/// which backend (and replica), in words an operator can act on.
+///
+/// Derived, never stored in the checkpoint: ``ClusterEvent/between(_:_:actions:)`` compares
+/// the state before and after a step, so every transition a step made appears exactly once
+/// per step that made it (a leader that repeats a step after a crash may record it again).
+public struct ClusterEvent: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Hashable, Codable {
+        case backendCreated = "BackendCreated"
+        case backendUpdated = "BackendUpdated"
+        case backendDeleting = "BackendDeleting"
+        case backendRemoved = "BackendRemoved"
+        case backendFailed = "BackendFailed"
+        case replica = "Replica"
+        case goalCompleted = "GoalCompleted"
+        case goalFailed = "GoalFailed"
+    }
+
+    public var kind: Kind
+    public var backend: String
+    /// The replica's tag, for replica transitions.
+    public var replica: String?
+    public var message: String
+
+    public init(kind: Kind, backend: String, replica: String? = nil, message: String) {
+        self.kind = kind
+        self.backend = backend
+        self.replica = replica
+        self.message = message
+    }
+
+    /// The transitions from `old` to `new` (backends, then replicas, in tag order), then the
+    /// goals `actions` settle.
+    public static func between(_ old: BackendState, _ new: BackendState, actions: [Action]) -> [ClusterEvent] {
+        var events: [ClusterEvent] = []
+        let before = Dictionary(old.backends.map { ($0.tag, $0) }, uniquingKeysWith: { a, _ in a })
+        let after = Dictionary(new.backends.map { ($0.tag, $0) }, uniquingKeysWith: { a, _ in a })
+        for tag in Set(before.keys).union(after.keys).sorted() {
+            switch (before[tag], after[tag]) {
+            case (nil, let created?):
+                events.append(ClusterEvent(kind: .backendCreated, backend: tag,
+                                           message: "created with \(created.config.numReplicas) replicas at version \(created.version)"))
+            case (let gone?, nil):
+                events.append(ClusterEvent(kind: .backendRemoved, backend: tag, message: "removed\(gone.forceDelete ? " (forced)" : "")"))
+            case (let was?, let now?):
+                if !was.deleting, now.deleting {
+                    events.append(ClusterEvent(kind: .backendDeleting, backend: tag, message: now.forceDelete ? "deleting: killing its replicas" : "deleting: draining its replicas"))
+                } else if was.version != now.version || was.config != now.config {
+                    var changes: [String] = []
+                    if was.config.numReplicas != now.config.numReplicas { changes.append("replicas \(was.config.numReplicas) → \(now.config.numReplicas)") }
+                    if was.version != now.version { changes.append("version \(was.version) → \(now.version) (rolling out)") }
+                    if was.userConfigVersion != now.userConfigVersion { changes.append("user config updated") }
+                    if changes.isEmpty { changes.append("config updated") }
+                    events.append(ClusterEvent(kind: .backendUpdated, backend: tag, message: changes.joined(separator: ", ")))
+                }
+                if was.failure == nil, let failure = now.failure {
+                    events.append(ClusterEvent(kind: .backendFailed, backend: tag, message: failure))
+                }
+            case (nil, nil):
+                break
+            }
+        }
+        let replicasBefore = Self.replicas(of: old)
+        for replica in Self.replicas(of: new).values.sorted(by: { $0.tag < $1.tag }) {
+            let previous = replicasBefore[replica.tag]?.state
+            guard previous != replica.state else { continue }
+            events.append(ClusterEvent(kind: .replica, backend: replica.backend, replica: replica.tag, message: describe(replica, from: previous)))
+        }
+        for action in actions {
+            switch action {
+            case .completeGoal(let goal):
+                events.append(ClusterEvent(kind: .goalCompleted, backend: backend(of: goal, old, new) ?? "", message: "goal \(goal) completed"))
+            case .failGoal(let goal, let reason):
+                events.append(ClusterEvent(kind: .goalFailed, backend: backend(of: goal, old, new) ?? "", message: "goal \(goal) failed: \(reason)"))
+            default:
+                break
+            }
+        }
+        return events
+    }
+
+    private static func replicas(of state: BackendState) -> [String: ReplicaRecord] {
+        var all: [String: ReplicaRecord] = [:]
+        for replica in state.retiredReplicas { all[replica.tag] = replica }
+        for backend in state.backends { for replica in backend.replicas { all[replica.tag] = replica } }
+        return all
+    }
+
+    private static func describe(_ replica: ReplicaRecord, from previous: ReplicaState?) -> String {
+        let transition = previous.map { "\($0.rawValue) → \(replica.state.rawValue)" } ?? replica.state.rawValue
+        var details: [String] = []
+        if let node = replica.node { details.append("node \(node)") }
+        if replica.state == .running, let pid = replica.endpoint?.pid { details.append("pid \(pid)") }
+        if replica.state == .shouldStart, let reason = replica.pendingReason { details.append(reason) }
+        if replica.state == .stopped || replica.state == .shouldStop, let reason = replica.stopReason { details.append(reason) }
+        details.append("version \(replica.version)")
+        return transition + " (" + details.joined(separator: ", ") + ")"
+    }
+
+    /// The backend a goal belongs to: the one listing it before the step (it is settled now).
+    private static func backend(of goal: GoalID, _ old: BackendState, _ new: BackendState) -> String? {
+        (old.backends + new.backends).first { $0.goals.contains(goal) }?.tag
+    }
+}
