@@ -14,6 +14,8 @@
 //   SwerveMetrics - Prometheus metrics (swift-metrics + swift-prometheus) served over HTTP
 //   SwerveSystem - process spawning and exit statuses over POSIX, shared by node and worker
 //   SwerveCLI    - the one executable, `swerve`
+//   SwerveLauncher - a whole cluster on loopback as child processes (ops/up, ops/chaos, benches)
+//   SwerveOps    - `swerve-ops`: `up` and `chaos`, which `ops/up` and `ops/chaos` run
 //   SwerveBench  - `swerve-bench`, the benchmark driver that `ops/bench` runs
 import PackageDescription
 
@@ -28,6 +30,7 @@ let package = Package(
     products: [
         .executable(name: "swerve", targets: ["SwerveCLI"]),
         .executable(name: "swerve-bench", targets: ["SwerveBench"]),
+        .executable(name: "swerve-ops", targets: ["SwerveOps"]),
         .library(name: "SwerveRedis", targets: ["SwerveRedis"]),
         .library(name: "SwerveCore", targets: ["SwerveCore"]),
         .library(name: "SwerveProtocol", targets: ["SwerveProtocol"]),
@@ -143,6 +146,26 @@ let package = Package(
                 "SwerveMetrics",
                 "SwerveRouter",
                 "SwerveProtocol",
+                "SwerveSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SwerveLauncher",
+            dependencies: ["SwerveProtocol", "SwerveRedis", "SwerveSystem", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "SwerveOps",
+            dependencies: [
+                "SwerveLauncher",
+                "SwerveController",
+                "SwerveCore",
+                "SwerveProtocol",
+                "SwerveRedis",
                 "SwerveSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -64,9 +64,3 @@ struct LeaderCommand: AsyncParsableCommand {
         return "\(seconds / 3600)h\(String(format: "%02d", seconds / 60 % 60))m"
     }
 }
-
-/// A one-line error for the user, printed by ArgumentParser as "Error: …" with exit code 1.
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}

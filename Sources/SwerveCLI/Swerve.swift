@@ -15,7 +15,8 @@ struct SwerveCommand: AsyncParsableCommand {
               swerve version
             """,
         version: Swerve.version,
-        subcommands: [ApplyCommand.self, ScaleCommand.self, DeleteCommand.self, WaitCommand.self, StatusCommand.self, LeaderCommand.self,
+        subcommands: [ApplyCommand.self, GetCommand.self, DescribeCommand.self, EventsCommand.self, ScaleCommand.self, DeleteCommand.self,
+                      WaitCommand.self, StatusCommand.self, LeaderCommand.self,
                       ControllerCommand.self, RouterCommand.self, NodeCommand.self, WorkerCommand.self, Version.self]
     )
 }

@@ -39,7 +39,7 @@ public struct ClusterEvent: Sendable, Hashable, Codable {
             switch (before[tag], after[tag]) {
             case (nil, let created?):
                 events.append(ClusterEvent(kind: .backendCreated, backend: tag,
-                                           message: "created with \(created.config.numReplicas) replicas at version \(created.version)"))
+                                           message: "created with \(created.config.numReplicas) replica\(created.config.numReplicas == 1 ? "" : "s") at version \(created.version)"))
             case (let gone?, nil):
                 events.append(ClusterEvent(kind: .backendRemoved, backend: tag, message: "removed\(gone.forceDelete ? " (forced)" : "")"))
             case (let was?, let now?):

@@ -80,12 +80,14 @@ struct NodeAgentRun {
     var lastPoll = ContinuousClock.now
     /// Set on SIGTERM: when (Unix ms) workers still running are killed.
     var shutdownDeadline: Int64?
+    /// When this agent started (Unix ms): its record says so on every re-registration.
+    let startedAt = wallClockMilliseconds()
 
     var keys: ClusterKeys { configuration.keys }
     var id: String { configuration.id }
 
     func register() async throws(RedisError) {
-        let record = NodeRecord(id: id, address: configuration.address, resources: configuration.resources, pid: getpid(), startedAt: wallClockMilliseconds())
+        let record = NodeRecord(id: id, address: configuration.address, resources: configuration.resources, pid: getpid(), startedAt: startedAt)
         _ = try await client.pipeline([
             RedisCommand("SET", keys.node(id), DocumentCodec.encode(record), "PX", configuration.nodeTTL.wholeMilliseconds),
             RedisCommand("ZADD", keys.nodes, wallClockMilliseconds(), id),

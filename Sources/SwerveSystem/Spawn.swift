@@ -9,8 +9,20 @@ import Glibc
 /// naively would never see SIGTERM or SIGHUP.) With `newProcessGroup` it leads a process group
 /// of its own, so one `kill(-pid, …)` reaches it and everything it starts.
 ///
+/// With `outputPath`, its standard output and error are appended to that file (created if
+/// missing) and its standard input is `/dev/null`; without, it shares this process's.
+///
 /// - Returns: the pid, or the `errno` text when it could not be started.
-public func spawnProcess(executable: String, arguments: [String], environment: [String: String], newProcessGroup: Bool) -> Result<Int32, SpawnError> {
+public func spawnProcess(executable: String, arguments: [String], environment: [String: String], newProcessGroup: Bool,
+                         outputPath: String? = nil) -> Result<Int32, SpawnError> {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if let outputPath {
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    }
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
@@ -36,8 +48,8 @@ public func spawnProcess(executable: String, arguments: [String], environment: [
     var pid: pid_t = 0
     // A bare name ("python3") is looked up on PATH, as a shell would.
     let result = executable.contains("/")
-        ? posix_spawn(&pid, executable, nil, &attributes, argv, envp)
-        : posix_spawnp(&pid, executable, nil, &attributes, argv, envp)
+        ? posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        : posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
     guard result == 0 else { return .failure(SpawnError(message: "cannot start \(executable): \(String(cString: strerror(result)))")) }
     return .success(pid)
 }

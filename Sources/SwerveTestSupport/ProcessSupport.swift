@@ -37,10 +37,10 @@ public final class SwerveProcess: @unchecked Sendable {
         try process.run()
     }
 
-    /// The first line the process writes to stdout (with `captureOutput`), read as it comes
-    /// (off the cooperative pool); what follows stays in the pipe for ``output``.
-    public func firstOutputLine() async throws -> String {
-        guard let outputPipe else { throw TestFailure("firstOutputLine needs captureOutput") }
+    /// The next line the process writes to stdout (with `captureOutput`), read as it comes
+    /// (off the cooperative pool); what follows stays in the pipe for the next call or ``output``.
+    public func nextOutputLine() async throws -> String {
+        guard let outputPipe else { throw TestFailure("nextOutputLine needs captureOutput") }
         let handle = outputPipe.fileHandleForReading
         return try await withCheckedThrowingContinuation { continuation in
             Thread {

@@ -32,7 +32,7 @@ import Testing
     func router(_ flags: [String] = []) async throws -> RunningRouter {
         let process = try SwerveProcess(["router", "--redis", url, "--cluster", keys.cluster, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"] + flags,
                                         environment: ["SWERVE_LOG_LEVEL": "warning"], captureOutput: true)
-        let words = try await process.firstOutputLine().split(separator: " ").map(String.init)
+        let words = try await process.nextOutputLine().split(separator: " ").map(String.init)
         guard words.count == 4, words[0] == "listening" else { throw TestFailure("unexpected first line: \(words)") }
         return RunningRouter(process: process, address: words[1], admin: words[3])
     }

@@ -1,0 +1,233 @@
+import Foundation
+import Glibc
+public import SwerveProtocol
+import SwerveRedis
+import SwerveSystem
+import Synchronization
+import Logging
+
+/// A whole Swerve cluster on loopback, as child processes: an embedded `redis-server` (or an
+/// existing Redis), controllers, node agents and routers — what `ops/up`, `ops/chaos` and the
+/// benchmarks run.
+///
+/// Guarantees: every process it starts leads its own process group (a Ctrl-C meant for the
+/// launcher does not reach them; ``stopAll(timeout:)`` stops them in order: routers, then
+/// controllers, then node agents — which drain their workers — then Redis), and it signals
+/// only processes it started and has not yet reaped. Logs go to `logs/NAME.log` under the
+/// directory; the embedded Redis keeps its data (AOF on) in `redis/`.
+public final class LocalCluster: Sendable {
+    public struct Settings: Sendable {
+        /// The `swerve` binary.
+        public var swerve: String
+        /// Where logs and the embedded Redis's data go.
+        public var directory: String
+        public var cluster: String
+        /// An existing Redis; nil starts an embedded one.
+        public var redisURL: String?
+        /// Passed to controllers as `--lease-ttl-ms` when set.
+        public var leaseTTLMs: Int?
+        /// CPUs each node agent offers.
+        public var nodeCPU: Double = 8
+        /// The log level of every process (`SWERVE_LOG_LEVEL`).
+        public var logLevel = "info"
+
+        public init(swerve: String, directory: String, cluster: String, redisURL: String? = nil, leaseTTLMs: Int? = nil) {
+            self.swerve = swerve
+            self.directory = directory
+            self.cluster = cluster
+            self.redisURL = redisURL
+            self.leaseTTLMs = leaseTTLMs
+        }
+    }
+
+    /// A process the launcher started.
+    public struct Member: Sendable, Hashable {
+        public enum Role: String, Sendable, Hashable { case redis, controller, node, router }
+        public var name: String
+        public var role: Role
+        public var pid: Int32
+        public var arguments: [String]
+    }
+
+    public let settings: Settings
+    public let keys: ClusterKeys
+    private let members = Mutex<[String: Member]>([:])
+    private let embeddedRedis = Mutex<(port: Int, url: String)?>(nil)
+
+    public init(settings: Settings) throws {
+        self.settings = settings
+        keys = try ClusterKeys(cluster: settings.cluster)
+        try FileManager.default.createDirectory(atPath: "\(settings.directory)/logs", withIntermediateDirectories: true)
+    }
+
+    /// The Redis every member uses.
+    public var redisURL: String {
+        settings.redisURL ?? embeddedRedis.withLock { $0?.url } ?? "redis://127.0.0.1:6379"
+    }
+
+    public var logDirectory: String { "\(settings.directory)/logs" }
+
+    /// Where the embedded Redis keeps its data.
+    public var redisDirectory: String { "\(settings.directory)/redis" }
+
+    // MARK: Starting
+
+    /// Starts the embedded `redis-server` (AOF on, data in ``redisDirectory``) on `port` (a free
+    /// one when nil) and waits until it answers. Does nothing when an existing Redis is used.
+    public func startRedis(port: Int? = nil) async throws {
+        guard settings.redisURL == nil else { return }
+        try FileManager.default.createDirectory(atPath: redisDirectory, withIntermediateDirectories: true)
+        let chosen = try port ?? embeddedRedis.withLock { $0?.port } ?? freeLoopbackPort()
+        let url = "redis://127.0.0.1:\(chosen)"
+        embeddedRedis.withLock { $0 = (chosen, url) }
+        try start("redis", role: .redis, executable: "redis-server", arguments: [
+            "--port", "\(chosen)", "--bind", "127.0.0.1", "--dir", redisDirectory, "--appendonly", "yes",
+            "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+        ])
+        try await awaitRedis(url)
+    }
+
+    /// Stops the embedded Redis (SIGTERM: it finishes its AOF) and starts it again on the same
+    /// port and data: what a restart in production looks like.
+    public func restartRedis() async throws {
+        guard settings.redisURL == nil else { return }
+        stop("redis", timeout: .seconds(10))
+        try await startRedis()
+    }
+
+    public func startController(_ id: String, extra: [String] = []) throws {
+        var arguments = ["controller"] + clusterArguments + ["--id", id]
+        if let ttl = settings.leaseTTLMs { arguments += ["--lease-ttl-ms", "\(ttl)"] }
+        try start(id, role: .controller, executable: settings.swerve, arguments: arguments + extra)
+    }
+
+    public func startNode(_ id: String) throws {
+        try start(id, role: .node, executable: settings.swerve,
+                  arguments: ["node"] + clusterArguments + ["--id", id, "--cpu", "\(settings.nodeCPU)"])
+    }
+
+    /// Starts a router on `listen` with its admin port on `admin` (both `host:port`).
+    public func startRouter(_ id: String, listen: String, admin: String) throws {
+        try start(id, role: .router, executable: settings.swerve,
+                  arguments: ["router"] + clusterArguments + ["--listen", listen, "--admin", admin])
+    }
+
+    private var clusterArguments: [String] { ["--redis", redisURL, "--cluster", settings.cluster] }
+
+    private func start(_ name: String, role: Member.Role, executable: String, arguments: [String]) throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWERVE_LOG_LEVEL"] = settings.logLevel
+        let pid: Int32
+        switch spawnProcess(executable: executable, arguments: arguments, environment: environment, newProcessGroup: true,
+                            outputPath: "\(logDirectory)/\(name).log") {
+        case .success(let started): pid = started
+        case .failure(let error): throw LauncherError("cannot start \(name): \(error.message)")
+        }
+        members.withLock { $0[name] = Member(name: name, role: role, pid: pid, arguments: arguments) }
+    }
+
+    // MARK: Watching and signalling
+
+    /// The members started and not yet reaped.
+    public var running: [Member] {
+        members.withLock { members in
+            for (name, member) in members where Self.reaped(member.pid) { members[name] = nil }
+            return members.values.sorted { $0.name < $1.name }
+        }
+    }
+
+    public func pid(_ name: String) -> Int32? { running.first { $0.name == name }?.pid }
+
+    /// Sends `signal` to `name` if it is still running; returns whether it was.
+    @discardableResult
+    public func signal(_ name: String, _ signal: Int32) -> Bool {
+        guard let pid = pid(name) else { return false }
+        return kill(pid, signal) == 0
+    }
+
+    /// SIGTERM, then SIGKILL after `timeout`; returns once it was reaped.
+    public func stop(_ name: String, timeout: Duration) {
+        guard let member = members.withLock({ $0[name] }) else { return }
+        stop([member], timeout: timeout)
+    }
+
+    /// Waits until `name` exits by itself (after a signal someone else sent).
+    public func awaitExit(_ name: String) async {
+        while pid(name) != nil { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    /// Stops every member in order — routers, controllers, node agents (they drain their
+    /// workers), Redis — each SIGTERM first and SIGKILL after `timeout`.
+    public func stopAll(timeout: Duration = .seconds(10)) {
+        let all = members.withLock { $0.values }
+        for role in [Member.Role.router, .controller, .node, .redis] {
+            stop(all.filter { $0.role == role }, timeout: timeout)
+        }
+    }
+
+    private func stop(_ group: [Member], timeout: Duration) {
+        for member in group where !Self.reaped(member.pid) {
+            kill(member.pid, SIGCONT) // a stopped process cannot act on SIGTERM
+            kill(member.pid, SIGTERM)
+        }
+        let deadline = ContinuousClock.now + timeout
+        for member in group {
+            while !Self.reaped(member.pid) {
+                if ContinuousClock.now > deadline { kill(-member.pid, SIGKILL); kill(member.pid, SIGKILL) }
+                usleep(10_000)
+            }
+        }
+        members.withLock { members in for member in group { members[member.name] = nil } }
+    }
+
+    /// Whether `pid` (a child) exited; reaps it. A pid that is no child of ours counts as gone.
+    private static func reaped(_ pid: Int32) -> Bool {
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        return result == pid || (result == -1 && errno == ECHILD)
+    }
+
+    private func awaitRedis(_ url: String) async throws {
+        let logger = Logger(label: "swerve.launcher") { _ in SwiftLogNoOpLogHandler() }
+        let client = RedisClient(configuration: try RedisConfiguration(url: url), logger: logger)
+        defer { client.close() }
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            if (try? await client.send("PING"))?.string == "PONG" { return }
+            if pid("redis") == nil { throw LauncherError("redis-server exited at start; see \(logDirectory)/redis.log") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw LauncherError("redis-server did not answer within 15 s; see \(logDirectory)/redis.log")
+    }
+}
+
+/// Why the launcher could not do what it was asked.
+public struct LauncherError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on now: `preferred` when it is free, else one
+/// the kernel picks.
+public func freeLoopbackPort(preferred: Int? = nil) throws -> Int {
+    func bindable(_ port: Int) -> Int? {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { return nil }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+    if let preferred, let port = bindable(preferred) { return port }
+    guard let port = bindable(0) else { throw LauncherError("no free TCP port on 127.0.0.1") }
+    return port
+}

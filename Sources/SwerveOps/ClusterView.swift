@@ -1,0 +1,32 @@
+import Foundation
+import SwerveController
+import SwerveCore
+import SwerveProtocol
+import SwerveRedis
+
+/// What `up` shows and `chaos` checks, read from Redis: the leader record and the status.
+struct ClusterView {
+    let keys: ClusterKeys
+    let client: RedisClient
+
+    /// The leading controller and its epoch, nil when none leads.
+    func leader() async -> LeaderRecord? {
+        guard let bytes = try? await client.send("GET", keys.leader).bytes else { return nil }
+        return try? DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader)
+    }
+
+    /// The live status table: leader, then one line per backend.
+    func statusLines() async -> [String] {
+        let leader = await leader()
+        var lines = [leader.map { "leader: \($0.id) (epoch \($0.epoch))" } ?? "leader: none (an election is under way)"]
+        guard let bytes = try? await client.send("GET", keys.status).bytes,
+              let statuses = try? JSONDecoder().decode([String: BackendStatus].self, from: Data(bytes)) else {
+            return lines + ["backends: none yet"]
+        }
+        let rows = statuses.sorted { $0.key < $1.key }.map { [$0.key, $0.value.kind.rawValue, "\($0.value.running)/\($0.value.target)", $0.value.reason] }
+        let all = [["BACKEND", "STATUS", "READY", "REASON"]] + rows
+        let widths = (0..<3).map { column in all.map { $0[column].count }.max() ?? 0 }
+        lines += all.map { row in (0..<3).map { row[$0].padding(toLength: widths[$0] + 2, withPad: " ", startingAt: 0) }.joined() + row[3] }
+        return lines
+    }
+}

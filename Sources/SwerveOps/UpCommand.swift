@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import Logging
+import SwerveController
+import SwerveLauncher
+import SwerveRedis
+import SwerveSystem
+
+/// `swerve-ops up`: a whole cluster on loopback — an embedded Redis (or `--redis`), 3
+/// controllers, 2 node agents, a router — with the example backends applied; shows the
+/// router's URL, the leader and a live status until Ctrl-C, then stops everything it started.
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up", abstract: "Start a local cluster and show its status until Ctrl-C.",
+        discussion: """
+            ops/up builds Swerve and runs this. Logs go to DIR/logs, the embedded Redis keeps its
+            data (AOF on) in DIR/redis, so a second `up` finds the backends where they were.
+
+            Examples:
+              swerve-ops up --swerve .build/release/swerve
+              swerve-ops up --swerve .build/release/swerve --redis redis://10.0.0.5:6379 --cluster staging
+            """)
+
+    @Option(help: "The swerve binary to run.") var swerve: String
+    @Option(help: "An existing Redis to use instead of starting one.") var redis: String?
+    @Option(help: "The cluster name.") var cluster = "local"
+    @Option(help: "Where logs and the embedded Redis's data go.") var directory = ".swerve"
+    @Option(help: "The router's port (another free one if it is taken).") var routerPort = 8000
+    @Option(help: "A spec file to apply once the cluster is up (empty: none).") var apply = "examples/backends.yaml"
+    @Option(help: "Controllers to run.") var controllers = 3
+    @Option(help: "Node agents to run.") var nodes = 2
+
+    func run() async throws {
+        var settings = LocalCluster.Settings(swerve: swerve, directory: directory, cluster: cluster, redisURL: redis)
+        settings.logLevel = ProcessInfo.processInfo.environment["SWERVE_LOG_LEVEL"] ?? "info"
+        let cluster = try LocalCluster(settings: settings)
+        // Ctrl-C and SIGTERM both end the run: stop what was started, nothing else.
+        signal(SIGINT, SIG_IGN)
+        let (stops, stop) = AsyncStream.makeStream(of: Void.self)
+        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT)
+        interrupt.setEventHandler { stop.yield() }
+        interrupt.resume()
+        let termination = handleTermination { stop.yield() }
+        defer { interrupt.cancel(); termination.cancel() }
+
+        let shown = Task {
+            do {
+                try await start(cluster)
+            } catch {
+                FileHandle.standardError.write(Data("swerve-ops up: \(error)\n".utf8))
+                stop.yield()
+            }
+        }
+        for await _ in stops { break }
+        shown.cancel()
+        print("\nstopping \(cluster.running.count) processes…")
+        cluster.stopAll()
+        print("stopped; logs in \(cluster.logDirectory)")
+    }
+
+    private func start(_ cluster: LocalCluster) async throws {
+        try await cluster.startRedis()
+        for index in 1...max(1, controllers) { try cluster.startController("controller-\(index)") }
+        for index in 1...max(1, nodes) { try cluster.startNode("node-\(index)") }
+        let listen = "127.0.0.1:\(try freeLoopbackPort(preferred: routerPort))"
+        let admin = "127.0.0.1:\(try freeLoopbackPort(preferred: routerPort + 1))"
+        try cluster.startRouter("router-1", listen: listen, admin: admin)
+
+        let logger = Logger(label: "swerve-ops") { _ in SwiftLogNoOpLogHandler() }
+        let redis = RedisClient(configuration: try RedisConfiguration(url: cluster.redisURL), logger: logger)
+        defer { redis.close() }
+        let client = ClusterClient(keys: cluster.keys, client: redis, logger: logger)
+        print("redis:   \(cluster.redisURL)" + (self.redis == nil ? " (data in \(cluster.redisDirectory), AOF on)" : ""))
+        print("router:  http://\(listen)   (routes: http://\(admin)/-/routes, metrics: http://\(admin)/metrics)")
+        print("logs:    \(cluster.logDirectory)")
+        print("cli:     export SWERVE_REDIS_URL=\(cluster.redisURL) SWERVE_CLUSTER=\(cluster.keys.cluster)")
+        if !apply.isEmpty {
+            let text = try String(contentsOfFile: apply, encoding: .utf8)
+            for spec in try BackendSpec.parse(text, source: apply) {
+                let goal = try await client.submit(spec.operation)
+                let outcome = try await client.wait(for: goal, backend: spec.operation.backendTag) { _ in }
+                print("applied: \(spec.operation.backendTag) from \(apply)" + (outcome.failure.map { " — failed: \($0)" } ?? ""))
+            }
+        }
+        print("ready:   curl http://\(listen)/hello   ·   Ctrl-C stops every process started here")
+        fflush(nil) // all streams: stdout without naming the global
+        try await showStatus(ClusterView(keys: cluster.keys, client: redis))
+    }
+
+    /// Redraws the status in place on a terminal; elsewhere prints it whenever it changes.
+    private func showStatus(_ view: ClusterView) async throws {
+        let terminal = isatty(STDOUT_FILENO) == 1
+        var shown: [String] = []
+        while !Task.isCancelled {
+            let lines = await view.statusLines()
+            if lines != shown {
+                if terminal, !shown.isEmpty { print("\u{1B}[\(shown.count)F\u{1B}[J", terminator: "") }
+                print(lines.joined(separator: "\n"))
+                if !terminal { print("") }
+                fflush(nil) // all streams: stdout without naming the global
+                shown = lines
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}
