@@ -47,6 +47,8 @@ struct UpCommand: AsyncParsableCommand {
         let shown = Task {
             do {
                 try await start(cluster)
+            } catch is CancellationError {
+                // Ctrl-C while starting or showing: the run ends below.
             } catch {
                 FileHandle.standardError.write(Data("swerve-ops up: \(error)\n".utf8))
                 stop.yield()
