@@ -256,7 +256,7 @@ let package = Package(
         .testTarget(name: "SwerveSystemTests", dependencies: ["SwerveSystem"], swiftSettings: strict),
         .testTarget(
             name: "SwerveCLITests",
-            dependencies: ["SwerveCore"],
+            dependencies: ["SwerveCore", "SwerveTestSupport"],
             swiftSettings: strict
         ),
     ],

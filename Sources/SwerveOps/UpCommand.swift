@@ -66,7 +66,7 @@ struct UpCommand: AsyncParsableCommand {
         for index in 1...max(1, controllers) { try cluster.startController("controller-\(index)") }
         for index in 1...max(1, nodes) { try cluster.startNode("node-\(index)") }
         let listen = "127.0.0.1:\(try freeLoopbackPort(preferred: routerPort))"
-        let admin = "127.0.0.1:\(try freeLoopbackPort(preferred: routerPort + 1))"
+        let admin = "127.0.0.1:\(try freeLoopbackPort(preferred: routerPort == 0 ? 0 : routerPort + 1))"
         try cluster.startRouter("router-1", listen: listen, admin: admin)
 
         let logger = Logger(label: "swerve-ops") { _ in SwiftLogNoOpLogHandler() }
