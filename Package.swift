@@ -175,6 +175,7 @@ let package = Package(
         .executableTarget(
             name: "SwerveBench",
             dependencies: [
+                "SwerveLauncher",
                 "SwerveRedis",
                 "SwerveController",
                 "SwerveCore",

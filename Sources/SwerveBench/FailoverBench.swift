@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SwerveController
+import SwerveLauncher
 import SwerveCore
 import SwerveProtocol
 import SwerveRedis
@@ -49,7 +50,10 @@ struct FailoverBench: AsyncParsableCommand {
         let statusChannel = "__keyspace@\(database)__:\(keys.status)"
         let readyPattern = "__keyspace@\(database)__:\(keys.ready("*"))"
 
-        let cluster = LocalCluster(swerve: swerve, url: url, cluster: keys.cluster, logs: logs, leaseTTLMs: leaseTTLMs)
+        var settings = LocalCluster.Settings(swerve: swerve, directory: logs, cluster: keys.cluster, redisURL: url, leaseTTLMs: leaseTTLMs)
+        settings.nodeCPU = 64
+        settings.logLevel = "warning"
+        let cluster = try LocalCluster(settings: settings)
         defer { cluster.stopAll() }
         // A stuck measurement (a missed event) must not hang whoever runs the benchmark.
         let watchdog = Task {
@@ -59,7 +63,7 @@ struct FailoverBench: AsyncParsableCommand {
             Foundation.exit(1)
         }
         defer { watchdog.cancel() }
-        try cluster.startNode()
+        try cluster.startNode("n1")
         for index in 1...3 { try cluster.startController("c\(index)") }
 
         let clusterClient = ClusterClient(keys: keys, client: client, logger: logger)
@@ -108,7 +112,8 @@ struct FailoverBench: AsyncParsableCommand {
                 let reconciledAt = try await next("the new leader's first reconcile") { $0.channel == statusChannel && $0.text == "set" }
                 killToElected.append(electedAt - killed)
                 killToReconcile.append(reconciledAt - killed)
-                try cluster.restartController(leader.id)
+                await cluster.awaitExit(leader.id)
+                try cluster.startController(leader.id)
             }
             report("sigkill_to_first_reconcile", killToReconcile)
             report("sigkill_to_new_leader", killToElected)
@@ -120,8 +125,8 @@ struct FailoverBench: AsyncParsableCommand {
                 let stopped = ContinuousClock.now
                 cluster.signal(leader.id, SIGTERM)
                 termToElected.append(try await next("a new leader", elected(otherThan: leader.id)) - stopped)
-                cluster.waitForExit(leader.id)
-                try cluster.restartController(leader.id)
+                await cluster.awaitExit(leader.id)
+                try cluster.startController(leader.id)
             }
             report("sigterm_to_new_leader", termToElected)
 
@@ -163,66 +168,4 @@ private func routedTags(keys: ClusterKeys, client: RedisClient) async throws -> 
     guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes else { return [] }
     let snapshot = try JSONDecoder().decode(Snapshot<RoutingView>.self, from: Data(bytes))
     return Set(snapshot.view.backends.values.flatMap { $0.map(\.tag) })
-}
-
-/// The node agent and controllers the benchmark runs, as child processes.
-final class LocalCluster: @unchecked Sendable {
-    // @unchecked: the process table is read and written only under `lock` (the benchmark's
-    // task and its watchdog task both use it); the other stored properties are constants.
-    // Foundation's `Process` may be signalled and waited on from any thread.
-    private let lock = NSLock()
-    private var processes: [String: Process] = [:]
-    let swerve: String
-    let arguments: [String]
-    let logs: String
-    let leaseTTLMs: Int
-
-    init(swerve: String, url: String, cluster: String, logs: String, leaseTTLMs: Int) {
-        self.swerve = swerve
-        self.arguments = ["--redis", url, "--cluster", cluster]
-        self.logs = logs
-        self.leaseTTLMs = leaseTTLMs
-    }
-
-    func startNode() throws {
-        try start("node", ["node"] + arguments + ["--id", "n1", "--cpu", "64"])
-    }
-
-    func startController(_ id: String) throws {
-        try start(id, ["controller"] + arguments + ["--id", id, "--lease-ttl-ms", "\(leaseTTLMs)"])
-    }
-
-    func restartController(_ id: String) throws {
-        waitForExit(id)
-        try startController(id)
-    }
-
-    func signal(_ name: String, _ signal: Int32) {
-        lock.withLock { processes[name] }.map { kill($0.processIdentifier, signal) }
-    }
-
-    func waitForExit(_ name: String) {
-        lock.withLock { processes[name] }?.waitUntilExit()
-    }
-
-    func stopAll() {
-        let all = lock.withLock { processes.values }
-        for process in all where process.isRunning { kill(process.processIdentifier, SIGTERM) }
-        for process in all { process.waitUntilExit() }
-    }
-
-    private func start(_ name: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: swerve)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(["SWERVE_LOG_LEVEL": "warning"]) { $1 }
-        let log = "\(logs)/\(name).log"
-        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        handle.seekToEndOfFile()
-        process.standardError = handle
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        lock.withLock { processes[name] = process }
-    }
 }
