@@ -257,7 +257,7 @@ let package = Package(
         .testTarget(name: "SwerveSystemTests", dependencies: ["SwerveSystem"], swiftSettings: strict),
         .testTarget(
             name: "SwerveCLITests",
-            dependencies: ["SwerveCore", "SwerveTestSupport"],
+            dependencies: ["SwerveCore", "SwerveTestSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
     ],

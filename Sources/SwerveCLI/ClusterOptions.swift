@@ -38,6 +38,15 @@ struct ClusterOptions: ParsableArguments {
     }
 }
 
+/// With `SWERVE_DRY_RUN=1`, ends the command successfully once its flags and environment were
+/// read and checked, before it connects or binds anything: what a deployment's tests use to
+/// check every service's command line and environment (`docs/PROTOCOL.md`).
+func exitIfDryRun(_ command: String, _ summary: @autoclosure () -> String) throws {
+    guard ProcessInfo.processInfo.environment["SWERVE_DRY_RUN"] == "1" else { return }
+    print("swerve \(command): configuration ok: \(summary())")
+    throw ExitCode.success
+}
+
 /// An integer from the environment variable `name`, nil when it is unset or empty.
 /// - Throws: a validation error naming the variable when its value is not a whole number.
 func environmentInteger(_ name: String) throws -> Int? {

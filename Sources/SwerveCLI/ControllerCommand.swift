@@ -20,8 +20,8 @@ struct ControllerCommand: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptions
 
-    @Option(help: "This controller's id (default: HOST-PID).")
-    var id: String?
+    @Option(help: "This controller's id (default: SWERVE_CONTROLLER_ID, else HOST-PID).")
+    var id: String? = ProcessInfo.processInfo.environment["SWERVE_CONTROLLER_ID"].flatMap { $0.isEmpty ? nil : $0 }
 
     @Option(help: "The lease's time to live, in milliseconds (default: SWERVE_LEASE_TTL_MS, else 1500).")
     var leaseTTLMs: Int?
@@ -79,6 +79,9 @@ struct ControllerCommand: AsyncParsableCommand {
         let pid = ProcessInfo.processInfo.processIdentifier
         let timing = try timing()
         var identity = ControllerIdentity(id: id ?? "\(host)-\(pid)", host: host, pid: pid)
+        let metrics = try metricsEndpoint().map { "\($0.host):\($0.port)" } ?? "none"
+        let clusterName = try cluster.keys().cluster
+        try exitIfDryRun("controller", "id \(identity.id), cluster \(clusterName), lease TTL \(timing.ttl) ms, metrics \(metrics)")
         var endpoint: MetricsEndpoint?
         if let (metricsHost, metricsPort) = try metricsEndpoint() {
             let registry = MetricsEndpoint.bootstrap(durationBuckets: [ControllerMetrics.reconcileDurationLabel: ControllerMetrics.reconcileDurationBuckets])

@@ -19,17 +19,27 @@ struct NodeCommand: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptions
 
-    @Option(help: "This node's id (default: the host name).")
-    var id: String = ProcessInfo.processInfo.hostName
+    @Option(help: "This node's id (default: SWERVE_NODE_ID, else the host name).")
+    var id: String = ProcessInfo.processInfo.environment["SWERVE_NODE_ID"] ?? ProcessInfo.processInfo.hostName
 
-    @Option(help: "The address workers bind and advertise to routers.")
-    var address = "127.0.0.1"
+    @Option(help: "The address workers bind and advertise to routers (default: SWERVE_NODE_ADDRESS, else 127.0.0.1).")
+    var address = ProcessInfo.processInfo.environment["SWERVE_NODE_ADDRESS"] ?? "127.0.0.1"
 
-    @Option(help: "CPUs offered to replicas (fractions allowed; default: the cores here).")
-    var cpu = Double(ProcessInfo.processInfo.activeProcessorCount)
+    @Option(name: .customLong("cpu"), help: "CPUs offered to replicas (fractions allowed; default: SWERVE_NODE_CPU, else the cores here).")
+    var cpuFlag: Double?
 
-    @Option(help: "Memory offered to replicas, in bytes or with a unit (512MiB, 8GiB; default: the memory here).")
-    var memory: String?
+    @Option(help: "Memory offered to replicas, in bytes or with a unit (512MiB, 8GiB; default: SWERVE_NODE_MEMORY, else the memory here).")
+    var memory: String? = ProcessInfo.processInfo.environment["SWERVE_NODE_MEMORY"]
+
+    /// CPUs offered: the flag, else SWERVE_NODE_CPU, else the cores here.
+    var cpu: Double {
+        get throws {
+            if let cpuFlag { return cpuFlag }
+            guard let text = ProcessInfo.processInfo.environment["SWERVE_NODE_CPU"], !text.isEmpty else { return Double(ProcessInfo.processInfo.activeProcessorCount) }
+            guard let value = Double(text) else { throw ArgumentParser.ValidationError("SWERVE_NODE_CPU: must be a number, got '\(text)'") }
+            return value
+        }
+    }
 
     @Option(name: .customLong("resource"), help: ArgumentHelp("A custom resource offered to replicas, NAME=AMOUNT (repeatable).", valueName: "name=amount"))
     var resources: [String] = []
@@ -44,7 +54,8 @@ struct NodeCommand: AsyncParsableCommand {
         guard !id.isEmpty, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
             throw ArgumentParser.ValidationError("--id: \"\(id)\" may contain only letters, digits, \"-\", \"_\" and \".\"")
         }
-        guard cpu >= 0, cpu.isFinite else { throw ArgumentParser.ValidationError("--cpu: must be a number ≥ 0, got \(cpu)") }
+        let cpu = try cpu
+        guard cpu >= 0, cpu.isFinite else { throw ArgumentParser.ValidationError("--cpu (or SWERVE_NODE_CPU): must be a number ≥ 0, got \(cpu)") }
         guard shutdownTimeout >= 0 else { throw ArgumentParser.ValidationError("--shutdown-timeout: must be ≥ 0, got \(shutdownTimeout)") }
         _ = try memoryBytes()
         _ = try customResources()
@@ -57,9 +68,10 @@ struct NodeCommand: AsyncParsableCommand {
         let command = workerCommand.map { $0.split(separator: " ").map(String.init) } ?? [selfPath, "worker"]
         let configuration = NodeConfiguration(
             redisURL: cluster.redisURL, redis: try cluster.redisConfiguration(), keys: try cluster.keys(), id: id, address: address,
-            resources: Resources(cpu: cpu, memoryBytes: try memoryBytes(), custom: try customResources()),
+            resources: Resources(cpu: try cpu, memoryBytes: try memoryBytes(), custom: try customResources()),
             shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)), workerCommand: command,
             environment: ProcessInfo.processInfo.environment)
+        try exitIfDryRun("node", "id \(id), address \(address), cpu \(configuration.resources.cpu), cluster \(configuration.keys.cluster)")
         do {
             try await NodeAgent.run(configuration, logger: logger)
         } catch {

@@ -88,7 +88,9 @@ struct ApplyCommand: AsyncParsableCommand {
     @Option(help: "The user config, as JSON.") var userConfig: String?
 
     func run() async throws {
-        try await options.submit(try operations())
+        let operations = try operations()
+        try exitIfDryRun("apply", operations.map(\.backendTag).joined(separator: ", "))
+        try await options.submit(operations)
     }
 
     private func operations() throws -> [Request.Operation] {

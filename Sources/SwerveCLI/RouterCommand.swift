@@ -60,6 +60,7 @@ struct RouterCommand: AsyncParsableCommand {
         let configuration = RouterConfiguration(
             redis: try cluster.redisConfiguration(), keys: try cluster.keys(), listen: listenAddress, admin: adminAddress,
             settings: ProxySettings(queueLimit: queueLimit, queueTimeout: .milliseconds(queueTimeoutMs)), resync: .milliseconds(resyncMs))
+        try exitIfDryRun("router", "cluster \(configuration.keys.cluster), listen \(listenAddress.host):\(listenAddress.port), admin \(adminAddress.map { "\($0.host):\($0.port)" } ?? "none")")
         try await runUntilTerminated("router") { [configuration, logger] in
             try await Router.run(configuration, logger: logger) { listen, admin in
                 // One line on stdout, for scripts and tests: where it listens.

@@ -35,6 +35,12 @@ extension ClusterClient {
         }
     }
 
+    /// The leading controller's record, nil while none leads.
+    public func leader() async throws -> LeaderRecord? {
+        guard let bytes = try await client.send("GET", keys.leader).bytes else { return nil }
+        return try DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader)
+    }
+
     /// Every node that registered, with its record while it is alive.
     public func nodes() async throws -> [NodeListing] {
         let ids = try await client.send("ZRANGE", keys.nodes, 0, -1).array?.compactMap(\.string) ?? []
