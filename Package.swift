@@ -155,7 +155,7 @@ let package = Package(
         ),
         .target(
             name: "SwerveLauncher",
-            dependencies: ["SwerveProtocol", "SwerveRedis", "SwerveSystem", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SwerveCore", "SwerveProtocol", "SwerveRedis", "SwerveSystem", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -255,6 +255,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SwerveSystemTests", dependencies: ["SwerveSystem"], swiftSettings: strict),
+        .testTarget(name: "SwerveLauncherTests", dependencies: ["SwerveLauncher", "SwerveCore"], swiftSettings: strict),
         .testTarget(
             name: "SwerveCLITests",
             dependencies: ["SwerveCore", "SwerveTestSupport", .product(name: "Yams", package: "Yams")],

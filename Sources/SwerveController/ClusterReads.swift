@@ -35,6 +35,12 @@ extension ClusterClient {
         }
     }
 
+    /// A goal's outcome, nil while it has not settled (or after its key expired, a day on).
+    public func goalOutcome(_ goal: GoalID) async throws -> GoalOutcome? {
+        guard let bytes = try await client.send("GET", keys.goal(goal)).bytes else { return nil }
+        return try JSONDecoder().decode(GoalOutcome.self, from: Data(bytes))
+    }
+
     /// The leading controller's record, nil while none leads.
     public func leader() async throws -> LeaderRecord? {
         guard let bytes = try await client.send("GET", keys.leader).bytes else { return nil }

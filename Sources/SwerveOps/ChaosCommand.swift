@@ -1,7 +1,311 @@
 import ArgumentParser
+import Foundation
+import Glibc
+import Logging
+import SwerveController
+import SwerveCore
+import SwerveLauncher
+import SwerveProtocol
+import SwerveRedis
 
-/// `swerve-ops chaos`: see ops/chaos.
+/// `swerve-ops chaos`: starts a cluster like `up`, drives HTTP load through its router, keeps
+/// changing the backend, and meanwhile injects faults on a schedule; then waits for quiet and
+/// checks that nothing was lost, done twice or left behind. Exits 1 on any violation.
 struct ChaosCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "chaos", abstract: "Break a local cluster on a schedule and check it held.")
-    func run() async throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "chaos", abstract: "Break a local cluster on a schedule, then check it held (exit 1 on any violation).",
+        discussion: """
+            Faults, in turn: SIGKILL the leader, SIGSTOP it beyond the lease TTL then SIGCONT,
+            SIGTERM it — and after every three of those one of: SIGKILL a worker, SIGKILL a node
+            agent (restarted a second later), restart Redis (AOF keeps the data). Meanwhile the
+            backend is scaled between 2 and 4 replicas and rolled to new versions.
+
+            Example (ops/chaos builds and runs this):
+              swerve-ops chaos --swerve .build/debug/swerve --duration 60 --kills 30
+            """)
+
+    @Option(help: "The swerve binary to run.") var swerve: String
+    @Option(help: "Where logs and Redis's data go (emptied first).") var directory = ".swerve/chaos"
+    @Option(help: "Seconds of faults, at most.") var duration = 60
+    @Option(help: "Leader faults, at most (they rotate SIGKILL, SIGSTOP, SIGTERM).") var kills = 30
+    @Option(help: "The controllers' lease TTL, in milliseconds.") var leaseTTLMs = 1000
+    @Option(help: "The lowest share of HTTP requests that must succeed.") var minSuccess = 0.99
+    @Option(help: "Seconds to wait for the cluster to settle after the faults.") var settleTimeout = 90
+    @Option(help: "Fail unless each kind of leader fault happened at least this often (CI sets it).") var minEach = 0
+
+    func validate() throws {
+        guard duration > 0 else { throw ValidationError("--duration: must be > 0, got \(duration)") }
+        guard kills >= 0 else { throw ValidationError("--kills: must be ≥ 0, got \(kills)") }
+        guard leaseTTLMs >= 300 else { throw ValidationError("--lease-ttl-ms: must be ≥ 300, got \(leaseTTLMs)") }
+        guard (0...1).contains(minSuccess) else { throw ValidationError("--min-success: must be between 0 and 1, got \(minSuccess)") }
+    }
+
+    enum Fault: String, CaseIterable {
+        case killLeader = "SIGKILL leader", stopLeader = "SIGSTOP leader", termLeader = "SIGTERM leader"
+        case killWorker = "SIGKILL worker", killNode = "SIGKILL node agent", restartRedis = "restart Redis"
+    }
+
+    func run() async throws {
+        try? FileManager.default.removeItem(atPath: directory)
+        var settings = LocalCluster.Settings(swerve: swerve, directory: directory, cluster: "chaos\(UInt32.random(in: 0...UInt32.max))", leaseTTLMs: leaseTTLMs)
+        settings.nodeCPU = 16
+        let cluster = try LocalCluster(settings: settings)
+        defer { cluster.stopAll() }
+        let started = ContinuousClock.now
+        func say(_ line: String) {
+            let seconds = Double((ContinuousClock.now - started).components.seconds) + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+            print(String(format: "[%6.1f s] ", seconds) + line)
+            fflush(nil) // all streams: stdout without naming the global
+        }
+
+        try await cluster.startRedis()
+        for index in 1...3 { try cluster.startController("controller-\(index)") }
+        for index in 1...2 { try cluster.startNode("node-\(index)") }
+        let listen = "127.0.0.1:\(try freeLoopbackPort())"
+        try cluster.startRouter("router-1", listen: listen, admin: "127.0.0.1:\(try freeLoopbackPort())")
+        say("cluster \(cluster.keys.cluster) up: redis \(cluster.redisURL), router \(listen), logs \(cluster.logDirectory)")
+
+        let logger = Logger(label: "swerve-ops") { _ in SwiftLogNoOpLogHandler() }
+        let redis = RedisClient(configuration: try RedisConfiguration(url: cluster.redisURL), logger: logger)
+        defer { redis.close() }
+        let client = ClusterClient(keys: cluster.keys, client: redis, logger: logger)
+        let watch = LeaderWatch(client: client)
+        let watching = Task { await watch.run() }
+        defer { watching.cancel() }
+
+        let ledger = RequestLedger(client: client)
+        let echo = { (round: Int) in ReplicaConfig(workload: .builtin(name: "echo", options: ["round": .number(Double(round))]), resources: Resources(cpu: 0.1)) }
+        let created = try await ledger.submit(.createBackend(tag: "api", config: BackendConfig(numReplicas: 3, gracefulShutdownWaitLoopS: 0.2, routePrefix: "/api"),
+                                                             replicaConfig: echo(0)))
+        guard try await client.wait(for: created, backend: "api", progress: { _ in }).failure == nil else { throw LauncherError("the backend did not come up") }
+        try await awaitRouted(redis, keys: cluster.keys)
+        say("backend api: 3 replicas running and routed; load starts")
+
+        let load = try LoadGenerator(address: listen, path: "/api/chaos", pause: .milliseconds(4))
+        load.start(threads: 4)
+
+        // Changes between faults, every 2.5 s: scale between 2 and 4, or roll to a new version.
+        // (Submitted from the fault loop, so never while Redis restarts: a request whose
+        // connection dropped mid-write might or might not be in the stream.)
+        var round = 1
+        var nextChange = ContinuousClock.now + .milliseconds(2500)
+        func change() async throws {
+            guard ContinuousClock.now >= nextChange else { return }
+            let operation: Request.Operation = round % 2 == 0
+                ? .updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 2 + round % 3))
+                : .createBackend(tag: "api", config: BackendConfig(numReplicas: 2 + round % 3, gracefulShutdownWaitLoopS: 0.2, routePrefix: "/api"), replicaConfig: echo(round))
+            _ = try await ledger.submit(operation)
+            say(round % 2 == 0 ? "scale api to \(2 + round % 3)" : "roll api to round \(round) (\(2 + round % 3) replicas)")
+            round += 1
+            nextChange = ContinuousClock.now + .milliseconds(2500)
+        }
+
+        // Faults.
+        let ttl = Duration.milliseconds(leaseTTLMs)
+        var failovers: [Fault: [Duration]] = [:]
+        var counts: [Fault: Int] = [:]
+        var violations: [String] = []
+        let others: [Fault] = [.killWorker, .killNode, .restartRedis]
+        var leaderFaults = 0
+        let deadline = started + .seconds(duration)
+        while ContinuousClock.now < deadline, leaderFaults < kills {
+            try await change()
+            let fault: Fault
+            if leaderFaults > 0, leaderFaults % 3 == 0, counts.values.reduce(0, +) - leaderFaults < leaderFaults / 3 {
+                fault = others[(leaderFaults / 3 - 1) % others.count]
+            } else {
+                fault = [Fault.killLeader, .stopLeader, .termLeader][leaderFaults % 3]
+                leaderFaults += 1
+            }
+            counts[fault, default: 0] += 1
+            switch fault {
+            case .killLeader, .stopLeader, .termLeader:
+                guard let leader = await watch.awaitLeader(timeout: .seconds(15)) else {
+                    violations.append("no controller led for 15 s before a \(fault.rawValue)")
+                    break
+                }
+                let name = leader.id
+                let signal = fault == .killLeader ? SIGKILL : fault == .stopLeader ? SIGSTOP : SIGTERM
+                let at = ContinuousClock.now
+                cluster.signal(name, signal)
+                guard let successor = await watch.awaitSuccessor(of: leader, timeout: ttl * 4 + .seconds(5)) else {
+                    violations.append("no new leader within \(ttl * 4 + .seconds(5)) of a \(fault.rawValue) (\(name))")
+                    if fault == .stopLeader { cluster.signal(name, SIGCONT) }
+                    break
+                }
+                failovers[fault, default: []].append(successor.at - at)
+                say("\(fault.rawValue) \(name) (epoch \(leader.epoch)) → \(successor.id) leads (epoch \(successor.epoch)) after \(Self.ms(successor.at - at))")
+                if fault == .stopLeader {
+                    // Keep it stopped well beyond the TTL, then let it wake up deposed.
+                    let wake = at + ttl * 3 / 2
+                    if ContinuousClock.now < wake { try await Task.sleep(until: wake) }
+                    cluster.signal(name, SIGCONT)
+                } else {
+                    await cluster.awaitExit(name)
+                    try cluster.startController(name)
+                }
+            case .killWorker:
+                let state = try? await client.checkpoint()
+                if let victim = state?.backends.flatMap(\.replicas).filter({ $0.state == .running }).randomElement(), let pid = victim.endpoint?.pid {
+                    kill(pid, SIGKILL)
+                    say("SIGKILL worker \(victim.tag) (pid \(pid))")
+                }
+            case .killNode:
+                let name = "node-\(Int.random(in: 1...2))"
+                cluster.signal(name, SIGKILL)
+                await cluster.awaitExit(name)
+                say("SIGKILL \(name); restarting it in 1 s")
+                try await Task.sleep(for: .seconds(1))
+                try cluster.startNode(name)
+            case .restartRedis:
+                say("restarting Redis (SIGTERM, then the same port and AOF)")
+                try await cluster.restartRedis()
+                say("Redis is back")
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 200...600)))
+        }
+
+        // Quiet: one last change, then wait until it holds everywhere.
+        say("faults done; settling")
+        let last = try await ledger.submit(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 3)))
+        let settleDeadline = ContinuousClock.now + .seconds(settleTimeout)
+        var settled: (state: BackendState, workers: [(tag: String, pid: Int32)])?
+        while ContinuousClock.now < settleDeadline {
+            if (try? await client.goalOutcome(last)) != nil,
+               let state = try? await client.checkpoint(), ChaosInvariants.replicasConverged(state).isEmpty {
+                let workers = Self.workerProcesses(cluster: cluster.keys.cluster)
+                if ChaosInvariants.workersMatchReplicas(workers, state).isEmpty, await ledger.allSettled() {
+                    settled = (state, workers)
+                    break
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        await load.stop()
+        let state = try await client.checkpoint()
+        let workers = settled?.workers ?? Self.workerProcesses(cluster: cluster.keys.cluster)
+        if settled == nil { violations.append("the cluster did not settle within \(settleTimeout) s") }
+
+        // Checks.
+        violations += ChaosInvariants.oneControllerPerEpoch(try await client.recentEvents(count: ClusterKeys.eventsLimit * 2).map { ($0.epoch, $0.controller) })
+        violations += ChaosInvariants.electionsIncrease(watch.elections.map { ($0.epoch, $0.id) })
+        violations += ChaosInvariants.replicasConverged(state)
+        violations += ChaosInvariants.workersMatchReplicas(workers, state)
+        let inStream = Int(try await redis.send("XLEN", cluster.keys.requests).integer ?? -1)
+        let submitted = await ledger.goals.count
+        violations += ChaosInvariants.requestsAndGoals(submitted: submitted, inStream: inStream, applied: state.requestsApplied,
+                                                       goals: await ledger.outcomes())
+        let tally = load.tally
+        let sent = tally.values.reduce(0, +)
+        let succeeded = tally.filter { $0.key.hasPrefix("2") }.values.reduce(0, +)
+        let ratio = sent == 0 ? 0 : Double(succeeded) / Double(sent)
+        if ratio < minSuccess { violations.append(String(format: "HTTP success %.4f is below --min-success %.4f", ratio, minSuccess)) }
+        for fault in [Fault.killLeader, .stopLeader, .termLeader] where failovers[fault, default: []].count < minEach {
+            violations.append("only \(failovers[fault, default: []].count) \(fault.rawValue) faults with a failover (--min-each \(minEach)); raise --duration")
+        }
+        let refused = Self.fencedRefusals(in: cluster.logDirectory)
+
+        // Report.
+        print("\n== chaos report (cluster \(cluster.keys.cluster), \(Self.ms(ContinuousClock.now - started)) in all) ==")
+        print("faults:       " + Fault.allCases.map { "\($0.rawValue) ×\(counts[$0] ?? 0)" }.joined(separator: ", "))
+        for fault in [Fault.killLeader, .stopLeader, .termLeader] {
+            let times = (failovers[fault] ?? []).sorted()
+            guard !times.isEmpty else { continue }
+            print("failover:     \(fault.rawValue): median \(Self.ms(times[times.count / 2])), max \(Self.ms(times.last!)) (\(times.count))")
+        }
+        print("leadership:   \(watch.elections.count) elections; longest time with no leader record \(Self.ms(watch.longestGap))")
+        print("fencing:      \(refused) writes refused by the lease (each changed nothing)")
+        print("requests:     \(submitted) submitted, \(inStream) in the stream, \(state.requestsApplied) applied")
+        print(String(format: "http:         %d sent, %d succeeded (%.4f)", sent, succeeded, ratio))
+        for (outcome, count) in tally.sorted(by: { $0.value > $1.value }) where !outcome.hasPrefix("2") {
+            print("              failed: \(count) × \(outcome)")
+        }
+        print("replicas:     " + state.backends.map { "\($0.tag) \($0.replicas.filter { $0.state == .running }.count)/\($0.config.numReplicas) running" }.joined(separator: ", ")
+              + "; \(workers.count) worker processes")
+        if violations.isEmpty {
+            print("result:       ok — no violation")
+        } else {
+            print("result:       \(violations.count) violation\(violations.count == 1 ? "" : "s"):")
+            for violation in violations { print("  - \(violation)") }
+            throw ExitCode(1)
+        }
+    }
+
+    private func awaitRouted(_ redis: RedisClient, keys: ClusterKeys) async throws {
+        for _ in 0..<500 {
+            if let bytes = try? await redis.send("GET", keys.routingSnapshot).bytes,
+               let snapshot = try? JSONDecoder().decode(Snapshot<RoutingView>.self, from: Data(bytes)),
+               snapshot.view.backends["api"]?.isEmpty == false { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw LauncherError("backend api was never routed")
+    }
+
+    /// Worker processes of `cluster` (their environment names it), with their replica tags.
+    static func workerProcesses(cluster: String) -> [(tag: String, pid: Int32)] {
+        var found: [(String, Int32)] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let raw = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
+                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8) else { continue }
+            // A zombie has exited: it is only waiting to be reaped.
+            if let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)] == "Z" { continue }
+            let variables = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard variables.contains("SWERVE_CLUSTER=\(cluster)"),
+                  let tag = variables.first(where: { $0.hasPrefix("SWERVE_REPLICA_TAG=") })?.dropFirst("SWERVE_REPLICA_TAG=".count) else { continue }
+            found.append((String(tag), pid))
+        }
+        return found
+    }
+
+    /// How many writes the controllers' logs say the lease refused.
+    static func fencedRefusals(in logs: String) -> Int {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: logs)) ?? []
+        return files.filter { $0.hasPrefix("controller-") }.reduce(0) { total, file in
+            let text = (try? String(contentsOfFile: "\(logs)/\(file)", encoding: .utf8)) ?? ""
+            return total + text.components(separatedBy: "write refused under epoch").count - 1
+        }
+    }
+
+    static func ms(_ duration: Duration) -> String {
+        let milliseconds = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        return milliseconds >= 10_000 ? String(format: "%.1f s", milliseconds / 1000) : String(format: "%.0f ms", milliseconds)
+    }
+}
+
+/// Every request the harness submitted, and their goals.
+actor RequestLedger {
+    let client: ClusterClient
+    private(set) var goals: [GoalID] = []
+
+    init(client: ClusterClient) {
+        self.client = client
+    }
+
+    /// Submits `operation`, retrying while Redis cannot be reached (then nothing was sent).
+    /// Any other failure is thrown: the request may or may not be in the stream.
+    func submit(_ operation: Request.Operation) async throws -> GoalID {
+        while true {
+            do {
+                let goal = try await client.submit(operation)
+                goals.append(goal)
+                return goal
+            } catch let error as RedisError where error.code == .unavailable || error.code == .connectFailed {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    /// Each goal's outcome; nil for one not settled (or not readable).
+    func outcomes() async -> [String: GoalOutcome?] {
+        var outcomes: [String: GoalOutcome?] = [:]
+        for goal in goals {
+            let outcome = (try? await client.goalOutcome(goal)) ?? nil
+            outcomes[goal] = .some(outcome)
+        }
+        return outcomes
+    }
+
+    func allSettled() async -> Bool {
+        await outcomes().values.allSatisfy { $0 != nil }
+    }
 }

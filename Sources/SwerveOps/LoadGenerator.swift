@@ -1,0 +1,156 @@
+import Foundation
+import Glibc
+import Synchronization
+
+/// Steady HTTP load for the chaos harness: a few threads, each with one keep-alive connection
+/// to the router, sending `GET path` in a loop with a pause between requests, and recording
+/// every outcome — a status code, or why no response came.
+///
+/// Blocking sockets on threads of their own (not the cooperative pool): the load must go on
+/// while the harness waits on Redis, and each thread's pace is its own.
+final class LoadGenerator: Sendable {
+    /// Every outcome so far, by kind: `200`, `503`, … or a reason (`connect refused`, …).
+    private let outcomes = Mutex<[String: Int]>([:])
+    private let stopped = Atomic<Bool>(false)
+    private let running = Atomic<Int>(0)
+    let host: String
+    let port: UInt16
+    let path: String
+    let pause: Duration
+
+    init(address: String, path: String, pause: Duration) throws {
+        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
+            throw LoadError("bad address \(address)")
+        }
+        host = String(address[..<colon])
+        self.port = port
+        self.path = path
+        self.pause = pause
+    }
+
+    func start(threads: Int) {
+        for _ in 0..<threads {
+            running.add(1, ordering: .relaxed)
+            Thread { [self] in
+                loop()
+                running.subtract(1, ordering: .relaxed)
+            }.start()
+        }
+    }
+
+    /// Stops every thread and returns once they finished their last request.
+    func stop() async {
+        stopped.store(true, ordering: .relaxed)
+        while running.load(ordering: .relaxed) > 0 { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    var tally: [String: Int] { outcomes.withLock { $0 } }
+
+    private func record(_ outcome: String) {
+        outcomes.withLock { $0[outcome, default: 0] += 1 }
+    }
+
+    private func loop() {
+        var connection: Int32 = -1
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: swerve-chaos\r\n\r\n".utf8)
+        let pauseMicroseconds = UInt32(pause.components.seconds * 1_000_000 + pause.components.attoseconds / 1_000_000_000_000)
+        while !stopped.load(ordering: .relaxed) {
+            if connection < 0 {
+                switch connect() {
+                case .success(let descriptor): connection = descriptor
+                case .failure(let error):
+                    record(error.reason)
+                    usleep(max(pauseMicroseconds, 10_000))
+                    continue
+                }
+            }
+            switch exchange(connection, request) {
+            case .success(let (status, keepAlive)):
+                record("\(status)")
+                if !keepAlive { close(connection); connection = -1 }
+            case .failure(let error):
+                record(error.reason)
+                close(connection)
+                connection = -1
+            }
+            usleep(pauseMicroseconds)
+        }
+        if connection >= 0 { close(connection) }
+    }
+
+    struct Failure: Error { var reason: String }
+
+    private func connect() -> Result<Int32, Failure> {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr(host)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            let reason = "connect: \(String(cString: strerror(errno)))"
+            close(descriptor)
+            return .failure(Failure(reason: reason))
+        }
+        return .success(descriptor)
+    }
+
+    /// Sends the request and reads one whole response (Content-Length or chunked).
+    private func exchange(_ descriptor: Int32, _ request: [UInt8]) -> Result<(Int, Bool), Failure> {
+        let sent = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == request.count else { return .failure(Failure(reason: "send: \(String(cString: strerror(errno)))")) }
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        func fill() -> Failure? {
+            let count = recv(descriptor, &chunk, chunk.count, 0)
+            if count > 0 { buffer += chunk[0..<count]; return nil }
+            if count == 0 { return Failure(reason: "closed before a response") }
+            return Failure(reason: errno == EAGAIN || errno == EWOULDBLOCK ? "timed out (5 s)" : "recv: \(String(cString: strerror(errno)))")
+        }
+        let separator: [UInt8] = Array("\r\n\r\n".utf8)
+        var headerEnd: Range<Int>?
+        while headerEnd == nil {
+            if let failure = fill() { return .failure(failure) }
+            headerEnd = buffer.firstRange(of: separator)
+        }
+        let head = String(decoding: buffer[..<headerEnd!.lowerBound], as: UTF8.self).lowercased().components(separatedBy: "\r\n")
+        let statusWords = head.first?.split(separator: " ") ?? []
+        guard statusWords.count >= 2, let status = Int(statusWords[1]) else { return .failure(Failure(reason: "unreadable status line")) }
+        let headers = Dictionary(head.dropFirst().compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }, uniquingKeysWith: { $1 })
+        var body = Array(buffer[headerEnd!.upperBound...])
+        let keepAlive = headers["connection"] != "close"
+        if let length = headers["content-length"].flatMap(Int.init) {
+            while body.count < length {
+                buffer = []
+                if let failure = fill() { return .failure(failure) }
+                body += buffer
+            }
+        } else if headers["transfer-encoding"] == "chunked" {
+            // Read until the last chunk ("0\r\n\r\n"); the sizes themselves are not needed.
+            let last: [UInt8] = Array("0\r\n\r\n".utf8)
+            while body.firstRange(of: last) == nil {
+                buffer = []
+                if let failure = fill() { return .failure(failure) }
+                body += buffer
+            }
+        } else if headers["connection"] == "close" {
+            while true {
+                buffer = []
+                if fill() != nil { break }
+            }
+        }
+        return .success((status, keepAlive))
+    }
+}
+
+struct LoadError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
