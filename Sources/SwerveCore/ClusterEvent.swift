@@ -29,8 +29,8 @@ public struct ClusterEvent: Sendable, Hashable, Codable {
         self.message = message
     }
 
-    /// The transitions from `old` to `new` (backends, then replicas, in tag order), then the
-    /// goals `actions` settle.
+    /// The transitions from `old` to `new` (backends, then replicas in tag order, then replicas
+    /// whose records were dropped), then the goals `actions` settle.
     public static func between(_ old: BackendState, _ new: BackendState, actions: [Action]) -> [ClusterEvent] {
         var events: [ClusterEvent] = []
         let before = Dictionary(old.backends.map { ($0.tag, $0) }, uniquingKeysWith: { a, _ in a })
@@ -61,10 +61,15 @@ public struct ClusterEvent: Sendable, Hashable, Codable {
             }
         }
         let replicasBefore = Self.replicas(of: old)
-        for replica in Self.replicas(of: new).values.sorted(by: { $0.tag < $1.tag }) {
+        let replicasAfter = Self.replicas(of: new)
+        for replica in replicasAfter.values.sorted(by: { $0.tag < $1.tag }) {
             let previous = replicasBefore[replica.tag]?.state
             guard previous != replica.state else { continue }
             events.append(ClusterEvent(kind: .replica, backend: replica.backend, replica: replica.tag, message: describe(replica, from: previous)))
+        }
+        for replica in replicasBefore.values.sorted(by: { $0.tag < $1.tag }) where replicasAfter[replica.tag] == nil {
+            events.append(ClusterEvent(kind: .replica, backend: replica.backend, replica: replica.tag,
+                                       message: "\(replica.state.rawValue) → removed (its process is gone; version \(replica.version))"))
         }
         for action in actions {
             switch action {

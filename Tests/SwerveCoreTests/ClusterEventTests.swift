@@ -38,6 +38,7 @@ import Testing
             all += step(&h)
         }
         #expect(all.contains(ClusterEvent(kind: .backendRemoved, backend: "api", message: "removed")))
+        #expect(all.filter { $0.kind == .replica && $0.message.contains("→ removed") }.count == 2, "both replicas' records were dropped")
     }
 
     @Test func aFailedGoalSaysWhy() {
