@@ -193,10 +193,6 @@ struct StatusCommand: AsyncParsableCommand {
             return
         }
         let rows = statuses.sorted { $0.key < $1.key }.map { [$0.key, $0.value.kind.rawValue, "\($0.value.running)/\($0.value.target)", $0.value.reason] }
-        let header = ["BACKEND", "STATUS", "RUNNING", "REASON"]
-        let widths = (0..<3).map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-        for row in [header] + rows {
-            print((0..<3).map { row[$0].padding(toLength: widths[$0] + 2, withPad: " ", startingAt: 0) }.joined() + row[3])
-        }
+        print(Table(header: ["BACKEND", "STATUS", "RUNNING", "REASON"], rows: rows).render())
     }
 }

@@ -4,25 +4,15 @@ import SwerveCore
 import SwerveProtocol
 import SwerveRedis
 
-/// What `up` shows and `chaos` checks, read from Redis: the leader record and the status.
+/// What `up` shows live: the leader and every backend's status, read through the client.
 struct ClusterView {
-    let keys: ClusterKeys
-    let client: RedisClient
-
-    /// The leading controller and its epoch, nil when none leads.
-    func leader() async -> LeaderRecord? {
-        guard let bytes = try? await client.send("GET", keys.leader).bytes else { return nil }
-        return try? DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader)
-    }
+    let client: ClusterClient
 
     /// The live status table: leader, then one line per backend.
     func statusLines() async -> [String] {
-        let leader = await leader()
+        let leader = try? await client.leader()
         var lines = [leader.map { "leader: \($0.id) (epoch \($0.epoch))" } ?? "leader: none (an election is under way)"]
-        guard let bytes = try? await client.send("GET", keys.status).bytes,
-              let statuses = try? JSONDecoder().decode([String: BackendStatus].self, from: Data(bytes)) else {
-            return lines + ["backends: none yet"]
-        }
+        guard let statuses = try? await client.status(), !statuses.isEmpty else { return lines + ["backends: none yet"] }
         let rows = statuses.sorted { $0.key < $1.key }.map { [$0.key, $0.value.kind.rawValue, "\($0.value.running)/\($0.value.target)", $0.value.reason] }
         let all = [["BACKEND", "STATUS", "READY", "REASON"]] + rows
         let widths = (0..<3).map { column in all.map { $0[column].count }.max() ?? 0 }

@@ -87,7 +87,7 @@ struct UpCommand: AsyncParsableCommand {
         }
         print("ready:   curl http://\(listen)/hello   ·   Ctrl-C stops every process started here")
         fflush(nil) // all streams: stdout without naming the global
-        try await showStatus(ClusterView(keys: cluster.keys, client: redis))
+        try await showStatus(ClusterView(client: client))
     }
 
     /// Redraws the status in place on a terminal; elsewhere prints it whenever it changes.
