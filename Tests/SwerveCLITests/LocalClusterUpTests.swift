@@ -26,7 +26,11 @@ import Testing
         up.standardOutput = output
         up.standardError = output
         try up.run()
-        defer { if up.isRunning { kill(up.processIdentifier, SIGKILL) } }
+        defer {
+            // Even when the test fails: SIGINT, so it stops what it started (its children lead
+            // process groups of their own and would outlive a SIGKILLed launcher).
+            if up.isRunning { kill(up.processIdentifier, SIGINT); up.waitUntilExit() }
+        }
 
         // Its lines, as they come, until it says it is ready.
         var lines: [String] = []
