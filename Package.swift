@@ -131,7 +131,7 @@ let package = Package(
         ),
         .target(
             name: "SwerveTestSupport",
-            dependencies: ["SwerveProtocol", "SwerveRedis", "SwerveCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SwerveLauncher", "SwerveProtocol", "SwerveRedis", "SwerveCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(name: "SwerveSystem", dependencies: ["SwerveErrors"], swiftSettings: strict),

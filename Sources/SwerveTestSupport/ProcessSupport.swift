@@ -1,6 +1,7 @@
 /// Helpers shared by the test targets that run real `swerve` processes. Not shipped.
 public import Foundation
 import Glibc
+import SwerveLauncher
 
 /// The built `swerve` binary: a sibling of the test bundle in the build directory.
 public func swerveBinary() throws -> String {
@@ -128,17 +129,7 @@ private func blockingHTTPRequest(_ address: String, method: String, path: String
 /// process binding port 0 — workers, routers, test clients — can take it before it is used.
 public func freeLoopbackPort() throws -> Int {
     for _ in 0..<100 {
-        let port = Int.random(in: 20000..<32000)
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        if bound == 0 { return port }
+        if let port = bindLoopback(port: Int.random(in: 20000..<32000)) { return port }
     }
     throw TestFailure("no free loopback port between 20000 and 32000")
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SwerveTestSupport
 import Testing
 import Yams
 
@@ -8,32 +9,16 @@ import Yams
 @Suite struct Deployment {
     let root = #filePath.components(separatedBy: "/Tests/")[0]
 
-    func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-             directory: String? = nil) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
-    }
-
     @Test func theComposeFileIsValidAndEveryServiceStartsWithItsConfiguration() throws {
         let compose = "/usr/bin/docker-compose"
         try #require(FileManager.default.isExecutableFile(atPath: compose), "docker-compose is missing: ops/setup installs it")
-        let resolved = try run(compose, ["-f", "docker-compose.yml", "config"], directory: root)
+        let resolved = try runProcess(compose, ["-f", "docker-compose.yml", "config"], directory: root)
         try #require(resolved.status == 0, "docker-compose config: \(resolved.output)")
         let document = try #require(try Yams.load(yaml: resolved.output) as? [String: Any])
         let services = try #require(document["services"] as? [String: [String: Any]])
         #expect(Set(services.keys) == ["redis", "controller-1", "controller-2", "controller-3", "node-1", "node-2", "router-1", "router-2", "apply"])
 
-        let swerve = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swerve").path
+        let swerve = try swerveBinary()
         for (name, service) in services.sorted(by: { $0.key < $1.key }) {
             if name != "apply" {
                 #expect(service["healthcheck"] != nil, "\(name) has a health check")
@@ -46,10 +31,10 @@ import Yams
             var environment = (service["environment"] as? [String: Any] ?? [:]).mapValues { "\($0)" }
             environment["SWERVE_DRY_RUN"] = "1"
             environment["PATH"] = ProcessInfo.processInfo.environment["PATH"]
-            let checked = try run(swerve, arguments, environment: environment)
+            let checked = try runProcess(swerve, arguments, environment: environment)
             #expect(checked.status == 0 && checked.output.contains("configuration ok"), "\(name): swerve \(arguments.joined(separator: " ")): \(checked.output)")
             if let test = (service["healthcheck"] as? [String: Any])?["test"] as? [String], test.count > 2, test[1] == "swerve" {
-                #expect(try run(swerve, Array(test.dropFirst(2)) + ["--help"]).status == 0, "\(name)'s health check is a swerve command")
+                #expect(try runProcess(swerve, Array(test.dropFirst(2)) + ["--help"]).status == 0, "\(name)'s health check is a swerve command")
             }
         }
     }

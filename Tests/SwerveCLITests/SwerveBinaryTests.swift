@@ -1,19 +1,16 @@
 import Foundation
 import SwerveCore
+import SwerveTestSupport
 import Testing
 
-/// Runs the built `swerve` binary (a sibling of the test bundle in the build directory) and
-/// returns its exit status and output.
-func runSwerve(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-    let buildDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    let binary = ProcessInfo.processInfo.environment["SWERVE_BINARY"] ?? buildDirectory.appendingPathComponent("swerve").path
-    guard FileManager.default.isExecutableFile(atPath: binary) else {
-        throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: binary, NSLocalizedDescriptionKey: "no swerve binary at \(binary): build with `swift build --build-tests` (ops/test does)"])
-    }
+/// Runs `executable` to its end; returns its exit status and its output (stdout and stderr).
+func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                directory: String? = nil) throws -> (status: Int32, output: String) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: binary)
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    if let environment { process.environment = environment }
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
@@ -21,6 +18,12 @@ func runSwerve(_ arguments: [String], environment: [String: String] = [:]) throw
     let output = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
+/// Runs the built `swerve` binary (a sibling of the test bundle in the build directory) and
+/// returns its exit status and output.
+func runSwerve(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    try runProcess(try swerveBinary(), arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
 }
 
 @Suite struct SwerveBinary {

@@ -73,16 +73,49 @@ import Testing
     /// when the run ends, even if its test could not.
     var testDirectory: String { ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory() }
 
-    /// A Python HTTP server from `script`, listening on `port` (the caller SIGKILLs it: a child
-    /// of the test runner may inherit SIGTERM ignored).
-    func pythonReplica(_ script: String, port: Int) throws -> Process {
-        let replica = Process()
-        replica.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        replica.arguments = ["python3", script, "\(port)"]
-        replica.standardInput = FileHandle.nullDevice
-        replica.standardOutput = FileHandle.nullDevice
-        replica.standardError = FileHandle.nullDevice
-        try replica.run()
+    /// A small Python HTTP/1.1 server standing in for a replica, on its own port.
+    struct PythonReplica {
+        let process: Process
+        let address: String
+
+        /// SIGKILL: a child of the test runner may inherit SIGTERM ignored.
+        func stop() {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    /// Starts a Python server whose request handler class has `methods` (Python, written at
+    /// the class's indentation), and returns once it answers anything (a HEAD without a
+    /// handler is a 501: an answer).
+    func pythonReplica(_ name: String, methods: String) async throws -> PythonReplica {
+        let port = try freeLoopbackPort()
+        let scriptPath = "\(testDirectory)/\(keys.cluster)-\(name).py"
+        let body = methods.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n")
+        try """
+            import http.server, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+                def log_message(self, *args):
+                    pass
+            \(body)
+            http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+
+            """.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", scriptPath, "\(port)"]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let replica = PythonReplica(process: process, address: "127.0.0.1:\(port)")
+        do {
+            try await poll("the Python replica \(name)") { (try? await httpRequest(replica.address, method: "HEAD", path: "/")) != nil }
+        } catch {
+            replica.stop()
+            throw error
+        }
         return replica
     }
 
@@ -238,34 +271,23 @@ import Testing
     /// or made); and a HEAD answered without a body. The replica is a small Python server that
     /// answers with the headers it got.
     @Test func forwardedHeadersAndHeadRequests() async throws {
-        let port = try freeLoopbackPort()
-        let scriptPath = "\(testDirectory)/\(keys.cluster)-headers.py"
-        try """
-            import http.server, sys
-            class H(http.server.BaseHTTPRequestHandler):
-                protocol_version = "HTTP/1.1"
-                def do_GET(self):
-                    body = "".join(k.lower() + ": " + v + chr(10) for k, v in self.headers.items()).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                def do_HEAD(self):
-                    self.send_response(200)
-                    self.send_header("Content-Length", "1234")
-                    self.end_headers()
-                def log_message(self, *args):
-                    pass
-            http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-
-            """.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-        let replica = try pythonReplica(scriptPath, port: port)
-        defer { kill(replica.processIdentifier, SIGKILL); replica.waitUntilExit() }
+        let replica = try await pythonReplica("headers", methods: """
+            def do_GET(self):
+                body = "".join(k.lower() + ": " + v + chr(10) for k, v in self.headers.items()).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def do_HEAD(self):
+                self.send_response(200)
+                self.send_header("Content-Length", "1234")
+                self.end_headers()
+            """)
+        defer { replica.stop() }
         let front = try await router()
         defer { front.process.kill() }
-        try await routeEverything(to: "127.0.0.1:\(port)")
+        try await routeEverything(to: replica.address)
         try await awaitRouted(front, backend: "api", count: 1)
-        try await poll("the Python replica") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
 
         func received(_ headers: [String: String]) async throws -> [String: String] {
             let response = try await httpRequest(front.address, path: "/x", headers: headers)
@@ -294,37 +316,26 @@ import Testing
     /// timeout racing the router's reuse): an idempotent request without a body is sent again
     /// on a fresh connection; a POST, which may have been acted on, gets a 502 that says so.
     @Test func aStalePooledConnectionRepeatsOnlyIdempotentRequests() async throws {
-        let port = try freeLoopbackPort()
-        let scriptPath = "\(testDirectory)/\(keys.cluster)-stale.py"
-        try """
-            import http.server, sys
-            class H(http.server.BaseHTTPRequestHandler):
-                protocol_version = "HTTP/1.1"
-                served = 0
-                def answer(self):
-                    self.served += 1
-                    if self.served == 2:  # the second request on a connection: close, say nothing
-                        self.close_connection = True
-                        return
-                    body = b"fresh"
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                do_GET = answer
-                do_POST = answer
-                def log_message(self, *args):
-                    pass
-            http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-
-            """.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-        let replica = try pythonReplica(scriptPath, port: port)
-        defer { kill(replica.processIdentifier, SIGKILL); replica.waitUntilExit() }
+        let replica = try await pythonReplica("stale", methods: """
+            served = 0
+            def answer(self):
+                self.served += 1
+                if self.served == 2:  # the second request on a connection: close, say nothing
+                    self.close_connection = True
+                    return
+                body = b"fresh"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            do_GET = answer
+            do_POST = answer
+            """)
+        defer { replica.stop() }
         let front = try await router()
         defer { front.process.kill() }
-        try await routeEverything(to: "127.0.0.1:\(port)")
+        try await routeEverything(to: replica.address)
         try await awaitRouted(front, backend: "api", count: 1)
-        try await poll("the Python replica") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
 
         // Each of the router's event loops keeps its own pool: of six GETs, at least four go
         // to a loop that served one before, so they find a pooled connection the replica drops.
