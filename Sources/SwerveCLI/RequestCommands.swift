@@ -13,6 +13,8 @@ struct RequestOptions: ParsableArguments {
     @Flag(help: "Print the goal id and return at once instead of waiting for the goal.")
     var noWait = false
 
+    @OptionGroup var waiting: WaitOptions
+
     func clusterClient() throws -> ClusterClient { try cluster.clusterClient() }
 
     /// Submits, then (unless --no-wait) waits, showing progress on stderr (one updating line
@@ -37,7 +39,7 @@ struct RequestOptions: ParsableArguments {
         var failed = false
         let progress = ProgressLine()
         for (goal, tag) in goals {
-            let outcome = try await client.wait(for: goal, backend: tag) { status in
+            let outcome = try await waiting.wait(client, for: goal, backend: tag) { status in
                 guard let status else { return }
                 progress.show("\(tag): \(status.reason)")
             }
@@ -51,6 +53,26 @@ struct RequestOptions: ParsableArguments {
             }
         }
         if failed { throw ExitCode(1) }
+    }
+}
+
+/// How long a waiting command puts up with no leader.
+struct WaitOptions: ParsableArguments {
+    @Option(help: "Give up waiting (exit 1; the request stays queued) after this many seconds with no controller leading.")
+    var leaderTimeout: Double = 30
+
+    func validate() throws {
+        guard leaderTimeout > 0 else { throw ValidationError("--leader-timeout: must be > 0, got \(leaderTimeout)") }
+    }
+
+    func wait(_ client: ClusterClient, for goal: GoalID, backend: String?, progress: @escaping @Sendable (BackendStatus?) -> Void) async throws -> GoalOutcome {
+        do {
+            return try await client.wait(for: goal, backend: backend, leaderless: .milliseconds(Int64(leaderTimeout * 1000)), progress: progress)
+        } catch let error as LeaseError {
+            throw CLIError(error.message)
+        } catch let error as RedisError {
+            throw CLIError(error.message)
+        }
     }
 }
 
@@ -158,11 +180,12 @@ struct WaitCommand: AsyncParsableCommand {
         commandName: "wait", abstract: "Wait for a goal (from --no-wait) to complete; exit 1 if it failed.",
         discussion: "Example:\n  swerve wait $(swerve scale api 5 --no-wait)")
     @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var waiting: WaitOptions
     @Argument(help: "The goal id.") var goal: String
 
     func run() async throws {
         let client = try cluster.clusterClient()
-        let outcome = try await client.wait(for: goal, backend: nil) { _ in }
+        let outcome = try await waiting.wait(client, for: goal, backend: nil) { _ in }
         if let failure = outcome.failure {
             print("failed: \(failure)")
             throw ExitCode(1)

@@ -50,7 +50,10 @@ public struct ClusterClient: Sendable {
     /// Waits until `goal` settles, calling `progress` with its backend's status whenever it
     /// changes. The outcome is read from its key on every goal message and every 250 ms, so it
     /// cannot be missed whenever it was written.
-    public func wait(for goal: GoalID, backend: String?, progress: @escaping @Sendable (BackendStatus?) -> Void) async throws -> GoalOutcome {
+    /// - Throws: ``LeaseError`` `.noLeader` when no controller led for longer than
+    ///   `leaderless` (nil: wait however long it takes); the request stays queued.
+    public func wait(for goal: GoalID, backend: String?, leaderless: Duration? = nil,
+                     progress: @escaping @Sendable (BackendStatus?) -> Void) async throws -> GoalOutcome {
         let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
         let (checks, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         return try await subscriber.subscribe(to: [keys.goals]) { subscription in
@@ -68,9 +71,21 @@ public struct ClusterClient: Sendable {
                 }
                 group.addTask {
                     var last: BackendStatus?? = .none
+                    var leaderlessSince: ContinuousClock.Instant?
                     for await _ in checks {
                         if let bytes = try await client.send("GET", keys.goal(goal)).bytes {
                             return try JSONDecoder().decode(GoalOutcome.self, from: Data(bytes))
+                        }
+                        if let leaderless {
+                            if try await client.send("EXISTS", keys.leader).integer == 1 {
+                                leaderlessSince = nil
+                            } else if let since = leaderlessSince {
+                                if ContinuousClock.now - since > leaderless {
+                                    throw LeaseError(.noLeader, "no controller has led cluster \(keys.cluster) for \(leaderless); goal \(goal) stays queued and is applied when one leads (start a controller, or check `swerve leader`)")
+                                }
+                            } else {
+                                leaderlessSince = .now
+                            }
                         }
                         if let backend {
                             let current = try await status()[backend]

@@ -75,6 +75,14 @@ import Testing
         #expect(followed.first?.event.message == "replicas 2 → 3")
     }
 
+    @Test func waitingWithNoLeaderGivesUpSayingSoAndLeavesTheRequestQueued() async throws {
+        let result = try await cli(["scale", "api", "2", "--leader-timeout", "0.5"])
+        #expect(result.status == 1)
+        let lines = result.errors.split(separator: "\n")
+        #expect(lines.count == 1 && lines[0].contains("no controller has led cluster \(keys.cluster) for 0.5 seconds"), "\(result.errors)")
+        #expect(try await client.send("XLEN", keys.requests) == .integer(1), "the request stays queued")
+    }
+
     @Test func anUnreachableRedisIsOneLineNamingIt() async throws {
         let result = try await SwerveProcess(["get", "backends", "--redis", "redis://127.0.0.1:1"], environment: [:], captureOutput: true).exit()
         #expect(result.status == 1)
