@@ -9,7 +9,8 @@ import Synchronization
 /// Blocking sockets on threads of their own (not the cooperative pool): the load must go on
 /// while the harness waits on Redis, and each thread's pace is its own.
 final class LoadGenerator: Sendable {
-    /// Every outcome so far, by kind: `200`, `503`, … or a reason (`connect refused`, …).
+    /// Every outcome so far, by kind: `200`; a failed status with the first line of its body
+    /// (`503 backend api has no running replica`); or why no response came (`connect: …`).
     private let outcomes = Mutex<[String: Int]>([:])
     private let stopped = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
@@ -65,8 +66,8 @@ final class LoadGenerator: Sendable {
                 }
             }
             switch exchange(connection, request) {
-            case .success(let (status, keepAlive)):
-                record("\(status)")
+            case .success(let (status, keepAlive, reason)):
+                record((200..<300).contains(status) ? "\(status)" : "\(status) \(reason)")
                 if !keepAlive { close(connection); connection = -1 }
             case .failure(let error):
                 record(error.reason)
@@ -100,7 +101,8 @@ final class LoadGenerator: Sendable {
     }
 
     /// Sends the request and reads one whole response (Content-Length or chunked).
-    private func exchange(_ descriptor: Int32, _ request: [UInt8]) -> Result<(Int, Bool), Failure> {
+    /// Returns the status, whether the connection stays open, and the body's first line.
+    private func exchange(_ descriptor: Int32, _ request: [UInt8]) -> Result<(Int, Bool, String), Failure> {
         let sent = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         guard sent == request.count else { return .failure(Failure(reason: "send: \(String(cString: strerror(errno)))")) }
         var buffer: [UInt8] = []
@@ -146,7 +148,8 @@ final class LoadGenerator: Sendable {
                 if fill() != nil { break }
             }
         }
-        return .success((status, keepAlive))
+        let firstLine = String(decoding: body.prefix(200).prefix { $0 != 10 }, as: UTF8.self)
+        return .success((status, keepAlive, firstLine))
     }
 }
 

@@ -10,10 +10,12 @@ import NIOPosix
 /// connection cannot take more, the client is not read; while the client cannot take more,
 /// the replica is not read — a large upload or download streams through a bounded buffer.
 /// A request is retried on another replica when connecting failed (it cannot have reached the
-/// first one), and once more in the one case where it may have: a pooled keep-alive connection
-/// that the replica closed as the request was written, when nothing came back, no body was
-/// sent and the method is idempotent (the rule HTTP clients use for stale pooled connections:
-/// repeating such a request is harmless). Never after response bytes arrived.
+/// first one); when the replica answered `503` with `X-Swerve-Unprocessed` (a draining worker
+/// says so before running anything) and no body was sent; and in the one case where it may
+/// have reached the replica: a pooled keep-alive connection that the replica closed as the
+/// request was written, when nothing came back, no body was sent and the method is idempotent
+/// (the rule HTTP clients use for stale pooled connections: repeating such a request is
+/// harmless). Never after response bytes reached the client.
 final class ProxyHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -45,7 +47,8 @@ final class ProxyHandler: ChannelInboundHandler {
         /// Whether `upstream` came from the pool (it may have been closed by the replica).
         var pooled = false
         var bodySent = false
-        var staleRetries = 0
+        /// Times the request was sent again after reaching a replica (bounded by `canResend`).
+        var resends = 0
         var responseStarted = false
         var status = 0
         var queueTimeout: Scheduled<Void>?
@@ -155,7 +158,7 @@ final class ProxyHandler: ChannelInboundHandler {
                 fail(exchange, status: .serviceUnavailable, reason: "no_replicas", body: "backend \(exchange.backend) has no running replica\n")
             } else {
                 fail(exchange, status: .badGateway, reason: "unreachable",
-                     body: "could not connect to any replica of backend \(exchange.backend) (tried \(exchange.tried.sorted().joined(separator: ", ")))\n")
+                     body: "no replica of backend \(exchange.backend) took the request: each refused the connection or was draining (tried \(exchange.tried.sorted().joined(separator: ", ")))\n")
             }
         }
     }
@@ -227,6 +230,11 @@ final class ProxyHandler: ChannelInboundHandler {
         guard let context, let exchange else { return }
         switch part {
         case .head(var head):
+            if head.status == .serviceUnavailable, head.headers.contains(name: "X-Swerve-Unprocessed"), canResend(exchange) {
+                // The replica ran nothing (it is draining): another one may, this one is excluded.
+                resend(exchange, sameReplicaAllowed: false)
+                return
+            }
             exchange.responseStarted = true
             exchange.status = Int(head.status.code)
             head.headers.remove(name: "Connection")
@@ -248,14 +256,7 @@ final class ProxyHandler: ChannelInboundHandler {
         if mayRepeat(exchange) {
             // A stale pooled connection: send the request again on a fresh choice (the same
             // replica is allowed; if it is gone, its refused connect is retried elsewhere).
-            let replica = exchange.replica
-            release(exchange)
-            if let replica { exchange.tried.remove(replica.tag) }
-            exchange.staleRetries += 1
-            exchange.pending = exchange.requestEnded ? [.end(nil)] : []
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-            state.metrics.retried(backend: exchange.backend)
-            choose(exchange)
+            resend(exchange, sameReplicaAllowed: true)
             return
         }
         release(exchange)
@@ -277,11 +278,29 @@ final class ProxyHandler: ChannelInboundHandler {
         }
     }
 
-    /// Whether a request whose connection was lost may be sent again: see the type's comment.
-    /// Bounded, so a replica that drops every request cannot hold it forever.
+    /// Whether the request can be sent again as it was: nothing of it but the head went out
+    /// (no body part: those are streamed, not kept) and nothing came back to the client.
+    /// Bounded, so replicas that turn every request away cannot hold it forever.
+    private func canResend(_ exchange: Exchange) -> Bool {
+        !exchange.responseStarted && !exchange.bodySent && exchange.resends < 2
+    }
+
+    /// Whether a request whose pooled connection was lost may be sent again: see the type's comment.
     private func mayRepeat(_ exchange: Exchange) -> Bool {
-        exchange.pooled && !exchange.responseStarted && !exchange.bodySent && exchange.staleRetries < 2
-            && Self.isIdempotent(exchange.head.method)
+        exchange.pooled && canResend(exchange) && Self.isIdempotent(exchange.head.method)
+    }
+
+    /// Frees the replica and sends the request again on a new choice.
+    private func resend(_ exchange: Exchange, sameReplicaAllowed: Bool) {
+        guard let context else { return }
+        let replica = exchange.replica
+        release(exchange)
+        if sameReplicaAllowed, let replica { exchange.tried.remove(replica.tag) }
+        exchange.resends += 1
+        exchange.pending = exchange.requestEnded ? [.end(nil)] : []
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        state.metrics.retried(backend: exchange.backend)
+        choose(exchange)
     }
 
     private func finish(_ exchange: Exchange, trailers: HTTPHeaders?) {

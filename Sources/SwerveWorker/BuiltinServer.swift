@@ -106,7 +106,9 @@ final class BuiltinRequestHandler: ChannelInboundHandler {
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard state.accepting else {
-            write(status: .serviceUnavailable, body: Array("\(state.tag) is draining\n".utf8), keepAlive: false, extra: [("Retry-After", "0")], context: context)
+            // Said before anything ran: a router may send the request to another replica.
+            write(status: .serviceUnavailable, body: Array("\(state.tag) is draining\n".utf8), keepAlive: false,
+                  extra: [("Retry-After", "0"), ("X-Swerve-Unprocessed", "draining")], context: context)
             return
         }
         state.inFlight.add(1, ordering: .relaxed)

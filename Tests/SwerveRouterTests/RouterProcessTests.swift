@@ -121,15 +121,15 @@ import Testing
 
     /// Writes and announces snapshots that route every path to backend `api` on `addresses`
     /// (tests without a controller).
-    func routeEverything(to addresses: String...) async throws {
-        let configs = Snapshot(epoch: 1, view: BackendConfigsView(version: 1, backends: ["api": RoutedBackendConfig(routePrefix: "/", maxConcurrentQueries: 10)]))
-        let routing = Snapshot(epoch: 1, view: RoutingView(version: 1, backends: ["api": addresses.enumerated().map { index, address in
+    func routeEverything(to addresses: String..., version: Int = 1) async throws {
+        let configs = Snapshot(epoch: 1, view: BackendConfigsView(version: version, backends: ["api": RoutedBackendConfig(routePrefix: "/", maxConcurrentQueries: 10)]))
+        let routing = Snapshot(epoch: 1, view: RoutingView(version: version, backends: ["api": addresses.enumerated().map { index, address in
             RoutedReplica(tag: "api#\(index + 1)", address: address, node: "n1")
         }]))
         try await client.send("SET", keys.configsSnapshot, Array(try JSONEncoder().encode(configs)))
         try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(routing)))
-        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .configs, epoch: 1, version: 1)))
-        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 1, version: 1)))
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .configs, epoch: 1, version: version)))
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 1, version: version)))
     }
 
     @Test func requestsSpreadOverEveryReplicaAndTwoPrefixesRouteApart() async throws {
@@ -353,6 +353,57 @@ import Testing
             }
         }
         #expect(posts.contains(502) && posts.allSatisfy { $0 == 200 || $0 == 502 }, "a POST is not repeated: the replica may have acted on it (\(posts))")
+    }
+
+    /// A draining replica turns requests away with `503` and `X-Swerve-Unprocessed` before it
+    /// runs anything: the router sends a bodiless request to another replica; one whose body
+    /// it already streamed gets the 503 (with its Retry-After) as it is.
+    @Test func aDrainingReplicasRefusalIsSentElsewhere() async throws {
+        let draining = try await pythonReplica("draining", methods: """
+            def refuse(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = b"api#1 is draining" + bytes([10])
+                self.send_response(503)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Retry-After", "0")
+                self.send_header("X-Swerve-Unprocessed", "draining")
+                self.end_headers()
+                self.wfile.write(body)
+                self.close_connection = True
+            do_GET = refuse
+            do_POST = refuse
+            def do_HEAD(self):
+                self.send_response(200)
+                self.end_headers()
+            """)
+        defer { draining.stop() }
+        let live = try await pythonReplica("live", methods: """
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+            """)
+        defer { live.stop() }
+        let front = try await router()
+        defer { front.process.kill() }
+        try await routeEverything(to: draining.address, live.address)
+        try await awaitRouted(front, backend: "api", count: 2)
+        for index in 0..<20 {
+            let response = try await httpRequest(front.address, path: "/get/\(index)")
+            #expect(response.status == 200 && response.body == Array("ok".utf8), "answered by the live replica")
+        }
+        let metrics = String(decoding: try await httpRequest(front.admin, path: "/metrics").body, as: UTF8.self)
+        let retries = metrics.split(separator: "\n").first { $0.hasPrefix("swerve_router_retries_total{backend=\"api\"}") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(retries >= 1, "the draining replica was chosen and the request sent elsewhere")
+
+        // Only the draining replica left: a POST whose body went out gets its 503 as it is.
+        try await routeEverything(to: draining.address, version: 2)
+        try await awaitRouted(front, backend: "api", count: 1)
+        let posted = try await httpRequest(front.address, method: "POST", path: "/post", body: Array("payload".utf8))
+        #expect(posted.status == 503 && posted.headers["retry-after"] == "0")
+        #expect(String(decoding: posted.body, as: UTF8.self) == "api#1 is draining\n")
     }
 
     /// A steady client load while the backend scales 3 → 1 and the leader is SIGKILLed: no
