@@ -13,8 +13,10 @@ import Logging
 /// Guarantees: every process it starts leads its own process group (a Ctrl-C meant for the
 /// launcher does not reach them; ``stopAll(timeout:)`` stops them in order: routers, then
 /// controllers, then node agents — which drain their workers — then Redis), and it signals
-/// only processes it started and has not yet reaped. Logs go to `logs/NAME.log` under the
-/// directory; the embedded Redis keeps its data (AOF on) in `redis/`.
+/// only processes it started and has not yet reaped. Under ``supervise(onRestart:)`` a member
+/// that exits without being asked is started again, as a container's restart policy would.
+/// Logs go to `logs/NAME.log` under the directory; the embedded Redis keeps its data (AOF on)
+/// in `redis/`.
 public final class LocalCluster: Sendable {
     public struct Settings: Sendable {
         /// The `swerve` binary.
@@ -46,12 +48,16 @@ public final class LocalCluster: Sendable {
         public var name: String
         public var role: Role
         public var pid: Int32
+        public var executable: String
         public var arguments: [String]
     }
 
     public let settings: Settings
     public let keys: ClusterKeys
+    /// Every member started, including ones that exited and were not yet started again.
     private let members = Mutex<[String: Member]>([:])
+    /// Members being stopped on purpose (never restarted), or all of them once `stopAll` ran.
+    private let stopping = Mutex<(names: Set<String>, all: Bool)>(([], false))
     private let embeddedRedis = Mutex<(port: Int, url: String)?>(nil)
 
     public init(settings: Settings) throws {
@@ -123,17 +129,38 @@ public final class LocalCluster: Sendable {
         case .success(let started): pid = started
         case .failure(let error): throw LauncherError("cannot start \(name): \(error.message)")
         }
-        members.withLock { $0[name] = Member(name: name, role: role, pid: pid, arguments: arguments) }
+        members.withLock { $0[name] = Member(name: name, role: role, pid: pid, executable: executable, arguments: arguments) }
+    }
+
+    // MARK: Supervision
+
+    /// Starts again, with the same command line, every member that exits without having been
+    /// asked to (at most once a second each), calling `onRestart` with its name; until the
+    /// returned task is cancelled or ``stopAll(timeout:)`` runs.
+    public func supervise(onRestart: @escaping @Sendable (String) -> Void) -> Task<Void, Never> {
+        Task {
+            var lastRestart: [String: ContinuousClock.Instant] = [:]
+            while !Task.isCancelled {
+                let exited = members.withLock { $0.values.filter { Self.reaped($0.pid) } }
+                for member in exited {
+                    let (named, all) = stopping.withLock { ($0.names.contains(member.name), $0.all) }
+                    guard !named, !all else { continue }
+                    if let last = lastRestart[member.name], ContinuousClock.now - last < .seconds(1) { continue }
+                    lastRestart[member.name] = .now
+                    if (try? start(member.name, role: member.role, executable: member.executable, arguments: member.arguments)) != nil {
+                        onRestart(member.name)
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
     }
 
     // MARK: Watching and signalling
 
-    /// The members started and not yet reaped.
+    /// The members started and not yet exited.
     public var running: [Member] {
-        members.withLock { members in
-            for (name, member) in members where Self.reaped(member.pid) { members[name] = nil }
-            return members.values.sorted { $0.name < $1.name }
-        }
+        members.withLock { members in members.values.filter { !Self.reaped($0.pid) }.sorted { $0.name < $1.name } }
     }
 
     public func pid(_ name: String) -> Int32? { running.first { $0.name == name }?.pid }
@@ -151,14 +178,16 @@ public final class LocalCluster: Sendable {
         stop([member], timeout: timeout)
     }
 
-    /// Waits until `name` exits by itself (after a signal someone else sent).
+    /// Waits until the process now running as `name` exits (after a signal someone else sent).
     public func awaitExit(_ name: String) async {
-        while pid(name) != nil { try? await Task.sleep(for: .milliseconds(10)) }
+        guard let pid = pid(name) else { return }
+        while !Self.reaped(pid) { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
     /// Stops every member in order — routers, controllers, node agents (they drain their
     /// workers), Redis — each SIGTERM first and SIGKILL after `timeout`.
     public func stopAll(timeout: Duration = .seconds(10)) {
+        stopping.withLock { $0.all = true }
         let all = members.withLock { $0.values }
         for role in [Member.Role.router, .controller, .node, .redis] {
             stop(all.filter { $0.role == role }, timeout: timeout)
@@ -166,6 +195,8 @@ public final class LocalCluster: Sendable {
     }
 
     private func stop(_ group: [Member], timeout: Duration) {
+        stopping.withLock { $0.names.formUnion(group.map(\.name)) }
+        defer { stopping.withLock { $0.names.subtract(group.map(\.name)) } }
         for member in group where !Self.reaped(member.pid) {
             kill(member.pid, SIGCONT) // a stopped process cannot act on SIGTERM
             kill(member.pid, SIGTERM)

@@ -17,23 +17,37 @@ struct ChaosCommand: AsyncParsableCommand {
         discussion: """
             Faults, in turn: SIGKILL the leader, SIGSTOP it beyond the lease TTL then SIGCONT,
             SIGTERM it — and after every three of those one of: SIGKILL a worker, SIGKILL a node
-            agent (restarted a second later), restart Redis (AOF keeps the data). Meanwhile the
-            backend is scaled between 2 and 4 replicas and rolled to new versions.
+            agent, restart Redis (SIGTERM; AOF keeps the data). Whatever is killed is started
+            again by the cluster's supervisor (this harness's own, or `ops/up`'s when attached).
+            Meanwhile a backend "chaos" is scaled between 2 and 4 replicas and rolled to new
+            versions, under steady HTTP load through the router.
 
-            Example (ops/chaos builds and runs this):
+            Victims are found through Redis (the leader record, node records, the checkpoint's
+            worker pids, Redis's INFO) and signalled by pid, so the harness runs on the
+            cluster's host.
+
+            Examples (ops/chaos builds and runs this):
               swerve-ops chaos --swerve .build/debug/swerve --duration 60 --kills 30
+              swerve-ops chaos --attach redis://127.0.0.1:40845 --cluster local --router 127.0.0.1:8000 --restart-redis
             """)
 
-    @Option(help: "The swerve binary to run.") var swerve: String
+    @Option(help: "The swerve binary to run a cluster of its own with.") var swerve: String?
+    @Option(help: ArgumentHelp("Attach to the running cluster (started by ops/up) using this Redis, instead of starting one.", valueName: "url"))
+    var attach: String?
+    @Option(help: "With --attach: the cluster's name.") var cluster = "local"
+    @Option(help: ArgumentHelp("With --attach: the router to send load through.", valueName: "host:port")) var router: String?
+    @Flag(help: "With --attach: restart Redis too (only when ops/up started it: it restarts it).") var restartRedis = false
     @Option(help: "Where logs and Redis's data go (emptied first).") var directory = ".swerve/chaos"
     @Option(help: "Seconds of faults, at most.") var duration = 60
     @Option(help: "Leader faults, at most (they rotate SIGKILL, SIGSTOP, SIGTERM).") var kills = 30
-    @Option(help: "The controllers' lease TTL, in milliseconds.") var leaseTTLMs = 1000
+    @Option(help: "The controllers' lease TTL, in milliseconds (attached: the cluster's, for timeouts).") var leaseTTLMs = 1000
     @Option(help: "The lowest share of HTTP requests that must succeed.") var minSuccess = 0.99
     @Option(help: "Seconds to wait for the cluster to settle after the faults.") var settleTimeout = 90
     @Option(help: "Fail unless each kind of leader fault happened at least this often (CI sets it).") var minEach = 0
 
     func validate() throws {
+        if attach == nil, swerve == nil { throw ValidationError("give --swerve (to start a cluster) or --attach (to use a running one)") }
+        if attach != nil, router == nil { throw ValidationError("--attach needs --router HOST:PORT (ops/up prints it)") }
         guard duration > 0 else { throw ValidationError("--duration: must be > 0, got \(duration)") }
         guard kills >= 0 else { throw ValidationError("--kills: must be ≥ 0, got \(kills)") }
         guard leaseTTLMs >= 300 else { throw ValidationError("--lease-ttl-ms: must be ≥ 300, got \(leaseTTLMs)") }
@@ -46,42 +60,66 @@ struct ChaosCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try? FileManager.default.removeItem(atPath: directory)
-        var settings = LocalCluster.Settings(swerve: swerve, directory: directory, cluster: "chaos\(UInt32.random(in: 0...UInt32.max))", leaseTTLMs: leaseTTLMs)
-        settings.nodeCPU = 16
-        let cluster = try LocalCluster(settings: settings)
-        defer { cluster.stopAll() }
         let started = ContinuousClock.now
-        func say(_ line: String) {
+        @Sendable func say(_ line: String) {
             let seconds = Double((ContinuousClock.now - started).components.seconds) + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
             print(String(format: "[%6.1f s] ", seconds) + line)
             fflush(nil) // all streams: stdout without naming the global
         }
 
-        try await cluster.startRedis()
-        for index in 1...3 { try cluster.startController("controller-\(index)") }
-        for index in 1...2 { try cluster.startNode("node-\(index)") }
-        let listen = "127.0.0.1:\(try freeLoopbackPort())"
-        try cluster.startRouter("router-1", listen: listen, admin: "127.0.0.1:\(try freeLoopbackPort())")
-        say("cluster \(cluster.keys.cluster) up: redis \(cluster.redisURL), router \(listen), logs \(cluster.logDirectory)")
+        // A cluster of its own (supervised, so what a fault kills comes back), or a running one.
+        let keys: ClusterKeys
+        let redisURL: String
+        let listen: String
+        var owned: LocalCluster?
+        var supervisor: Task<Void, Never>?
+        if let attach, let router {
+            keys = try ClusterKeys(cluster: cluster)
+            redisURL = attach
+            listen = router
+            say("attached to cluster \(keys.cluster): redis \(redisURL), router \(listen)")
+        } else {
+            try? FileManager.default.removeItem(atPath: directory)
+            var settings = LocalCluster.Settings(swerve: swerve ?? "swerve", directory: directory, cluster: "chaos\(UInt32.random(in: 0...UInt32.max))", leaseTTLMs: leaseTTLMs)
+            settings.nodeCPU = 16
+            let cluster = try LocalCluster(settings: settings)
+            owned = cluster
+            try await cluster.startRedis()
+            for index in 1...3 { try cluster.startController("controller-\(index)") }
+            for index in 1...2 { try cluster.startNode("node-\(index)") }
+            listen = "127.0.0.1:\(try freeLoopbackPort())"
+            try cluster.startRouter("router-1", listen: listen, admin: "127.0.0.1:\(try freeLoopbackPort())")
+            supervisor = cluster.supervise { name in say("supervisor: restarted \(name)") }
+            keys = cluster.keys
+            redisURL = cluster.redisURL
+            say("cluster \(keys.cluster) up: redis \(redisURL), router \(listen), logs \(cluster.logDirectory)")
+        }
+        defer {
+            supervisor?.cancel()
+            owned?.stopAll()
+        }
+        let logs = owned?.logDirectory
+        let mayRestartRedis = owned != nil || restartRedis
 
         let logger = Logger(label: "swerve-ops") { _ in SwiftLogNoOpLogHandler() }
-        let redis = RedisClient(configuration: try RedisConfiguration(url: cluster.redisURL), logger: logger)
+        let redis = RedisClient(configuration: try RedisConfiguration(url: redisURL), logger: logger)
         defer { redis.close() }
-        let client = ClusterClient(keys: cluster.keys, client: redis, logger: logger)
+        let client = ClusterClient(keys: keys, client: redis, logger: logger)
         let watch = LeaderWatch(client: client)
         let watching = Task { await watch.run() }
         defer { watching.cancel() }
+        let victims = Victims(client: client, redis: redis)
+        let baseline = try await victims.quietBaseline(keys: keys)
 
         let ledger = RequestLedger(client: client)
         let echo = { (round: Int) in ReplicaConfig(workload: .builtin(name: "echo", options: ["round": .number(Double(round))]), resources: Resources(cpu: 0.1)) }
-        let created = try await ledger.submit(.createBackend(tag: "api", config: BackendConfig(numReplicas: 3, gracefulShutdownWaitLoopS: 0.2, routePrefix: "/api"),
+        let created = try await ledger.submit(.createBackend(tag: "chaos", config: BackendConfig(numReplicas: 3, gracefulShutdownWaitLoopS: 0.2, routePrefix: "/chaos"),
                                                              replicaConfig: echo(0)))
-        guard try await client.wait(for: created, backend: "api", progress: { _ in }).failure == nil else { throw LauncherError("the backend did not come up") }
-        try await awaitRouted(redis, keys: cluster.keys)
-        say("backend api: 3 replicas running and routed; load starts")
+        guard try await client.wait(for: created, backend: "chaos", progress: { _ in }).failure == nil else { throw LauncherError("the backend did not come up") }
+        try await awaitRouted(redis, keys: keys)
+        say("backend chaos: 3 replicas running and routed; load starts")
 
-        let load = try LoadGenerator(address: listen, path: "/api/chaos", pause: .milliseconds(4))
+        let load = try LoadGenerator(address: listen, path: "/chaos/load", pause: .milliseconds(4))
         load.start(threads: 4)
 
         // Changes between faults, every 2.5 s: scale between 2 and 4, or roll to a new version.
@@ -92,10 +130,10 @@ struct ChaosCommand: AsyncParsableCommand {
         func change() async throws {
             guard ContinuousClock.now >= nextChange else { return }
             let operation: Request.Operation = round % 2 == 0
-                ? .updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 2 + round % 3))
-                : .createBackend(tag: "api", config: BackendConfig(numReplicas: 2 + round % 3, gracefulShutdownWaitLoopS: 0.2, routePrefix: "/api"), replicaConfig: echo(round))
+                ? .updateBackendConfig(tag: "chaos", patch: BackendConfigPatch(numReplicas: 2 + round % 3))
+                : .createBackend(tag: "chaos", config: BackendConfig(numReplicas: 2 + round % 3, gracefulShutdownWaitLoopS: 0.2, routePrefix: "/chaos"), replicaConfig: echo(round))
             _ = try await ledger.submit(operation)
-            say(round % 2 == 0 ? "scale api to \(2 + round % 3)" : "roll api to round \(round) (\(2 + round % 3) replicas)")
+            say(round % 2 == 0 ? "scale chaos to \(2 + round % 3)" : "roll chaos to round \(round) (\(2 + round % 3) replicas)")
             round += 1
             nextChange = ContinuousClock.now + .milliseconds(2500)
         }
@@ -105,7 +143,7 @@ struct ChaosCommand: AsyncParsableCommand {
         var failovers: [Fault: [Duration]] = [:]
         var counts: [Fault: Int] = [:]
         var violations: [String] = []
-        let others: [Fault] = [.killWorker, .killNode, .restartRedis]
+        let others: [Fault] = mayRestartRedis ? [.killWorker, .killNode, .restartRedis] : [.killWorker, .killNode]
         var leaderFaults = 0
         let deadline = started + .seconds(duration)
         while ContinuousClock.now < deadline, leaderFaults < kills {
@@ -124,42 +162,38 @@ struct ChaosCommand: AsyncParsableCommand {
                     violations.append("no controller led for 15 s before a \(fault.rawValue)")
                     break
                 }
-                let name = leader.id
+                let pid = try await victims.leaderPID()
                 let signal = fault == .killLeader ? SIGKILL : fault == .stopLeader ? SIGSTOP : SIGTERM
                 let at = ContinuousClock.now
-                cluster.signal(name, signal)
+                kill(pid, signal)
                 guard let successor = await watch.awaitSuccessor(of: leader, timeout: ttl * 4 + .seconds(5)) else {
-                    violations.append("no new leader within \(ttl * 4 + .seconds(5)) of a \(fault.rawValue) (\(name))")
-                    if fault == .stopLeader { cluster.signal(name, SIGCONT) }
+                    violations.append("no new leader within \(ttl * 4 + .seconds(5)) of a \(fault.rawValue) (\(leader.id))")
+                    if fault == .stopLeader { kill(pid, SIGCONT) }
                     break
                 }
                 failovers[fault, default: []].append(successor.at - at)
-                say("\(fault.rawValue) \(name) (epoch \(leader.epoch)) → \(successor.id) leads (epoch \(successor.epoch)) after \(Self.ms(successor.at - at))")
+                say("\(fault.rawValue) \(leader.id) (epoch \(leader.epoch)) → \(successor.id) leads (epoch \(successor.epoch)) after \(Self.ms(successor.at - at))")
                 if fault == .stopLeader {
                     // Keep it stopped well beyond the TTL, then let it wake up deposed.
                     let wake = at + ttl * 3 / 2
                     if ContinuousClock.now < wake { try await Task.sleep(until: wake) }
-                    cluster.signal(name, SIGCONT)
-                } else {
-                    await cluster.awaitExit(name)
-                    try cluster.startController(name)
+                    kill(pid, SIGCONT)
                 }
             case .killWorker:
-                let state = try? await client.checkpoint()
-                if let victim = state?.backends.flatMap(\.replicas).filter({ $0.state == .running }).randomElement(), let pid = victim.endpoint?.pid {
+                if let (tag, pid) = try await victims.worker() {
                     kill(pid, SIGKILL)
-                    say("SIGKILL worker \(victim.tag) (pid \(pid))")
+                    say("SIGKILL worker \(tag) (pid \(pid))")
                 }
             case .killNode:
-                let name = "node-\(Int.random(in: 1...2))"
-                cluster.signal(name, SIGKILL)
-                await cluster.awaitExit(name)
-                say("SIGKILL \(name); restarting it in 1 s")
-                try await Task.sleep(for: .seconds(1))
-                try cluster.startNode(name)
+                if let (id, pid) = try await victims.node() {
+                    kill(pid, SIGKILL)
+                    say("SIGKILL node agent \(id) (pid \(pid)); its workers exit with it")
+                }
             case .restartRedis:
-                say("restarting Redis (SIGTERM, then the same port and AOF)")
-                try await cluster.restartRedis()
+                let pid = try await victims.redisPID()
+                say("restarting Redis (SIGTERM pid \(pid); the supervisor starts it again on its port and AOF)")
+                kill(pid, SIGTERM)
+                try await victims.awaitRedis(otherThan: pid)
                 say("Redis is back")
             }
             try await Task.sleep(for: .milliseconds(Int.random(in: 200...600)))
@@ -167,13 +201,13 @@ struct ChaosCommand: AsyncParsableCommand {
 
         // Quiet: one last change, then wait until it holds everywhere.
         say("faults done; settling")
-        let last = try await ledger.submit(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 3)))
+        let last = try await ledger.submit(.updateBackendConfig(tag: "chaos", patch: BackendConfigPatch(numReplicas: 3)))
         let settleDeadline = ContinuousClock.now + .seconds(settleTimeout)
         var settled: (state: BackendState, workers: [(tag: String, pid: Int32)])?
         while ContinuousClock.now < settleDeadline {
             if (try? await client.goalOutcome(last)) != nil,
                let state = try? await client.checkpoint(), ChaosInvariants.replicasConverged(state).isEmpty {
-                let workers = Self.workerProcesses(cluster: cluster.keys.cluster)
+                let workers = Self.workerProcesses(cluster: keys.cluster)
                 if ChaosInvariants.workersMatchReplicas(workers, state).isEmpty, await ledger.allSettled() {
                     settled = (state, workers)
                     break
@@ -183,7 +217,7 @@ struct ChaosCommand: AsyncParsableCommand {
         }
         await load.stop()
         let state = try await client.checkpoint()
-        let workers = settled?.workers ?? Self.workerProcesses(cluster: cluster.keys.cluster)
+        let workers = settled?.workers ?? Self.workerProcesses(cluster: keys.cluster)
         if settled == nil { violations.append("the cluster did not settle within \(settleTimeout) s") }
 
         // Checks.
@@ -191,10 +225,10 @@ struct ChaosCommand: AsyncParsableCommand {
         violations += ChaosInvariants.electionsIncrease(watch.elections.map { ($0.epoch, $0.id) })
         violations += ChaosInvariants.replicasConverged(state)
         violations += ChaosInvariants.workersMatchReplicas(workers, state)
-        let inStream = Int(try await redis.send("XLEN", cluster.keys.requests).integer ?? -1)
+        let inStream = Int(try await redis.send("XLEN", keys.requests).integer ?? -1) - baseline.inStream
+        let applied = state.requestsApplied - baseline.applied
         let submitted = await ledger.goals.count
-        violations += ChaosInvariants.requestsAndGoals(submitted: submitted, inStream: inStream, applied: state.requestsApplied,
-                                                       goals: await ledger.outcomes())
+        violations += ChaosInvariants.requestsAndGoals(submitted: submitted, inStream: inStream, applied: applied, goals: await ledger.outcomes())
         let tally = load.tally
         let sent = tally.values.reduce(0, +)
         let succeeded = tally.filter { $0.key.hasPrefix("2") }.values.reduce(0, +)
@@ -203,10 +237,10 @@ struct ChaosCommand: AsyncParsableCommand {
         for fault in [Fault.killLeader, .stopLeader, .termLeader] where failovers[fault, default: []].count < minEach {
             violations.append("only \(failovers[fault, default: []].count) \(fault.rawValue) faults with a failover (--min-each \(minEach)); raise --duration")
         }
-        let refused = Self.fencedRefusals(in: cluster.logDirectory)
+        let refused = logs.map(Self.fencedRefusals(in:))
 
         // Report.
-        print("\n== chaos report (cluster \(cluster.keys.cluster), \(Self.ms(ContinuousClock.now - started)) in all) ==")
+        print("\n== chaos report (cluster \(keys.cluster), \(Self.ms(ContinuousClock.now - started)) in all) ==")
         print("faults:       " + Fault.allCases.map { "\($0.rawValue) ×\(counts[$0] ?? 0)" }.joined(separator: ", "))
         for fault in [Fault.killLeader, .stopLeader, .termLeader] {
             let times = (failovers[fault] ?? []).sorted()
@@ -214,14 +248,20 @@ struct ChaosCommand: AsyncParsableCommand {
             print("failover:     \(fault.rawValue): median \(Self.ms(times[times.count / 2])), max \(Self.ms(times.last!)) (\(times.count))")
         }
         print("leadership:   \(watch.elections.count) elections; longest time with no leader record \(Self.ms(watch.longestGap))")
-        print("fencing:      \(refused) writes refused by the lease (each changed nothing)")
-        print("requests:     \(submitted) submitted, \(inStream) in the stream, \(state.requestsApplied) applied")
+        print("fencing:      " + (refused.map { "\($0) writes refused by the lease (each changed nothing)" } ?? "see the controllers' logs (attached)"))
+        print("requests:     \(submitted) submitted, \(inStream) more in the stream, \(applied) more applied")
         print(String(format: "http:         %d sent, %d succeeded (%.4f)", sent, succeeded, ratio))
         for (outcome, count) in tally.sorted(by: { $0.value > $1.value }) where !outcome.hasPrefix("2") {
             print("              failed: \(count) × \(outcome)")
         }
         print("replicas:     " + state.backends.map { "\($0.tag) \($0.replicas.filter { $0.state == .running }.count)/\($0.config.numReplicas) running" }.joined(separator: ", ")
               + "; \(workers.count) worker processes")
+        if attach != nil {
+            // Leave the cluster as it was found.
+            let removal = try await client.submit(.deleteBackend(tag: "chaos", force: false))
+            _ = try? await client.wait(for: removal, backend: nil, leaderless: .seconds(30)) { _ in }
+            print("cleanup:      backend chaos deleted")
+        }
         if violations.isEmpty {
             print("result:       ok — no violation")
         } else {
@@ -235,10 +275,10 @@ struct ChaosCommand: AsyncParsableCommand {
         for _ in 0..<500 {
             if let bytes = try? await redis.send("GET", keys.routingSnapshot).bytes,
                let snapshot = try? JSONDecoder().decode(Snapshot<RoutingView>.self, from: Data(bytes)),
-               snapshot.view.backends["api"]?.isEmpty == false { return }
+               snapshot.view.backends["chaos"]?.isEmpty == false { return }
             try await Task.sleep(for: .milliseconds(20))
         }
-        throw LauncherError("backend api was never routed")
+        throw LauncherError("backend chaos was never routed")
     }
 
     /// Worker processes of `cluster` (their environment names it), with their replica tags.

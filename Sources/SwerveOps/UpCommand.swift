@@ -6,10 +6,13 @@ import SwerveController
 import SwerveLauncher
 import SwerveRedis
 import SwerveSystem
+import Synchronization
 
 /// `swerve-ops up`: a whole cluster on loopback — an embedded Redis (or `--redis`), 3
 /// controllers, 2 node agents, a router — with the example backends applied; shows the
 /// router's URL, the leader and a live status until Ctrl-C, then stops everything it started.
+/// A process that dies meanwhile (a crash, or `ops/chaos` attached to this cluster) is started
+/// again, as docker-compose's restart policy would.
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up", abstract: "Start a local cluster and show its status until Ctrl-C.",
@@ -44,9 +47,12 @@ struct UpCommand: AsyncParsableCommand {
         let termination = handleTermination { stop.yield() }
         defer { interrupt.cancel(); termination.cancel() }
 
+        let restarts = RestartLog()
+        let supervisor = cluster.supervise { name in restarts.add(name) }
+        defer { supervisor.cancel() }
         let shown = Task {
             do {
-                try await start(cluster)
+                try await start(cluster, restarts: restarts)
             } catch is CancellationError {
                 // Ctrl-C while starting or showing: the run ends below.
             } catch {
@@ -61,7 +67,7 @@ struct UpCommand: AsyncParsableCommand {
         print("stopped; logs in \(cluster.logDirectory)")
     }
 
-    private func start(_ cluster: LocalCluster) async throws {
+    private func start(_ cluster: LocalCluster, restarts: RestartLog) async throws {
         try await cluster.startRedis()
         for index in 1...max(1, controllers) { try cluster.startController("controller-\(index)") }
         for index in 1...max(1, nodes) { try cluster.startNode("node-\(index)") }
@@ -87,15 +93,15 @@ struct UpCommand: AsyncParsableCommand {
         }
         print("ready:   curl http://\(listen)/hello   ·   Ctrl-C stops every process started here")
         fflush(nil) // all streams: stdout without naming the global
-        try await showStatus(ClusterView(client: client))
+        try await showStatus(ClusterView(client: client), restarts: restarts)
     }
 
     /// Redraws the status in place on a terminal; elsewhere prints it whenever it changes.
-    private func showStatus(_ view: ClusterView) async throws {
+    private func showStatus(_ view: ClusterView, restarts: RestartLog) async throws {
         let terminal = isatty(STDOUT_FILENO) == 1
         var shown: [String] = []
         while !Task.isCancelled {
-            let lines = await view.statusLines()
+            let lines = await view.statusLines() + restarts.lines
             if lines != shown {
                 if terminal, !shown.isEmpty { print("\u{1B}[\(shown.count)F\u{1B}[J", terminator: "") }
                 print(lines.joined(separator: "\n"))
@@ -106,4 +112,16 @@ struct UpCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(500))
         }
     }
+}
+
+/// The last few restarts the supervisor made, shown under the live status.
+final class RestartLog: Sendable {
+    private let recent = Mutex<[String]>([])
+
+    func add(_ name: String) {
+        let time = Date().formatted(date: .omitted, time: .standard)
+        recent.withLock { $0 = Array(($0 + ["\(time) restarted \(name) (it had exited)"]).suffix(3)) }
+    }
+
+    var lines: [String] { recent.withLock { $0 } }
 }

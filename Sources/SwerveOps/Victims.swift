@@ -1,0 +1,69 @@
+import Foundation
+import Glibc
+import SwerveController
+import SwerveCore
+import SwerveLauncher
+import SwerveProtocol
+import SwerveRedis
+
+/// Finds the chaos harness's victims through what the cluster records in Redis — the leader
+/// record, node records, the checkpoint's worker pids, Redis's own INFO — so the same faults
+/// work on a cluster the harness started and on one it attached to. Pids are signalled on this
+/// host: a record from another host is refused.
+struct Victims {
+    let client: ClusterClient
+    let redis: RedisClient
+
+    /// The leading controller's pid.
+    func leaderPID() async throws -> Int32 {
+        guard let leader = try await client.leader() else { throw LauncherError("no controller leads") }
+        guard leader.host == ProcessInfo.processInfo.hostName else {
+            throw LauncherError("the leader \(leader.id) runs on \(leader.host), not here: run the chaos harness on the cluster's host")
+        }
+        return leader.pid
+    }
+
+    /// A random RUNNING replica's worker: its tag and pid.
+    func worker() async throws -> (String, Int32)? {
+        let running = try await client.checkpoint().backends.flatMap(\.replicas).filter { $0.state == .running }
+        return running.compactMap { replica in replica.endpoint?.pid.map { (replica.tag, $0) } }.randomElement()
+    }
+
+    /// A random live node agent: its id and pid.
+    func node() async throws -> (String, Int32)? {
+        try await client.nodes().compactMap { listing in listing.record.map { (listing.id, $0.pid) } }.randomElement()
+    }
+
+    /// The Redis server's pid, from `INFO server`.
+    func redisPID() async throws -> Int32 {
+        let info = try await redis.send("INFO", "server").string ?? ""
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("process_id:") }),
+              let pid = Int32(line.dropFirst("process_id:".count)) else { throw LauncherError("Redis's INFO has no process_id") }
+        return pid
+    }
+
+    /// Waits until Redis answers again, as a process other than `previous` (30 s at most).
+    func awaitRedis(otherThan previous: Int32) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let pid = try? await redisPID(), pid != previous { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw LauncherError("Redis did not come back within 30 s of its restart")
+    }
+
+    /// The request stream's length and the requests applied, once every queued request was
+    /// applied (the cluster is quiet): what the run's requests are counted from.
+    func quietBaseline(keys: ClusterKeys) async throws -> (inStream: Int, applied: Int) {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let state = try await client.checkpoint()
+            let last = try await redis.send("XREVRANGE", keys.requests, "+", "-", "COUNT", 1).array?.first?.array?.first?.string
+            if last == state.lastAppliedRequest?.description {
+                return (Int(try await redis.send("XLEN", keys.requests).integer ?? 0), state.requestsApplied)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw LauncherError("requests are still queued after 30 s: is a controller running?")
+    }
+}
