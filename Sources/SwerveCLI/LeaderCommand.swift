@@ -23,24 +23,18 @@ struct LeaderCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        let keys = try cluster.keys()
-        let client = RedisClient(configuration: try cluster.redisConfiguration(), logger: Logger(label: "swerve.leader") { _ in SwiftLogNoOpLogHandler() })
-        defer { client.close() }
-        let reply: RedisReply
+        let client = try cluster.clusterClient()
+        let found: LeaderRecord?
         do {
-            reply = try await client.send("GET", keys.leader)
-        } catch {
+            found = try await client.leader()
+        } catch let error as RedisError {
+            throw CLIError(error.message)
+        } catch let error as ProtocolError {
             throw CLIError(error.message)
         }
-        guard let bytes = reply.bytes else {
-            FileHandle.standardError.write(Data("no controller leads cluster \"\(keys.cluster)\"\n".utf8))
+        guard let record = found else {
+            FileHandle.standardError.write(Data("no controller leads cluster \"\(cluster.cluster)\"\n".utf8))
             throw ExitCode(3)
-        }
-        let record: LeaderRecord
-        do {
-            record = try DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader)
-        } catch {
-            throw CLIError(error.message)
         }
         let leadingFor = max(0, wallClockMilliseconds() - record.since)
         if json {

@@ -1,4 +1,5 @@
 import Foundation
+import SwerveSystem
 public import SwerveCore
 public import SwerveProtocol
 public import SwerveRedis
@@ -63,11 +64,10 @@ extension ClusterClient {
         return replies.compactMap(Self.eventEntry).reversed()
     }
 
-    /// Events after the stream id `after` (`$` for only new ones), waiting up to `block` for the
+    /// Events after the stream id `after` (see ``lastEventID()``), waiting up to `block` for the
     /// first; empty when none came.
     public func events(after: String, block: Duration) async throws -> [EventEntry] {
-        let milliseconds = Int(block.components.seconds * 1000 + block.components.attoseconds / 1_000_000_000_000_000)
-        let reply = try await client.send(RedisCommand("XREAD", arguments: ["COUNT", 1000, "BLOCK", milliseconds, "STREAMS", keys.events, after]),
+        let reply = try await client.send(RedisCommand("XREAD", arguments: ["COUNT", 1000, "BLOCK", block.wholeMilliseconds, "STREAMS", keys.events, after]),
                                           timeout: block + .seconds(5))
         // [[key, [entry, ...]]]
         return reply.array?.first?.array?.last?.array?.compactMap(Self.eventEntry) ?? []

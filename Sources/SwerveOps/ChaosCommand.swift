@@ -158,11 +158,12 @@ struct ChaosCommand: AsyncParsableCommand {
             counts[fault, default: 0] += 1
             switch fault {
             case .killLeader, .stopLeader, .termLeader:
-                guard let leader = await watch.awaitLeader(timeout: .seconds(15)) else {
+                guard await watch.awaitLeader(timeout: .seconds(15)) != nil else {
                     violations.append("no controller led for 15 s before a \(fault.rawValue)")
                     break
                 }
-                let pid = try await victims.leaderPID()
+                // The record names the pid; its epoch is what the successor must exceed.
+                let (leader, pid) = try await victims.leader()
                 let signal = fault == .killLeader ? SIGKILL : fault == .stopLeader ? SIGSTOP : SIGTERM
                 let at = ContinuousClock.now
                 kill(pid, signal)

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SwerveSystem
 import Synchronization
 
 /// Steady HTTP load for the chaos harness: a few threads, each with one keep-alive connection
@@ -54,7 +55,7 @@ final class LoadGenerator: Sendable {
     private func loop() {
         var connection: Int32 = -1
         let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: swerve-chaos\r\n\r\n".utf8)
-        let pauseMicroseconds = UInt32(pause.components.seconds * 1_000_000 + pause.components.attoseconds / 1_000_000_000_000)
+        let pauseMicroseconds = UInt32(pause.wholeMilliseconds * 1000)
         while !stopped.load(ordering: .relaxed) {
             if connection < 0 {
                 switch connect() {

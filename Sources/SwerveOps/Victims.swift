@@ -14,13 +14,13 @@ struct Victims {
     let client: ClusterClient
     let redis: RedisClient
 
-    /// The leading controller's pid.
-    func leaderPID() async throws -> Int32 {
+    /// The leading controller (as the leader watch reports elections) and its pid.
+    func leader() async throws -> (LeaderWatch.Election, Int32) {
         guard let leader = try await client.leader() else { throw LauncherError("no controller leads") }
         guard leader.host == ProcessInfo.processInfo.hostName else {
             throw LauncherError("the leader \(leader.id) runs on \(leader.host), not here: run the chaos harness on the cluster's host")
         }
-        return leader.pid
+        return (LeaderWatch.Election(epoch: leader.epoch, id: leader.id, at: .now), leader.pid)
     }
 
     /// A random RUNNING replica's worker: its tag and pid.

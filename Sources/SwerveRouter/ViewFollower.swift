@@ -7,8 +7,9 @@ import SwerveRedis
 /// Keeps the router's view current: subscribes to the snapshot notices first, then reads both
 /// snapshots; re-reads a snapshot when a notice names the next one, both when a notice shows
 /// a gap (a skipped version or a new term: others may have been lost), both after any
-/// reconnect (messages may have been missed), and both every `resync` as a safety net. Pub/sub is only
-/// a hint: the snapshot keys are the truth. While Redis is away, the view stays as it was.
+/// reconnect (messages may have been missed), and both every `resync` as a safety net.
+/// Pub/sub is only a hint: the snapshot keys are the truth. While Redis is away, the view
+/// stays as it was.
 struct ViewFollower: Sendable {
     let keys: ClusterKeys
     let client: RedisClient
