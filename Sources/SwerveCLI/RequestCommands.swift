@@ -185,7 +185,14 @@ struct WaitCommand: AsyncParsableCommand {
 
     func run() async throws {
         let client = try cluster.clusterClient()
-        let outcome = try await waiting.wait(client, for: goal, backend: nil) { _ in }
+        // The backend whose goal it is, while pending: its status is the progress shown.
+        let backend = (try? await client.checkpoint())?.backends.first { $0.goals.contains(goal) }?.tag
+        let progress = ProgressLine()
+        let outcome = try await waiting.wait(client, for: goal, backend: backend) { status in
+            guard let status, let backend else { return }
+            progress.show("\(backend): \(status.reason)")
+        }
+        progress.finish()
         if let failure = outcome.failure {
             print("failed: \(failure)")
             throw ExitCode(1)
