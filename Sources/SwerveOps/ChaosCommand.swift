@@ -62,8 +62,8 @@ struct ChaosCommand: AsyncParsableCommand {
     func run() async throws {
         let started = ContinuousClock.now
         @Sendable func say(_ line: String) {
-            let seconds = Double((ContinuousClock.now - started).components.seconds) + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
-            print(String(format: "[%6.1f s] ", seconds) + line)
+            let elapsed = Self.seconds(ContinuousClock.now - started)
+            print("[" + String(repeating: " ", count: max(0, 8 - elapsed.count)) + elapsed + "] " + line)
             fflush(nil) // all streams: stdout without naming the global
         }
 
@@ -231,8 +231,8 @@ struct ChaosCommand: AsyncParsableCommand {
         let submitted = await ledger.goals.count
         violations += ChaosInvariants.requestsAndGoals(submitted: submitted, inStream: inStream, applied: applied, goals: await ledger.outcomes())
         let tally = load.tally
-        let sent = tally.values.reduce(0, +)
-        let succeeded = tally.filter { $0.key.hasPrefix("2") }.values.reduce(0, +)
+        let sent = tally.values.map(\.count).reduce(0, +)
+        let succeeded = tally.filter { $0.key.hasPrefix("2") }.values.map(\.count).reduce(0, +)
         let ratio = sent == 0 ? 0 : Double(succeeded) / Double(sent)
         if ratio < minSuccess { violations.append(String(format: "HTTP success %.4f is below --min-success %.4f", ratio, minSuccess)) }
         for fault in [Fault.killLeader, .stopLeader, .termLeader] where failovers[fault, default: []].count < minEach {
@@ -252,8 +252,8 @@ struct ChaosCommand: AsyncParsableCommand {
         print("fencing:      " + (refused.map { "\($0) writes refused by the lease (each changed nothing)" } ?? "see the controllers' logs (attached)"))
         print("requests:     \(submitted) submitted, \(inStream) more in the stream, \(applied) more applied")
         print(String(format: "http:         %d sent, %d succeeded (%.4f)", sent, succeeded, ratio))
-        for (outcome, count) in tally.sorted(by: { $0.value > $1.value }) where !outcome.hasPrefix("2") {
-            print("              failed: \(count) × \(outcome)")
+        for (outcome, seen) in tally.sorted(by: { $0.value.count > $1.value.count }) where !outcome.hasPrefix("2") {
+            print("              failed: \(seen.count) × \(outcome) (first at \(Self.seconds(seen.first - started)))")
         }
         print("replicas:     " + state.backends.map { "\($0.tag) \($0.replicas.filter { $0.state == .running }.count)/\($0.config.numReplicas) running" }.joined(separator: ", ")
               + "; \(workers.count) worker processes")
@@ -305,6 +305,11 @@ struct ChaosCommand: AsyncParsableCommand {
             let text = (try? String(contentsOfFile: "\(logs)/\(file)", encoding: .utf8)) ?? ""
             return total + text.components(separatedBy: "write refused under epoch").count - 1
         }
+    }
+
+    /// `12.3 s`, as the progress lines' timestamps.
+    static func seconds(_ duration: Duration) -> String {
+        String(format: "%.1f s", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
     }
 
     static func ms(_ duration: Duration) -> String {

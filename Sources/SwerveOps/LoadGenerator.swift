@@ -12,7 +12,7 @@ import Synchronization
 final class LoadGenerator: Sendable {
     /// Every outcome so far, by kind: `200`; a failed status with the first line of its body
     /// (`503 backend api has no running replica`); or why no response came (`connect: …`).
-    private let outcomes = Mutex<[String: Int]>([:])
+    private let outcomes = Mutex<[String: (count: Int, first: ContinuousClock.Instant)]>([:])
     private let stopped = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
     let host: String
@@ -46,10 +46,12 @@ final class LoadGenerator: Sendable {
         while running.load(ordering: .relaxed) > 0 { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
-    var tally: [String: Int] { outcomes.withLock { $0 } }
+    /// How often each outcome happened, and when it first did (to set beside the fault log).
+    var tally: [String: (count: Int, first: ContinuousClock.Instant)] { outcomes.withLock { $0 } }
 
     private func record(_ outcome: String) {
-        outcomes.withLock { $0[outcome, default: 0] += 1 }
+        let now = ContinuousClock.now
+        outcomes.withLock { $0[outcome, default: (0, now)].count += 1 }
     }
 
     private func loop() {

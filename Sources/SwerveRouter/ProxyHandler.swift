@@ -259,13 +259,14 @@ final class ProxyHandler: ChannelInboundHandler {
             resend(exchange, sameReplicaAllowed: true)
             return
         }
+        let replica = exchange.replica?.tag ?? "?" // named before release forgets it
         release(exchange)
         self.exchange = nil
         if exchange.responseStarted {
             context.close(promise: nil) // a truncated response must not look complete
         } else {
             respond(exchange.head, status: .badGateway, backend: exchange.backend,
-                    body: "replica \(exchange.replica?.tag ?? "?") of backend \(exchange.backend) closed the connection before answering\n",
+                    body: "replica \(replica) of backend \(exchange.backend) closed the connection before answering\n",
                     started: exchange.started)
         }
     }
