@@ -208,7 +208,7 @@ struct ChaosCommand: AsyncParsableCommand {
         while ContinuousClock.now < settleDeadline {
             if (try? await client.goalOutcome(last)) != nil,
                let state = try? await client.checkpoint(), ChaosInvariants.replicasConverged(state).isEmpty {
-                let workers = Self.workerProcesses(cluster: keys.cluster)
+                let workers = HostInspection.workerProcesses(cluster: keys.cluster)
                 if ChaosInvariants.workersMatchReplicas(workers, state).isEmpty, await ledger.allSettled() {
                     settled = (state, workers)
                     break
@@ -218,7 +218,7 @@ struct ChaosCommand: AsyncParsableCommand {
         }
         await load.stop()
         let state = try await client.checkpoint()
-        let workers = settled?.workers ?? Self.workerProcesses(cluster: keys.cluster)
+        let workers = settled?.workers ?? HostInspection.workerProcesses(cluster: keys.cluster)
         if settled == nil { violations.append("the cluster did not settle within \(settleTimeout) s") }
 
         // Checks.
@@ -238,7 +238,7 @@ struct ChaosCommand: AsyncParsableCommand {
         for fault in [Fault.killLeader, .stopLeader, .termLeader] where failovers[fault, default: []].count < minEach {
             violations.append("only \(failovers[fault, default: []].count) \(fault.rawValue) faults with a failover (--min-each \(minEach)); raise --duration")
         }
-        let refused = logs.map(Self.fencedRefusals(in:))
+        let refused = logs.map(HostInspection.fencedRefusals(in:))
 
         // Report.
         print("\n== chaos report (cluster \(keys.cluster), \(Self.ms(ContinuousClock.now - started)) in all) ==")
@@ -282,31 +282,6 @@ struct ChaosCommand: AsyncParsableCommand {
         throw LauncherError("backend chaos was never routed")
     }
 
-    /// Worker processes of `cluster` (their environment names it), with their replica tags.
-    static func workerProcesses(cluster: String) -> [(tag: String, pid: Int32)] {
-        var found: [(String, Int32)] = []
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(entry), let raw = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
-                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8) else { continue }
-            // A zombie has exited: it is only waiting to be reaped.
-            if let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)] == "Z" { continue }
-            let variables = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard variables.contains("SWERVE_CLUSTER=\(cluster)"),
-                  let tag = variables.first(where: { $0.hasPrefix("SWERVE_REPLICA_TAG=") })?.dropFirst("SWERVE_REPLICA_TAG=".count) else { continue }
-            found.append((String(tag), pid))
-        }
-        return found
-    }
-
-    /// How many writes the controllers' logs say the lease refused.
-    static func fencedRefusals(in logs: String) -> Int {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: logs)) ?? []
-        return files.filter { $0.hasPrefix("controller-") }.reduce(0) { total, file in
-            let text = (try? String(contentsOfFile: "\(logs)/\(file)", encoding: .utf8)) ?? ""
-            return total + text.components(separatedBy: "write refused under epoch").count - 1
-        }
-    }
-
     /// `12.3 s`, as the progress lines' timestamps.
     static func seconds(_ duration: Duration) -> String {
         String(format: "%.1f s", Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
@@ -315,43 +290,5 @@ struct ChaosCommand: AsyncParsableCommand {
     static func ms(_ duration: Duration) -> String {
         let milliseconds = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
         return milliseconds >= 10_000 ? String(format: "%.1f s", milliseconds / 1000) : String(format: "%.0f ms", milliseconds)
-    }
-}
-
-/// Every request the harness submitted, and their goals.
-actor RequestLedger {
-    let client: ClusterClient
-    private(set) var goals: [GoalID] = []
-
-    init(client: ClusterClient) {
-        self.client = client
-    }
-
-    /// Submits `operation`, retrying while Redis cannot be reached (then nothing was sent).
-    /// Any other failure is thrown: the request may or may not be in the stream.
-    func submit(_ operation: Request.Operation) async throws -> GoalID {
-        while true {
-            do {
-                let goal = try await client.submit(operation)
-                goals.append(goal)
-                return goal
-            } catch let error as RedisError where error.code == .unavailable || error.code == .connectFailed {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-    }
-
-    /// Each goal's outcome; nil for one not settled (or not readable).
-    func outcomes() async -> [String: GoalOutcome?] {
-        var outcomes: [String: GoalOutcome?] = [:]
-        for goal in goals {
-            let outcome = (try? await client.goalOutcome(goal)) ?? nil
-            outcomes[goal] = .some(outcome)
-        }
-        return outcomes
-    }
-
-    func allSettled() async -> Bool {
-        await outcomes().values.allSatisfy { $0 != nil }
     }
 }
