@@ -268,6 +268,18 @@ final class ProxyHandler: ChannelInboundHandler {
             respond(exchange.head, status: .badGateway, backend: exchange.backend,
                     body: "replica \(replica) of backend \(exchange.backend) closed the connection before answering\n",
                     started: exchange.started)
+            resumeReading(after: exchange)
+        }
+    }
+
+    /// After an answer the router made itself: read the client's next request — unless this
+    /// one's body was never read to its end, which leaves the connection unusable.
+    private func resumeReading(after exchange: Exchange) {
+        guard let context else { return }
+        if exchange.requestEnded {
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        } else {
+            context.close(promise: nil)
         }
     }
 
@@ -336,13 +348,7 @@ final class ProxyHandler: ChannelInboundHandler {
         state.metrics.rejected(backend: exchange.backend, reason: reason)
         respond(exchange.head, status: status, backend: exchange.backend, body: body, started: exchange.started,
                 extra: status == .serviceUnavailable ? [("Retry-After", "1")] : [])
-        guard let context else { return }
-        if exchange.requestEnded {
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
-        } else {
-            // Its body was never read: the connection cannot carry another request.
-            context.close(promise: nil)
-        }
+        resumeReading(after: exchange)
     }
 
     private func respondEarly(_ head: HTTPRequestHead, status: HTTPResponseStatus, backend: String?, body: String) {

@@ -124,6 +124,54 @@ private func blockingHTTPRequest(_ address: String, method: String, path: String
     return (status, headers, Array(response[split.upperBound...]))
 }
 
+/// Sends `requests` one after another on one kept-alive connection (each without a body) and
+/// returns each response's status: what a browser or an HTTP client pool does.
+/// - Throws: when a response does not come within 5 s (the connection is stuck).
+public func httpKeepAlive(_ address: String, _ requests: [(method: String, path: String)]) async throws -> [Int] {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(with: Result { try blockingKeepAlive(address, requests) })
+        }.start()
+    }
+}
+
+private func blockingKeepAlive(_ address: String, _ requests: [(method: String, path: String)]) throws -> [Int] {
+    guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else { throw TestFailure("bad address \(address)") }
+    let host = String(address[..<colon])
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var socketAddress = sockaddr_in()
+    socketAddress.sin_family = sa_family_t(AF_INET)
+    socketAddress.sin_port = port.bigEndian
+    socketAddress.sin_addr.s_addr = inet_addr(host)
+    let connected = withUnsafePointer(to: &socketAddress) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestFailure("connect to \(address) failed: \(String(cString: strerror(errno)))") }
+    var statuses: [Int] = []
+    var pending: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    for (index, request) in requests.enumerated() {
+        let bytes = Array("\(request.method) \(request.path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: 0\r\n\r\n".utf8)
+        _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        func fill() throws {
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            guard count > 0 else { throw TestFailure("no answer to request \(index + 1) (\(request.method) \(request.path)) on the kept-alive connection") }
+            pending += buffer[0..<count]
+        }
+        while pending.firstRange(of: Array("\r\n\r\n".utf8)) == nil { try fill() }
+        let split = pending.firstRange(of: Array("\r\n\r\n".utf8))!
+        let head = String(decoding: pending[..<split.lowerBound], as: UTF8.self).lowercased().components(separatedBy: "\r\n")
+        statuses.append(Int(head[0].split(separator: " ")[1]) ?? 0)
+        let length = head.first { $0.hasPrefix("content-length:") }.flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+        while pending.count < split.upperBound + length { try fill() }
+        pending.removeFirst(split.upperBound + length)
+    }
+    return statuses
+}
+
 /// A TCP port on 127.0.0.1 that nothing listens on right now, for a process that must be told
 /// its port. It comes from below the kernel's ephemeral range (32768 and up on Linux), so no
 /// process binding port 0 — workers, routers, test clients — can take it before it is used.

@@ -355,6 +355,23 @@ import Testing
         #expect(posts.contains(502) && posts.allSatisfy { $0 == 200 || $0 == 502 }, "a POST is not repeated: the replica may have acted on it (\(posts))")
     }
 
+    /// A replica that closes every connection unanswered: each request gets the router's 502,
+    /// and the client's kept-alive connection goes on carrying requests (after a 502 on a
+    /// freshly made replica connection it used to stop being read: seen in chaos runs as a
+    /// request timing out after a worker was killed).
+    @Test func theRoutersOwn502LeavesAKeptAliveConnectionUsable() async throws {
+        let mute = try await pythonReplica("mute", methods: """
+            def do_GET(self):
+                self.close_connection = True
+            """)
+        defer { mute.stop() }
+        let front = try await router()
+        defer { front.process.kill() }
+        try await routeEverything(to: mute.address)
+        try await awaitRouted(front, backend: "api", count: 1)
+        #expect(try await httpKeepAlive(front.address, [("GET", "/a"), ("GET", "/b"), ("GET", "/c")]) == [502, 502, 502])
+    }
+
     /// A draining replica turns requests away with `503` and `X-Swerve-Unprocessed` before it
     /// runs anything: the router sends a bodiless request to another replica; one whose body
     /// it already streamed gets the 503 (with its Retry-After) as it is.
