@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SwerveController
 import SwerveCore
+import SwerveRedis
 
 /// `swerve events [--follow]`: the state transitions the leader recorded, oldest first.
 struct EventsCommand: AsyncParsableCommand {
@@ -54,8 +55,19 @@ struct EventsCommand: AsyncParsableCommand {
                     }
                 }
                 try emit(recent)
+                var unreachable = false
                 while !Task.isCancelled {
-                    let entries = try await CLIError.reading { try await client.events(after: cursor, block: .seconds(2)) }
+                    let entries: [EventEntry]
+                    do {
+                        entries = try await client.events(after: cursor, block: .seconds(2))
+                    } catch let error as RedisError {
+                        // A follower outlives a Redis restart: say so once, then keep trying.
+                        if !unreachable { FileHandle.standardError.write(Data("swerve events: \(error.message); retrying\n".utf8)) }
+                        unreachable = true
+                        try await Task.sleep(for: .seconds(1))
+                        continue
+                    }
+                    unreachable = false
                     if let newest = entries.last { cursor = newest.id }
                     try emit(entries)
                 }

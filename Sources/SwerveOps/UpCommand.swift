@@ -50,6 +50,7 @@ struct UpCommand: AsyncParsableCommand {
         let restarts = RestartLog()
         let supervisor = cluster.supervise { name in restarts.add(name) }
         defer { supervisor.cancel() }
+        let failed = Atomic<Bool>(false)
         let shown = Task {
             do {
                 try await start(cluster, restarts: restarts)
@@ -57,6 +58,7 @@ struct UpCommand: AsyncParsableCommand {
                 // Ctrl-C while starting or showing: the run ends below.
             } catch {
                 FileHandle.standardError.write(Data("swerve-ops up: \(error)\n".utf8))
+                failed.store(true, ordering: .relaxed)
                 stop.yield()
             }
         }
@@ -65,6 +67,7 @@ struct UpCommand: AsyncParsableCommand {
         print("\nstopping \(cluster.running.count) processes…")
         cluster.stopAll()
         print("stopped; logs in \(cluster.logDirectory)")
+        if failed.load(ordering: .relaxed) { throw ExitCode(1) }
     }
 
     private func start(_ cluster: LocalCluster, restarts: RestartLog) async throws {
@@ -87,7 +90,7 @@ struct UpCommand: AsyncParsableCommand {
             let text = try String(contentsOfFile: apply, encoding: .utf8)
             for spec in try BackendSpec.parse(text, source: apply) {
                 let goal = try await client.submit(spec.operation)
-                let outcome = try await client.wait(for: goal, backend: spec.operation.backendTag) { _ in }
+                let outcome = try await client.wait(for: goal, backend: spec.operation.backendTag, leaderless: .seconds(30)) { _ in }
                 print("applied: \(spec.operation.backendTag) from \(apply)" + (outcome.failure.map { " — failed: \($0)" } ?? ""))
             }
         }
