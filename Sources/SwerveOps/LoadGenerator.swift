@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SwerveLauncher
 import SwerveSystem
 import Synchronization
 
@@ -85,22 +86,7 @@ final class LoadGenerator: Sendable {
     struct Failure: Error { var reason: String }
 
     private func connect() -> Result<Int32, Failure> {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr(host)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            let reason = "connect: \(String(cString: strerror(errno)))"
-            close(descriptor)
-            return .failure(Failure(reason: reason))
-        }
-        return .success(descriptor)
+        connectTCP("\(host):\(port)", receiveTimeoutSeconds: 5).mapError { Failure(reason: $0.description) }
     }
 
     /// Sends the request and reads one whole response (Content-Length or chunked).

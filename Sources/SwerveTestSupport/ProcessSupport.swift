@@ -91,18 +91,9 @@ public func httpRequest(_ address: String, method: String = "GET", path: String 
 }
 
 private func blockingHTTPRequest(_ address: String, method: String, path: String, headers extra: [String: String], body: [UInt8]) throws -> (status: Int, headers: [String: String], body: [UInt8]) {
-    guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else { throw TestFailure("bad address \(address)") }
-    let host = String(address[..<colon])
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let host = String(address.prefix { $0 != ":" })
+    let descriptor = try connectTCP(address).mapError { TestFailure($0.description) }.get()
     defer { close(descriptor) }
-    var socketAddress = sockaddr_in()
-    socketAddress.sin_family = sa_family_t(AF_INET)
-    socketAddress.sin_port = port.bigEndian
-    socketAddress.sin_addr.s_addr = inet_addr(host)
-    let connected = withUnsafePointer(to: &socketAddress) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw TestFailure("connect to \(address) failed: \(String(cString: strerror(errno)))") }
     let lines = extra.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
     let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\(lines)\r\n".utf8) + body
     _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
@@ -136,20 +127,9 @@ public func httpKeepAlive(_ address: String, _ requests: [(method: String, path:
 }
 
 private func blockingKeepAlive(_ address: String, _ requests: [(method: String, path: String)]) throws -> [Int] {
-    guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else { throw TestFailure("bad address \(address)") }
-    let host = String(address[..<colon])
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let host = String(address.prefix { $0 != ":" })
+    let descriptor = try connectTCP(address, receiveTimeoutSeconds: 5).mapError { TestFailure($0.description) }.get()
     defer { close(descriptor) }
-    var timeout = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var socketAddress = sockaddr_in()
-    socketAddress.sin_family = sa_family_t(AF_INET)
-    socketAddress.sin_port = port.bigEndian
-    socketAddress.sin_addr.s_addr = inet_addr(host)
-    let connected = withUnsafePointer(to: &socketAddress) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw TestFailure("connect to \(address) failed: \(String(cString: strerror(errno)))") }
     var statuses: [Int] = []
     var pending: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
