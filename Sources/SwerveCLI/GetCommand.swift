@@ -47,9 +47,7 @@ struct GetCommand: AsyncParsableCommand {
             // A settled goal's backend is in the event that settled it, while the stream has it.
             let events = (try? await client.recentEvents(count: 2000)) ?? []
             var backends: [String: String] = [:]
-            for entry in events where entry.event.kind == .goalCompleted || entry.event.kind == .goalFailed {
-                if let goal = entry.event.message.split(separator: " ").dropFirst().first { backends[String(goal)] = entry.event.backend }
-            }
+            for entry in events { if let goal = entry.event.goal { backends[goal] = entry.event.backend } }
             let settled = state.recentGoalOutcomes.reversed().map {
                 GoalRow(goal: $0.goal, state: $0.failure == nil ? "completed" : "failed", backend: backends[$0.goal], reason: $0.failure)
             }

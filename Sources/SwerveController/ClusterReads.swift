@@ -86,8 +86,9 @@ extension ClusterClient {
         }
         guard let kind = values["kind"].flatMap(ClusterEvent.Kind.init(rawValue:)) else { return nil }
         let replica = values["replica"].flatMap { $0.isEmpty ? nil : $0 }
+        let goal = values["goal"].flatMap { $0.isEmpty ? nil : $0 }
         return EventEntry(id: id, epoch: Int64(values["epoch"] ?? "") ?? 0, controller: values["controller"] ?? "",
                           at: Int64(values["at"] ?? "") ?? 0,
-                          event: ClusterEvent(kind: kind, backend: values["backend"] ?? "", replica: replica, message: values["message"] ?? ""))
+                          event: ClusterEvent(kind: kind, backend: values["backend"] ?? "", replica: replica, goal: goal, message: values["message"] ?? ""))
     }
 }

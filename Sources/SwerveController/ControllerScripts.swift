@@ -58,11 +58,11 @@ enum ControllerScripts {
         """)
 
     /// KEYS: lease, events.  ARGV: value, cap, epoch, controller, at, then per event: kind,
-    /// backend, replica, message.
+    /// backend, replica, goal, message.
     static let appendEvents = FencedScript(body: """
-        for i = 6, #ARGV, 4 do
+        for i = 6, #ARGV, 5 do
             redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'epoch', ARGV[3], 'controller', ARGV[4], 'at', ARGV[5],
-                'kind', ARGV[i], 'backend', ARGV[i + 1], 'replica', ARGV[i + 2], 'message', ARGV[i + 3])
+                'kind', ARGV[i], 'backend', ARGV[i + 1], 'replica', ARGV[i + 2], 'goal', ARGV[i + 3], 'message', ARGV[i + 4])
         end
         return 1
         """)

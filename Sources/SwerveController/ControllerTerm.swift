@@ -226,7 +226,7 @@ struct ControllerTerm {
     private func eventsCall(_ events: [ClusterEvent]) -> (script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible]) {
         let controller = scope.leaseValue.split(separator: ":").dropLast().joined(separator: ":")
         var arguments: [any RedisArgumentConvertible] = [ClusterKeys.eventsLimit, scope.epoch, controller, wallClockMilliseconds()]
-        for event in events { arguments += [event.kind.rawValue, event.backend, event.replica ?? "", event.message] }
+        for event in events { arguments += [event.kind.rawValue, event.backend, event.replica ?? "", event.goal ?? "", event.message] }
         return (ControllerScripts.appendEvents, [keys.events], arguments)
     }
 

@@ -20,12 +20,15 @@ public struct ClusterEvent: Sendable, Hashable, Codable {
     public var backend: String
     /// The replica's tag, for replica transitions.
     public var replica: String?
+    /// The goal's id, for goals settled.
+    public var goal: GoalID?
     public var message: String
 
-    public init(kind: Kind, backend: String, replica: String? = nil, message: String) {
+    public init(kind: Kind, backend: String, replica: String? = nil, goal: GoalID? = nil, message: String) {
         self.kind = kind
         self.backend = backend
         self.replica = replica
+        self.goal = goal
         self.message = message
     }
 
@@ -74,9 +77,9 @@ public struct ClusterEvent: Sendable, Hashable, Codable {
         for action in actions {
             switch action {
             case .completeGoal(let goal):
-                events.append(ClusterEvent(kind: .goalCompleted, backend: backend(of: goal, old, new) ?? "", message: "goal \(goal) completed"))
+                events.append(ClusterEvent(kind: .goalCompleted, backend: backend(of: goal, old, new) ?? "", goal: goal, message: "goal \(goal) completed"))
             case .failGoal(let goal, let reason):
-                events.append(ClusterEvent(kind: .goalFailed, backend: backend(of: goal, old, new) ?? "", message: "goal \(goal) failed: \(reason)"))
+                events.append(ClusterEvent(kind: .goalFailed, backend: backend(of: goal, old, new) ?? "", goal: goal, message: "goal \(goal) failed: \(reason)"))
             default:
                 break
             }

@@ -87,7 +87,7 @@ public struct ClusterKeys: Sendable, Hashable {
     public var status: String { prefix + "status" }
     /// STREAM of state transitions (`SwerveCore.ClusterEvent`) the leader appends (fenced),
     /// capped near ``eventsLimit`` entries: fields `epoch`, `controller`, `at` (Unix ms),
-    /// `kind`, `backend`, `replica` (may be empty), `message`. For `swerve events`.
+    /// `kind`, `backend`, `replica` and `goal` (may be empty), `message`. For `swerve events`.
     public var events: String { prefix + "events" }
     /// About how many entries ``events`` keeps (XADD MAXLEN ~).
     public static let eventsLimit = 10_000

@@ -22,7 +22,7 @@ import Testing
         let ready = step(&h)
         #expect(ready.filter { $0.kind == .replica }.allSatisfy { $0.message.hasPrefix("STARTING → RUNNING") })
         #expect(ready.filter { $0.kind == .replica }.count == 2)
-        #expect(ready.contains(ClusterEvent(kind: .goalCompleted, backend: "api", message: "goal \(goal) completed")))
+        #expect(ready.contains(ClusterEvent(kind: .goalCompleted, backend: "api", goal: goal, message: "goal \(goal) completed")))
         #expect(step(&h).isEmpty, "nothing changed, nothing told")
 
         h.world.request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 1)))
