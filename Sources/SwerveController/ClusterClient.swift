@@ -73,11 +73,15 @@ public struct ClusterClient: Sendable {
                     var last: BackendStatus?? = .none
                     var leaderlessSince: ContinuousClock.Instant?
                     for await _ in checks {
-                        if let bytes = try await client.send("GET", keys.goal(goal)).bytes {
+                        // The outcome, and whether anyone leads (when that matters), in one round trip.
+                        var reads = [RedisCommand("GET", keys.goal(goal))]
+                        if leaderless != nil { reads.append(RedisCommand("EXISTS", keys.leader)) }
+                        let replies = try await client.pipeline(reads)
+                        if let bytes = replies[0].bytes {
                             return try JSONDecoder().decode(GoalOutcome.self, from: Data(bytes))
                         }
                         if let leaderless {
-                            if try await client.send("EXISTS", keys.leader).integer == 1 {
+                            if replies[1].integer == 1 {
                                 leaderlessSince = nil
                             } else if let since = leaderlessSince {
                                 if ContinuousClock.now - since > leaderless {
