@@ -60,7 +60,8 @@ import Testing
         let events = try JSONDecoder().decode([Event].self, from: Data(try await cli(["events", "-o", "json"]).output.utf8))
         let epoch = try #require(try await client.send("GET", keys.epoch).string.flatMap { Int64($0) })
         #expect(events.first?.event.kind == "BackendCreated" && events.allSatisfy { $0.controller == "c1" && $0.epoch == epoch })
-        #expect(events.filter { $0.event.kind == "Replica" && $0.event.message.hasPrefix("STARTING → RUNNING") }.count == 2)
+        #expect(events.filter { $0.event.kind == "Replica" && $0.event.message.hasPrefix("STARTING → RUNNING") }.count == 2,
+                "\(events.map { "\($0.event.replica ?? "-") \($0.event.message)" })")
 
         // --follow prints the last event, then new ones as they happen.
         let follower = try SwerveProcess(["events", "--follow", "-o", "json", "--last", "1", "--redis", url, "--cluster", keys.cluster],
