@@ -11,6 +11,7 @@
 //   SwerveController - `swerve controller`: the fenced lease (and, next, the control loop)
 //   SwerveNode   - `swerve node`: the node agent that starts, reaps and kills workers
 //   SwerveRouter - `swerve router`: the HTTP proxy that follows the leader's snapshots
+//   SwerveHTTP   - how every HTTP connection is set up (TCP_NODELAY at the TCP level; failures logged and counted)
 //   SwerveMetrics - Prometheus metrics (swift-metrics + swift-prometheus) served over HTTP
 //   SwerveSystem - process spawning and exit statuses over POSIX, shared by node and worker
 //   SwerveCLI    - the one executable, `swerve`
@@ -69,6 +70,7 @@ let package = Package(
                 "SwerveProtocol",
                 "SwerveRedis",
                 "SwerveCore",
+                "SwerveHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -98,11 +100,21 @@ let package = Package(
                 "SwerveRedis",
                 "SwerveCore",
                 "SwerveMetrics",
+                "SwerveHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SwerveHTTP",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -251,6 +263,16 @@ let package = Package(
                 "SwerveRedis",
                 "SwerveCore",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwerveHTTPTests",
+            dependencies: [
+                "SwerveHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

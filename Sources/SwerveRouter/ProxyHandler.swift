@@ -175,7 +175,7 @@ final class ProxyHandler: ChannelInboundHandler {
             start(exchange, upstream: upstream, pooled: true)
             return
         }
-        UpstreamHandler.connect(to: choice.address, on: loop, timeout: state.settings.connectTimeout).assumeIsolated().whenComplete { [weak self] result in
+        UpstreamHandler.connect(to: choice.address, on: loop, timeout: state.settings.connectTimeout, setup: state.upstreamSetup).assumeIsolated().whenComplete { [weak self] result in
             guard let self, self.exchange === exchange else {
                 // The client left meanwhile; leaving freed the replica's slot.
                 if case .success(let upstream) = result { upstream.close() }

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SwerveHTTP
 
 /// The router's listening socket: HTTP/1.1 with keep-alive and pipelining (answered in
 /// order), one ``ProxyHandler`` per client connection, on SwiftNIO's shared event loops.
@@ -13,15 +14,14 @@ final class ProxyServer: Sendable {
         self.channel = channel
     }
 
-    static func start(host: String, port: Int, state: ProxyState) async throws -> ProxyServer {
+    static func start(host: String, port: Int, state: ProxyState, setup: ConnectionSetup) async throws -> ProxyServer {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(state: state))
+                setup.configure(channel) { pipeline in
+                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                    try pipeline.addHandler(ProxyHandler(state: state))
                 }
             }
             .bind(host: host, port: port)

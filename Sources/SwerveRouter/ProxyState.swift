@@ -1,3 +1,4 @@
+import SwerveHTTP
 import NIOCore
 import SwerveCore
 import Synchronization
@@ -57,9 +58,13 @@ final class ProxyState: Sendable {
         var address: String
     }
 
-    init(settings: ProxySettings, metrics: RouterMetrics) {
+    /// How connections to replicas are set up (`TCP_NODELAY`; failures logged and counted).
+    let upstreamSetup: ConnectionSetup
+
+    init(settings: ProxySettings, metrics: RouterMetrics, upstreamSetup: ConnectionSetup) {
         self.settings = settings
         self.metrics = metrics
+        self.upstreamSetup = upstreamSetup
     }
 
     // MARK: The view

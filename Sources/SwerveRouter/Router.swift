@@ -1,3 +1,4 @@
+import SwerveHTTP
 import Foundation
 public import Logging
 public import SwerveProtocol
@@ -37,10 +38,12 @@ public enum Router {
     public static func run(_ configuration: RouterConfiguration, logger: Logger,
                            started: @Sendable (_ listen: String, _ admin: String?) -> Void = { _, _ in }) async throws {
         let registry = MetricsEndpoint.bootstrap(durationBuckets: [RouterMetrics.durationLabel: RouterMetrics.durationBuckets])
-        let state = ProxyState(settings: configuration.settings, metrics: RouterMetrics())
+        let state = ProxyState(settings: configuration.settings, metrics: RouterMetrics(),
+                               upstreamSetup: ConnectionSetup(server: "router-upstream", logger: logger))
         let client = RedisClient(configuration: configuration.redis, logger: logger)
         defer { client.close() }
-        let server = try await ProxyServer.start(host: configuration.listen.host, port: configuration.listen.port, state: state)
+        let server = try await ProxyServer.start(host: configuration.listen.host, port: configuration.listen.port, state: state,
+                                                 setup: ConnectionSetup(server: "router", logger: logger))
         var admin: MetricsEndpoint?
         if let address = configuration.admin {
             admin = try await MetricsEndpoint.start(host: address.host, port: address.port, registry: registry,

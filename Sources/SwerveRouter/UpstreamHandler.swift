@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SwerveHTTP
 
 /// One connection to a replica: carries one request at a time for the ``ProxyHandler``
 /// attached to it, and waits in the pool between requests. Lives on one event loop.
@@ -19,18 +20,17 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     /// Connects to `address` (`host:port`) on `loop`.
-    static func connect(to address: String, on loop: any EventLoop, timeout: Duration) -> EventLoopFuture<UpstreamHandler> {
+    static func connect(to address: String, on loop: any EventLoop, timeout: Duration, setup: ConnectionSetup) -> EventLoopFuture<UpstreamHandler> {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
             return loop.makeFailedFuture(ChannelError.connectPending)
         }
         let host = String(address[..<colon])
         return ClientBootstrap(group: loop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(TimeAmount(timeout))
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler(channel: channel))
+                setup.configure(channel) { pipeline in
+                    try pipeline.addHTTPClientHandlers()
+                    try pipeline.addHandler(UpstreamHandler(channel: channel))
                 }
             }
             .connect(host: host, port: port)

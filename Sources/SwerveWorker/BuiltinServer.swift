@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SwerveCore
+import SwerveHTTP
 import Synchronization
 
 /// What the server's connections share: which handler, the replica tag, the user config, the
@@ -54,15 +55,14 @@ final class BuiltinServer: Sendable {
         self.port = port
     }
 
-    static func start(host: String, state: BuiltinServerState) async throws -> BuiltinServer {
+    static func start(host: String, state: BuiltinServerState, setup: ConnectionSetup) async throws -> BuiltinServer {
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(BuiltinRequestHandler(state: state))
+                setup.configure(channel) { pipeline in
+                    try pipeline.configureHTTPServerPipeline()
+                    try pipeline.addHandler(BuiltinRequestHandler(state: state))
                 }
             }
             .bind(host: host, port: 0)

@@ -1,4 +1,5 @@
 import Glibc
+public import Logging
 public import SwerveCore
 public import SwerveProtocol
 
@@ -38,6 +39,8 @@ public struct ReplicaContext: Sendable {
     /// Call when a request finishes, so a drain notices the last one at once (optional: the
     /// worker also checks every 100 ms).
     public var requestFinished: @Sendable () -> Void
+    /// The worker's logger, with the replica's tag as metadata.
+    public var logger: Logger
 }
 
 extension BuiltinServer: ReplicaService {

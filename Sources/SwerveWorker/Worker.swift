@@ -1,3 +1,4 @@
+import SwerveHTTP
 import Dispatch
 import Foundation
 public import Logging
@@ -62,7 +63,7 @@ public enum Worker {
         defer { termination.cancel() }
 
         let code = try await makeService(ReplicaContext(assignment: assignment, host: configuration.nodeAddress, tag: tag,
-                                                        requestFinished: { continuation.yield(.requestFinished) }))
+                                                        requestFinished: { continuation.yield(.requestFinished) }, logger: logger))
         let host = configuration.nodeAddress.contains(":") ? "[\(configuration.nodeAddress)]" : configuration.nodeAddress
         let ready = ReadyRecord(tag: tag, backend: assignment.backend, node: configuration.nodeID, version: assignment.version,
                                 address: "\(host):\(code.port)", pid: getpid(), startedAt: startedAt, readyAt: wallClockMilliseconds())
@@ -109,7 +110,8 @@ public enum Worker {
             }
             let state = BuiltinServerState(handler: handler, tag: tag, options: options, userConfig: context.assignment.userConfig,
                                            requestFinished: context.requestFinished)
-            return try await BuiltinServer.start(host: context.host, state: state)
+            return try await BuiltinServer.start(host: context.host, state: state,
+                                                 setup: ConnectionSetup(server: "worker", logger: context.logger))
         case .command(let arguments, let environment, let healthPath):
             guard !arguments.isEmpty else { throw WorkerError(.badAssignment, "swerve worker: the command of \(tag) is empty") }
             let command = try CommandCode.start(arguments: arguments, environment: environment, healthPath: healthPath,
