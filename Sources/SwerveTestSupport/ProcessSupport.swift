@@ -13,12 +13,29 @@ public func swerveBinary() throws -> String {
     return path
 }
 
+/// The user the tests run `swerve` processes as, `UID:GID` from `SWERVE_TEST_USER` (ops/test
+/// sets an unprivileged one when it runs as root: production runs Swerve as a non-root user,
+/// and some failures — a refused `setsockopt`, an unreadable file — only show there). Nil: as
+/// the test runner's own user.
+public var testUser: (uid: UInt32, gid: UInt32)? {
+    guard let value = ProcessInfo.processInfo.environment["SWERVE_TEST_USER"], !value.isEmpty else { return nil }
+    let parts = value.split(separator: ":").compactMap { UInt32($0) }
+    return parts.count == 2 ? (parts[0], parts[1]) : nil
+}
+
+/// `executable arguments` as ``testUser``: through `setpriv`, which changes user and group,
+/// drops supplementary groups and then executes it (the same pid, so signals reach it).
+public func asTestUser(_ executable: String, _ arguments: [String]) -> (executable: String, arguments: [String]) {
+    guard let user = testUser else { return (executable, arguments) }
+    return ("/usr/bin/setpriv", ["--reuid", "\(user.uid)", "--regid", "\(user.gid)", "--clear-groups", "--", executable] + arguments)
+}
+
 public struct TestFailure: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
 
-/// A started `swerve` process whose stderr is collected.
+/// A started `swerve` process whose stderr is collected, run as ``testUser`` when one is set.
 public final class SwerveProcess: @unchecked Sendable {
     // @unchecked: `process`, `errors` and `outputPipe` are set once in init and only read afterwards;
     // Foundation's Process and Pipe are thread-safe for these reads.
@@ -29,8 +46,9 @@ public final class SwerveProcess: @unchecked Sendable {
     /// - Parameter captureOutput: keep stdout, readable as ``output`` once the process exited.
     public init(_ arguments: [String], environment: [String: String], captureOutput: Bool = false) throws {
         process = Process()
-        process.executableURL = URL(fileURLWithPath: try swerveBinary())
-        process.arguments = arguments
+        let command = asTestUser(try swerveBinary(), arguments)
+        process.executableURL = URL(fileURLWithPath: command.executable)
+        process.arguments = command.arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = errors
         outputPipe = captureOutput ? Pipe() : nil

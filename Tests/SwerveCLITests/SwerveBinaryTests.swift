@@ -20,10 +20,11 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     return (process.terminationStatus, String(decoding: output, as: UTF8.self))
 }
 
-/// Runs the built `swerve` binary (a sibling of the test bundle in the build directory) and
-/// returns its exit status and output.
+/// Runs the built `swerve` binary (a sibling of the test bundle in the build directory), as
+/// the test user when one is set, and returns its exit status and output.
 func runSwerve(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
-    try runProcess(try swerveBinary(), arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
+    let command = asTestUser(try swerveBinary(), arguments)
+    return try runProcess(command.executable, command.arguments, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
 }
 
 @Suite struct SwerveBinary {
