@@ -24,6 +24,16 @@ import Yams
                 #expect(service["healthcheck"] != nil, "\(name) has a health check")
                 #expect(service["restart"] as? String == "unless-stopped", "\(name) restarts")
             }
+            if name.hasPrefix("router") {
+                // Published on the host's loopback unless SWERVE_PUBLISH_ADDRESS says otherwise.
+                let ports = service["ports"] as? [Any] ?? []
+                #expect(!ports.isEmpty && ports.allSatisfy { "\($0)".hasPrefix("127.0.0.1:") }, "\(name) publishes on loopback only: \(ports)")
+                // A router drains for up to 30 s, a node agent's workers for its --shutdown-timeout (30 s).
+                #expect(seconds(service["stop_grace_period"]) > 30, "\(name) may drain before it is killed")
+            }
+            if name.hasPrefix("node") {
+                #expect(seconds(service["stop_grace_period"]) > 30, "\(name)'s workers may drain before it is killed")
+            }
             guard (service["image"] as? String)?.hasPrefix("swerve") == true else { continue }
             let command = try #require(service["command"] as? [String], "\(name) has a command")
             // The image's /etc/swerve/examples is this repository's examples/.
@@ -37,6 +47,12 @@ import Yams
                 #expect(try runProcess(swerve, Array(test.dropFirst(2)) + ["--help"]).status == 0, "\(name)'s health check is a swerve command")
             }
         }
+    }
+
+    /// `35s` → 35; anything else → 0.
+    func seconds(_ value: Any?) -> Int {
+        guard let text = value as? String, text.hasSuffix("s") else { return 0 }
+        return Int(text.dropLast()) ?? 0
     }
 
     @Test func theDockerfileBuildsWithSwiftAndRunsOnSlimDebian() throws {
