@@ -55,9 +55,35 @@ final class LoadGenerator: Sendable {
         outcomes.withLock { $0[outcome, default: (0, now)].count += 1 }
     }
 
+    private var request: [UInt8] { Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: swerve-chaos\r\n\r\n".utf8) }
+
+    /// An outcome as the tally names it: the status, with the body's first line if it failed.
+    private static func outcome(status: Int, reason: String) -> String {
+        (200..<300).contains(status) ? "\(status)" : "\(status) \(reason)"
+    }
+
+    /// One request on a connection of its own (on a thread of its own); its outcome as the
+    /// tally would name it. Not counted in the tally.
+    func once() async -> String {
+        await withCheckedContinuation { continuation in
+            Thread { [self] in
+                switch connect() {
+                case .failure(let error):
+                    continuation.resume(returning: error.reason)
+                case .success(let descriptor):
+                    defer { close(descriptor) }
+                    switch exchange(descriptor, request) {
+                    case .success(let (status, _, reason)): continuation.resume(returning: Self.outcome(status: status, reason: reason))
+                    case .failure(let error): continuation.resume(returning: error.reason)
+                    }
+                }
+            }.start()
+        }
+    }
+
     private func loop() {
         var connection: Int32 = -1
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nUser-Agent: swerve-chaos\r\n\r\n".utf8)
+        let request = self.request
         let pauseMicroseconds = UInt32(pause.wholeMilliseconds * 1000)
         while !stopped.load(ordering: .relaxed) {
             if connection < 0 {
@@ -71,7 +97,7 @@ final class LoadGenerator: Sendable {
             }
             switch exchange(connection, request) {
             case .success(let (status, keepAlive, reason)):
-                record((200..<300).contains(status) ? "\(status)" : "\(status) \(reason)")
+                record(Self.outcome(status: status, reason: reason))
                 if !keepAlive { close(connection); connection = -1 }
             case .failure(let error):
                 record(error.reason)

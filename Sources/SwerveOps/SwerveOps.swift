@@ -1,12 +1,12 @@
 import ArgumentParser
 
-/// `swerve-ops`: runs whole clusters on loopback for people and CI — `up` (what `ops/up`
-/// runs) and `chaos` (what `ops/chaos` runs).
+/// `swerve-ops`: runs whole clusters for people and CI — `up` (what `ops/up` runs), `chaos`
+/// (what `ops/chaos` runs) and `compose` (what `ops/compose-test` runs).
 @main
 struct SwerveOps: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swerve-ops",
-        abstract: "Run a local Swerve cluster (up) or break one on purpose and check it (chaos).",
-        subcommands: [UpCommand.self, ChaosCommand.self]
+        abstract: "Run a local Swerve cluster (up), break one on purpose and check it (chaos), or check the compose deployment (compose).",
+        subcommands: [UpCommand.self, ChaosCommand.self, ComposeCommand.self]
     )
 }
