@@ -107,7 +107,7 @@ final class ComposeRun: Sendable {
         let before = try await leader()
         let victim = before.id
         say("killing the leader's container (\(victim), epoch \(before.epoch)) under load through router-2")
-        let failures = try await underLoad(routers[1], allowedFailures: 0, what: "leader kill") {
+        try await underLoad(routers[1], allowedFailures: 0, what: "leader kill") {
             let killedAt = wallClockMilliseconds()
             try await self.kill(victim)
             let deadline = ContinuousClock.now + .seconds(30)
@@ -122,7 +122,6 @@ final class ComposeRun: Sendable {
             }
             throw ComposeFailure("no new leader within 30 s of killing \(victim)")
         }
-        _ = failures
         try await awaitHealthy(every: ComposeCommand.services)
         say("every service healthy again (\(victim) restarted by its restart policy)")
     }
@@ -131,7 +130,7 @@ final class ComposeRun: Sendable {
     /// replicas may fail; the backends come back to their targets on what remains.
     private func killNode() async throws {
         say("killing node-2's container under load through router-1")
-        _ = try await underLoad(routers[0], allowedFailures: LoadShape.threads, what: "node kill") {
+        try await underLoad(routers[0], allowedFailures: LoadShape.threads, what: "node kill") {
             try await self.kill("node-2")
         }
         try await awaitHealthy(every: ComposeCommand.services)
@@ -142,7 +141,7 @@ final class ComposeRun: Sendable {
     /// router-2 serves again once restarted.
     private func killRouter() async throws {
         say("killing router-2's container under load through router-1")
-        _ = try await underLoad(routers[0], allowedFailures: 0, what: "router kill") {
+        try await underLoad(routers[0], allowedFailures: 0, what: "router kill") {
             try await self.kill("router-2")
         }
         try await awaitHealthy(every: ComposeCommand.services)
@@ -155,7 +154,7 @@ final class ComposeRun: Sendable {
     /// are still there and healthy.
     private func killRedis() async throws {
         say("killing Redis's container under load through router-2")
-        _ = try await underLoad(routers[1], allowedFailures: 0, what: "Redis kill") {
+        try await underLoad(routers[1], allowedFailures: 0, what: "Redis kill") {
             try await self.kill("redis")
         }
         try await awaitHealthy(every: ComposeCommand.services)

@@ -1,6 +1,6 @@
-import SwerveHTTP
 import NIOCore
 import SwerveCore
+import SwerveHTTP
 import Synchronization
 
 /// How the proxy behaves under load.

@@ -1,8 +1,8 @@
-import SwerveHTTP
 import Foundation
 public import Logging
 public import SwerveProtocol
 public import SwerveRedis
+import SwerveHTTP
 import SwerveMetrics
 
 /// What `swerve router` needs.

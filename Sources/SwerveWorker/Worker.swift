@@ -1,8 +1,8 @@
-import SwerveHTTP
 import Dispatch
 import Foundation
 public import Logging
 import SwerveCore
+import SwerveHTTP
 import SwerveProtocol
 import SwerveRedis
 import SwerveSystem
