@@ -44,9 +44,21 @@ final class ComposeRun: Sendable {
     }
 
     func say(_ line: String) {
-        let elapsed = ContinuousClock.now - started
-        print(String(format: "[%7.1fs] ", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) + line)
+        let elapsed = ChaosCommand.seconds(ContinuousClock.now - started)
+        print("[" + String(repeating: " ", count: max(0, 8 - elapsed.count)) + elapsed + "] " + line)
         fflush(nil)
+    }
+
+    /// Tries `attempt` every `interval` until it returns a value or `timeout` passed (then nil).
+    /// What it waits on is outside the harness (containers, the engine's CLI): nothing to
+    /// subscribe to, so it polls.
+    private func poll<Value>(for timeout: Duration, every interval: Duration, _ attempt: () async -> Value?) async throws -> Value? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let value = await attempt() { return value }
+            try await Task.sleep(for: interval)
+        }
+        return nil
     }
 
     private func problem(_ text: String) {
@@ -83,21 +95,19 @@ final class ComposeRun: Sendable {
     }
 
     /// `swerve get backends -o json` inside a controller container: every backend healthy.
-    private func checkBackendsFromInside(timeout: Duration = .seconds(60)) async throws {
-        let deadline = ContinuousClock.now + timeout
+    private func checkBackendsFromInside() async throws {
         var last = ""
-        while ContinuousClock.now < deadline {
+        let healthy: Bool? = try await poll(for: .seconds(60), every: .milliseconds(500)) {
             let result = await containers.exec("controller-1", ["swerve", "get", "backends", "-o", "json"])
             last = result.output
-            if result.succeeded, let rows = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]],
-               Set(rows.compactMap { $0["name"] as? String }) == ["hello", "slow"],
-               rows.allSatisfy({ $0["status"] as? String == "healthy" }) {
-                say("swerve get backends (inside controller-1): hello and slow healthy")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(500))
+            guard result.succeeded, let rows = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]] else { return nil }
+            let all = Set(rows.compactMap { $0["name"] as? String }) == ["hello", "slow"] && rows.allSatisfy { $0["status"] as? String == "healthy" }
+            return all ? true : nil
         }
-        throw ComposeFailure("swerve get backends inside controller-1 never showed hello and slow healthy; last:\n\(last)")
+        guard healthy != nil else {
+            throw ComposeFailure("swerve get backends inside controller-1 never showed hello and slow healthy; last:\n\(last)")
+        }
+        say("swerve get backends (inside controller-1): hello and slow healthy")
     }
 
     // MARK: Faults
@@ -110,17 +120,13 @@ final class ComposeRun: Sendable {
         try await underLoad(routers[1], allowedFailures: 0, what: "leader kill") {
             let killedAt = wallClockMilliseconds()
             try await self.kill(victim)
-            let deadline = ContinuousClock.now + .seconds(30)
-            while ContinuousClock.now < deadline {
-                if let next = try? await self.leader(excluding: victim), next.epoch > before.epoch {
-                    let failover = next.since - killedAt
-                    self.record.withLock { $0.failovers.append(failover) }
-                    self.say("new leader \(next.id), epoch \(next.epoch), \(failover) ms after the kill")
-                    return
-                }
-                try await Task.sleep(for: .milliseconds(100))
+            let found = try await self.poll(for: .seconds(30), every: .milliseconds(100)) {
+                (try? await self.leader(excluding: victim)).flatMap { $0.epoch > before.epoch ? $0 : nil }
             }
-            throw ComposeFailure("no new leader within 30 s of killing \(victim)")
+            guard let next = found else { throw ComposeFailure("no new leader within 30 s of killing \(victim)") }
+            let failover = next.since - killedAt
+            self.record.withLock { $0.failovers.append(failover) }
+            self.say("new leader \(next.id), epoch \(next.epoch), \(failover) ms after the kill")
         }
         try await awaitHealthy(every: ComposeCommand.services)
         say("every service healthy again (\(victim) restarted by its restart policy)")
@@ -228,14 +234,12 @@ final class ComposeRun: Sendable {
     /// Waits until `router` answers `/hello` with 200.
     private func awaitServing(_ router: String) async throws {
         let load = try LoadGenerator(address: router, path: "/hello", pause: .zero)
-        let deadline = ContinuousClock.now + healthTimeout
         var last = ""
-        while ContinuousClock.now < deadline {
+        let served: Bool? = try await poll(for: healthTimeout, every: .milliseconds(200)) {
             last = await load.once()
-            if last == "200" { return }
-            try await Task.sleep(for: .milliseconds(200))
+            return last == "200" ? true : nil
         }
-        throw ComposeFailure("\(router) never answered /hello with 200 (last: \(last))")
+        guard served != nil else { throw ComposeFailure("\(router) never answered /hello with 200 (last: \(last))") }
     }
 
     // MARK: Health
@@ -243,15 +247,14 @@ final class ComposeRun: Sendable {
     /// Waits until every service in `services` passes its health check (each check is the
     /// service's own, run by the engine).
     private func awaitHealthy(every services: [String]) async throws {
-        let deadline = ContinuousClock.now + healthTimeout
         var waiting = services
-        while ContinuousClock.now < deadline {
+        let healthy: Bool? = try await poll(for: healthTimeout, every: .milliseconds(250)) {
             var still: [String] = []
             for service in waiting where !(await containers.isHealthy(service)) { still.append(service) }
             waiting = still
-            if waiting.isEmpty { return }
-            try await Task.sleep(for: .milliseconds(250))
+            return waiting.isEmpty ? true : nil
         }
+        if healthy != nil { return }
         var states: [String] = []
         for service in waiting { states.append("\(service): \(await containers.state(service).map { "\($0.status) (exit \($0.exitCode))" } ?? "no container")") }
         throw ComposeFailure("not healthy within \(healthTimeout): \(states.joined(separator: ", "))")
@@ -259,18 +262,14 @@ final class ComposeRun: Sendable {
 
     /// Waits for the one-shot `apply` service to exit 0.
     private func awaitApplied() async throws {
-        let deadline = ContinuousClock.now + healthTimeout
-        while ContinuousClock.now < deadline {
-            if let state = await containers.state(ComposeCommand.oneShot), state.status == "exited" {
-                guard state.exitCode == 0 else {
-                    let logs = await containers.engine(["logs", containers.container(ComposeCommand.oneShot)])
-                    throw ComposeFailure("the apply service exited \(state.exitCode):\n\(logs.output)")
-                }
-                return
-            }
-            try await Task.sleep(for: .milliseconds(250))
+        let exited = try await poll(for: healthTimeout, every: .milliseconds(250)) {
+            await containers.state(ComposeCommand.oneShot).flatMap { $0.status == "exited" ? $0.exitCode : nil }
         }
-        throw ComposeFailure("the apply service did not finish within \(healthTimeout)")
+        guard let exitCode = exited else { throw ComposeFailure("the apply service did not finish within \(healthTimeout)") }
+        guard exitCode == 0 else {
+            let logs = await containers.engine(["logs", containers.container(ComposeCommand.oneShot)])
+            throw ComposeFailure("the apply service exited \(exitCode):\n\(logs.output)")
+        }
     }
 
     // MARK: Leadership
