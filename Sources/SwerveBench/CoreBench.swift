@@ -78,7 +78,7 @@ struct CoreBench: ParsableCommand {
         (state, _) = Reconciler.reconcile(state, observations)
         observations.requests = []
         for replica in state.backends.flatMap(\.replicas) {
-            observations.replicas[replica.tag] = .ready("10.0.0.1:\(abs(replica.tag.hashValue % 60000))", pid: 1)
+            observations.replicas[replica.tag] = .ready(HostPort(host: "10.0.0.1", port: UInt16(abs(replica.tag.hashValue % 60000))), pid: 1)
         }
         (state, _) = Reconciler.reconcile(state, observations)
         (state, _) = Reconciler.reconcile(state, observations)

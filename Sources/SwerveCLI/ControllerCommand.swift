@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SwerveController
+import SwerveCore
 import SwerveMetrics
 import SwerveSystem
 
@@ -58,7 +59,7 @@ struct ControllerCommand: AsyncParsableCommand {
     }
 
     /// Where to serve metrics, from the flag or SWERVE_METRICS_ADDRESS; nil for nowhere.
-    func metricsEndpoint() throws -> (host: String, port: Int)? {
+    func metricsEndpoint() throws -> HostPort? {
         guard let text = metricsAddress ?? ProcessInfo.processInfo.environment["SWERVE_METRICS_ADDRESS"], !text.isEmpty else { return nil }
         return try parseHostPort(text, option: "--metrics-address (or SWERVE_METRICS_ADDRESS)")
     }
@@ -79,16 +80,16 @@ struct ControllerCommand: AsyncParsableCommand {
         let pid = ProcessInfo.processInfo.processIdentifier
         let timing = try timing()
         var identity = ControllerIdentity(id: id ?? "\(host)-\(pid)", host: host, pid: pid)
-        let metrics = try metricsEndpoint().map { "\($0.host):\($0.port)" } ?? "none"
+        let metrics = try metricsEndpoint().map(\.description) ?? "none"
         let clusterName = try cluster.keys().cluster
         try exitIfDryRun("controller", "id \(identity.id), cluster \(clusterName), lease TTL \(timing.ttl) ms, metrics \(metrics)")
         var endpoint: MetricsEndpoint?
-        if let (metricsHost, metricsPort) = try metricsEndpoint() {
+        if let metricsAddress = try metricsEndpoint() {
             let registry = MetricsEndpoint.bootstrap(durationBuckets: [ControllerMetrics.reconcileDurationLabel: ControllerMetrics.reconcileDurationBuckets])
             do {
-                endpoint = try await MetricsEndpoint.start(host: metricsHost, port: metricsPort, registry: registry)
+                endpoint = try await MetricsEndpoint.start(host: metricsAddress.host, port: Int(metricsAddress.port), registry: registry)
             } catch {
-                FileHandle.standardError.write(Data("swerve controller: cannot serve metrics on \(metricsHost):\(metricsPort): \(error)\n".utf8))
+                FileHandle.standardError.write(Data("swerve controller: cannot serve metrics on \(metricsAddress): \(error)\n".utf8))
                 throw ExitCode(1)
             }
             identity.address = endpoint?.address

@@ -127,7 +127,7 @@ struct ReplicaRow: ListedRow {
         pid = replica.endpoint?.pid
         version = replica.version
         startedAt = replica.startedAt?.milliseconds
-        address = replica.endpoint?.address
+        address = replica.endpoint?.address.description
         reason = replica.stopReason ?? replica.pendingReason
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SwerveCore
 import SwerveRouter
 import SwerveSystem
 
@@ -44,7 +45,7 @@ struct RouterCommand: AsyncParsableCommand {
         guard queueTimeoutMs >= 0 else { throw ArgumentParser.ValidationError("--queue-timeout-ms: must be ≥ 0, got \(queueTimeoutMs)") }
     }
 
-    func addresses() throws -> (listen: (host: String, port: Int), admin: (host: String, port: Int)?) {
+    func addresses() throws -> (listen: HostPort, admin: HostPort?) {
         let environment = ProcessInfo.processInfo.environment
         let listenText = listen ?? environment["SWERVE_ROUTER_LISTEN"] ?? "127.0.0.1:8000"
         let listenAddress = try parseHostPort(listenText, option: "--listen (or SWERVE_ROUTER_LISTEN)")
@@ -60,7 +61,7 @@ struct RouterCommand: AsyncParsableCommand {
         let configuration = RouterConfiguration(
             redis: try cluster.redisConfiguration(), keys: try cluster.keys(), listen: listenAddress, admin: adminAddress,
             settings: ProxySettings(queueLimit: queueLimit, queueTimeout: .milliseconds(queueTimeoutMs)), resync: .milliseconds(resyncMs))
-        try exitIfDryRun("router", "cluster \(configuration.keys.cluster), listen \(listenAddress.host):\(listenAddress.port), admin \(adminAddress.map { "\($0.host):\($0.port)" } ?? "none")")
+        try exitIfDryRun("router", "cluster \(configuration.keys.cluster), listen \(listenAddress), admin \(adminAddress.map(\.description) ?? "none")")
         try await runUntilTerminated("router") { [configuration, logger] in
             try await Router.run(configuration, logger: logger) { listen, admin in
                 // One line on stdout, for scripts and tests: where it listens.
@@ -70,10 +71,10 @@ struct RouterCommand: AsyncParsableCommand {
     }
 }
 
-/// `host:port`, or a validation error naming `option`.
-func parseHostPort(_ text: String, option: String) throws -> (host: String, port: Int) {
-    guard let colon = text.lastIndex(of: ":"), colon != text.startIndex, let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-        throw ArgumentParser.ValidationError("\(option): expected HOST:PORT, e.g. 127.0.0.1:8000, got '\(text)'")
+/// `host:port` (`[v6]:port`), or a validation error naming `option` and what is wrong.
+func parseHostPort(_ text: String, option: String) throws -> HostPort {
+    guard let address = HostPort(text) else {
+        throw ArgumentParser.ValidationError("\(option): \(HostPort.problem(in: text) ?? "expected HOST:PORT")")
     }
-    return (String(text[..<colon]), port)
+    return address
 }

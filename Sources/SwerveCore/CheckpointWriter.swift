@@ -162,7 +162,7 @@ extension CheckpointWriter {
             if let endpoint = replica.endpoint {
                 o.member("endpoint") { w in
                     w.object { e in
-                        e.member("address") { $0.string(endpoint.address) }
+                        e.member("address") { $0.string(endpoint.address.description) }
                         if let pid = endpoint.pid { e.member("pid") { $0.integer(pid) } }
                     }
                 }

@@ -45,7 +45,7 @@ public struct ReplicaObservation: Sendable, Hashable {
         self.exit = exit
     }
 
-    public static func ready(_ address: String, pid: Int32? = nil) -> ReplicaObservation {
+    public static func ready(_ address: HostPort, pid: Int32? = nil) -> ReplicaObservation {
         ReplicaObservation(endpoint: ReplicaEndpoint(address: address, pid: pid))
     }
 }

@@ -32,10 +32,10 @@ public enum ReplicaState: String, Sendable, Hashable, Codable, CaseIterable {
 
 /// The address a ready replica serves on.
 public struct ReplicaEndpoint: Sendable, Hashable, Codable {
-    public var address: String
+    public var address: HostPort
     public var pid: Int32?
 
-    public init(address: String, pid: Int32? = nil) {
+    public init(address: HostPort, pid: Int32? = nil) {
         self.address = address
         self.pid = pid
     }

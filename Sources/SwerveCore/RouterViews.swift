@@ -12,10 +12,10 @@ public struct RoutingView: Sendable, Hashable, Codable {
 /// One running replica in the routing view: where routers send its backend's requests.
 public struct RoutedReplica: Sendable, Hashable, Codable {
     public var tag: String
-    public var address: String
+    public var address: HostPort
     public var node: String
 
-    public init(tag: String, address: String, node: String) {
+    public init(tag: String, address: HostPort, node: String) {
         self.tag = tag
         self.address = address
         self.node = node

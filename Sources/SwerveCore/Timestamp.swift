@@ -31,6 +31,14 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
     public var description: String { "\(milliseconds)ms" }
 }
 
+extension Duration {
+    /// Whole milliseconds (truncated), as Redis `PX` and `SWERVE_*_MS` variables take them.
+    public var wholeMilliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+
 /// A small deterministic random generator (SplitMix64). The reconciler draws replica tags from
 /// one seeded by its observations, so a step is a pure function of its inputs.
 public struct SeededRandom: RandomNumberGenerator, Sendable {

@@ -197,14 +197,9 @@ struct NodeAgentRun {
     }
 
     mutating func start(_ assignment: AssignmentDocument) async {
-        var environment = configuration.environment
-        environment["SWERVE_REDIS_URL"] = configuration.redisURL
-        environment["SWERVE_CLUSTER"] = keys.cluster
-        environment["SWERVE_NODE_ID"] = id
-        environment["SWERVE_NODE_ADDRESS"] = configuration.address
-        environment["SWERVE_REPLICA_TAG"] = assignment.tag
-        environment["SWERVE_AGENT_PID"] = "\(getpid())"
-        environment["SWERVE_HEARTBEAT_TTL_MS"] = "\(configuration.workerHeartbeatTTL.wholeMilliseconds)"
+        let launch = WorkerLaunchEnvironment(redisURL: configuration.redisURL, keys: keys, nodeID: id, nodeAddress: configuration.address,
+                                             replicaTag: assignment.tag, agentPID: getpid(), heartbeatTTL: configuration.workerHeartbeatTTL)
+        let environment = configuration.environment.merging(launch.environment()) { $1 }
         ranBefore.insert(assignment.tag)
         do {
             let command = configuration.workerCommand

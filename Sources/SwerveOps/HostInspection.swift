@@ -1,4 +1,5 @@
 import Foundation
+import SwerveProtocol
 
 /// What the chaos harness reads from this host rather than from Redis: the worker processes
 /// that exist (to find orphans) and what the controllers' logs say.
@@ -12,8 +13,9 @@ enum HostInspection {
             // A zombie has exited: it is only waiting to be reaped.
             if let close = stat.lastIndex(of: ")"), stat[stat.index(close, offsetBy: 2)] == "Z" { continue }
             let variables = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard variables.contains("SWERVE_CLUSTER=\(cluster)"),
-                  let tag = variables.first(where: { $0.hasPrefix("SWERVE_REPLICA_TAG=") })?.dropFirst("SWERVE_REPLICA_TAG=".count) else { continue }
+            let clusterVariable = WorkerLaunchEnvironment.Variable.cluster + "=", tagVariable = WorkerLaunchEnvironment.Variable.replicaTag + "="
+            guard variables.contains(clusterVariable + cluster),
+                  let tag = variables.first(where: { $0.hasPrefix(tagVariable) })?.dropFirst(tagVariable.count) else { continue }
             found.append((String(tag), pid))
         }
         return found

@@ -65,14 +65,14 @@ public struct ReadyRecord: ProtocolDocument {
     public var backend: String
     public var node: String
     public var version: String
-    /// `host:port` routers send requests to.
-    public var address: String
+    /// Where routers send requests.
+    public var address: HostPort
     public var pid: Int32
     /// When the worker process started, and when it became ready, Unix ms.
     public var startedAt: Int64
     public var readyAt: Int64
 
-    public init(tag: String, backend: String, node: String, version: String, address: String, pid: Int32, startedAt: Int64, readyAt: Int64) {
+    public init(tag: String, backend: String, node: String, version: String, address: HostPort, pid: Int32, startedAt: Int64, readyAt: Int64) {
         self.tag = tag
         self.backend = backend
         self.node = node

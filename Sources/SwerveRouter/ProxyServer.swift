@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SwerveCore
 import SwerveHTTP
 
 /// The router's listening socket: HTTP/1.1 with keep-alive and pipelining (answered in
@@ -26,7 +27,7 @@ final class ProxyServer: Sendable {
             }
             .bind(host: host, port: port)
             .get()
-        return ProxyServer(address: "\(host):\(channel.localAddress?.port ?? port)", channel: channel)
+        return ProxyServer(address: HostPort(host: host, port: UInt16(channel.localAddress?.port ?? port)).description, channel: channel)
     }
 
     /// Stops accepting connections; open ones go on.

@@ -55,7 +55,7 @@ final class ProxyState: Sendable {
 
     private struct PoolKey: Hashable, Sendable {
         var loop: ObjectIdentifier
-        var address: String
+        var address: HostPort
     }
 
     /// How connections to replicas are set up (`TCP_NODELAY`; failures logged and counted).
@@ -158,7 +158,7 @@ final class ProxyState: Sendable {
     // MARK: Idle upstream connections
 
     /// An idle, still open connection to `address` on `loop`, if there is one.
-    func takeIdle(_ address: String, on loop: any EventLoop) -> (any Channel)? {
+    func takeIdle(_ address: HostPort, on loop: any EventLoop) -> (any Channel)? {
         let key = PoolKey(loop: ObjectIdentifier(loop), address: address)
         return idle.withLock { idle in
             while var channels = idle[key], let channel = channels.popLast() {
@@ -170,7 +170,7 @@ final class ProxyState: Sendable {
     }
 
     /// Keeps `channel` for reuse; false (the caller closes it) when the pool is full.
-    func giveIdle(_ channel: any Channel, address: String, on loop: any EventLoop) -> Bool {
+    func giveIdle(_ channel: any Channel, address: HostPort, on loop: any EventLoop) -> Bool {
         let key = PoolKey(loop: ObjectIdentifier(loop), address: address)
         return idle.withLock { idle in
             guard (idle[key]?.count ?? 0) < settings.idleConnectionsPerReplica else { return false }

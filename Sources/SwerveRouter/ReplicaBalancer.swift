@@ -29,9 +29,9 @@ public struct ReplicaBalancer: Sendable {
     /// A replica chosen for a request.
     public struct RoutedReplicaChoice: Equatable, Sendable {
         public var tag: String
-        public var address: String
+        public var address: HostPort
 
-        public init(tag: String, address: String) {
+        public init(tag: String, address: HostPort) {
             self.tag = tag
             self.address = address
         }

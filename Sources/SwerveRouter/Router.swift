@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+public import SwerveCore
 public import SwerveProtocol
 public import SwerveRedis
 import SwerveHTTP
@@ -10,16 +11,16 @@ public struct RouterConfiguration: Sendable {
     public var redis: RedisConfiguration
     public var keys: ClusterKeys
     /// Where clients connect (`host`, `port`; port 0 picks one).
-    public var listen: (host: String, port: Int)
+    public var listen: HostPort
     /// Where `/-/healthz`, `/-/routes` and `/metrics` are served; nil for nowhere.
-    public var admin: (host: String, port: Int)?
+    public var admin: HostPort?
     public var settings: ProxySettings
     /// How often both snapshots are re-read even without a notice.
     public var resync: Duration
     /// After SIGTERM, how long in-flight requests get to finish.
     public var drainTimeout: Duration
 
-    public init(redis: RedisConfiguration, keys: ClusterKeys, listen: (host: String, port: Int), admin: (host: String, port: Int)?,
+    public init(redis: RedisConfiguration, keys: ClusterKeys, listen: HostPort, admin: HostPort?,
                 settings: ProxySettings = ProxySettings(), resync: Duration = .seconds(5), drainTimeout: Duration = .seconds(30)) {
         self.redis = redis
         self.keys = keys
@@ -42,11 +43,11 @@ public enum Router {
                                upstreamSetup: ConnectionSetup(server: "router-upstream", logger: logger))
         let client = RedisClient(configuration: configuration.redis, logger: logger)
         defer { client.close() }
-        let server = try await ProxyServer.start(host: configuration.listen.host, port: configuration.listen.port, state: state,
+        let server = try await ProxyServer.start(host: configuration.listen.host, port: Int(configuration.listen.port), state: state,
                                                  setup: ConnectionSetup(server: "router", logger: logger))
         var admin: MetricsEndpoint?
         if let address = configuration.admin {
-            admin = try await MetricsEndpoint.start(host: address.host, port: address.port, registry: registry,
+            admin = try await MetricsEndpoint.start(host: address.host, port: Int(address.port), registry: registry,
                                                     pages: ["/-/routes": { ("application/json", RoutesPage.render(state.currentView, queueLength: state.queueLength)) }])
         }
         started(server.address, admin?.address)

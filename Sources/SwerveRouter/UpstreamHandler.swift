@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SwerveCore
 import SwerveHTTP
 
 /// One connection to a replica: carries one request at a time for the ``ProxyHandler``
@@ -19,13 +20,9 @@ final class UpstreamHandler: ChannelInboundHandler {
         self.channel = channel
     }
 
-    /// Connects to `address` (`host:port`) on `loop`.
-    static func connect(to address: String, on loop: any EventLoop, timeout: Duration, setup: ConnectionSetup) -> EventLoopFuture<UpstreamHandler> {
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
-            return loop.makeFailedFuture(ChannelError.connectPending)
-        }
-        let host = String(address[..<colon])
-        return ClientBootstrap(group: loop)
+    /// Connects to `address` on `loop`.
+    static func connect(to address: HostPort, on loop: any EventLoop, timeout: Duration, setup: ConnectionSetup) -> EventLoopFuture<UpstreamHandler> {
+        ClientBootstrap(group: loop)
             .connectTimeout(TimeAmount(timeout))
             .channelInitializer { channel in
                 setup.configure(channel) { pipeline in
@@ -33,7 +30,7 @@ final class UpstreamHandler: ChannelInboundHandler {
                     try pipeline.addHandler(UpstreamHandler(channel: channel))
                 }
             }
-            .connect(host: host, port: port)
+            .connect(host: address.host, port: Int(address.port))
             .flatMapThrowing { channel in try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) }
     }
 

@@ -8,11 +8,3 @@ public func wallClockMilliseconds() -> Int64 {
     clock_gettime(CLOCK_REALTIME, &now)
     return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
 }
-
-extension Duration {
-    /// Whole milliseconds (truncated), as Redis `PX` and `SWERVE_*_MS` variables take them.
-    public var wholeMilliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
-}

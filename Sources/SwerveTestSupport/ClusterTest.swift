@@ -22,8 +22,10 @@ extension ClusterTest {
                           environment: ["SWERVE_LOG_LEVEL": "warning"].merging(environment) { $1 })
     }
 
-    public func node(_ id: String = "n1", cpu: Int = 8) throws -> SwerveProcess {
-        try SwerveProcess(["node", "--redis", url, "--cluster", keys.cluster, "--id", id, "--cpu", "\(cpu)"], environment: ["SWERVE_LOG_LEVEL": "warning"])
+    /// A node agent whose workers bind and advertise `address`.
+    public func node(_ id: String = "n1", cpu: Int = 8, address: String = "127.0.0.1") throws -> SwerveProcess {
+        try SwerveProcess(["node", "--redis", url, "--cluster", keys.cluster, "--id", id, "--cpu", "\(cpu)", "--address", address],
+                          environment: ["SWERVE_LOG_LEVEL": "warning"])
     }
 
     /// Appends a request as a client does.
@@ -61,7 +63,7 @@ extension ClusterTest {
         guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes else { return [:] }
         let snapshot = try JSONDecoder().decode(Snapshot<RoutingView>.self, from: Data(bytes))
         var replicas: [String: String] = [:]
-        for replica in snapshot.view.backends[backend] ?? [] { replicas[replica.tag] = replica.address }
+        for replica in snapshot.view.backends[backend] ?? [] { replicas[replica.tag] = replica.address.description }
         return replicas
     }
 

@@ -1,6 +1,7 @@
 /// Helpers shared by the test targets that run real `swerve` processes. Not shipped.
 public import Foundation
 import Glibc
+public import SwerveCore
 import SwerveLauncher
 
 /// The built `swerve` binary: a sibling of the test bundle in the build directory.
@@ -106,6 +107,12 @@ public func httpRequest(_ address: String, method: String = "GET", path: String 
             continuation.resume(with: Result { try blockingHTTPRequest(address, method: method, path: path, headers: headers, body: body) })
         }.start()
     }
+}
+
+/// ``httpRequest(_:method:path:headers:body:)`` to a replica's typed address (IPv4 or a name).
+public func httpRequest(_ address: HostPort, method: String = "GET", path: String = "/", headers: [String: String] = [:],
+                        body: [UInt8] = []) async throws -> (status: Int, headers: [String: String], body: [UInt8]) {
+    try await httpRequest(address.description, method: method, path: path, headers: headers, body: body)
 }
 
 private func blockingHTTPRequest(_ address: String, method: String, path: String, headers extra: [String: String], body: [UInt8]) throws -> (status: Int, headers: [String: String], body: [UInt8]) {

@@ -64,9 +64,8 @@ public enum Worker {
 
         let code = try await makeService(ReplicaContext(assignment: assignment, host: configuration.nodeAddress, tag: tag,
                                                         requestFinished: { continuation.yield(.requestFinished) }, logger: logger))
-        let host = configuration.nodeAddress.contains(":") ? "[\(configuration.nodeAddress)]" : configuration.nodeAddress
         let ready = ReadyRecord(tag: tag, backend: assignment.backend, node: configuration.nodeID, version: assignment.version,
-                                address: "\(host):\(code.port)", pid: getpid(), startedAt: startedAt, readyAt: wallClockMilliseconds())
+                                address: HostPort(host: configuration.nodeAddress, port: UInt16(code.port)), pid: getpid(), startedAt: startedAt, readyAt: wallClockMilliseconds())
 
         return await withTaskGroup(of: Void.self) { group in
             group.addTask {

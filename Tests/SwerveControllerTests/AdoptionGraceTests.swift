@@ -5,7 +5,7 @@ import Testing
 @Suite struct AdoptionGraceRules {
     let t0 = ContinuousClock.now
     let missing = ReplicaObservation()
-    let ready = ReplicaObservation.ready("10.0.0.1:1")
+    let ready = ReplicaObservation.ready(HostPort(host: "10.0.0.1", port: 1))
 
     @Test func aMissingReadyKeyOnAnAdoptedReplicaIsNoNewsDuringTheGrace() {
         var grace = AdoptionGrace(adopted: ["a#1"], now: t0, grace: .seconds(3))

@@ -84,7 +84,7 @@ struct SimulatedWorld {
         now = now.adding(milliseconds: milliseconds)
         if !holdReadiness {
             for tag in starting.sorted() {
-                replicas[tag] = .ready("10.0.0.1:\(20000 + abs(tag.hashValue % 10000))", pid: 100)
+                replicas[tag] = .ready(HostPort(host: "10.0.0.1", port: UInt16(20000 + abs(tag.hashValue % 10000))), pid: 100)
             }
             starting = []
         }

@@ -26,7 +26,7 @@ import Testing
     func replica(_ n: Int, _ state: ReplicaState, version: String? = nil, pid: Int32? = nil) -> ReplicaRecord {
         let version = version ?? ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1)).version
         return ReplicaRecord(tag: "api#\(n)", backend: "api", version: version, state: state, node: "n1",
-                             endpoint: pid.map { ReplicaEndpoint(address: "127.0.0.1:1", pid: $0) })
+                             endpoint: pid.map { ReplicaEndpoint(address: HostPort(host: "127.0.0.1", port: 1), pid: $0) })
     }
 
     @Test func replicasMustBeTheTargetRunningAtTheCurrentVersion() {

@@ -49,7 +49,7 @@ import Testing
         #expect(try roundTrip(assignment) == assignment)
         let node = NodeRecord(id: "n1", address: "10.1.2.3", resources: Resources(cpu: 4, memoryBytes: 8 << 30, custom: ["gpu": 1]), pid: 42, startedAt: 1)
         #expect(try roundTrip(node) == node)
-        let ready = ReadyRecord(tag: "api#1", backend: "api", node: "n1", version: "abc", address: "10.1.2.3:40001", pid: 43, startedAt: 2, readyAt: 3)
+        let ready = ReadyRecord(tag: "api#1", backend: "api", node: "n1", version: "abc", address: HostPort(host: "10.1.2.3", port: 40001), pid: 43, startedAt: 2, readyAt: 3)
         #expect(try roundTrip(ready) == ready)
         #expect(try roundTrip(DrainRequest(tag: "api#1", deadline: 10, force: true)) == DrainRequest(tag: "api#1", deadline: 10, force: true))
         #expect(try roundTrip(DrainedRecord(tag: "api#1", drainedAt: 11)) == DrainedRecord(tag: "api#1", drainedAt: 11))

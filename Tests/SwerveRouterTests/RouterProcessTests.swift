@@ -124,7 +124,7 @@ import Testing
     func routeEverything(to addresses: String..., version: Int = 1) async throws {
         let configs = Snapshot(epoch: 1, view: BackendConfigsView(version: version, backends: ["api": RoutedBackendConfig(routePrefix: "/", maxConcurrentQueries: 10)]))
         let routing = Snapshot(epoch: 1, view: RoutingView(version: version, backends: ["api": addresses.enumerated().map { index, address in
-            RoutedReplica(tag: "api#\(index + 1)", address: address, node: "n1")
+            RoutedReplica(tag: "api#\(index + 1)", address: HostPort(address)!, node: "n1")
         }]))
         try await client.send("SET", keys.configsSnapshot, Array(try JSONEncoder().encode(configs)))
         try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(routing)))
@@ -191,7 +191,7 @@ import Testing
         let front = try await router(["--resync-ms", "100"])
         defer { front.process.kill() }
         let configs = Snapshot(epoch: 7, view: BackendConfigsView(version: 3, backends: ["api": RoutedBackendConfig(routePrefix: "/api", maxConcurrentQueries: 5)]))
-        let routing = Snapshot(epoch: 7, view: RoutingView(version: 4, backends: ["api": [RoutedReplica(tag: "api#1", address: "127.0.0.1:9", node: "n1")]]))
+        let routing = Snapshot(epoch: 7, view: RoutingView(version: 4, backends: ["api": [RoutedReplica(tag: "api#1", address: HostPort(host: "127.0.0.1", port: 9), node: "n1")]]))
         try await client.send("SET", keys.configsSnapshot, Array(try JSONEncoder().encode(configs)))
         try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(routing)))
         try await awaitRouted(front, backend: "api", count: 1)
@@ -216,7 +216,7 @@ import Testing
             if let notice { try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(notice)) }
         }
         let api = ["api": RoutedBackendConfig(routePrefix: "/api", maxConcurrentQueries: 5)]
-        let apiReplicas = ["api": [RoutedReplica(tag: "api#1", address: "127.0.0.1:9", node: "n1")]]
+        let apiReplicas = ["api": [RoutedReplica(tag: "api#1", address: HostPort(host: "127.0.0.1", port: 9), node: "n1")]]
         try await publish(Snapshot(epoch: 3, view: BackendConfigsView(version: 1, backends: api)), at: keys.configsSnapshot,
                           notice: SnapshotNotice(kind: .configs, epoch: 3, version: 1))
         try await publish(Snapshot(epoch: 3, view: RoutingView(version: 1, backends: apiReplicas)), at: keys.routingSnapshot,
@@ -229,7 +229,7 @@ import Testing
         both["web"] = RoutedBackendConfig(routePrefix: "/web", maxConcurrentQueries: 5)
         try await publish(Snapshot(epoch: 3, view: BackendConfigsView(version: 2, backends: both)), at: keys.configsSnapshot, notice: nil)
         var replicas = apiReplicas
-        replicas["web"] = [RoutedReplica(tag: "web#1", address: "127.0.0.1:9", node: "n1")]
+        replicas["web"] = [RoutedReplica(tag: "web#1", address: HostPort(host: "127.0.0.1", port: 9), node: "n1")]
         try await publish(Snapshot(epoch: 3, view: RoutingView(version: 3, backends: replicas)), at: keys.routingSnapshot,
                           notice: SnapshotNotice(kind: .routing, epoch: 3, version: 3))
         try await awaitRouted(front, backend: "web", count: 1)

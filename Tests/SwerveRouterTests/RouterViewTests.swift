@@ -9,7 +9,7 @@ func configs(_ version: Int, epoch: Int64 = 1, _ backends: [String: (String?, In
 
 func routing(_ version: Int, epoch: Int64 = 1, _ backends: [String: [String]]) -> Snapshot<RoutingView> {
     Snapshot(epoch: epoch, view: RoutingView(version: version, backends: backends.mapValues { tags in
-        tags.map { RoutedReplica(tag: $0, address: "127.0.0.1:\(10000 + abs($0.hashValue % 1000))", node: "n1") }
+        tags.map { RoutedReplica(tag: $0, address: HostPort(host: "127.0.0.1", port: UInt16(10000 + abs($0.hashValue % 1000))), node: "n1") }
     }))
 }
 

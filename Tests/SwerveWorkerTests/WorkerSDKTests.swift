@@ -80,7 +80,7 @@ final class RecordingService: ReplicaService {
             }
             #expect(try await next() == WakeUp(event: .ready, subject: tag))
             let ready = try DocumentCodec.decode(ReadyRecord.self, from: try #require(try await client.send("GET", keys.ready(tag)).bytes), source: "ready")
-            #expect(ready.address == "127.0.0.1:\(service.port)")
+            #expect(ready.address.description == "127.0.0.1:\(service.port)")
 
             // A request is in flight when the drain comes: the worker must wait for it.
             service.setInFlight(1)
