@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwerveController
+import SwerveProtocol
 import SwerveCore
 import SwerveRedis
 
@@ -105,7 +106,7 @@ struct EventRow {
     }
 
     func cells(wide: Bool) -> [String] {
-        let time = Self.formatter.string(from: Date(timeIntervalSince1970: Double(entry.at) / 1000))
+        let time = Self.formatter.string(from: Date(timeIntervalSince1970: entry.at.secondsSince1970))
         let subject = entry.event.replica.map { "\($0): " } ?? ""
         return [time, entry.event.kind.rawValue, entry.event.backend.isEmpty ? "-" : entry.event.backend]
             + (wide ? ["\(entry.epoch)", entry.controller] : []) + [subject + entry.event.message]

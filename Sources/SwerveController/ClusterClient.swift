@@ -23,10 +23,9 @@ public struct ClusterClient: Sendable {
     public func submit(_ operation: Request.Operation) async throws -> GoalID {
         if let problems = Self.problems(of: operation) { throw problems }
         let goal = UUID().uuidString.lowercased()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let entry = RequestEntry(goal: goal, operation: operation)
         _ = try await client.pipeline([
-            RedisCommand("XADD", keys.requests, "*", "goal", goal, "request", Array(try encoder.encode(operation))),
+            RedisCommand("XADD", arguments: [keys.requests, "*"] + entry.fields().flatMap { [$0.name, $0.value] as [any RedisArgumentConvertible] }),
             RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .request, subject: goal))),
         ])
         return goal
@@ -78,7 +77,7 @@ public struct ClusterClient: Sendable {
                         if leaderless != nil { reads.append(RedisCommand("EXISTS", keys.leader)) }
                         let replies = try await client.pipeline(reads)
                         if let bytes = replies[0].bytes {
-                            return try JSONDecoder().decode(GoalOutcome.self, from: Data(bytes))
+                            return try DocumentCodec.decode(GoalOutcomeDocument.self, from: bytes, source: keys.goal(goal)).outcome
                         }
                         if let leaderless {
                             if replies[1].integer == 1 {
@@ -115,6 +114,6 @@ public struct ClusterClient: Sendable {
     /// Every backend's status, as the leader last wrote it.
     public func status() async throws -> [String: BackendStatus] {
         guard let bytes = try await client.send("GET", keys.status).bytes else { return [:] }
-        return try JSONDecoder().decode([String: BackendStatus].self, from: Data(bytes))
+        return try DocumentCodec.decode(StatusDocument.self, from: bytes, source: keys.status).backends
     }
 }

@@ -11,17 +11,6 @@ public struct NodeListing: Sendable, Hashable, Codable {
     public var record: NodeRecord?
 }
 
-/// One entry of the events stream (``ClusterKeys/events``).
-public struct EventEntry: Sendable, Hashable, Codable {
-    /// The stream id (`<ms>-<n>`): pass it back to read what came after.
-    public var id: String
-    public var epoch: Int64
-    public var controller: String
-    /// Unix milliseconds, by the leader's clock.
-    public var at: Int64
-    public var event: ClusterEvent
-}
-
 /// Reads for the `swerve get`, `describe` and `events` commands. Each reads what the leader
 /// last wrote; none needs a leader to be up.
 extension ClusterClient {
@@ -39,7 +28,7 @@ extension ClusterClient {
     /// A goal's outcome, nil while it has not settled (or after its key expired, a day on).
     public func goalOutcome(_ goal: GoalID) async throws -> GoalOutcome? {
         guard let bytes = try await client.send("GET", keys.goal(goal)).bytes else { return nil }
-        return try JSONDecoder().decode(GoalOutcome.self, from: Data(bytes))
+        return try DocumentCodec.decode(GoalOutcomeDocument.self, from: bytes, source: keys.goal(goal)).outcome
     }
 
     /// The leading controller's record, nil while none leads.
@@ -60,8 +49,8 @@ extension ClusterClient {
 
     /// The last `count` events, oldest first.
     public func recentEvents(count: Int) async throws -> [EventEntry] {
-        let replies = try await client.send("XREVRANGE", keys.events, "+", "-", "COUNT", count).array ?? []
-        return replies.compactMap(Self.eventEntry).reversed()
+        let reply = try await client.send("XREVRANGE", keys.events, "+", "-", "COUNT", count)
+        return readable(reply.streamEntries).reversed()
     }
 
     /// Events after the stream id `after` (see ``lastEventID()``), waiting up to `block` for the
@@ -69,26 +58,17 @@ extension ClusterClient {
     public func events(after: String, block: Duration) async throws -> [EventEntry] {
         let reply = try await client.send(RedisCommand("XREAD", arguments: ["COUNT", 1000, "BLOCK", block.wholeMilliseconds, "STREAMS", keys.events, after]),
                                           timeout: block + .seconds(5))
-        // [[key, [entry, ...]]]
-        return reply.array?.first?.array?.last?.array?.compactMap(Self.eventEntry) ?? []
+        return readable(reply.streamEntries(readFrom: keys.events))
     }
 
     /// The id of the newest event, or `0` when there is none (for following from now).
     public func lastEventID() async throws -> String {
-        try await client.send("XREVRANGE", keys.events, "+", "-", "COUNT", 1).array?.first?.array?.first?.string ?? "0"
+        try await client.send("XREVRANGE", keys.events, "+", "-", "COUNT", 1).streamEntries.first?.id ?? "0"
     }
 
-    private static func eventEntry(_ reply: RedisReply) -> EventEntry? {
-        guard let parts = reply.array, parts.count == 2, let id = parts[0].string, let fields = parts[1].array else { return nil }
-        var values: [String: String] = [:]
-        for index in stride(from: 0, to: fields.count - 1, by: 2) {
-            if let name = fields[index].string, let value = fields[index + 1].string { values[name] = value }
-        }
-        guard let kind = values["kind"].flatMap(ClusterEvent.Kind.init(rawValue:)) else { return nil }
-        let replica = values["replica"].flatMap { $0.isEmpty ? nil : $0 }
-        let goal = values["goal"].flatMap { $0.isEmpty ? nil : $0 }
-        return EventEntry(id: id, epoch: Int64(values["epoch"] ?? "") ?? 0, controller: values["controller"] ?? "",
-                          at: Int64(values["at"] ?? "") ?? 0,
-                          event: ClusterEvent(kind: kind, backend: values["backend"] ?? "", replica: replica, goal: goal, message: values["message"] ?? ""))
+    /// The events among `entries` this Swerve can read; an entry of another version or shape
+    /// is left out (an event is for people: one that cannot be shown must not hide the rest).
+    private func readable(_ entries: [RedisStreamEntry]) -> [EventEntry] {
+        entries.compactMap { try? EventEntry(id: $0.id, fields: $0.fields, source: keys.events) }
     }
 }

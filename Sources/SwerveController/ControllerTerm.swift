@@ -14,9 +14,8 @@ struct ControllerTerm {
     let settings: ReconcilerSettings
     let logger: Logger
     var state = BackendState()
-    var lastStatus: [String: BackendStatus] = [:]
-    /// Whether this term wrote the status yet (its first step always does).
-    var statusWritten = false
+    /// The status this term last wrote (its first step always writes one).
+    var statusLedger = StatusLedger()
     /// The grace adopted RUNNING replicas get to confirm their ready keys (see ``AdoptionGrace``).
     var adoption = AdoptionGrace(adopted: [], now: .now, grace: .zero)
     /// How long adopted replicas get to confirm (the workers' heartbeat TTL).
@@ -55,10 +54,9 @@ struct ControllerTerm {
         logger.info("loaded the checkpoint", metadata: ["epoch": "\(scope.epoch)", "backends": "\(state.backends.count)", "replicas": "\(replicas)"])
         // The status of the loaded state goes out first, before any goal outcome recovery
         // announces again.
-        let status = Dictionary(uniqueKeysWithValues: state.backends.map { ($0.tag, $0.status) })
+        let status = StatusLedger.status(of: state)
         try await execute(Reconciler.recoveryActions(for: state), status: status)
-        lastStatus = status
-        statusWritten = true
+        statusLedger.wrote(status)
         return true
     }
 
@@ -68,21 +66,20 @@ struct ControllerTerm {
         let observations = try await observe(randomSeed: randomSeed)
         let (next, actions) = Reconciler.reconcile(state, observations, settings: settings)
         // The state advances only once its actions were carried out; if they fail part-way the
-        // caller reloads the checkpoint (see `load`). The status goes out in the same pipeline, before any goal outcome: a client woken by
-        // its goal reads the status the goal was settled on.
-        // Status derives from the state: recompute it only when the state changed (there are
-        // actions) or this term has not written it yet.
-        let status = actions.isEmpty && statusWritten ? lastStatus : Dictionary(uniqueKeysWithValues: next.backends.map { ($0.tag, $0.status) })
-        try await execute(actions, status: status == lastStatus && statusWritten ? nil : status,
+        // caller reloads the checkpoint (see `load`). The status goes out in the same pipeline,
+        // before any goal outcome: a client woken by its goal reads the status the goal was
+        // settled on.
+        let status = statusLedger.status(after: next, actions: actions)
+        let changedStatus = statusLedger.change(to: status)
+        try await execute(actions, status: changedStatus,
                           appliedRequest: next.lastAppliedRequest != state.lastAppliedRequest,
                           events: actions.isEmpty ? [] : ClusterEvent.between(state, next, actions: actions))
         if next.requestsApplied > state.requestsApplied { metrics.requestsApplied.increment(by: next.requestsApplied - state.requestsApplied) }
-        if !actions.isEmpty || !statusWritten { metrics.record(next) }
+        if !actions.isEmpty || statusLedger.written == nil { metrics.record(next) }
         state = next
-        statusWritten = true
+        statusLedger.wrote(status)
         metrics.reconcileDuration.record(duration: ContinuousClock.now - started)
-        if status != lastStatus {
-            lastStatus = status
+        if changedStatus != nil {
             for (tag, backendStatus) in status.sorted(by: { $0.key < $1.key }) {
                 logger.info("\(tag): \(backendStatus.kind.rawValue), \(backendStatus.reason)", metadata: ["backend": "\(tag)"])
             }
@@ -129,114 +126,40 @@ struct ControllerTerm {
             }
         }
         var requests: [Request] = []
-        for entry in replies[0].array ?? [] {
-            guard let parts = entry.array, parts.count == 2, let idText = parts[0].string, let id = RequestID(idText),
-                  let fields = parts[1].array else { continue }
-            var values: [String: [UInt8]] = [:]
-            for index in stride(from: 0, to: fields.count - 1, by: 2) {
-                if let name = fields[index].string, let value = fields[index + 1].bytes { values[name] = value }
-            }
-            guard let goal = values["goal"].map({ String(decoding: $0, as: UTF8.self) }) else { continue }
-            do {
-                let operation = try JSONDecoder().decode(Request.Operation.self, from: Data(values["request"] ?? []))
-                requests.append(Request(id: id, goal: goal, operation: operation))
-            } catch {
-                logger.error("a request that cannot be read fails its goal", metadata: ["request": "\(idText)", "goal": "\(goal)"])
-                try await scope.writeAll([goalCall(GoalOutcome(goal: goal, failure: "request \(idText) cannot be read: \(error)"))])
+        for entry in replies[0].streamEntries {
+            switch RequestEntry.decode(id: entry.id, fields: entry.fields, source: keys.requests) {
+            case .success(let request):
+                requests.append(request)
+            case .failure(let unreadable):
+                // Without a goal there is no one to tell; a later request moves past it.
+                guard let goal = unreadable.goal else {
+                    logger.error("skipping a request entry without a goal", metadata: ["request": "\(entry.id)", "error": "\(unreadable.error.message)"])
+                    continue
+                }
+                logger.error("a request that cannot be read fails its goal", metadata: ["request": "\(entry.id)", "goal": "\(goal)"])
+                try await scope.write(.settleGoal(GoalOutcome(goal: goal, failure: "request \(entry.id) cannot be read: \(unreadable.error.message)"), keys: keys))
             }
         }
         return Observations(now: Timestamp(milliseconds: wallClockMilliseconds()), requests: requests,
                             nodes: nodes, replicas: replicas, randomSeed: randomSeed)
     }
 
-    /// Carries out a step's actions, in order, as fenced scripts in one round trip; a changed
-    /// `status` is written right after the checkpoint, then the step's `events`. `appliedRequest`:
-    /// the checkpoint records a newly applied request (where ``ControllerFailpoint/afterRequest`` sits).
+    /// Carries out a step's actions, in order, as fenced scripts in one round trip (see
+    /// ``StepWrites`` for the order); a test's armed failpoint fires between two of them.
     private func execute(_ actions: [Action], status: [String: BackendStatus]? = nil, appliedRequest: Bool = false,
                          events: [ClusterEvent] = []) async throws {
-        var calls: [(script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible])] = []
-        // Where each failpoint sits: after the call at this index.
-        var failpointIndex: [ControllerFailpoint: Int] = [:]
-        for action in actions {
-            switch action {
-            case .writeCheckpoint(let state):
-                calls.append((ControllerScripts.writeCheckpoint, [keys.checkpoint, keys.checkpointEpoch], [Checkpoint.encode(state), scope.epoch]))
-                failpointIndex[.afterCheckpoint] = calls.count - 1
-                if appliedRequest { failpointIndex[.afterRequest] = calls.count - 1 }
-                if let status { calls.append((ControllerScripts.writeStatus, [keys.status], [Self.json(status)])) }
-                if !events.isEmpty { calls.append(eventsCall(events)) }
-            case .publishBackendConfigs(let view):
-                calls.append((ControllerScripts.publishSnapshot, [keys.configsSnapshot],
-                              [Self.json(Snapshot(epoch: scope.epoch, view: view)), keys.snapshots, Self.json(SnapshotNotice(kind: .configs, epoch: scope.epoch, version: view.version))]))
-            case .publishRoutingView(let view):
-                calls.append((ControllerScripts.publishSnapshot, [keys.routingSnapshot],
-                              [Self.json(Snapshot(epoch: scope.epoch, view: view)), keys.snapshots, Self.json(SnapshotNotice(kind: .routing, epoch: scope.epoch, version: view.version))]))
-            case .assign(let assignment):
-                let tag = assignment.replica.tag
-                let node = assignment.replica.node
-                calls.append((ControllerScripts.assign, [keys.assignments(node), keys.assignmentsVersion(node), keys.userConfig(tag)],
-                              [tag, DocumentCodec.encode(AssignmentDocument(assignment)), keys.nodeNotify(node),
-                               DocumentCodec.encode(UserConfigDocument(tag: tag, userConfig: assignment.userConfig))]))
-                failpointIndex[.afterAssign] = calls.count - 1
-            case .drain(let replica, let deadline):
-                calls.append(drainCall(replica, DrainRequest(tag: replica.tag, deadline: deadline.milliseconds, force: false)))
-            case .forceKill(let replica):
-                guard !replica.node.isEmpty else { continue }
-                calls.append(drainCall(replica, DrainRequest(tag: replica.tag, deadline: 0, force: true)))
-            case .pushUserConfig(let replica, let userConfig):
-                calls.append((ControllerScripts.pushUserConfig, [keys.userConfig(replica.tag)],
-                              [DocumentCodec.encode(UserConfigDocument(tag: replica.tag, userConfig: userConfig)), keys.control(replica.tag),
-                               DocumentCodec.encode(ControlMessage(event: .config))]))
-            case .forget(let replica):
-                calls.append((ControllerScripts.forget, [keys.assignments(replica.node), keys.assignmentsVersion(replica.node)] + keys.replicaKeys(replica.tag),
-                              [replica.tag, keys.nodeNotify(replica.node)]))
-            case .completeGoal(let goal):
-                if failpointIndex[.beforeGoalOutcomes] == nil { failpointIndex[.beforeGoalOutcomes] = calls.count - 1 }
-                calls.append(goalCall(GoalOutcome(goal: goal)))
-            case .failGoal(let goal, let reason):
-                if failpointIndex[.beforeGoalOutcomes] == nil { failpointIndex[.beforeGoalOutcomes] = calls.count - 1 }
-                calls.append(goalCall(GoalOutcome(goal: goal, failure: reason)))
-            }
-        }
-        // No checkpoint this step (the state did not change), but the status differs from what
-        // this term last wrote (its first step): write it on its own.
-        if let status, !actions.contains(where: { if case .writeCheckpoint = $0 { true } else { false } }) {
-            calls.insert((ControllerScripts.writeStatus, [keys.status], [Self.json(status)]), at: 0)
-            failpointIndex = failpointIndex.mapValues { $0 + 1 }
-        }
-        // "Before the actions" needs actions after it; "before goal outcomes" something before them.
-        if failpointIndex[.afterCheckpoint] == calls.count - 1 { failpointIndex[.afterCheckpoint] = nil }
-        if failpointIndex[.beforeGoalOutcomes] == -1 { failpointIndex[.beforeGoalOutcomes] = nil }
-        // A test armed a failpoint this step reaches: write up to it, let it fire, then go on.
-        if !failpoints.plan.isEmpty,
-           let (point, index) = failpointIndex.sorted(by: { $0.value < $1.value }).first(where: { failpoints.isArmed($0.key.rawValue) }) {
-            try await scope.writeAll(Array(calls[...index]))
+        let now = Timestamp(milliseconds: wallClockMilliseconds())
+        let controller = scope.leaseValue.split(separator: ":").dropLast().joined(separator: ":")
+        let writes = StepWrites(actions, status: status, appliedRequest: appliedRequest,
+                                events: events.map { EventEntry(epoch: scope.epoch, controller: controller, at: now, event: $0) },
+                                epoch: scope.epoch, keys: keys)
+        var calls = writes.calls
+        if !failpoints.plan.isEmpty, let (through, point, after) = writes.split(where: { failpoints.isArmed($0.rawValue) }) {
+            try await scope.writeAll(through)
             try failpoints.hit(point.rawValue)
-            calls.removeFirst(index + 1)
+            calls = after
         }
         try await scope.writeAll(calls)
-        DecisionLog.log(actions, now: Timestamp(milliseconds: wallClockMilliseconds()), logger: logger)
-    }
-
-    private func drainCall(_ replica: ReplicaReference, _ request: DrainRequest) -> (script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible]) {
-        (ControllerScripts.drain, [keys.drain(replica.tag)],
-         [DocumentCodec.encode(request), keys.control(replica.tag), DocumentCodec.encode(ControlMessage(event: .drain)), keys.nodeNotify(replica.node)])
-    }
-
-    private func eventsCall(_ events: [ClusterEvent]) -> (script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible]) {
-        let controller = scope.leaseValue.split(separator: ":").dropLast().joined(separator: ":")
-        var arguments: [any RedisArgumentConvertible] = [ClusterKeys.eventsLimit, scope.epoch, controller, wallClockMilliseconds()]
-        for event in events { arguments += [event.kind.rawValue, event.backend, event.replica ?? "", event.goal ?? "", event.message] }
-        return (ControllerScripts.appendEvents, [keys.events], arguments)
-    }
-
-    private func goalCall(_ outcome: GoalOutcome) -> (script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible]) {
-        (ControllerScripts.settleGoal, [keys.goal(outcome.goal)], [Self.json(outcome), keys.goals])
-    }
-
-    static func json(_ value: some Encodable) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(value)).map(Array.init) ?? Array("null".utf8)
+        DecisionLog.log(actions, now: now, logger: logger)
     }
 }

@@ -33,11 +33,9 @@ public struct LeadershipScope: Sendable {
     /// Runs fenced scripts in order, in one round trip. Stops at the first refusal: that one
     /// and every later one changed nothing (each checks the lease itself).
     @discardableResult
-    public func writeAll(_ calls: [(script: FencedScript, keys: [String], arguments: [any RedisArgumentConvertible])]) async throws -> [RedisReply] {
+    public func writeAll(_ calls: [FencedCall]) async throws -> [RedisReply] {
         guard !calls.isEmpty else { return [] }
-        let replies = try await client.pipeline(calls.map { call in
-            call.script.script.command(keys: [keys.lease] + call.keys, arguments: [leaseValue] + call.arguments)
-        })
+        let replies = try await client.pipeline(calls.map { $0.command(lease: keys.lease, leaseValue: leaseValue) })
         for reply in replies {
             guard let message = reply.errorMessage else { continue }
             if message.hasPrefix("FENCED") {
@@ -51,8 +49,8 @@ public struct LeadershipScope: Sendable {
 
     /// Runs a fenced script: it changes nothing unless the lease still holds ``leaseValue``.
     /// A refusal throws ``LeaseError/Code/fenced`` and ends this leadership at once.
-    public func write(_ script: FencedScript, keys extraKeys: [String], arguments: [any RedisArgumentConvertible]) async throws -> RedisReply {
-        try await writeAll([(script, extraKeys, arguments)])[0]
+    public func write(_ call: FencedCall) async throws -> RedisReply {
+        try await writeAll([call])[0]
     }
 }
 

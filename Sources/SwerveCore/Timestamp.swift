@@ -16,6 +16,9 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
 
     public func adding(milliseconds delta: Int64) -> Timestamp { Timestamp(milliseconds: milliseconds + delta) }
 
+    /// Seconds since the Unix epoch (for `Date(timeIntervalSince1970:)`).
+    public var secondsSince1970: Double { Double(milliseconds) / 1000 }
+
     /// Seconds from `other` to this one (negative if `other` is later).
     public func seconds(since other: Timestamp) -> Double { Double(milliseconds - other.milliseconds) / 1000 }
 

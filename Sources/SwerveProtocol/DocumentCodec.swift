@@ -6,11 +6,27 @@ public enum DocumentCodec {
     private struct VersionOnly: Decodable { var schemaVersion: Int }
 
     public static func encode<Document: ProtocolDocument>(_ document: Document) -> [UInt8] {
+        encodeValue(document)
+    }
+
+    /// JSON for a value that is part of a document or entry but not a document itself (a
+    /// request's operation), with sorted keys.
+    public static func encodeValue(_ value: some Encodable) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Documents hold plain, finite values; failing to encode one is a programming error.
-        guard let data = try? encoder.encode(document) else { preconditionFailure("\(Document.self) must encode") }
+        // Protocol values hold plain, finite values; failing to encode one is a programming error.
+        guard let data = try? encoder.encode(value) else { preconditionFailure("\(type(of: value)) must encode") }
         return Array(data)
+    }
+
+    /// Reads a value that is part of a versioned document or entry (whose version the caller
+    /// checked); the error names `source` and the field that was wrong.
+    public static func decodeValue<Value: Decodable>(_ type: Value.Type, from bytes: [UInt8], source: String) throws(ProtocolError) -> Value {
+        do {
+            return try JSONDecoder().decode(Value.self, from: Data(bytes))
+        } catch {
+            throw ProtocolError(.malformed, "\(source) holds a malformed \(Value.self): \(reason(error))")
+        }
     }
 
     /// - Parameter source: the key or channel, for the error message.

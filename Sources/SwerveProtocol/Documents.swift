@@ -242,8 +242,9 @@ public struct LeaderEvent: ProtocolDocument {
 
 /// `swerve:{C}:snapshot:routing` and `…:snapshot:configs` — a view the leader published, with
 /// its epoch: routers never replace their view with one whose `(epoch, version)` is lower.
-public struct Snapshot<View: Codable & Sendable & Hashable>: Codable, Sendable, Hashable {
-    public var schemaVersion = 1
+public struct Snapshot<View: Codable & Sendable & Hashable>: ProtocolDocument {
+    public static var currentSchemaVersion: Int { 1 }
+    public var schemaVersion = Self.currentSchemaVersion
     public var epoch: Int64
     public var view: View
 

@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import SwerveCore
 import SwerveProtocol
@@ -70,10 +69,10 @@ struct ViewFollower: Sendable {
                 guard let bytes = reply.bytes else { continue }
                 switch kind {
                 case .configs:
-                    let snapshot = try JSONDecoder().decode(Snapshot<BackendConfigsView>.self, from: Data(bytes))
+                    let snapshot = try DocumentCodec.decode(Snapshot<BackendConfigsView>.self, from: bytes, source: keys.configsSnapshot)
                     state.updateView { $0.accept(configs: snapshot) }
                 case .routing:
-                    let snapshot = try JSONDecoder().decode(Snapshot<RoutingView>.self, from: Data(bytes))
+                    let snapshot = try DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot)
                     state.updateView { $0.accept(routing: snapshot) }
                 }
             }

@@ -30,8 +30,8 @@ extension ClusterTest {
 
     /// Appends a request as a client does.
     public func append(_ operation: Request.Operation, goal: String) async throws {
-        let encoded = try JSONEncoder().encode(operation)
-        _ = try await client.pipeline([RedisCommand("XADD", keys.requests, "*", "goal", goal, "request", Array(encoded)),
+        let entry = RequestEntry(goal: goal, operation: operation)
+        _ = try await client.pipeline([RedisCommand("XADD", arguments: [keys.requests, "*"] + entry.fields().flatMap { [$0.name, $0.value] as [any RedisArgumentConvertible] }),
                                        RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .request, subject: goal)))])
     }
 
@@ -42,10 +42,10 @@ extension ClusterTest {
             var iterator = subscription.makeAsyncIterator()
             guard await iterator.next() == .subscribed else { throw TestFailure("could not subscribe to \(keys.goals)") }
             if let bytes = try await client.send("GET", keys.goal(goal)).bytes {
-                return try JSONDecoder().decode(GoalOutcome.self, from: Data(bytes))
+                return try DocumentCodec.decode(GoalOutcomeDocument.self, from: bytes, source: keys.goal(goal)).outcome
             }
             while let event = await iterator.next() {
-                if case .message(let message) = event, let outcome = try? JSONDecoder().decode(GoalOutcome.self, from: Data(message.payload)), outcome.goal == goal {
+                if case .message(let message) = event, let outcome = try? DocumentCodec.decode(GoalOutcomeDocument.self, from: message.payload, source: keys.goals).outcome, outcome.goal == goal {
                     return outcome
                 }
             }
@@ -61,7 +61,7 @@ extension ClusterTest {
     /// The routed replicas of `backend` in the stored routing snapshot: tag → address.
     public func routedReplicas(_ backend: String = "api") async throws -> [String: String] {
         guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes else { return [:] }
-        let snapshot = try JSONDecoder().decode(Snapshot<RoutingView>.self, from: Data(bytes))
+        let snapshot = try DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot)
         var replicas: [String: String] = [:]
         for replica in snapshot.view.backends[backend] ?? [] { replicas[replica.tag] = replica.address.description }
         return replicas

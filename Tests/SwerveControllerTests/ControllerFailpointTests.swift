@@ -105,7 +105,7 @@ extension ControllerProcesses {
                                                  replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1))), goal: "g-1") == GoalOutcome(goal: "g-1"))
         first.kill(SIGKILL)
         _ = await first.exit()
-        try await client.send("SET", keys.status, #"{"api":{"kind":"updating","reason":"0/1 running, 1 starting","running":0,"target":1}}"#)
+        try await client.send("SET", keys.status, #"{"backends":{"api":{"kind":"updating","reason":"0/1 running, 1 starting","running":0,"target":1}},"schemaVersion":1}"#)
 
         let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
         let statusWhenAnnounced: BackendStatus? = try await subscriber.subscribe(to: [keys.goals]) { subscription in
@@ -115,9 +115,9 @@ extension ControllerProcesses {
             defer { second.kill() }
             while let event = await iterator.next() {
                 guard case .message(let message) = event,
-                      (try? JSONDecoder().decode(GoalOutcome.self, from: Data(message.payload)))?.goal == "g-1" else { continue }
+                      (try? DocumentCodec.decode(GoalOutcomeDocument.self, from: message.payload, source: keys.goals))?.goal == "g-1" else { continue }
                 let bytes = try #require(try await client.send("GET", keys.status).bytes)
-                return try JSONDecoder().decode([String: BackendStatus].self, from: Data(bytes))["api"]
+                return try DocumentCodec.decode(StatusDocument.self, from: bytes, source: keys.status).backends["api"]
             }
             return nil
         }

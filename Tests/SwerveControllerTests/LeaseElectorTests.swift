@@ -93,7 +93,7 @@ import Testing
         let first = try start("a")
         var firstTerms = first.terms.makeAsyncIterator()
         let stale = try #require(await firstTerms.next())
-        _ = try await stale.write(write, keys: [target], arguments: ["from a"])
+        _ = try await stale.write(FencedCall(write, keys: [target], arguments: ["from a"]))
         #expect(try await client.send("GET", target).string == "from a")
 
         // As if "a" were paused past its lease: the lease is gone and "b" takes it.
@@ -105,14 +105,14 @@ import Testing
         #expect(current.epoch > stale.epoch)
 
         await #expect {
-            _ = try await stale.write(write, keys: [target], arguments: ["from stale a"])
+            _ = try await stale.write(FencedCall(write, keys: [target], arguments: ["from stale a"]))
         } throws: { error in
             let error = error as! LeaseError
             return error.code == .fenced && error.message.contains("held by b:\(current.epoch)")
         }
         #expect(try await client.send("GET", target).string == "from a", "nothing changed")
         #expect(first.elector.refusedWrites == 1, "counted (swerve_controller_fenced_writes_refused_total)")
-        _ = try await current.write(write, keys: [target], arguments: ["from b"])
+        _ = try await current.write(FencedCall(write, keys: [target], arguments: ["from b"]))
         #expect(try await client.send("GET", target).string == "from b")
     }
 
@@ -135,7 +135,7 @@ import Testing
         let scope = try #require(await terms.next())
         // Two and a half TTLs later, still the same term (a fenced write under it succeeds).
         try await Task.sleep(for: .milliseconds(7500))
-        _ = try await scope.write(FencedScript(body: "return 1"), keys: [], arguments: [])
+        _ = try await scope.write(FencedCall(FencedScript(body: "return 1"), keys: [], arguments: []))
         #expect(try await client.send("GET", keys.lease).string == "a:\(scope.epoch)")
         #expect(running.elector.refusedWrites == 0)
     }

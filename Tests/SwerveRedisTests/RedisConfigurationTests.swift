@@ -106,3 +106,14 @@ import SwerveTestSupport
         #expect(configuration.description == "app@h:1/4 (with password)")
     }
 }
+
+@Suite struct StreamReplies {
+    @Test func entriesAreReadFromRangeAndReadReplies() {
+        let entry = RedisReply.array([.bulkString(Array("1-0".utf8)), .array([.bulkString(Array("a".utf8)), .bulkString(Array("x".utf8)), .bulkString(Array("b".utf8)), .bulkString([])])])
+        let odd = RedisReply.array([.bulkString(Array("2-0".utf8))])
+        #expect(RedisReply.array([entry, odd]).streamEntries == [RedisStreamEntry(id: "1-0", fields: ["a": Array("x".utf8), "b": []])])
+        let read = RedisReply.array([.array([.bulkString(Array("other".utf8)), .array([entry])]), .array([.bulkString(Array("s".utf8)), .array([entry])])])
+        #expect(read.streamEntries(readFrom: "s").map(\.id) == ["1-0"])
+        #expect(RedisReply.null.streamEntries(readFrom: "s").isEmpty, "XREAD timed out")
+    }
+}

@@ -126,8 +126,8 @@ import Testing
         let routing = Snapshot(epoch: 1, view: RoutingView(version: version, backends: ["api": addresses.enumerated().map { index, address in
             RoutedReplica(tag: "api#\(index + 1)", address: HostPort(address)!, node: "n1")
         }]))
-        try await client.send("SET", keys.configsSnapshot, Array(try JSONEncoder().encode(configs)))
-        try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(routing)))
+        try await client.send("SET", keys.configsSnapshot, DocumentCodec.encode(configs))
+        try await client.send("SET", keys.routingSnapshot, DocumentCodec.encode(routing))
         try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .configs, epoch: 1, version: version)))
         try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 1, version: version)))
     }
@@ -192,15 +192,15 @@ import Testing
         defer { front.process.kill() }
         let configs = Snapshot(epoch: 7, view: BackendConfigsView(version: 3, backends: ["api": RoutedBackendConfig(routePrefix: "/api", maxConcurrentQueries: 5)]))
         let routing = Snapshot(epoch: 7, view: RoutingView(version: 4, backends: ["api": [RoutedReplica(tag: "api#1", address: HostPort(host: "127.0.0.1", port: 9), node: "n1")]]))
-        try await client.send("SET", keys.configsSnapshot, Array(try JSONEncoder().encode(configs)))
-        try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(routing)))
+        try await client.send("SET", keys.configsSnapshot, DocumentCodec.encode(configs))
+        try await client.send("SET", keys.routingSnapshot, DocumentCodec.encode(routing))
         try await awaitRouted(front, backend: "api", count: 1)
         let page = try await routesPage(front)
         #expect((page["routing"] as? [String: Any])?["version"] as? Int == 4 && (page["routing"] as? [String: Any])?["epoch"] as? Int == 7)
 
         // An older snapshot (a deposed leader's) never replaces it.
         let stale = Snapshot(epoch: 6, view: RoutingView(version: 99, backends: ["api": []]))
-        try await client.send("SET", keys.routingSnapshot, Array(try JSONEncoder().encode(stale)))
+        try await client.send("SET", keys.routingSnapshot, DocumentCodec.encode(stale))
         try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 6, version: 99)))
         try await Task.sleep(for: .milliseconds(300)) // three re-reads: time is what is under test
         #expect(((try await routesPage(front)["routing"]) as? [String: Any])?["version"] as? Int == 4)
@@ -212,7 +212,7 @@ import Testing
         let front = try await router(["--resync-ms", "600000"])
         defer { front.process.kill() }
         func publish<View: Encodable>(_ snapshot: Snapshot<View>, at key: String, notice: SnapshotNotice?) async throws {
-            try await client.send("SET", key, Array(try JSONEncoder().encode(snapshot)))
+            try await client.send("SET", key, DocumentCodec.encode(snapshot))
             if let notice { try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(notice)) }
         }
         let api = ["api": RoutedBackendConfig(routePrefix: "/api", maxConcurrentQueries: 5)]

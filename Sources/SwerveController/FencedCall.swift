@@ -1,0 +1,172 @@
+import SwerveCore
+import SwerveProtocol
+public import SwerveRedis
+
+/// One write of the leader: a fenced script with its keys and arguments. Each constructor below
+/// is the only place its script's `KEYS`/`ARGV` layout is spelled; ``LeadershipScope`` prepends
+/// the lease key and value (`KEYS[1]`, `ARGV[1]`) that the fence checks (see ``FencedScript``).
+/// Every key a script touches is declared in `KEYS`.
+public struct FencedCall: Sendable {
+    /// What it writes (`assign`, `drain`…), for logs and tests.
+    public let name: String
+    let script: FencedScript
+    /// After the lease key.
+    let keys: [String]
+    /// After the lease value.
+    let arguments: [any RedisArgumentConvertible]
+
+    /// A call of any fenced script (tests use their own); the leader uses the named ones.
+    public init(_ script: FencedScript, name: String = "custom", keys: [String], arguments: [any RedisArgumentConvertible]) {
+        self.name = name
+        self.script = script
+        self.keys = keys
+        self.arguments = arguments
+    }
+
+    /// The command that runs it under the lease `leaseValue` of `lease`.
+    func command(lease: String, leaseValue: String) -> RedisCommand {
+        script.script.command(keys: [lease] + keys, arguments: [leaseValue] + arguments)
+    }
+}
+
+extension FencedCall {
+    /// The checkpoint of `state`, and its epoch (a floor for the next leader's).
+    static func writeCheckpoint(_ state: BackendState, epoch: Int64, keys: ClusterKeys) -> FencedCall {
+        FencedCall(writeCheckpointScript, name: "writeCheckpoint", keys: [keys.checkpoint, keys.checkpointEpoch], arguments: [Checkpoint.encode(state), epoch])
+    }
+
+    /// KEYS: lease, checkpoint, checkpoint:epoch.  ARGV: value, checkpoint, epoch.
+    private static let writeCheckpointScript = FencedScript(body: """
+        redis.call('SET', KEYS[2], ARGV[2])
+        redis.call('SET', KEYS[3], ARGV[3])
+        return 1
+        """)
+
+    /// Every backend's status.
+    static func writeStatus(_ status: [String: BackendStatus], keys: ClusterKeys) -> FencedCall {
+        FencedCall(writeStatusScript, name: "writeStatus", keys: [keys.status], arguments: [DocumentCodec.encode(StatusDocument(backends: status))])
+    }
+
+    /// KEYS: lease, status.  ARGV: value, status.
+    private static let writeStatusScript = FencedScript(body: """
+        redis.call('SET', KEYS[2], ARGV[2])
+        return 1
+        """)
+
+    /// A snapshot under `epoch`, then its notice to routers.
+    static func publishSnapshot(routing view: RoutingView, epoch: Int64, keys: ClusterKeys) -> FencedCall {
+        FencedCall(publishSnapshotScript, name: "publishSnapshot", keys: [keys.routingSnapshot],
+                   arguments: [DocumentCodec.encode(Snapshot(epoch: epoch, view: view)), keys.snapshots,
+                               DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: epoch, version: view.version))])
+    }
+
+    /// A snapshot under `epoch`, then its notice to routers.
+    static func publishSnapshot(configs view: BackendConfigsView, epoch: Int64, keys: ClusterKeys) -> FencedCall {
+        FencedCall(publishSnapshotScript, name: "publishSnapshot", keys: [keys.configsSnapshot],
+                   arguments: [DocumentCodec.encode(Snapshot(epoch: epoch, view: view)), keys.snapshots,
+                               DocumentCodec.encode(SnapshotNotice(kind: .configs, epoch: epoch, version: view.version))])
+    }
+
+    /// KEYS: lease, snapshot.  ARGV: value, snapshot, channel, notice.
+    private static let publishSnapshotScript = FencedScript(body: """
+        redis.call('SET', KEYS[2], ARGV[2])
+        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        return 1
+        """)
+
+    /// The replica's assignment on its node and its user config; the node is told.
+    static func assign(_ assignment: ReplicaAssignment, keys: ClusterKeys) -> FencedCall {
+        let tag = assignment.replica.tag
+        let node = assignment.replica.node
+        return FencedCall(assignScript, name: "assign", keys: [keys.assignments(node), keys.assignmentsVersion(node), keys.userConfig(tag)],
+                          arguments: [tag, DocumentCodec.encode(AssignmentDocument(assignment)), keys.nodeNotify(node),
+                                      DocumentCodec.encode(UserConfigDocument(tag: tag, userConfig: assignment.userConfig))])
+    }
+
+    /// KEYS: lease, assignments, assignments:version, replica config.
+    /// ARGV: value, tag, assignment, node notify channel, user config document.
+    private static let assignScript = FencedScript(body: """
+        redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+        redis.call('SET', KEYS[4], ARGV[5])
+        local version = redis.call('INCR', KEYS[3])
+        redis.call('PUBLISH', ARGV[4], version)
+        return 1
+        """)
+
+    /// Tells the replica (and its node, which enforces the deadline) to stop.
+    static func drain(_ replica: ReplicaReference, _ request: DrainRequest, keys: ClusterKeys) -> FencedCall {
+        FencedCall(drainScript, name: "drain", keys: [keys.drain(replica.tag)],
+                   arguments: [DocumentCodec.encode(request), keys.control(replica.tag), DocumentCodec.encode(ControlMessage(event: .drain)),
+                               keys.nodeNotify(replica.node)])
+    }
+
+    /// KEYS: lease, drain.  ARGV: value, drain request, control channel, control message, node notify channel.
+    private static let drainScript = FencedScript(body: """
+        redis.call('SET', KEYS[2], ARGV[2])
+        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        redis.call('PUBLISH', ARGV[5], 'drain')
+        return 1
+        """)
+
+    /// A new user config for a running replica, and a hint to read it.
+    static func pushUserConfig(_ replica: ReplicaReference, _ userConfig: JSONValue?, keys: ClusterKeys) -> FencedCall {
+        FencedCall(pushUserConfigScript, name: "pushUserConfig", keys: [keys.userConfig(replica.tag)],
+                   arguments: [DocumentCodec.encode(UserConfigDocument(tag: replica.tag, userConfig: userConfig)), keys.control(replica.tag),
+                               DocumentCodec.encode(ControlMessage(event: .config))])
+    }
+
+    /// KEYS: lease, replica config.  ARGV: value, user config document, control channel, control message.
+    private static let pushUserConfigScript = FencedScript(body: """
+        redis.call('SET', KEYS[2], ARGV[2])
+        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        return 1
+        """)
+
+    /// Removes the replica's assignment and every key of it; the node is told.
+    static func forget(_ replica: ReplicaReference, keys: ClusterKeys) -> FencedCall {
+        FencedCall(forgetScript, name: "forget", keys: [keys.assignments(replica.node), keys.assignmentsVersion(replica.node)] + keys.replicaKeys(replica.tag),
+                   arguments: [replica.tag, keys.nodeNotify(replica.node)])
+    }
+
+    /// KEYS: lease, assignments, assignments:version, then the replica's keys.
+    /// ARGV: value, tag, node notify channel.
+    private static let forgetScript = FencedScript(body: """
+        redis.call('HDEL', KEYS[2], ARGV[2])
+        for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+        local version = redis.call('INCR', KEYS[3])
+        redis.call('PUBLISH', ARGV[3], version)
+        return 1
+        """)
+
+    /// The goal's outcome, kept a day, and the message clients waiting on it read.
+    static func settleGoal(_ outcome: GoalOutcome, keys: ClusterKeys) -> FencedCall {
+        FencedCall(settleGoalScript, name: "settleGoal", keys: [keys.goal(outcome.goal)], arguments: [DocumentCodec.encode(GoalOutcomeDocument(outcome)), keys.goals])
+    }
+
+    /// KEYS: lease, goal.  ARGV: value, outcome, channel.
+    private static let settleGoalScript = FencedScript(body: """
+        redis.call('SET', KEYS[2], ARGV[2], 'EX', 86400)
+        redis.call('PUBLISH', ARGV[3], ARGV[2])
+        return 1
+        """)
+
+    /// The entries, appended in order to the events stream, which keeps about
+    /// ``ClusterKeys/eventsLimit`` of them.
+    static func appendEvents(_ entries: [EventEntry], keys: ClusterKeys) -> FencedCall {
+        var arguments: [any RedisArgumentConvertible] = [ClusterKeys.eventsLimit, EventEntry.fieldCount * 2]
+        for entry in entries {
+            for field in entry.fields() { arguments += [field.name, field.value] }
+        }
+        return FencedCall(appendEventsScript, name: "appendEvents", keys: [keys.events], arguments: arguments)
+    }
+
+    /// KEYS: lease, events.  ARGV: value, cap, values per entry (n), then each entry's n
+    /// values: field, value, field, value…
+    private static let appendEventsScript = FencedScript(body: """
+        local n = tonumber(ARGV[3])
+        for i = 4, #ARGV, n do
+            redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, i, i + n - 1))
+        end
+        return 1
+        """)
+}

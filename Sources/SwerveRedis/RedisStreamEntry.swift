@@ -1,0 +1,41 @@
+/// One entry of a Redis stream, as `XRANGE`, `XREVRANGE` and `XREAD` return it: its id and its
+/// fields. What the fields mean is the protocol's business (`SwerveProtocol`), not the client's.
+public struct RedisStreamEntry: Sendable, Hashable {
+    /// `<ms>-<seq>`.
+    public var id: String
+    /// Field name → value. A name given twice keeps its last value.
+    public var fields: [String: [UInt8]]
+
+    public init(id: String, fields: [String: [UInt8]]) {
+        self.id = id
+        self.fields = fields
+    }
+
+    /// An entry from its reply (`[id, [field, value, …]]`); nil when the reply has another shape.
+    init?(_ reply: RedisReply) {
+        guard let parts = reply.array, parts.count == 2, let id = parts[0].string, let flat = parts[1].array else { return nil }
+        var fields: [String: [UInt8]] = [:]
+        for index in stride(from: 0, to: flat.count - 1, by: 2) {
+            if let name = flat[index].string, let value = flat[index + 1].bytes { fields[name] = value }
+        }
+        self.init(id: id, fields: fields)
+    }
+}
+
+extension RedisReply {
+    /// The entries of an `XRANGE` or `XREVRANGE` reply, in the order returned; entries of
+    /// another shape are left out. Empty for nil or a non-array.
+    public var streamEntries: [RedisStreamEntry] {
+        array?.compactMap(RedisStreamEntry.init) ?? []
+    }
+
+    /// The entries of `key` in an `XREAD` reply (`[[key, [entry, …]], …]`); empty when it timed
+    /// out (nil) or holds none of `key`.
+    public func streamEntries(readFrom key: String) -> [RedisStreamEntry] {
+        for stream in array ?? [] {
+            guard let parts = stream.array, parts.count == 2, parts[0].string == key else { continue }
+            return parts[1].streamEntries
+        }
+        return []
+    }
+}

@@ -1,0 +1,60 @@
+@testable import SwerveController
+import SwerveCore
+import SwerveProtocol
+import Testing
+
+/// The order a step's writes go out in, and where each failpoint sits: pure, no Redis.
+@Suite struct StepWritesRules {
+    let keys = try! ClusterKeys(cluster: "t")
+    let replica = ReplicaReference(tag: "api#1", backend: "api", node: "n1")
+    var assignment: ReplicaAssignment {
+        ReplicaAssignment(replica: replica, version: "v", replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 0.1)),
+                          userConfig: nil, maxConcurrentQueries: 1, gracefulShutdownWaitLoopS: 1)
+    }
+    let status: [String: BackendStatus] = [:]
+    let event = EventEntry(epoch: 1, controller: "c", at: Timestamp(milliseconds: 1), event: ClusterEvent(kind: .backendCreated, backend: "api", message: "created"))
+
+    @Test func theStatusAndEventsFollowTheCheckpointAndGoalsComeLast() {
+        let writes = StepWrites([.writeCheckpoint(BackendState()), .assign(assignment), .publishRoutingView(RoutingView(version: 1, backends: [:])), .completeGoal("g")],
+                                status: status, appliedRequest: true, events: [event], epoch: 1, keys: keys)
+        #expect(writes.calls.map(\.name) == ["writeCheckpoint", "writeStatus", "appendEvents", "assign", "publishSnapshot", "settleGoal"])
+        #expect(writes.failpoints == [.afterCheckpoint: 0, .afterRequest: 0, .afterAssign: 3, .beforeGoalOutcomes: 4])
+    }
+
+    @Test func aStatusWithoutACheckpointGoesFirstAndShiftsTheFailpoints() {
+        let writes = StepWrites([.assign(assignment), .failGoal("g", reason: "r")], status: status, appliedRequest: false, events: [], epoch: 1, keys: keys)
+        #expect(writes.calls.map(\.name) == ["writeStatus", "assign", "settleGoal"])
+        #expect(writes.failpoints == [.afterAssign: 1, .beforeGoalOutcomes: 1])
+    }
+
+    @Test func failpointsWithNothingOnTheirOtherSideAreLeftOut() {
+        let onlyCheckpoint = StepWrites([.writeCheckpoint(BackendState())], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys)
+        #expect(onlyCheckpoint.failpoints.isEmpty, "after the checkpoint needs something after it")
+        let onlyGoal = StepWrites([.completeGoal("g")], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys)
+        #expect(onlyGoal.failpoints.isEmpty, "before goal outcomes needs something before them")
+        let unplaced = StepWrites([.forceKill(ReplicaReference(tag: "api#2", backend: "api", node: ""))], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys)
+        #expect(unplaced.calls.isEmpty, "a replica never placed has no process to kill")
+    }
+
+    @Test func theSplitStopsAtTheFirstArmedFailpointInCallOrder() throws {
+        let writes = StepWrites([.writeCheckpoint(BackendState()), .assign(assignment), .drain(replica, deadline: Timestamp(milliseconds: 9)), .completeGoal("g")],
+                                status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys)
+        let split = try #require(writes.split { $0 == .beforeGoalOutcomes || $0 == .afterAssign })
+        #expect(split.point == .afterAssign)
+        #expect(split.through.map(\.name) == ["writeCheckpoint", "assign"])
+        #expect(split.after.map(\.name) == ["drain", "settleGoal"])
+        #expect(writes.split { _ in false } == nil)
+    }
+}
+
+/// The status a term writes: recomputed only when the state changed, written only when it differs.
+@Suite struct StatusLedgerRules {
+    @Test func theFirstStepWritesAndAnUnchangedStatusIsNotWrittenAgain() {
+        var ledger = StatusLedger()
+        let empty = ledger.status(after: BackendState(), actions: [])
+        #expect(ledger.change(to: empty) == empty, "nothing written yet this term")
+        ledger.wrote(empty)
+        #expect(ledger.change(to: ledger.status(after: BackendState(), actions: [])) == nil)
+        #expect(ledger.change(to: ledger.status(after: BackendState(), actions: [.completeGoal("g")])) == nil, "recomputed, still the same")
+    }
+}
