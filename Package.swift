@@ -258,6 +258,10 @@ let package = Package(
             name: "SwerveRouterTests",
             dependencies: [
                 "SwerveRouter",
+                "SwerveHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 "SwerveTestSupport",
                 "SwerveProtocol",
                 "SwerveRedis",

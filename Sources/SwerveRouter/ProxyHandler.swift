@@ -9,13 +9,8 @@ import NIOPosix
 /// made on the same loop, so the two talk without locks. Backpressure: while the replica's
 /// connection cannot take more, the client is not read; while the client cannot take more,
 /// the replica is not read — a large upload or download streams through a bounded buffer.
-/// A request is retried on another replica when connecting failed (it cannot have reached the
-/// first one); when the replica answered `503` with `X-Swerve-Unprocessed` (a draining worker
-/// says so before running anything) and no body was sent; and in the one case where it may
-/// have reached the replica: a pooled keep-alive connection that the replica closed as the
-/// request was written, when nothing came back, no body was sent and the method is idempotent
-/// (the rule HTTP clients use for stale pooled connections: repeating such a request is
-/// harmless). Never after response bytes reached the client.
+/// What happens to a request, and when it is retried on another replica, is decided by its
+/// ``ExchangeStateMachine``; this handler feeds it events and carries out its actions.
 final class ProxyHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -33,23 +28,16 @@ final class ProxyHandler: ChannelInboundHandler {
         }
     }
 
+    /// One request's decisions (``machine``) and the I/O they drive.
     private final class Exchange {
         let id: UInt64
         let head: HTTPRequestHead
         let backend: String
         let started = ContinuousClock.now
-        /// Parts received before the upstream connection was ready.
-        var pending: [HTTPServerRequestPart] = []
-        var requestEnded = false
-        var tried: Set<String> = []
-        var replica: ReplicaBalancer.RoutedReplicaChoice?
+        var machine: ExchangeStateMachine
+        /// The replica connection while one carries the request.
         var upstream: UpstreamHandler?
-        /// Whether `upstream` came from the pool (it may have been closed by the replica).
-        var pooled = false
-        var bodySent = false
-        /// Times the request was sent again after reaching a replica (bounded by `canResend`).
-        var resends = 0
-        var responseStarted = false
+        /// The response status, for metrics.
         var status = 0
         var queueTimeout: Scheduled<Void>?
 
@@ -57,6 +45,7 @@ final class ProxyHandler: ChannelInboundHandler {
             self.id = id
             self.head = head
             self.backend = backend
+            machine = ExchangeStateMachine(method: head.method)
         }
     }
 
@@ -75,20 +64,13 @@ final class ProxyHandler: ChannelInboundHandler {
             begin(head, context: context)
         case .body, .end:
             guard let exchange else { return } // a request answered early (404/503): its body is dropped
-            if case .end = part { exchange.requestEnded = true }
-            if let upstream = exchange.upstream {
-                if case .body = part { exchange.bodySent = true }
-                upstream.forward(part)
-                if !upstream.isWritable { context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
-            } else {
-                exchange.pending.append(part)
-            }
+            run(exchange.machine.requestPart(part), for: exchange)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         // The client left: stop waiting, and drop the upstream connection mid-request.
-        if let exchange { abort(exchange) }
+        if let exchange { run(exchange.machine.clientClosed(), for: exchange) }
         self.context = nil
         context.fireChannelInactive()
     }
@@ -119,16 +101,55 @@ final class ProxyHandler: ChannelInboundHandler {
         choose(exchange)
     }
 
+    /// Carries out what the exchange's state machine decided.
+    private func run(_ action: ExchangeStateMachine.Action, for exchange: Exchange) {
+        switch action {
+        case .none:
+            break
+        case .choose(let previous):
+            if let previous {
+                release(exchange, previous)
+                context?.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+                state.metrics.retried(backend: exchange.backend)
+            }
+            choose(exchange)
+        case .connect(let choice):
+            connect(exchange, to: choice)
+        case .sendRequest(let buffered):
+            sendRequest(exchange, buffered: buffered)
+        case .forward(let part):
+            guard let context, let upstream = exchange.upstream else { return }
+            upstream.forward(part)
+            if !upstream.isWritable { context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
+        case .forwardResponseHead:
+            break // `responsePart` writes it: it has the head
+        case .finish(let choice, let reusable):
+            finish(exchange, choice, reusable: reusable, trailers: nil)
+        case .fail(let failure, let previous):
+            if let previous { release(exchange, previous) }
+            fail(exchange, failure)
+        case .closeClient(let previous):
+            release(exchange, previous)
+            self.exchange = nil
+            context?.close(promise: nil)
+        case .abandon(let previous, let dequeue):
+            self.exchange = nil
+            exchange.queueTimeout?.cancel()
+            if dequeue { _ = state.abandon(exchange.id, backend: exchange.backend) }
+            if let previous { release(exchange, previous) }
+        }
+    }
+
     private func choose(_ exchange: Exchange) {
         guard let context, let backend = state.table.backends[exchange.backend] else {
-            fail(exchange, status: .serviceUnavailable, reason: "no_replicas", body: "backend \(exchange.backend) has no running replica\n")
+            run(exchange.machine.backendGone(), for: exchange)
             return
         }
         let promise = context.eventLoop.makePromise(of: ReplicaBalancer.RoutedReplicaChoice?.self)
-        switch state.admit(exchange.id, to: backend, excluding: exchange.tried, waiter: ProxyState.Waiter(backend: backend.tag, promise: promise)) {
+        switch state.admit(exchange.id, to: backend, excluding: exchange.machine.tried, waiter: ProxyState.Waiter(backend: backend.tag, promise: promise)) {
         case .send(let choice):
             promise.succeed(nil)
-            connect(exchange, to: choice)
+            run(exchange.machine.chosen(choice), for: exchange)
         case .queued:
             state.metrics.queueLength(backend.tag, state.queueLength(backend.tag))
             let loop = context.eventLoop.assumeIsolated()
@@ -141,25 +162,14 @@ final class ProxyHandler: ChannelInboundHandler {
                     if let choice { self?.state.finished(choice.tag, backend: exchange.backend) }
                     return
                 }
-                if let choice {
-                    self.connect(exchange, to: choice)
-                } else {
-                    self.fail(exchange, status: .serviceUnavailable, reason: "queue_timeout",
-                              body: "backend \(exchange.backend) is saturated: every replica is at its concurrency limit and the request waited \(self.state.settings.queueTimeout); retry later\n")
-                }
+                self.run(choice.map { exchange.machine.chosen($0) } ?? exchange.machine.queueTimedOut(), for: exchange)
             }
         case .rejected:
             promise.succeed(nil)
-            fail(exchange, status: .serviceUnavailable, reason: "queue_full",
-                 body: "backend \(exchange.backend) is saturated: every replica is at its concurrency limit and \(state.settings.queueLimit) requests are waiting; retry later\n")
+            run(exchange.machine.queueFull(), for: exchange)
         case .noReplicas:
             promise.succeed(nil)
-            if exchange.tried.isEmpty {
-                fail(exchange, status: .serviceUnavailable, reason: "no_replicas", body: "backend \(exchange.backend) has no running replica\n")
-            } else {
-                fail(exchange, status: .badGateway, reason: "unreachable",
-                     body: "no replica of backend \(exchange.backend) took the request: each refused the connection or was draining (tried \(exchange.tried.sorted().joined(separator: ", ")))\n")
-            }
+            run(exchange.machine.noReplicaLeft(), for: exchange)
         }
     }
 
@@ -168,11 +178,10 @@ final class ProxyHandler: ChannelInboundHandler {
             state.finished(choice.tag, backend: exchange.backend)
             return
         }
-        exchange.replica = choice
-        exchange.tried.insert(choice.tag)
         let loop = context.eventLoop
         if let channel = state.takeIdle(choice.address, on: loop), let upstream = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) {
-            start(exchange, upstream: upstream, pooled: true)
+            attach(exchange, upstream)
+            run(exchange.machine.connected(pooled: true), for: exchange)
             return
         }
         UpstreamHandler.connect(to: choice.address, on: loop, timeout: state.settings.connectTimeout, setup: state.upstreamSetup).assumeIsolated().whenComplete { [weak self] result in
@@ -183,22 +192,21 @@ final class ProxyHandler: ChannelInboundHandler {
             }
             switch result {
             case .success(let upstream):
-                self.start(exchange, upstream: upstream, pooled: false)
+                self.attach(exchange, upstream)
+                self.run(exchange.machine.connected(pooled: false), for: exchange)
             case .failure:
-                // Nothing was sent: safe to try another replica.
-                self.state.finished(choice.tag, backend: exchange.backend)
-                exchange.replica = nil
-                self.state.metrics.retried(backend: exchange.backend)
-                self.choose(exchange)
+                self.run(exchange.machine.connectFailed(), for: exchange)
             }
         }
     }
 
-    private func start(_ exchange: Exchange, upstream: UpstreamHandler, pooled: Bool) {
-        guard let context else { return }
+    private func attach(_ exchange: Exchange, _ upstream: UpstreamHandler) {
         exchange.upstream = upstream
-        exchange.pooled = pooled
         upstream.attach(self)
+    }
+
+    private func sendRequest(_ exchange: Exchange, buffered: [HTTPServerRequestPart]) {
+        guard let context, let upstream = exchange.upstream else { return }
         var head = exchange.head
         head.headers.remove(name: "Connection")
         head.headers.remove(name: "Keep-Alive")
@@ -211,18 +219,14 @@ final class ProxyHandler: ChannelInboundHandler {
         if !head.headers.contains(name: "X-Request-Id") { head.headers.add(name: "X-Request-Id", value: state.requestID(exchange.id)) }
         head.version = .http1_1
         upstream.forward(.head(head))
-        for part in exchange.pending {
-            if case .body = part { exchange.bodySent = true }
-            upstream.forward(part)
-        }
-        exchange.pending = []
-        if !exchange.requestEnded { context.channel.setOption(ChannelOptions.autoRead, value: upstream.isWritable).whenFailure { _ in } }
+        for part in buffered { upstream.forward(part) }
+        if !exchange.machine.requestEnded { context.channel.setOption(ChannelOptions.autoRead, value: upstream.isWritable).whenFailure { _ in } }
     }
 
     // MARK: From the replica
 
     func upstreamWritable(_ writable: Bool) {
-        guard let context, let exchange, !exchange.requestEnded else { return }
+        guard let context, let exchange, !exchange.machine.requestEnded else { return }
         context.channel.setOption(ChannelOptions.autoRead, value: writable).whenFailure { _ in }
     }
 
@@ -230,12 +234,11 @@ final class ProxyHandler: ChannelInboundHandler {
         guard let context, let exchange else { return }
         switch part {
         case .head(var head):
-            if head.status == .serviceUnavailable, head.headers.contains(name: "X-Swerve-Unprocessed"), canResend(exchange) {
-                // The replica ran nothing (it is draining): another one may, this one is excluded.
-                resend(exchange, sameReplicaAllowed: false)
+            let action = exchange.machine.responseHead(status: head.status, unprocessed: head.headers.contains(name: "X-Swerve-Unprocessed"))
+            guard action == .forwardResponseHead else {
+                run(action, for: exchange)
                 return
             }
-            exchange.responseStarted = true
             exchange.status = Int(head.status.code)
             head.headers.remove(name: "Connection")
             head.headers.remove(name: "Keep-Alive")
@@ -246,91 +249,48 @@ final class ProxyHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             if !context.channel.isWritable { exchange.upstream?.setReading(false) }
         case .end(let trailers):
-            finish(exchange, trailers: trailers)
+            let action = exchange.machine.responseEnded()
+            guard case .finish(let choice, let reusable) = action else {
+                run(action, for: exchange)
+                return
+            }
+            finish(exchange, choice, reusable: reusable, trailers: trailers)
         }
     }
 
     /// The replica's connection closed or failed before its response ended.
     func upstreamLost() {
-        guard let context, let exchange else { return }
-        if mayRepeat(exchange) {
-            // A stale pooled connection: send the request again on a fresh choice (the same
-            // replica is allowed; if it is gone, its refused connect is retried elsewhere).
-            resend(exchange, sameReplicaAllowed: true)
-            return
-        }
-        let replica = exchange.replica?.tag ?? "?" // named before release forgets it
-        release(exchange)
-        self.exchange = nil
-        if exchange.responseStarted {
-            context.close(promise: nil) // a truncated response must not look complete
-        } else {
-            respond(exchange.head, status: .badGateway, backend: exchange.backend,
-                    body: "replica \(replica) of backend \(exchange.backend) closed the connection before answering\n",
-                    started: exchange.started)
-            resumeReading(after: exchange)
-        }
+        guard context != nil, let exchange else { return }
+        run(exchange.machine.upstreamLost(), for: exchange)
     }
 
     /// After an answer the router made itself: read the client's next request — unless this
     /// one's body was never read to its end, which leaves the connection unusable.
     private func resumeReading(after exchange: Exchange) {
         guard let context else { return }
-        if exchange.requestEnded {
+        if exchange.machine.requestEnded {
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
         } else {
             context.close(promise: nil)
         }
     }
 
-    /// RFC 9110's idempotent methods: repeating one has the effect of sending it once.
-    private static func isIdempotent(_ method: HTTPMethod) -> Bool {
-        switch method {
-        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: true
-        default: false
-        }
-    }
-
-    /// Whether the request can be sent again as it was: nothing of it but the head went out
-    /// (no body part: those are streamed, not kept) and nothing came back to the client.
-    /// Bounded, so replicas that turn every request away cannot hold it forever.
-    private func canResend(_ exchange: Exchange) -> Bool {
-        !exchange.responseStarted && !exchange.bodySent && exchange.resends < 2
-    }
-
-    /// Whether a request whose pooled connection was lost may be sent again: see the type's comment.
-    private func mayRepeat(_ exchange: Exchange) -> Bool {
-        exchange.pooled && canResend(exchange) && Self.isIdempotent(exchange.head.method)
-    }
-
-    /// Frees the replica and sends the request again on a new choice.
-    private func resend(_ exchange: Exchange, sameReplicaAllowed: Bool) {
-        guard let context else { return }
-        let replica = exchange.replica
-        release(exchange)
-        if sameReplicaAllowed, let replica { exchange.tried.remove(replica.tag) }
-        exchange.resends += 1
-        exchange.pending = exchange.requestEnded ? [.end(nil)] : []
-        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        state.metrics.retried(backend: exchange.backend)
-        choose(exchange)
-    }
-
-    private func finish(_ exchange: Exchange, trailers: HTTPHeaders?) {
+    private func finish(_ exchange: Exchange, _ choice: ReplicaBalancer.RoutedReplicaChoice, reusable: Bool, trailers: HTTPHeaders?) {
         guard let context else { return }
         self.exchange = nil
         let keepAlive = exchange.head.isKeepAlive
         state.metrics.request(backend: exchange.backend, status: exchange.status, duration: .now - exchange.started)
-        if let upstream = exchange.upstream, let replica = exchange.replica {
+        if let upstream = exchange.upstream {
             upstream.detach()
             // Reusable only when the replica read the whole request and keeps the connection.
-            if exchange.requestEnded, upstream.keepAlive, state.giveIdle(upstream.channel, address: replica.address, on: context.eventLoop) {
+            if reusable, upstream.keepAlive, state.giveIdle(upstream.channel, address: choice.address, on: context.eventLoop) {
                 upstream.setReading(true)
             } else {
                 upstream.close()
             }
-            state.finished(replica.tag, backend: exchange.backend)
+            exchange.upstream = nil
         }
+        state.finished(choice.tag, backend: exchange.backend)
         exchange.queueTimeout?.cancel()
         let done = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
         if keepAlive {
@@ -343,10 +303,31 @@ final class ProxyHandler: ChannelInboundHandler {
 
     // MARK: Early answers and failures
 
-    private func fail(_ exchange: Exchange, status: HTTPResponseStatus, reason: String, body: String) {
+    private func fail(_ exchange: Exchange, _ failure: ExchangeStateMachine.Failure) {
         self.exchange = nil
-        state.metrics.rejected(backend: exchange.backend, reason: reason)
-        respond(exchange.head, status: status, backend: exchange.backend, body: body, started: exchange.started,
+        let backend = exchange.backend
+        let status: HTTPResponseStatus, reason: String, body: String
+        switch failure {
+        case .noReplicas:
+            (status, reason, body) = (.serviceUnavailable, "no_replicas", "backend \(backend) has no running replica\n")
+        case .unreachable(let tried):
+            (status, reason, body) = (.badGateway, "unreachable",
+                                      "no replica of backend \(backend) took the request: each refused the connection or was draining (tried \(tried.joined(separator: ", ")))\n")
+        case .queueFull:
+            (status, reason, body) = (.serviceUnavailable, "queue_full",
+                                      "backend \(backend) is saturated: every replica is at its concurrency limit and \(state.settings.queueLimit) requests are waiting; retry later\n")
+        case .queueTimeout:
+            (status, reason, body) = (.serviceUnavailable, "queue_timeout",
+                                      "backend \(backend) is saturated: every replica is at its concurrency limit and the request waited \(state.settings.queueTimeout); retry later\n")
+        case .replicaClosed(let replica):
+            // Not a rejection: the replica took the request and lost it.
+            respond(exchange.head, status: .badGateway, backend: backend,
+                    body: "replica \(replica) of backend \(backend) closed the connection before answering\n", started: exchange.started)
+            resumeReading(after: exchange)
+            return
+        }
+        state.metrics.rejected(backend: backend, reason: reason)
+        respond(exchange.head, status: status, backend: backend, body: body, started: exchange.started,
                 extra: status == .serviceUnavailable ? [("Retry-After", "1")] : [])
         resumeReading(after: exchange)
     }
@@ -371,25 +352,13 @@ final class ProxyHandler: ChannelInboundHandler {
         }
     }
 
-    private func abort(_ exchange: Exchange) {
-        self.exchange = nil
-        exchange.queueTimeout?.cancel()
-        if exchange.replica == nil, exchange.upstream == nil {
-            _ = state.abandon(exchange.id, backend: exchange.backend)
-        }
-        release(exchange)
-    }
-
-    /// Closes the exchange's upstream connection and frees its replica slot.
-    private func release(_ exchange: Exchange) {
+    /// Closes the exchange's upstream connection, if any, and frees `choice`'s replica slot.
+    private func release(_ exchange: Exchange, _ choice: ReplicaBalancer.RoutedReplicaChoice) {
         if let upstream = exchange.upstream {
             upstream.detach()
             upstream.close()
             exchange.upstream = nil
         }
-        if let replica = exchange.replica {
-            state.finished(replica.tag, backend: exchange.backend)
-            exchange.replica = nil
-        }
+        state.finished(choice.tag, backend: exchange.backend)
     }
 }

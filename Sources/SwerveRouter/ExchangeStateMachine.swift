@@ -1,0 +1,226 @@
+import NIOHTTP1
+
+/// The life of one proxied request, from its head to its answer, with every retry rule in one
+/// place. Pure: events in (a replica chosen, connected, the response head, the connection
+/// lost, the client gone…), actions out; ``ProxyHandler`` carries the actions out.
+///
+/// Retry rules. A request goes to another replica (at most ``maximumResends`` times after it
+/// reached one):
+/// - when connecting failed: it cannot have reached the replica (not counted as a resend);
+/// - when the replica answered `503` with `X-Swerve-Unprocessed` (a draining worker says so
+///   before running anything) and no body part was sent; that replica is not tried again;
+/// - when a pooled keep-alive connection was lost before any answer, no body part was sent and
+///   the method is idempotent: the replica may have closed the idle connection as the request
+///   was written (the rule HTTP clients use for stale pooled connections; repeating such a
+///   request is harmless). The same replica may be chosen again.
+///
+/// Never once response bytes went to the client, and never once a body part went out (parts
+/// are streamed, not kept).
+struct ExchangeStateMachine {
+    typealias Choice = ReplicaBalancer.RoutedReplicaChoice
+
+    /// How many times a request that reached a replica may be sent again.
+    static let maximumResends = 2
+
+    enum Phase: Equatable {
+        /// Waiting for a replica: being admitted, or queued.
+        case choosing
+        /// Connecting to the chosen replica.
+        case connecting(Choice)
+        /// The request went (or is going) to the replica; no response head yet. `pooled`: on a
+        /// kept-alive connection from the pool, which the replica may have closed.
+        case sent(Choice, pooled: Bool)
+        /// The response head went to the client.
+        case responding(Choice)
+        /// Answered, or abandoned: nothing more to do.
+        case done
+    }
+
+    /// Why the router answers itself.
+    enum Failure: Equatable {
+        /// The backend has no running replica.
+        case noReplicas
+        /// Replicas exist, but each refused the connection or was draining (tags in order).
+        case unreachable(tried: [String])
+        /// Every replica is at its limit and the queue is full.
+        case queueFull
+        /// Every replica stayed at its limit for the whole queue timeout.
+        case queueTimeout
+        /// The replica's connection closed before it answered, and the request cannot be repeated.
+        case replicaClosed(replica: String)
+    }
+
+    enum Action: Equatable {
+        /// Nothing to do now.
+        case none
+        /// Ask the balancer for a replica, not one in ``tried``. `release`: first free this
+        /// choice (close its connection, if any, and its slot) — a retry, to be counted.
+        case choose(release: Choice?)
+        /// Connect to the choice (or take a pooled connection to it).
+        case connect(Choice)
+        /// Send the request head, then these parts that came while connecting.
+        case sendRequest(buffered: [HTTPServerRequestPart])
+        /// Forward a part of the request to the replica.
+        case forward(HTTPServerRequestPart)
+        /// Forward the response head to the client.
+        case forwardResponseHead
+        /// The response ended: free the choice; its connection goes back to the pool when
+        /// `reusable` (the replica read the whole request) and the replica keeps it open.
+        case finish(Choice, reusable: Bool)
+        /// Answer the client with an error; `release`: the choice to free first.
+        case fail(Failure, release: Choice?)
+        /// Free the choice and close the client's connection: a response cut short must not
+        /// look complete.
+        case closeClient(release: Choice)
+        /// The client left: free the choice, or leave the queue when `dequeue`.
+        case abandon(release: Choice?, dequeue: Bool)
+    }
+
+    let method: HTTPMethod
+    private(set) var phase = Phase.choosing
+    /// Parts that came before the request could be sent.
+    private(set) var buffered: [HTTPServerRequestPart] = []
+    private(set) var requestEnded = false
+    /// Whether a body part went to a replica (it cannot be sent again).
+    private(set) var bodySent = false
+    /// Replicas this request was sent to or refused by (tags).
+    private(set) var tried: Set<String> = []
+    private(set) var resends = 0
+
+    init(method: HTTPMethod) {
+        self.method = method
+    }
+
+    // MARK: From the client
+
+    mutating func requestPart(_ part: HTTPServerRequestPart) -> Action {
+        if case .end = part { requestEnded = true }
+        switch phase {
+        case .choosing, .connecting:
+            buffered.append(part)
+            return .none
+        case .sent, .responding:
+            if case .body = part { bodySent = true }
+            return .forward(part)
+        case .done:
+            return .none // answered early (404/503): the rest of its body is dropped
+        }
+    }
+
+    mutating func clientClosed() -> Action {
+        let before = phase
+        phase = .done
+        switch before {
+        case .choosing: return .abandon(release: nil, dequeue: true)
+        case .connecting(let choice), .sent(let choice, _), .responding(let choice): return .abandon(release: choice, dequeue: false)
+        case .done: return .none
+        }
+    }
+
+    // MARK: From the balancer
+
+    mutating func chosen(_ choice: Choice) -> Action {
+        guard phase == .choosing else { return .none }
+        tried.insert(choice.tag)
+        phase = .connecting(choice)
+        return .connect(choice)
+    }
+
+    /// The balancer found no replica to try (none running, or every one already tried).
+    mutating func noReplicaLeft() -> Action {
+        guard phase == .choosing else { return .none }
+        phase = .done
+        return .fail(tried.isEmpty ? .noReplicas : .unreachable(tried: tried.sorted()), release: nil)
+    }
+
+    /// The backend is no longer in the routing table.
+    mutating func backendGone() -> Action {
+        guard phase == .choosing else { return .none }
+        phase = .done
+        return .fail(.noReplicas, release: nil)
+    }
+
+    mutating func queueFull() -> Action {
+        guard phase == .choosing else { return .none }
+        phase = .done
+        return .fail(.queueFull, release: nil)
+    }
+
+    mutating func queueTimedOut() -> Action {
+        guard phase == .choosing else { return .none }
+        phase = .done
+        return .fail(.queueTimeout, release: nil)
+    }
+
+    // MARK: From the replica
+
+    mutating func connected(pooled: Bool) -> Action {
+        guard case .connecting(let choice) = phase else { return .none }
+        phase = .sent(choice, pooled: pooled)
+        let parts = buffered
+        buffered = []
+        if parts.contains(where: { if case .body = $0 { true } else { false } }) { bodySent = true }
+        return .sendRequest(buffered: parts)
+    }
+
+    /// Connecting failed: nothing was sent, so another replica may take it.
+    mutating func connectFailed() -> Action {
+        guard case .connecting(let choice) = phase else { return .none }
+        phase = .choosing
+        return .choose(release: choice)
+    }
+
+    /// `unprocessed`: the replica marked the response `X-Swerve-Unprocessed` (it ran nothing).
+    mutating func responseHead(status: HTTPResponseStatus, unprocessed: Bool) -> Action {
+        guard case .sent(let choice, _) = phase else { return .none }
+        if status == .serviceUnavailable, unprocessed, canResend {
+            return resend(choice, sameReplicaAllowed: false)
+        }
+        phase = .responding(choice)
+        return .forwardResponseHead
+    }
+
+    mutating func responseEnded() -> Action {
+        guard case .responding(let choice) = phase else { return .none }
+        phase = .done
+        return .finish(choice, reusable: requestEnded)
+    }
+
+    /// The replica's connection closed or failed before the response ended.
+    mutating func upstreamLost() -> Action {
+        switch phase {
+        case .sent(let choice, let pooled):
+            if pooled, canResend, Self.isIdempotent(method) {
+                return resend(choice, sameReplicaAllowed: true)
+            }
+            phase = .done
+            return .fail(.replicaClosed(replica: choice.tag), release: choice)
+        case .responding(let choice):
+            phase = .done
+            return .closeClient(release: choice)
+        case .choosing, .connecting, .done:
+            return .none
+        }
+    }
+
+    // MARK: Rules
+
+    /// Nothing of the request but its head went out, and resends are left.
+    private var canResend: Bool { !bodySent && resends < Self.maximumResends }
+
+    /// RFC 9110's idempotent methods: repeating one has the effect of sending it once.
+    static func isIdempotent(_ method: HTTPMethod) -> Bool {
+        switch method {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: true
+        default: false
+        }
+    }
+
+    private mutating func resend(_ choice: Choice, sameReplicaAllowed: Bool) -> Action {
+        if sameReplicaAllowed { tried.remove(choice.tag) }
+        resends += 1
+        buffered = requestEnded ? [.end(nil)] : []
+        phase = .choosing
+        return .choose(release: choice)
+    }
+}
