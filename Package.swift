@@ -32,9 +32,12 @@ let package = Package(
         .executable(name: "swerve", targets: ["SwerveCLI"]),
         .executable(name: "swerve-bench", targets: ["SwerveBench"]),
         .executable(name: "swerve-ops", targets: ["SwerveOps"]),
+        .executable(name: "hello-replica", targets: ["HelloReplica"]),
         .library(name: "SwerveRedis", targets: ["SwerveRedis"]),
         .library(name: "SwerveCore", targets: ["SwerveCore"]),
         .library(name: "SwerveProtocol", targets: ["SwerveProtocol"]),
+        .library(name: "SwerveClient", targets: ["SwerveClient"]),
+        .library(name: "SwerveWorker", targets: ["SwerveWorker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -88,6 +91,17 @@ let package = Package(
                 "SwerveCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SwerveClient",
+            dependencies: [
+                "SwerveErrors",
+                "SwerveProtocol",
+                "SwerveRedis",
+                "SwerveCore",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
@@ -154,6 +168,7 @@ let package = Package(
                 "SwerveCore",
                 "SwerveWorker",
                 "SwerveNode",
+                "SwerveClient",
                 "SwerveController",
                 "SwerveMetrics",
                 "SwerveRouter",
@@ -174,7 +189,7 @@ let package = Package(
             name: "SwerveOps",
             dependencies: [
                 "SwerveLauncher",
-                "SwerveController",
+                "SwerveClient",
                 "SwerveCore",
                 "SwerveProtocol",
                 "SwerveRedis",
@@ -189,12 +204,26 @@ let package = Package(
             dependencies: [
                 "SwerveLauncher",
                 "SwerveRedis",
-                "SwerveController",
+                "SwerveClient",
                 "SwerveCore",
                 "SwerveProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        // The worker SDK's example (examples/swift-worker): a replica written in Swift.
+        .executableTarget(
+            name: "HelloReplica",
+            dependencies: [
+                "SwerveWorker",
+                "SwerveCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "examples/swift-worker",
             swiftSettings: strict
         ),
         .testTarget(
@@ -278,6 +307,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwerveClientTests",
+            dependencies: ["SwerveClient", "SwerveCore"],
             swiftSettings: strict
         ),
         .testTarget(name: "SwerveSystemTests", dependencies: ["SwerveSystem"], swiftSettings: strict),

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import SwerveController
+import SwerveClient
 import SwerveProtocol
 import SwerveRedis
 import SwerveSystem

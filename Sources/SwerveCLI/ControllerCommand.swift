@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SwerveClient
 import SwerveController
 import SwerveCore
 import SwerveMetrics

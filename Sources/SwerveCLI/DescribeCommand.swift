@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import SwerveController
+import SwerveClient
 import SwerveCore
 
 /// `swerve describe backend TAG`: one backend in full — config, workload, replicas and its

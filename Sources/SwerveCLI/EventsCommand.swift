@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import SwerveController
+import SwerveClient
 import SwerveProtocol
 import SwerveCore
 import SwerveRedis

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import SwerveController
+import SwerveClient
 import SwerveCore
 import SwerveProtocol
 import SwerveRedis
@@ -68,7 +68,7 @@ struct WaitOptions: ParsableArguments {
     func wait(_ client: ClusterClient, for goal: GoalID, backend: String?, progress: @escaping @Sendable (BackendStatus?) -> Void) async throws -> GoalOutcome {
         do {
             return try await client.wait(for: goal, backend: backend, leaderless: .milliseconds(Int64(leaderTimeout * 1000)), progress: progress)
-        } catch let error as LeaseError {
+        } catch let error as ClientError {
             throw CLIError(error.message)
         } catch let error as RedisError {
             throw CLIError(error.message)

@@ -219,6 +219,4 @@ extension ErrorCode where Domain == LeaseErrorDomain {
     public static let invalidTiming = Self("invalidTiming")
     /// A fenced write was refused: this controller no longer holds the lease.
     public static let fenced = Self("fenced")
-    /// A client waited on a goal while no controller led for longer than it would wait.
-    public static let noLeader = Self("noLeader")
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Logging
-import SwerveController
+import SwerveClient
 import SwerveCore
 import SwerveLauncher
 import SwerveProtocol

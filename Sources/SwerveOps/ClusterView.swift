@@ -1,5 +1,5 @@
 import Foundation
-import SwerveController
+import SwerveClient
 import SwerveCore
 import SwerveProtocol
 import SwerveRedis

@@ -1,4 +1,4 @@
-import SwerveController
+import SwerveClient
 import SwerveCore
 import SwerveRedis
 

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import SwerveController
+import SwerveClient
 import SwerveCore
 import SwerveLauncher
 import SwerveProtocol

@@ -49,7 +49,7 @@ public struct ClusterClient: Sendable {
     /// Waits until `goal` settles, calling `progress` with its backend's status whenever it
     /// changes. The outcome is read from its key on every goal message and every 250 ms, so it
     /// cannot be missed whenever it was written.
-    /// - Throws: ``LeaseError`` `.noLeader` when no controller led for longer than
+    /// - Throws: ``ClientError`` `.noLeader` when no controller led for longer than
     ///   `leaderless` (nil: wait however long it takes); the request stays queued.
     public func wait(for goal: GoalID, backend: String?, leaderless: Duration? = nil,
                      progress: @escaping @Sendable (BackendStatus?) -> Void) async throws -> GoalOutcome {
@@ -84,7 +84,7 @@ public struct ClusterClient: Sendable {
                                 leaderlessSince = nil
                             } else if let since = leaderlessSince {
                                 if ContinuousClock.now - since > leaderless {
-                                    throw LeaseError(.noLeader, "no controller has led cluster \(keys.cluster) for \(leaderless); goal \(goal) stays queued and is applied when one leads (start a controller, or check `swerve leader`)")
+                                    throw ClientError(.noLeader, "no controller has led cluster \(keys.cluster) for \(leaderless); goal \(goal) stays queued and is applied when one leads (start a controller, or check `swerve leader`)")
                                 }
                             } else {
                                 leaderlessSince = .now
