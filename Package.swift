@@ -18,16 +18,19 @@
 //   SwerveLauncher - a whole cluster on loopback as child processes (ops/up, ops/chaos, benches)
 //   SwerveOps    - `swerve-ops`: `up` and `chaos`, which `ops/up` and `ops/chaos` run
 //   SwerveBench  - `swerve-bench`, the benchmark driver that `ops/bench` runs
+//
+// Linux only: hiredis comes from the system (libhiredis-dev), and the node agent, worker and
+// tests use Glibc, /proc and pidfds directly. So no `platforms` are declared.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
 let package = Package(
     name: "swerve",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "swerve", targets: ["SwerveCLI"]),
         .executable(name: "swerve-bench", targets: ["SwerveBench"]),
@@ -164,6 +167,7 @@ let package = Package(
         .executableTarget(
             name: "SwerveCLI",
             dependencies: [
+                "SwerveErrors",
                 "SwerveRedis",
                 "SwerveCore",
                 "SwerveWorker",
@@ -188,6 +192,7 @@ let package = Package(
         .executableTarget(
             name: "SwerveOps",
             dependencies: [
+                "SwerveErrors",
                 "SwerveLauncher",
                 "SwerveClient",
                 "SwerveCore",
@@ -216,6 +221,7 @@ let package = Package(
         .executableTarget(
             name: "HelloReplica",
             dependencies: [
+                "SwerveProtocol",
                 "SwerveWorker",
                 "SwerveCore",
                 .product(name: "Logging", package: "swift-log"),
@@ -229,6 +235,7 @@ let package = Package(
         .testTarget(
             name: "SwerveRedisTests",
             dependencies: [
+                "SwerveErrors",
                 "SwerveRedis",
                 "SwerveTestSupport",
                 .product(name: "Logging", package: "swift-log"),
@@ -237,12 +244,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SwerveCoreTests",
-            dependencies: ["SwerveCore"],
+            dependencies: ["SwerveCore", "SwerveErrors"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "SwerveProtocolTests",
-            dependencies: ["SwerveProtocol", "SwerveCore"],
+            dependencies: ["SwerveErrors", "SwerveProtocol", "SwerveCore"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -261,6 +268,7 @@ let package = Package(
         .testTarget(
             name: "SwerveControllerTests",
             dependencies: [
+                "SwerveErrors",
                 "SwerveController",
                 "SwerveSystem",
                 "SwerveCore",
@@ -311,10 +319,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SwerveClientTests",
-            dependencies: ["SwerveClient", "SwerveCore"],
+            dependencies: ["SwerveClient", "SwerveCore", "SwerveErrors"],
             swiftSettings: strict
         ),
-        .testTarget(name: "SwerveSystemTests", dependencies: ["SwerveSystem"], swiftSettings: strict),
+        .testTarget(name: "SwerveSystemTests", dependencies: ["SwerveSystem", "SwerveErrors"], swiftSettings: strict),
         .testTarget(name: "SwerveLauncherTests", dependencies: ["SwerveLauncher", "SwerveCore"], swiftSettings: strict),
         .testTarget(
             name: "SwerveCLITests",

@@ -1,4 +1,5 @@
 import SwerveCore
+import SwerveErrors
 import SwerveRedis
 
 /// A one-line error for the user, printed by ArgumentParser as "Error: …" with exit code 1.

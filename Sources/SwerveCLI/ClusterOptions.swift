@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SwerveClient
+import SwerveErrors
 import SwerveProtocol
 import SwerveRedis
 import SwerveSystem

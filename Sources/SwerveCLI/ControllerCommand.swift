@@ -4,7 +4,9 @@ import Logging
 import SwerveClient
 import SwerveController
 import SwerveCore
+import SwerveErrors
 import SwerveMetrics
+import SwerveProtocol
 import SwerveSystem
 
 /// `swerve controller`: one of the 2–5 controllers; the one holding the lease runs the cluster.

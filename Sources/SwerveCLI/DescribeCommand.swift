@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SwerveClient
 import SwerveCore
+import SwerveProtocol
 
 /// `swerve describe backend TAG`: one backend in full — config, workload, replicas and its
 /// recent events.

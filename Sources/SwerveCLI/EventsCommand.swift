@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
 import SwerveClient
-import SwerveProtocol
 import SwerveCore
+import SwerveErrors
+import SwerveProtocol
 import SwerveRedis
 
 /// `swerve events [--follow]`: the state transitions the leader recorded, oldest first.

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SwerveClient
+import SwerveErrors
 import SwerveProtocol
 import SwerveRedis
 import SwerveSystem

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SwerveCore
 import SwerveNode
+import SwerveProtocol
 
 /// `swerve node`: the agent that runs this host's replicas.
 struct NodeCommand: AsyncParsableCommand {

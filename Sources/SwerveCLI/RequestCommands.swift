@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SwerveClient
 import SwerveCore
+import SwerveErrors
 import SwerveProtocol
 import SwerveRedis
 

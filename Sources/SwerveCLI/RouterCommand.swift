@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SwerveCore
+import SwerveProtocol
 import SwerveRouter
 import SwerveSystem
 

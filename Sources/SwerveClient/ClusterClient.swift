@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 public import SwerveCore
+import SwerveErrors
 public import SwerveProtocol
 public import SwerveRedis
 

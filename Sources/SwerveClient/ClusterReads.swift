@@ -1,6 +1,6 @@
 import Foundation
-import SwerveSystem
 public import SwerveCore
+import SwerveErrors
 public import SwerveProtocol
 public import SwerveRedis
 

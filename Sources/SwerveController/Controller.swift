@@ -1,5 +1,7 @@
+import CoreMetrics
 public import Logging
 public import SwerveCore
+import SwerveErrors
 public import SwerveProtocol
 public import SwerveRedis
 public import SwerveSystem

@@ -1,6 +1,9 @@
+import CoreMetrics
 import Foundation
 import Logging
+import Metrics
 import SwerveCore
+import SwerveErrors
 import SwerveProtocol
 import SwerveRedis
 import SwerveSystem

@@ -1,6 +1,8 @@
+import CoreMetrics
 import Foundation
-public import SwerveErrors
 public import Logging
+import SwerveCore
+public import SwerveErrors
 public import SwerveProtocol
 public import SwerveRedis
 import SwerveSystem
@@ -49,6 +51,7 @@ public struct LeadershipScope: Sendable {
 
     /// Runs a fenced script: it changes nothing unless the lease still holds ``leaseValue``.
     /// A refusal throws ``LeaseError/Code/fenced`` and ends this leadership at once.
+    @discardableResult
     public func write(_ call: FencedCall) async throws -> RedisReply {
         try await writeAll([call])[0]
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SwerveCore
 import SwerveLauncher
 import SwerveSystem
 import Synchronization

@@ -1,5 +1,6 @@
 import SwerveClient
 import SwerveCore
+import SwerveErrors
 import SwerveRedis
 
 /// Every request the harness submitted, and their goals.

@@ -3,7 +3,9 @@ import Foundation
 import Glibc
 import Logging
 import SwerveClient
+import SwerveCore
 import SwerveLauncher
+import SwerveProtocol
 import SwerveRedis
 import SwerveSystem
 import Synchronization

@@ -1,3 +1,4 @@
+public import SwerveErrors
 /// Every Redis key and channel of one Swerve cluster, by name. The single place names are
 /// spelled, so that every process (and `docs/PROTOCOL.md`) agrees on them.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+public import SwerveErrors
 
 /// Reads and writes ``ProtocolDocument``s. Decoding checks `schemaVersion` before anything
 /// else, and every error names the key (or channel) the value came from.

@@ -1,4 +1,5 @@
 public import SwerveCore
+public import SwerveErrors
 
 /// An entry of `swerve:{C}:events`, appended by the leader (fenced): fields `schemaVersion`,
 /// `epoch`, `controller`, `at` (Unix ms), `kind`, `backend`, `replica` and `goal` (empty when

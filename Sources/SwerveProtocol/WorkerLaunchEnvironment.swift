@@ -1,4 +1,5 @@
 public import SwerveCore
+public import SwerveErrors
 
 /// The worker launch contract: the variables a node agent sets when it starts `swerve worker`
 /// for one replica (see "the worker launch contract" in `docs/PROTOCOL.md`).

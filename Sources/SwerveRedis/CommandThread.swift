@@ -1,5 +1,6 @@
 import Dispatch
 import Logging
+import SwerveErrors
 import Synchronization
 
 /// The queue between callers (any task) and the one thread that owns a command connection.

@@ -1,3 +1,4 @@
+import SwerveErrors
 /// Decides, for one command connection, whether to use the connection, (re)connect, or fail
 /// fast — the reconnect-with-backoff policy as a pure value. No I/O, no clock reads: every
 /// event carries `now`, read from a monotonic clock by the caller.

@@ -1,5 +1,7 @@
 import CHiredis
+import Foundation
 import Glibc
+import SwerveErrors
 
 /// One hiredis connection, confined to the thread that opened it.
 ///

@@ -1,4 +1,5 @@
 public import Logging
+public import SwerveErrors
 
 /// A Redis client: one connection, owned by a dedicated thread, shared by any number of tasks.
 ///

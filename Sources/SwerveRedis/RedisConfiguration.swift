@@ -1,4 +1,5 @@
 import Foundation
+public import SwerveErrors
 
 /// Where and how to connect to Redis. A plain `Sendable` value with defaults; build it from a
 /// URL with ``init(url:environment:readFile:)``.

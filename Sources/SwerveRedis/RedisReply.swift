@@ -1,3 +1,4 @@
+public import SwerveErrors
 /// One RESP2 reply from Redis, decoded into a Swift value as soon as it is read.
 ///
 /// hiredis 0.14 speaks RESP2 only, so these six cases are the whole protocol; nothing from

@@ -1,4 +1,5 @@
 public import Logging
+import SwerveErrors
 
 /// Subscribes to Redis channels and patterns, each subscription on a connection and thread of
 /// its own.

@@ -1,3 +1,5 @@
+import Foundation
+import SwerveErrors
 /// The parts of a Redis URL. Parsing is pure and reports every mistake with the URL's field.
 struct RedisURL: Equatable {
     var endpoint: RedisEndpoint

@@ -1,3 +1,4 @@
+import SwerveErrors
 /// The life of one subscription connection, as a pure value: which events to deliver, when to
 /// ping, when to give up on a connection, how long to back off. No I/O, no clock: the
 /// ``SubscriptionThread`` reports what happened and performs the returned actions.

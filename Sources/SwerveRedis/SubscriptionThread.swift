@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import SwerveErrors
 import Synchronization
 
 /// Lets any task stop a subscription thread that is blocked in `poll()`, and wait for it to end.

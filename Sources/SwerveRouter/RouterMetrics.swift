@@ -1,5 +1,7 @@
 import Foundation
 import Metrics
+import SwerveCore
+import SwerveProtocol
 import Synchronization
 
 /// The router's metrics, through swift-metrics (`swerve router` exports them in Prometheus

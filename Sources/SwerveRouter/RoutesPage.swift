@@ -1,5 +1,6 @@
 import Foundation
 import SwerveCore
+import SwerveProtocol
 
 /// `/-/routes`: the router's current view as JSON — its versions and epochs, each route with
 /// its backend, and each backend's replicas and queue.

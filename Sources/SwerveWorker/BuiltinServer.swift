@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SwerveCore
+import SwerveErrors
 import SwerveHTTP
 import Synchronization
 

@@ -2,6 +2,7 @@ import Glibc
 public import Logging
 public import SwerveCore
 public import SwerveProtocol
+import Synchronization
 
 /// A replica's code as `swerve worker` drives it — the Swift worker SDK.
 ///

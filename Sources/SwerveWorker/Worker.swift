@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 public import Logging
 import SwerveCore
+import SwerveErrors
 import SwerveHTTP
 import SwerveProtocol
 import SwerveRedis

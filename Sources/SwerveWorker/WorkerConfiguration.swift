@@ -1,3 +1,4 @@
+public import SwerveErrors
 public import SwerveProtocol
 public import SwerveRedis
 

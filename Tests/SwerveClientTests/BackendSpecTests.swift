@@ -1,5 +1,6 @@
 import SwerveClient
 import SwerveCore
+import SwerveErrors
 import Testing
 
 @Suite struct BackendSpecs {

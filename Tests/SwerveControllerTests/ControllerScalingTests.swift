@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SwerveCore
 import SwerveProtocol
+import SwerveRedis
 import SwerveTestSupport
 import Testing
 

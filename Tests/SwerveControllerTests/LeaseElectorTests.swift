@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 @testable import SwerveController
+import SwerveErrors
 import SwerveProtocol
 import SwerveRedis
 import SwerveTestSupport

@@ -1,5 +1,6 @@
 import Foundation
 @testable import SwerveCore
+import SwerveErrors
 import Testing
 
 @Suite struct Checkpoints {

@@ -1,5 +1,6 @@
 import Foundation
 import SwerveCore
+import SwerveErrors
 import SwerveProtocol
 import Testing
 

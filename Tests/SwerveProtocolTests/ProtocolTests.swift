@@ -1,5 +1,6 @@
 import Foundation
 import SwerveCore
+import SwerveErrors
 @testable import SwerveProtocol
 import Testing
 

@@ -1,6 +1,7 @@
-import Testing
+import SwerveErrors
 @testable import SwerveRedis
 import SwerveTestSupport
+import Testing
 
 @Suite struct ReconnectBackoffRules {
     let backoff = ReconnectBackoff(initial: .milliseconds(100), maximum: .seconds(1), jitter: 0.5)

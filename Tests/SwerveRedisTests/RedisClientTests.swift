@@ -1,7 +1,8 @@
 import Foundation
-import Testing
+import SwerveErrors
 @testable import SwerveRedis
 import SwerveTestSupport
+import Testing
 
 @Suite(.timeLimit(.minutes(1))) struct RedisClientAgainstARealServer {
     @Test func everyReplyTypeDecodes() async throws {

@@ -1,6 +1,7 @@
-import Testing
+import SwerveErrors
 @testable import SwerveRedis
 import SwerveTestSupport
+import Testing
 
 @Suite struct RedisURLParsing {
     @Test func hostPortAndDatabase() throws {

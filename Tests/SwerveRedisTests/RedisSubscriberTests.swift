@@ -1,6 +1,7 @@
-import Testing
+import SwerveErrors
 @testable import SwerveRedis
 import SwerveTestSupport
+import Testing
 
 /// Reads events until one satisfies `predicate`, returning the ones before it and it.
 func events(

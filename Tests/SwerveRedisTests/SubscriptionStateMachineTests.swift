@@ -1,6 +1,7 @@
-import Testing
+import SwerveErrors
 @testable import SwerveRedis
 import SwerveTestSupport
+import Testing
 
 @Suite struct SubscriptionStateMachineRules {
     let lost = RedisError(.connectionLost, "connection to Redis at h:1 lost while reading: the server closed it")

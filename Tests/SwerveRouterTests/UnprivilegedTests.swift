@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SwerveCore
+import SwerveProtocol
 import SwerveTestSupport
 import Testing
 

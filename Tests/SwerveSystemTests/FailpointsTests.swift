@@ -1,3 +1,4 @@
+import SwerveErrors
 import SwerveSystem
 import Testing
 

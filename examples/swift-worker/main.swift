@@ -13,6 +13,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SwerveCore
+import SwerveProtocol
 import SwerveWorker
 import Synchronization
 
