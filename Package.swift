@@ -163,7 +163,7 @@ let package = Package(
             dependencies: ["SwerveLauncher", "SwerveProtocol", "SwerveRedis", "SwerveCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        .target(name: "SwerveSystem", dependencies: ["SwerveErrors"], swiftSettings: strict),
+        .target(name: "SwerveSystem", dependencies: ["SwerveCore", "SwerveErrors"], swiftSettings: strict),
         .executableTarget(
             name: "SwerveCLI",
             dependencies: [

@@ -157,7 +157,7 @@ struct NodeRow: ListedRow {
         address = listing.record?.address
         pid = listing.record?.pid
         cpu = listing.record?.resources.cpu
-        startedAt = listing.record?.startedAt
+        startedAt = listing.record?.startedAt.milliseconds
         let placed = state.backends.flatMap { backend in backend.replicas.filter { $0.node == listing.id && $0.state.occupiesNode }.map { (backend, $0) } }
         replicas = placed.count
         cpuAssigned = placed.reduce(0) { $0 + $1.0.replicaConfig.resources.cpu }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SwerveClient
+import SwerveCore
 import SwerveErrors
 import SwerveProtocol
 import SwerveRedis
@@ -38,10 +39,10 @@ struct LeaderCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("no controller leads cluster \"\(cluster.cluster)\"\n".utf8))
             throw ExitCode(3)
         }
-        let leadingFor = max(0, wallClockMilliseconds() - record.since)
+        let leadingFor = max(0, wallClockMilliseconds() - record.since.milliseconds)
         if json {
             var object: [String: Any] = ["id": record.id, "epoch": record.epoch, "host": record.host, "pid": record.pid,
-                                         "since": record.since, "leadingForMs": leadingFor]
+                                         "since": record.since.milliseconds, "leadingForMs": leadingFor]
             if let address = record.address { object["address"] = address }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))

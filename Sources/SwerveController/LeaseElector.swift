@@ -159,7 +159,7 @@ public final class LeaseElector: Sendable {
         switch action {
         case .tryAcquire:
             let record = LeaderRecord(id: identity.id, epoch: 0, host: identity.host, pid: identity.pid, address: identity.address,
-                                      since: wallClockMilliseconds())
+                                      since: wallClockNow())
             do {
                 let reply = try await client.run(LeaseScripts.acquire, keys: [keys.lease, keys.epoch, keys.leader, keys.checkpointEpoch],
                                                  arguments: [identity.id, timing.ttl.wholeMilliseconds, DocumentCodec.encode(record)])

@@ -36,7 +36,7 @@ struct StepWrites {
                 calls.append(.assign(assignment, keys: keys))
                 failpoints[.afterAssign] = calls.count - 1
             case .drain(let replica, let deadline):
-                calls.append(.drain(replica, DrainRequest(tag: replica.tag, deadline: deadline.milliseconds, force: false), keys: keys))
+                calls.append(.drain(replica, DrainRequest(tag: replica.tag, deadline: deadline, force: false), keys: keys))
             case .forceKill(let replica):
                 // Never placed: there is no process to kill.
                 guard !replica.node.isEmpty else { continue }

@@ -3,10 +3,13 @@
 /// The core never reads a clock: every `now` is passed in. Wall-clock time (not a monotonic
 /// clock) is used because deadlines recorded here — a drain deadline, a start time — are read
 /// by other processes on other hosts and by the next leader after a failover.
-public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringConvertible, ExpressibleByIntegerLiteral {
     public var milliseconds: Int64
 
     public init(milliseconds: Int64) { self.milliseconds = milliseconds }
+
+    /// Milliseconds since the Unix epoch.
+    public init(integerLiteral milliseconds: Int64) { self.milliseconds = milliseconds }
 
     public static func < (a: Timestamp, b: Timestamp) -> Bool { a.milliseconds < b.milliseconds }
 

@@ -80,9 +80,9 @@ struct NodeAgentRun {
     var lastHeartbeat = ContinuousClock.now
     var lastPoll = ContinuousClock.now
     /// Set on SIGTERM: when (Unix ms) workers still running are killed.
-    var shutdownDeadline: Int64?
+    var shutdownDeadline: Timestamp?
     /// When this agent started (Unix ms): its record says so on every re-registration.
-    let startedAt = wallClockMilliseconds()
+    let startedAt = wallClockNow()
 
     var keys: ClusterKeys { configuration.keys }
     var id: String { configuration.id }
@@ -110,7 +110,7 @@ struct NodeAgentRun {
         case .terminate:
             guard shutdownDeadline == nil else { return false }
             logger.info("SIGTERM: deregistering and draining workers", metadata: ["workers": "\(running.count)"])
-            shutdownDeadline = wallClockMilliseconds() + configuration.shutdownTimeout.wholeMilliseconds
+            shutdownDeadline = wallClockNow().adding(milliseconds: configuration.shutdownTimeout.wholeMilliseconds)
             await deregister()
             for worker in running.values { WorkerProcesses.signalGroup(worker.pid, SIGTERM) }
         case .notified:
@@ -181,7 +181,7 @@ struct NodeAgentRun {
 
     mutating func converge() async {
         let actions = NodeConvergence.actions(view: view, running: running, ranBefore: ranBefore, reported: reported,
-                                              now: wallClockMilliseconds(), shutdownDeadline: shutdownDeadline)
+                                              now: wallClockNow(), shutdownDeadline: shutdownDeadline)
         for action in actions {
             switch action {
             case .start(let assignment):
@@ -211,7 +211,7 @@ struct NodeAgentRun {
             // Recorded like an exit (code 127, as a shell reports a command it cannot run), so the
             // leader replaces the replica now instead of waiting out its start timeout.
             logger.error("cannot start worker", metadata: ["replica": "\(assignment.tag)", "error": "\(error.message)"])
-            let record = ExitRecord(tag: assignment.tag, node: id, pid: 0, code: 127, signal: nil, exitedAt: wallClockMilliseconds())
+            let record = ExitRecord(tag: assignment.tag, node: id, pid: 0, code: 127, signal: nil, exitedAt: wallClockNow())
             _ = try? await client.pipeline([
                 RedisCommand("SET", keys.exit(assignment.tag), DocumentCodec.encode(record), "EX", 3600),
                 RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: assignment.tag))),
@@ -227,7 +227,7 @@ struct NodeAgentRun {
             // Whatever the worker started (its command's program) goes with it: a worker that
             // died alone (SIGKILL, OOM) must not leave a program behind holding its port.
             WorkerProcesses.signalGroup(worker.pid, SIGKILL)
-            let record = ExitRecord(tag: worker.tag, node: id, pid: exit.pid, code: exit.code, signal: exit.signal, exitedAt: wallClockMilliseconds())
+            let record = ExitRecord(tag: worker.tag, node: id, pid: exit.pid, code: exit.code, signal: exit.signal, exitedAt: wallClockNow())
             logger.info("worker exited", metadata: ["replica": "\(worker.tag)", "reason": "\(record.reason)"])
             _ = try? await client.pipeline([
                 RedisCommand("SET", keys.exit(worker.tag), DocumentCodec.encode(record), "EX", 3600),

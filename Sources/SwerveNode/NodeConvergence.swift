@@ -1,3 +1,4 @@
+import SwerveCore
 import SwerveProtocol
 
 /// What a node agent read from Redis about its replicas.
@@ -35,7 +36,7 @@ enum NodeAction: Sendable, Equatable {
 /// - A malformed assignment is reported once and does not affect the other replicas.
 enum NodeConvergence {
     static func actions(view: NodeView, running: [String: RunningWorker], ranBefore: Set<String>,
-                        reported: Set<String>, now: Int64, shutdownDeadline: Int64?) -> [NodeAction] {
+                        reported: Set<String>, now: Timestamp, shutdownDeadline: Timestamp?) -> [NodeAction] {
         var actions: [NodeAction] = []
         for tag in view.malformed.keys.sorted() where !reported.contains(tag) {
             actions.append(.reportMalformed(tag: tag, reason: view.malformed[tag]!))

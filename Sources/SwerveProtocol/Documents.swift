@@ -18,10 +18,10 @@ public struct NodeRecord: ProtocolDocument {
     public var resources: Resources
     /// The node agent's pid, for people.
     public var pid: Int32
-    /// When the agent started, Unix ms.
-    public var startedAt: Int64
+    /// When the agent started.
+    public var startedAt: Timestamp
 
-    public init(id: String, address: String, resources: Resources, pid: Int32, startedAt: Int64) {
+    public init(id: String, address: String, resources: Resources, pid: Int32, startedAt: Timestamp) {
         self.id = id
         self.address = address
         self.resources = resources
@@ -68,11 +68,11 @@ public struct ReadyRecord: ProtocolDocument {
     /// Where routers send requests.
     public var address: HostPort
     public var pid: Int32
-    /// When the worker process started, and when it became ready, Unix ms.
-    public var startedAt: Int64
-    public var readyAt: Int64
+    /// When the worker process started, and when it became ready.
+    public var startedAt: Timestamp
+    public var readyAt: Timestamp
 
-    public init(tag: String, backend: String, node: String, version: String, address: HostPort, pid: Int32, startedAt: Int64, readyAt: Int64) {
+    public init(tag: String, backend: String, node: String, version: String, address: HostPort, pid: Int32, startedAt: Timestamp, readyAt: Timestamp) {
         self.tag = tag
         self.backend = backend
         self.node = node
@@ -89,12 +89,12 @@ public struct DrainRequest: ProtocolDocument {
     public static let currentSchemaVersion = 1
     public var schemaVersion = Self.currentSchemaVersion
     public var tag: String
-    /// Unix ms after which the node agent kills the worker (SIGKILL to its process group).
-    public var deadline: Int64
+    /// After this the node agent kills the worker (SIGKILL to its process group).
+    public var deadline: Timestamp
     /// Kill at once, without draining.
     public var force: Bool
 
-    public init(tag: String, deadline: Int64, force: Bool) {
+    public init(tag: String, deadline: Timestamp, force: Bool) {
         self.tag = tag
         self.deadline = deadline
         self.force = force
@@ -107,9 +107,9 @@ public struct DrainedRecord: ProtocolDocument {
     public static let currentSchemaVersion = 1
     public var schemaVersion = Self.currentSchemaVersion
     public var tag: String
-    public var drainedAt: Int64
+    public var drainedAt: Timestamp
 
-    public init(tag: String, drainedAt: Int64) {
+    public init(tag: String, drainedAt: Timestamp) {
         self.tag = tag
         self.drainedAt = drainedAt
     }
@@ -127,9 +127,9 @@ public struct ExitRecord: ProtocolDocument {
     public var code: Int32?
     /// The signal's number, when a signal ended it.
     public var signal: Int32?
-    public var exitedAt: Int64
+    public var exitedAt: Timestamp
 
-    public init(tag: String, node: String, pid: Int32, code: Int32?, signal: Int32?, exitedAt: Int64) {
+    public init(tag: String, node: String, pid: Int32, code: Int32?, signal: Int32?, exitedAt: Timestamp) {
         self.tag = tag
         self.node = node
         self.pid = pid
@@ -207,10 +207,10 @@ public struct LeaderRecord: ProtocolDocument {
     public var pid: Int32
     /// Where its metrics are served, if anywhere.
     public var address: String?
-    /// When it started leading, Unix ms.
-    public var since: Int64
+    /// When it started leading.
+    public var since: Timestamp
 
-    public init(id: String, epoch: Int64, host: String, pid: Int32, address: String?, since: Int64) {
+    public init(id: String, epoch: Int64, host: String, pid: Int32, address: String?, since: Timestamp) {
         self.id = id
         self.epoch = epoch
         self.host = host

@@ -57,7 +57,7 @@ public enum Worker {
         } catch {
             throw WorkerError(.badAssignment, "swerve worker: \(error.message)")
         }
-        let startedAt = wallClockMilliseconds()
+        let startedAt = wallClockNow()
 
         let (events, continuation) = AsyncStream.makeStream(of: Event.self)
         let termination = handleTermination { continuation.yield(.terminate) }
@@ -66,7 +66,7 @@ public enum Worker {
         let code = try await makeService(ReplicaContext(assignment: assignment, host: configuration.nodeAddress, tag: tag,
                                                         requestFinished: { continuation.yield(.requestFinished) }, logger: logger))
         let ready = ReadyRecord(tag: tag, backend: assignment.backend, node: configuration.nodeID, version: assignment.version,
-                                address: HostPort(host: configuration.nodeAddress, port: UInt16(code.port)), pid: getpid(), startedAt: startedAt, readyAt: wallClockMilliseconds())
+                                address: HostPort(host: configuration.nodeAddress, port: UInt16(code.port)), pid: getpid(), startedAt: startedAt, readyAt: wallClockNow())
 
         return await withTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -174,15 +174,15 @@ struct WorkerRun {
             if now - lastPoll >= configuration.controlPollInterval {
                 if let code = await poll() { return code }
             }
-            return await perform(lifecycle.timePassed(now: wallClockMilliseconds(), inFlight: code.requestsInFlight ?? 0))
+            return await perform(lifecycle.timePassed(now: wallClockNow(), inFlight: code.requestsInFlight ?? 0))
         case .requestFinished:
-            return await perform(lifecycle.timePassed(now: wallClockMilliseconds(), inFlight: code.requestsInFlight ?? 0))
+            return await perform(lifecycle.timePassed(now: wallClockNow(), inFlight: code.requestsInFlight ?? 0))
         case .control, .pollNow:
             return await poll()
         case .terminate:
             logger.info("SIGTERM: draining")
-            return await perform(lifecycle.drainRequested(now: wallClockMilliseconds(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
-                                                          deadline: wallClockMilliseconds() + 10_000, inFlight: code.requestsInFlight ?? 0))
+            return await perform(lifecycle.drainRequested(now: wallClockNow(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
+                                                          deadline: wallClockNow().adding(milliseconds: 10_000), inFlight: code.requestsInFlight ?? 0))
         }
     }
 
@@ -223,7 +223,7 @@ struct WorkerRun {
         guard let bytes = replies[0].bytes else { return nil }
         do {
             let drain = try DocumentCodec.decode(DrainRequest.self, from: bytes, source: keys.drain(tag))
-            let actions = lifecycle.drainRequested(now: wallClockMilliseconds(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
+            let actions = lifecycle.drainRequested(now: wallClockNow(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
                                                    deadline: drain.deadline, force: drain.force, inFlight: code.requestsInFlight ?? 0)
             if !actions.isEmpty || lifecycle.state != .ready { logger.info("draining", metadata: ["deadline": "\(drain.deadline)"]) }
             return await perform(actions)
@@ -256,7 +256,7 @@ struct WorkerRun {
                 if let status = code.exitStatus() { return await codeExited(status) }
             case .finishDrain:
                 let commands = [
-                    RedisCommand("SET", keys.drained(tag), DocumentCodec.encode(DrainedRecord(tag: tag, drainedAt: wallClockMilliseconds())), "EX", 3600),
+                    RedisCommand("SET", keys.drained(tag), DocumentCodec.encode(DrainedRecord(tag: tag, drainedAt: wallClockNow())), "EX", 3600),
                     RedisCommand("DEL", keys.ready(tag)),
                     RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .drained, subject: tag))),
                 ]

@@ -1,3 +1,4 @@
+import SwerveCore
 /// A worker's life as a pure state machine: what to do when its code is ready, when a
 /// heartbeat is due, when a drain is requested, as time passes and requests finish.
 ///
@@ -14,8 +15,8 @@ struct WorkerLifecycle: Sendable, Equatable {
     enum State: Sendable, Equatable {
         case starting
         case ready
-        case draining(acceptUntil: Int64, deadline: Int64)
-        case closing(deadline: Int64)
+        case draining(acceptUntil: Timestamp, deadline: Timestamp)
+        case closing(deadline: Timestamp)
         case stoppingCode
         case drained
     }
@@ -45,11 +46,11 @@ struct WorkerLifecycle: Sendable, Equatable {
 
     /// A drain request was read. Repeated requests change nothing; a forced one means no
     /// draining at all (the node agent kills this worker), so it changes nothing either.
-    mutating func drainRequested(now: Int64, waitLoopS: Double, deadline: Int64, force: Bool = false, inFlight: Int) -> [Action] {
+    mutating func drainRequested(now: Timestamp, waitLoopS: Double, deadline: Timestamp, force: Bool = false, inFlight: Int) -> [Action] {
         guard !force else { return [] }
         switch state {
         case .starting, .ready:
-            let acceptUntil = min(deadline, now + Int64((waitLoopS * 1000).rounded()))
+            let acceptUntil = min(deadline, now.adding(seconds: waitLoopS))
             state = .draining(acceptUntil: acceptUntil, deadline: deadline)
             return timePassed(now: now, inFlight: inFlight)
         default:
@@ -58,7 +59,7 @@ struct WorkerLifecycle: Sendable, Equatable {
     }
 
     /// Called periodically while draining, and whenever a request finishes.
-    mutating func timePassed(now: Int64, inFlight: Int) -> [Action] {
+    mutating func timePassed(now: Timestamp, inFlight: Int) -> [Action] {
         switch state {
         case .draining(let acceptUntil, let deadline) where now >= acceptUntil:
             state = .closing(deadline: deadline)

@@ -36,7 +36,7 @@ import Testing
     }
 
     func drain(_ tag: String, inMs: Int64, force: Bool = false) async throws {
-        let request = DrainRequest(tag: tag, deadline: Int64(Date().timeIntervalSince1970 * 1000) + inMs, force: force)
+        let request = DrainRequest(tag: tag, deadline: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000) + inMs), force: force)
         _ = try await client.pipeline([
             RedisCommand("SET", keys.drain(tag), DocumentCodec.encode(request)),
             RedisCommand("PUBLISH", keys.control(tag), DocumentCodec.encode(ControlMessage(event: .drain))),

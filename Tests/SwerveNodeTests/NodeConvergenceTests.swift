@@ -10,7 +10,7 @@ import Testing
                                              maxConcurrentQueries: 1, gracefulShutdownWaitLoopS: 0))
     }
 
-    func actions(_ view: NodeView, running: [RunningWorker] = [], ranBefore: Set<String> = [], reported: Set<String> = [], now: Int64 = 1000, shutdownDeadline: Int64? = nil) -> [NodeAction] {
+    func actions(_ view: NodeView, running: [RunningWorker] = [], ranBefore: Set<String> = [], reported: Set<String> = [], now: Timestamp = 1000, shutdownDeadline: Timestamp? = nil) -> [NodeAction] {
         NodeConvergence.actions(view: view, running: Dictionary(uniqueKeysWithValues: running.map { ($0.tag, $0) }), ranBefore: ranBefore, reported: reported, now: now, shutdownDeadline: shutdownDeadline)
     }
 

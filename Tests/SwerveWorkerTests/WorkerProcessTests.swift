@@ -86,7 +86,7 @@ import Testing
 
         async let slow = httpRequest(address)
         try await awaitWake(.drained, for: tag) {
-            let drain = DrainRequest(tag: tag, deadline: Int64(Date().timeIntervalSince1970 * 1000) + 20_000, force: false)
+            let drain = DrainRequest(tag: tag, deadline: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000) + 20_000), force: false)
             try await client.send("SET", keys.drain(tag), DocumentCodec.encode(drain))
             try await client.send("PUBLISH", keys.control(tag), DocumentCodec.encode(ControlMessage(event: .drain)))
         }
@@ -220,7 +220,7 @@ import Testing
         let worker = try #require(started)
         let address = try #require(try await readyRecord(tag)).address
         try await awaitWake(.drained, for: tag) {
-            let drain = DrainRequest(tag: tag, deadline: Int64(Date().timeIntervalSince1970 * 1000) + 20_000, force: false)
+            let drain = DrainRequest(tag: tag, deadline: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000) + 20_000), force: false)
             try await client.send("SET", keys.drain(tag), DocumentCodec.encode(drain))
             try await client.send("PUBLISH", keys.control(tag), DocumentCodec.encode(ControlMessage(event: .drain)))
         }

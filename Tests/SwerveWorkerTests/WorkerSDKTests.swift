@@ -85,7 +85,7 @@ final class RecordingService: ReplicaService {
             // A request is in flight when the drain comes: the worker must wait for it.
             service.setInFlight(1)
             try await client.send("SET", keys.userConfig(tag), DocumentCodec.encode(UserConfigDocument(tag: tag, userConfig: .number(2))))
-            try await client.send("SET", keys.drain(tag), DocumentCodec.encode(DrainRequest(tag: tag, deadline: Int64(Date().timeIntervalSince1970 * 1000) + 60_000, force: false)))
+            try await client.send("SET", keys.drain(tag), DocumentCodec.encode(DrainRequest(tag: tag, deadline: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000) + 60_000), force: false)))
             try await client.send("PUBLISH", keys.control(tag), DocumentCodec.encode(ControlMessage(event: .drain)))
             var stops = service.acceptingStopped.makeAsyncIterator()
             _ = await stops.next()
