@@ -1,23 +1,25 @@
 // swift-tools-version:6.0
 //
 // Swerve: a highly available serving control plane whose only shared state is Redis.
-// Module map (see docs/ARCHITECTURE.md):
-//   SwerveErrors - the error-code pattern every module's errors share
-//   CHiredis     - the system library hiredis 0.14 (Debian: libhiredis-dev); used only by SwerveRedis
-//   SwerveRedis  - the Redis client: connections on their own threads, pipelining, scripts, pub/sub
-//   SwerveCore   - the pure core: models, validation, state machines, the reconciler (no I/O)
-//   SwerveProtocol - the Redis contract: key and channel names, versioned documents (no I/O)
-//   SwerveWorker - `swerve worker`: one replica (built-in handlers over SwiftNIO HTTP)
-//   SwerveController - `swerve controller`: the fenced lease (and, next, the control loop)
-//   SwerveNode   - `swerve node`: the node agent that starts, reaps and kills workers
-//   SwerveRouter - `swerve router`: the HTTP proxy that follows the leader's snapshots
-//   SwerveHTTP   - how every HTTP connection is set up (TCP_NODELAY at the TCP level; failures logged and counted)
-//   SwerveMetrics - Prometheus metrics (swift-metrics + swift-prometheus) served over HTTP
-//   SwerveSystem - process spawning and exit statuses over POSIX, shared by node and worker
-//   SwerveCLI    - the one executable, `swerve`
-//   SwerveLauncher - a whole cluster on loopback as child processes (ops/up, ops/chaos, benches)
-//   SwerveOps    - `swerve-ops`: `up` and `chaos`, which `ops/up` and `ops/chaos` run
-//   SwerveBench  - `swerve-bench`, the benchmark driver that `ops/bench` runs
+// Module map (the table in docs/ARCHITECTURE.md says more; library products in capitals):
+//   SwerveErrors     - the error-code pattern every module's errors share
+//   CHiredis         - the system library hiredis 0.14 (Debian: libhiredis-dev); used only by SwerveRedis
+//   SwerveRedis      - the Redis client: connections on their own threads, pipelining, scripts, pub/sub
+//   SwerveCore       - the pure core: models, validation, state machines, the reconciler (no I/O, no clock)
+//   SwerveProtocol   - the Redis contract: names, every stored document and entry, one codec each (no I/O)
+//   SwerveSystem     - process spawning, exit statuses, the wall clock, failpoints
+//   SwerveHTTP       - how every HTTP connection is set up (TCP_NODELAY at the TCP level; failures counted)
+//   SwerveMetrics    - Prometheus metrics (swift-metrics + swift-prometheus) served over HTTP
+//   SWERVE CLIENT    - SwerveClient: ClusterClient, the cluster reads, the YAML/JSON spec parser
+//   SWERVE WORKER    - SwerveWorker: `swerve worker` and the Swift worker SDK (ReplicaService)
+//   SwerveNode       - `swerve node`: the node agent that starts, reaps and kills workers
+//   SwerveController - `swerve controller`: the fenced lease, the control loop, its FencedCalls
+//   SwerveRouter     - `swerve router`: the HTTP proxy that follows the leader's snapshots
+//   SwerveCLI        - the one executable, `swerve`
+//   SwerveLauncher   - a whole cluster on loopback as child processes (ops/up, ops/chaos, benches)
+//   SwerveOps        - `swerve-ops`: `up`, `chaos` and `compose`, which the ops/ scripts run
+//   SwerveBench      - `swerve-bench`, the benchmark driver that `ops/bench` runs
+//   HelloReplica     - examples/swift-worker: a replica written on the SDK
 //
 // Linux only: hiredis comes from the system (libhiredis-dev), and the node agent, worker and
 // tests use Glibc, /proc and pidfds directly. So no `platforms` are declared.

@@ -2,8 +2,7 @@
 /// plain values and functions. It performs no I/O, reads no clock and starts no process —
 /// every decision is a function of its inputs, tested directly.
 ///
-/// This module is filled by the backend-state work (issue 3); for now it holds what every
-/// part of Swerve agrees on: the release version.
+/// `Swerve` itself holds what every part agrees on: the release version.
 public enum Swerve {
     /// The version `swerve version` prints.
     public static let version = "0.1.0"
