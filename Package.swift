@@ -162,7 +162,7 @@ let package = Package(
         ),
         .target(
             name: "SwerveTestSupport",
-            dependencies: ["SwerveLauncher", "SwerveProtocol", "SwerveRedis", "SwerveCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SwerveClient", "SwerveLauncher", "SwerveProtocol", "SwerveRedis", "SwerveCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(name: "SwerveSystem", dependencies: ["SwerveCore", "SwerveErrors"], swiftSettings: strict),

@@ -24,12 +24,14 @@ public struct ClusterClient: Sendable {
     public func submit(_ operation: Request.Operation) async throws -> GoalID {
         if let problems = Self.problems(of: operation) { throw problems }
         let goal = UUID().uuidString.lowercased()
-        let entry = RequestEntry(goal: goal, operation: operation)
-        _ = try await client.pipeline([
-            RedisCommand("XADD", arguments: [keys.requests, "*"] + entry.fields().flatMap { [$0.name, $0.value] as [any RedisArgumentConvertible] }),
-            RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .request, subject: goal))),
-        ])
+        _ = try await client.pipeline(Self.appendCommands(RequestEntry(goal: goal, operation: operation), keys: keys))
         return goal
+    }
+
+    /// How a request is appended, unchecked: the entry, then the wake-up that tells the leader.
+    public static func appendCommands(_ entry: RequestEntry, keys: ClusterKeys) -> [RedisCommand] {
+        [RedisCommand("XADD", arguments: [keys.requests, "*"] + entry.fields().flatMap { [$0.name, $0.value] as [any RedisArgumentConvertible] }),
+         RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .request, subject: entry.goal)))]
     }
 
     /// The problems the leader would find in `operation` without knowing the cluster (route

@@ -1,6 +1,7 @@
 public import Foundation
 import Glibc
 public import Logging
+import SwerveClient
 public import SwerveCore
 public import SwerveProtocol
 public import SwerveRedis
@@ -30,9 +31,7 @@ extension ClusterTest {
 
     /// Appends a request as a client does.
     public func append(_ operation: Request.Operation, goal: String) async throws {
-        let entry = RequestEntry(goal: goal, operation: operation)
-        _ = try await client.pipeline([RedisCommand("XADD", arguments: [keys.requests, "*"] + entry.fields().flatMap { [$0.name, $0.value] as [any RedisArgumentConvertible] }),
-                                       RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .request, subject: goal)))])
+        _ = try await client.pipeline(ClusterClient.appendCommands(RequestEntry(goal: goal, operation: operation), keys: keys))
     }
 
     /// Returns once `goal` settled: subscribed first, then the goal key read, then messages.
