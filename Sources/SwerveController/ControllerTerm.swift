@@ -143,7 +143,7 @@ struct ControllerTerm {
                 try await scope.write(.settleGoal(GoalOutcome(goal: goal, failure: "request \(entry.id) cannot be read: \(unreadable.error.message)"), keys: keys))
             }
         }
-        return Observations(now: Timestamp(milliseconds: wallClockMilliseconds()), requests: requests,
+        return Observations(now: wallClockNow(), requests: requests,
                             nodes: nodes, replicas: replicas, randomSeed: randomSeed)
     }
 
@@ -151,10 +151,9 @@ struct ControllerTerm {
     /// ``StepWrites`` for the order); a test's armed failpoint fires between two of them.
     private func execute(_ actions: [Action], status: [String: BackendStatus]? = nil, appliedRequest: Bool = false,
                          events: [ClusterEvent] = []) async throws {
-        let now = Timestamp(milliseconds: wallClockMilliseconds())
-        let controller = scope.leaseValue.split(separator: ":").dropLast().joined(separator: ":")
+        let now = wallClockNow()
         let writes = StepWrites(actions, status: status, appliedRequest: appliedRequest,
-                                events: events.map { EventEntry(epoch: scope.epoch, controller: controller, at: now, event: $0) },
+                                events: events.map { EventEntry(epoch: scope.epoch, controller: scope.controllerID, at: now, event: $0) },
                                 epoch: scope.epoch, keys: keys)
         var calls = writes.calls
         if !failpoints.plan.isEmpty, let (through, point, after) = writes.split(where: { failpoints.isArmed($0.rawValue) }) {

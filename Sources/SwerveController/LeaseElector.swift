@@ -26,6 +26,8 @@ public struct ControllerIdentity: Sendable, Hashable {
 /// One term of leadership: its fencing epoch, and the only way to write while leading.
 public struct LeadershipScope: Sendable {
     public let epoch: Int64
+    /// The id of the controller leading this term.
+    public let controllerID: String
     /// `"<controllerId>:<epoch>"`: the lease value every fenced script checks.
     public let leaseValue: String
     let keys: ClusterKeys
@@ -180,7 +182,7 @@ public final class LeaseElector: Sendable {
             logger.info("leading", metadata: ["epoch": "\(epoch)"])
             metrics.leading(epoch: epoch)
             _ = try? await client.send("PUBLISH", keys.leaderEvents, DocumentCodec.encode(LeaderEvent(event: .elected, id: identity.id, epoch: epoch)))
-            let scope = LeadershipScope(epoch: epoch, leaseValue: leaseValue(epoch), keys: keys, client: client,
+            let scope = LeadershipScope(epoch: epoch, controllerID: identity.id, leaseValue: leaseValue(epoch), keys: keys, client: client,
                                         refused: { [self] in
                                             // Counted before the write's caller sees the error.
                                             refused.add(1, ordering: .relaxed)

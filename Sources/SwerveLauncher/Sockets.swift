@@ -1,4 +1,5 @@
 import Glibc
+import SwerveCore
 
 /// A TCP port on 127.0.0.1 that nothing listens on now: `preferred` when it is free, else one
 /// the kernel picks.
@@ -36,8 +37,8 @@ public struct SocketError: Error, CustomStringConvertible, Sendable {
 /// Connects a blocking TCP socket to the IPv4 `address` (`host:port`); with
 /// `receiveTimeoutSeconds`, a receive that waits longer fails (`EAGAIN`). The caller closes it.
 public func connectTCP(_ address: String, receiveTimeoutSeconds: Int? = nil) -> Result<Int32, SocketError> {
-    guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
-        return .failure(SocketError(description: "bad address \(address): expected HOST:PORT"))
+    guard let parsed = HostPort(address) else {
+        return .failure(SocketError(description: "bad address: \(HostPort.problem(in: address) ?? address)"))
     }
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     if let receiveTimeoutSeconds {
@@ -46,8 +47,8 @@ public func connectTCP(_ address: String, receiveTimeoutSeconds: Int? = nil) -> 
     }
     var socketAddress = sockaddr_in()
     socketAddress.sin_family = sa_family_t(AF_INET)
-    socketAddress.sin_port = port.bigEndian
-    socketAddress.sin_addr.s_addr = inet_addr(String(address[..<colon]))
+    socketAddress.sin_port = parsed.port.bigEndian
+    socketAddress.sin_addr.s_addr = inet_addr(parsed.host)
     let connected = withUnsafePointer(to: &socketAddress) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }

@@ -23,11 +23,9 @@ final class LoadGenerator: Sendable {
     let pause: Duration
 
     init(address: String, path: String, pause: Duration) throws {
-        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
-            throw LoadError("bad address \(address)")
-        }
-        host = String(address[..<colon])
-        self.port = port
+        guard let parsed = HostPort(address) else { throw LoadError("bad address: \(HostPort.problem(in: address) ?? address)") }
+        host = parsed.host
+        port = parsed.port
         self.path = path
         self.pause = pause
     }
