@@ -56,7 +56,7 @@ func environmentInteger(_ name: String) throws -> Int? {
     return value
 }
 
-/// Runs `body` until it returns or SIGTERM cancels it; an error is printed as
+/// Runs `body` until it returns or SIGTERM/SIGINT cancels it; an error is printed as
 /// `swerve COMMAND: …` and exits 1.
 func runUntilTerminated(_ command: String, _ body: @escaping @Sendable () async throws -> Void) async throws {
     let task = Task { try await body() }

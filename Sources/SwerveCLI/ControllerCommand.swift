@@ -15,7 +15,7 @@ struct ControllerCommand: AsyncParsableCommand {
         commandName: "controller",
         abstract: "Run a controller: contend for the lease, and while leading, keep the backends running.",
         discussion: """
-            Run two to five. SIGTERM releases the lease, so another takes over at once.
+            Run two to five. SIGTERM or SIGINT releases the lease, so another takes over at once.
 
             Example:
               swerve controller --redis redis://10.0.0.2:6379 --cluster prod --id ctl-a

@@ -13,7 +13,7 @@ struct RouterCommand: AsyncParsableCommand {
         abstract: "Run an HTTP router: send each request to a running replica of the backend that owns its route.",
         discussion: """
             It learns routes and replicas from the leader's snapshots in Redis and goes on
-            serving from its last view while no controller leads or Redis is away. SIGTERM stops
+            serving from its last view while no controller leads or Redis is away. SIGTERM (or SIGINT) stops
             accepting, lets in-flight requests finish, and exits.
 
             Example:

@@ -41,13 +41,9 @@ struct UpCommand: AsyncParsableCommand {
         settings.logLevel = ProcessInfo.processInfo.environment["SWERVE_LOG_LEVEL"] ?? "info"
         let cluster = try LocalCluster(settings: settings)
         // Ctrl-C and SIGTERM both end the run: stop what was started, nothing else.
-        signal(SIGINT, SIG_IGN)
         let (stops, stop) = AsyncStream.makeStream(of: Void.self)
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT)
-        interrupt.setEventHandler { stop.yield() }
-        interrupt.resume()
         let termination = handleTermination { stop.yield() }
-        defer { interrupt.cancel(); termination.cancel() }
+        defer { termination.cancel() }
 
         let restarts = RestartLog()
         let supervisor = cluster.supervise { name in restarts.add(name) }

@@ -114,7 +114,9 @@ import Testing
         #expect(try await client.send("GET", keys.checkpointEpoch).integer == epoch, "and never wrote after")
     }
 
-    @Test func aLeaderStoppedWithSIGTERMHandsOverWithoutWaitingOutTheLease() async throws {
+    /// Ctrl-C (SIGINT) takes the same path as SIGTERM: the lease is released, not left to expire.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aLeaderStoppedWithSIGTERMOrSIGINTHandsOverWithoutWaitingOutTheLease(signal: Int32) async throws {
         // A long lease, so that a handover well within it can only be a release (the time c2
         // takes to start on a loaded machine stays far below it).
         let ttl = ["SWERVE_LEASE_TTL_MS": "6000"]
@@ -124,7 +126,7 @@ import Testing
         defer { second.kill() }
         // c2 is a follower once its first acquire was refused: the lease names c1 meanwhile.
         let stopped = ContinuousClock.now
-        try await awaitLeader("c2", after: { first.kill(SIGTERM) })
+        try await awaitLeader("c2", after: { first.kill(signal) })
         #expect(ContinuousClock.now - stopped < .milliseconds(5000), "released and announced, not expired (TTL 6 s)")
         let (status, _) = await first.exit()
         #expect(status == 0)
