@@ -37,15 +37,7 @@ public struct ClusterClient: Sendable {
     /// The problems the leader would find in `operation` without knowing the cluster (route
     /// clashes and unknown tags are found by the leader).
     public static func problems(of operation: Request.Operation) -> ValidationError? {
-        var problems: [ValidationProblem] = []
-        switch operation {
-        case .createBackend(let tag, let config, let replicaConfig):
-            problems = backendTagProblems(tag) + config.problems() + replicaConfig.problems()
-        case .updateBackendConfig(let tag, let patch):
-            problems = backendTagProblems(tag) + patch.problems()
-        case .deleteBackend(let tag, _):
-            problems = backendTagProblems(tag)
-        }
+        let problems = operation.problems()
         return problems.isEmpty ? nil : ValidationError(problems)
     }
 

@@ -129,21 +129,20 @@ struct ControllerTerm {
             }
         }
         var requests: [Request] = []
+        var refused: [RefusedRequest] = []
         for entry in replies[0].streamEntries {
             switch RequestEntry.decode(id: entry.id, fields: entry.fields, source: keys.requests) {
             case .success(let request):
                 requests.append(request)
             case .failure(let unreadable):
-                // Without a goal there is no one to tell; a later request moves past it.
-                guard let goal = unreadable.goal else {
-                    logger.error("skipping a request entry without a goal", metadata: ["request": "\(entry.id)", "error": "\(unreadable.error.message)"])
-                    continue
-                }
-                logger.error("a request that cannot be read fails its goal", metadata: ["request": "\(entry.id)", "goal": "\(goal)"])
-                try await scope.write(.settleGoal(GoalOutcome(goal: goal, failure: "request \(entry.id) cannot be read: \(unreadable.error.message)"), keys: keys))
+                // XRANGE only returns stream ids; anything else is not an entry to move past.
+                guard let id = RequestID(entry.id) else { continue }
+                logger.error("a request that cannot be read fails its goal", metadata: [
+                    "request": "\(entry.id)", "goal": "\(unreadable.goal ?? "none")", "error": "\(unreadable.error.message)"])
+                refused.append(RefusedRequest(id: id, goal: unreadable.goal, reason: "request \(entry.id) cannot be read: \(unreadable.error.message)"))
             }
         }
-        return Observations(now: wallClockNow(), requests: requests,
+        return Observations(now: wallClockNow(), requests: requests, refusedRequests: refused,
                             nodes: nodes, replicas: replicas, randomSeed: randomSeed)
     }
 

@@ -61,14 +61,17 @@ public struct BackendConfig: Sendable, Hashable, Codable {
     /// Every problem, each naming its field under `prefix`.
     public func problems(prefix: String = "config") -> [ValidationProblem] {
         var v = Validator()
-        v.check(numReplicas >= 0, "\(prefix).numReplicas", "must be ≥ 0, got \(numReplicas)")
-        v.check(maxConcurrentQueries >= 1, "\(prefix).maxConcurrentQueries", "must be ≥ 1, got \(maxConcurrentQueries)")
-        v.check(gracefulShutdownTimeoutS >= 0 && gracefulShutdownTimeoutS.isFinite, "\(prefix).gracefulShutdownTimeoutS", "must be a finite number ≥ 0, got \(gracefulShutdownTimeoutS)")
-        v.check(gracefulShutdownWaitLoopS >= 0 && gracefulShutdownWaitLoopS.isFinite, "\(prefix).gracefulShutdownWaitLoopS", "must be a finite number ≥ 0, got \(gracefulShutdownWaitLoopS)")
+        v.check(numReplicas, in: Limits.replicasPerBackend, "\(prefix).numReplicas")
+        v.check(maxConcurrentQueries, in: Limits.maxConcurrentQueries, "\(prefix).maxConcurrentQueries")
+        v.check(finite: gracefulShutdownTimeoutS, in: Limits.shutdownSeconds, "\(prefix).gracefulShutdownTimeoutS")
+        v.check(finite: gracefulShutdownWaitLoopS, in: Limits.shutdownSeconds, "\(prefix).gracefulShutdownWaitLoopS")
         if let route = routePrefix {
-            v.check(route.hasPrefix("/"), "\(prefix).routePrefix", "must start with \"/\", got \"\(route)\"")
-            v.check(!route.contains(where: { $0 == " " || $0 == "?" || $0 == "#" }), "\(prefix).routePrefix", "must not contain spaces, \"?\" or \"#\", got \"\(route)\"")
+            v.check(route.hasPrefix("/"), "\(prefix).routePrefix", "must start with \"/\", got \"\(route.prefix(Limits.routePrefixLength))\"")
+            v.check(length: route, atMost: Limits.routePrefixLength, "\(prefix).routePrefix")
+            v.check(!route.contains(where: { $0 == " " || $0 == "?" || $0 == "#" || $0.isNewline || ($0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? false) }),
+                    "\(prefix).routePrefix", "must not contain spaces, control characters, \"?\" or \"#\", got \"\(route.prefix(Limits.routePrefixLength))\"")
         }
+        if let userConfig { v.check(encodedSize: userConfig, atMost: Limits.userConfigBytes, "\(prefix).userConfig") }
         v.add(maxSurge.problems(field: "\(prefix).maxSurge"))
         v.add(maxUnavailable.problems(field: "\(prefix).maxUnavailable"))
         v.check(!(maxSurge.isZero && maxUnavailable.isZero), "\(prefix).maxUnavailable", "maxSurge and maxUnavailable cannot both be 0: a rolling update could never make progress")
@@ -97,21 +100,25 @@ public enum ReplicaBudget: Sendable, Hashable, Codable, CustomStringConvertible 
         }
     }
 
+    /// The count this budget allows for `target` replicas; saturating, so even values no
+    /// validation let through cannot trap.
     func count(of target: Int, roundingUp: Bool) -> Int {
         switch self {
         case .count(let n): return n
         case .percent(let p):
-            let product = target * p
-            return roundingUp ? (product + 99) / 100 : product / 100
+            let product = target.multipliedSaturated(by: p)
+            return roundingUp ? product.addingSaturated(99) / 100 : product / 100
         }
     }
 
     func problems(field: String) -> [ValidationProblem] {
+        var v = Validator()
         switch self {
-        case .count(let n) where n < 0: return [ValidationProblem(field: field, message: "must be ≥ 0, got \(n)")]
-        case .percent(let p) where p < 0 || p > 100: return [ValidationProblem(field: field, message: "must be between 0% and 100%, got \(p)%")]
-        default: return []
+        case .count(let n): v.check(n, in: Limits.budgetCount, field)
+        case .percent(let p):
+            v.check(Limits.budgetPercent.contains(p), field, "must be between 0% and 100%, got \(p)%")
         }
+        return v.problems
     }
 
     public var description: String {

@@ -12,6 +12,9 @@ public struct Observations: Sendable {
     public var now: Timestamp
     /// New requests from the stream, in stream order (already-applied ids are skipped).
     public var requests: [Request]
+    /// Requests the controller refuses to apply (unreadable or quarantined), in stream order;
+    /// their goals fail and the cursor moves past them.
+    public var refusedRequests: [RefusedRequest]
     /// Every registered node; a node missing here or not alive is gone.
     public var nodes: [String: NodeInfo]
     /// Per replica tag: what its keys say now, for (at least) every replica with news. A
@@ -20,10 +23,11 @@ public struct Observations: Sendable {
     /// Seeds the generator that names new replicas.
     public var randomSeed: UInt64
 
-    public init(now: Timestamp, requests: [Request] = [], nodes: [String: NodeInfo] = [:],
+    public init(now: Timestamp, requests: [Request] = [], refusedRequests: [RefusedRequest] = [], nodes: [String: NodeInfo] = [:],
                 replicas: [String: ReplicaObservation] = [:], randomSeed: UInt64 = 0) {
         self.now = now
         self.requests = requests
+        self.refusedRequests = refusedRequests
         self.nodes = nodes
         self.replicas = replicas
         self.randomSeed = randomSeed

@@ -1,16 +1,42 @@
 /// Applying client requests: the seed's semantics, with its defects fixed.
 extension ReconcileStep {
+    /// Applies new requests and refuses refused ones, merged in stream order; each moves the
+    /// cursor, so a bad entry is seen once and a run of them cannot stall the stream.
     mutating func applyRequests() {
-        for request in observations.requests {
-            if let last = state.lastAppliedRequest, request.id <= last { continue }
-            apply(request)
-            state.lastAppliedRequest = request.id
+        var refused = observations.refusedRequests.makeIterator()
+        var nextRefused = refused.next()
+        var requests = observations.requests.makeIterator()
+        var nextRequest = requests.next()
+        while nextRequest != nil || nextRefused != nil {
+            let id: RequestID
+            if let request = nextRequest, nextRefused.map({ request.id < $0.id }) ?? true {
+                id = request.id
+                if isNew(id) { apply(request) }
+                nextRequest = requests.next()
+            } else if let refusal = nextRefused {
+                id = refusal.id
+                if isNew(id), let goal = refusal.goal { fail(goal, refusal.reason) }
+                nextRefused = refused.next()
+            } else {
+                break
+            }
+            guard isNew(id) else { continue }
+            state.lastAppliedRequest = id
             state.requestsApplied += 1
             changed = true
         }
     }
 
+    private func isNew(_ id: RequestID) -> Bool {
+        state.lastAppliedRequest.map { id > $0 } ?? true
+    }
+
     private mutating func apply(_ request: Request) {
+        let problems = request.operation.problems()
+        guard problems.isEmpty else {
+            fail(request.goal, ValidationError(problems).description)
+            return
+        }
         switch request.operation {
         case .createBackend(let tag, let config, let replicaConfig):
             createBackend(tag: tag, config: config, replicaConfig: replicaConfig, goal: request.goal)
@@ -22,13 +48,14 @@ extension ReconcileStep {
     }
 
     private mutating func createBackend(tag: String, config: BackendConfig, replicaConfig: ReplicaConfig, goal: GoalID) {
-        var problems = backendTagProblems(tag) + config.problems() + replicaConfig.problems()
-        problems += routeProblems(config.routePrefix, for: tag)
+        let (found, index) = state.index(of: tag)
+        var problems = routeProblems(config.routePrefix, for: tag)
+        if !found { problems += backendCountProblems() }
+        problems += replicaTotalProblems(numReplicas: config.numReplicas, for: tag)
         if !problems.isEmpty {
             fail(goal, ValidationError(problems).description)
             return
         }
-        let (found, index) = state.index(of: tag)
         guard found else {
             state.backends.insert(newBackend(tag, config, replicaConfig, goal), at: index)
             configsChanged = true
@@ -60,6 +87,7 @@ extension ReconcileStep {
         let existing = state.backends[index]
         let merged = patch.applied(to: existing.config)
         let problems = merged.problems() + routeProblems(merged.routePrefix, for: tag)
+            + replicaTotalProblems(numReplicas: merged.numReplicas, for: tag)
         if !problems.isEmpty {
             fail(goal, ValidationError(problems).description)
             return
@@ -148,6 +176,24 @@ extension ReconcileStep {
         backend.failedStarts = 0
         backend.failure = nil
         state.backends[index] = backend
+    }
+
+    /// A new backend must fit under ``Limits/backends`` (deleting ones still count: their
+    /// replicas still run).
+    private func backendCountProblems() -> [ValidationProblem] {
+        guard state.backends.count >= Limits.backends else { return [] }
+        return [ValidationProblem(field: "tag", message: "the cluster has \(state.backends.count) backends, the most it keeps is \(Limits.backends); delete one first")]
+    }
+
+    /// The live backends' targets, with `tag`'s set to `numReplicas`, must stay under
+    /// ``Limits/replicasInCluster``.
+    private func replicaTotalProblems(numReplicas: Int, for tag: String) -> [ValidationProblem] {
+        var total = numReplicas
+        for backend in state.backends where backend.tag != tag && !backend.deleting {
+            total = total.addingSaturated(backend.config.numReplicas)
+        }
+        guard total > Limits.replicasInCluster else { return [] }
+        return [ValidationProblem(field: "config.numReplicas", message: "\(numReplicas) would bring the cluster to \(total) replicas, the most it runs is \(Limits.replicasInCluster)")]
     }
 
     /// A route prefix must be unique among live backends.

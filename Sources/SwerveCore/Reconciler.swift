@@ -17,7 +17,7 @@ public struct ReconcilerSettings: Sendable, Hashable {
     }
 
     func failedStartLimit(target: Int) -> Int {
-        max(1, min(maxFailedStarts, failedStartsPerReplica * max(target, 1)))
+        max(1, min(maxFailedStarts, failedStartsPerReplica.multipliedSaturated(by: max(target, 1))))
     }
 }
 

@@ -69,6 +69,37 @@ public struct Request: Sendable, Hashable, Codable {
     }
 }
 
+extension Request.Operation {
+    /// The problems of this operation judged on its own, each naming its field; the leader
+    /// adds those that need the cluster (a route clash, an unknown tag, the cluster's limits).
+    /// The client and the leader both call this, so they agree on every field.
+    public func problems() -> [ValidationProblem] {
+        switch self {
+        case .createBackend(let tag, let config, let replicaConfig):
+            return backendTagProblems(tag) + config.problems() + replicaConfig.problems()
+        case .updateBackendConfig(let tag, let patch):
+            return backendTagProblems(tag) + patch.problems()
+        case .deleteBackend(let tag, _):
+            return backendTagProblems(tag)
+        }
+    }
+}
+
+/// A request the leader refuses without applying it: its entry could not be read, or it was
+/// quarantined after crashing leaders. Its goal (when it had a readable one) fails with
+/// `reason`, and the cursor moves past it like past any applied request.
+public struct RefusedRequest: Sendable, Hashable {
+    public var id: RequestID
+    public var goal: GoalID?
+    public var reason: String
+
+    public init(id: RequestID, goal: GoalID?, reason: String) {
+        self.id = id
+        self.goal = goal
+        self.reason = reason
+    }
+}
+
 /// How a goal ended.
 public struct GoalOutcome: Sendable, Hashable, Codable {
     public var goal: GoalID
@@ -85,8 +116,8 @@ public struct GoalOutcome: Sendable, Hashable, Codable {
 public func backendTagProblems(_ tag: String) -> [ValidationProblem] {
     var v = Validator()
     v.check(!tag.isEmpty, "tag", "must not be empty")
-    v.check(tag.count <= 100, "tag", "must be at most 100 characters, got \(tag.count)")
+    v.check(length: tag, atMost: Limits.tagLength, "tag")
     v.check(tag.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }, "tag",
-            "\"\(tag)\" may contain only letters, digits, \"-\", \"_\" and \".\"")
+            "\"\(tag.prefix(Limits.tagLength))\" may contain only letters, digits, \"-\", \"_\" and \".\"")
     return v.problems
 }

@@ -16,18 +16,20 @@ public struct Resources: Sendable, Hashable, Codable {
     /// Tolerance for sums of fractional amounts (0.1 + 0.2 must fit in 0.3).
     static let epsilon = 1e-9
 
+    /// Sums; memory saturates at `Int64.max` instead of trapping (a node may report anything).
     public static func + (a: Resources, b: Resources) -> Resources {
-        Resources(cpu: a.cpu + b.cpu, memoryBytes: a.memoryBytes + b.memoryBytes, custom: a.custom.merging(b.custom, uniquingKeysWith: +))
+        Resources(cpu: a.cpu + b.cpu, memoryBytes: a.memoryBytes.addingSaturated(b.memoryBytes), custom: a.custom.merging(b.custom, uniquingKeysWith: +))
     }
 
     public static func - (a: Resources, b: Resources) -> Resources {
-        Resources(cpu: a.cpu - b.cpu, memoryBytes: a.memoryBytes - b.memoryBytes, custom: a.custom.merging(b.custom.mapValues { -$0 }, uniquingKeysWith: +))
+        Resources(cpu: a.cpu - b.cpu, memoryBytes: a.memoryBytes.addingSaturated(b.memoryBytes == .min ? .max : -b.memoryBytes), custom: a.custom.merging(b.custom.mapValues { -$0 }, uniquingKeysWith: +))
     }
 
-    /// Takes `times` × `amount` away, in place.
+    /// Takes `times` × `amount` away, in place (memory saturating, as in `+`).
     mutating func subtract(_ amount: Resources, times: Int) {
         cpu -= amount.cpu * Double(times)
-        memoryBytes -= amount.memoryBytes * Int64(times)
+        let taken = amount.memoryBytes.multipliedSaturated(by: Int64(times))
+        memoryBytes = memoryBytes.addingSaturated(taken == .min ? .max : -taken)
         for (name, value) in amount.custom { custom[name, default: 0] -= value * Double(times) }
     }
 

@@ -35,12 +35,17 @@ public struct RequestEntry: Sendable, Hashable {
     /// - Parameter source: the stream's key, for the error message.
     public static func decode(id: String, fields: [String: [UInt8]], source: String) -> Result<Request, Unreadable> {
         let at = "\(source) entry \(id)"
-        let goal = fields["goal"].map { String(decoding: $0, as: UTF8.self) }.flatMap { $0.isEmpty ? nil : $0 }
+        // A goal names a key, so an empty or oversized one is no goal: nobody can be told.
+        let goal = fields["goal"].flatMap { bytes in
+            bytes.isEmpty || bytes.count > Limits.goalLength ? nil : String(decoding: bytes, as: UTF8.self)
+        }
         func unreadable(_ code: ErrorCode<ProtocolErrorDomain>, _ message: String) -> Result<Request, Unreadable> {
             .failure(Unreadable(goal: goal, error: ProtocolError(code, message)))
         }
         guard let requestID = RequestID(id) else { return unreadable(.malformed, "\(at): the id is not a stream id") }
-        guard let goal else { return unreadable(.malformed, "\(at): missing field \"goal\"") }
+        guard let goal else {
+            return unreadable(.malformed, "\(at): field \"goal\" is missing, empty or longer than \(Limits.goalLength) bytes")
+        }
         guard let versionBytes = fields["schemaVersion"] else { return unreadable(.malformed, "\(at): missing field \"schemaVersion\"") }
         let version = String(decoding: versionBytes, as: UTF8.self)
         guard version == "\(currentSchemaVersion)" else {

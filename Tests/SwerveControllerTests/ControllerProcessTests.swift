@@ -143,6 +143,30 @@ import Testing
         #expect(try await outcome(of: "g-queued") == GoalOutcome(goal: "g-queued"))
     }
 
+    /// Entries any program may write: 120 unreadable ones in a row (more than one read's
+    /// worth) fail their goals once each, and the valid request after them is applied.
+    @Test func aRunOfBadEntriesFailsTheirGoalsAndDoesNotStallTheStream() async throws {
+        var commands: [RedisCommand] = []
+        for index in 0..<120 {
+            switch index % 3 {
+            case 0: commands.append(RedisCommand("XADD", keys.requests, "*", "goal", "bad-\(index)", "request", "{not json"))
+            case 1: commands.append(RedisCommand("XADD", keys.requests, "*", "schemaVersion", "1", "goal", "bad-\(index)",
+                                                 "request", "{\"updateBackendConfig\":{\"tag\":\"api\",\"patch\":{\"numReplicas\":100000000000}}}"))
+            default: commands.append(RedisCommand("XADD", keys.requests, "*", "schemaVersion", "1", "request", "{}"))
+            }
+        }
+        _ = try await client.pipeline(commands)
+        let agent = try node()
+        let leader = try controller("c1")
+        defer { leader.kill(); agent.kill(SIGTERM) }
+        #expect(try await request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1),
+                                                 replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1))),
+                                  goal: "g-after") == GoalOutcome(goal: "g-after"))
+        #expect(try await outcome(of: "bad-0").failure?.contains("missing field \"schemaVersion\"") == true)
+        #expect(try await outcome(of: "bad-1").failure?.contains("config.numReplicas: must be between 0 and 10000, got 100000000000") == true)
+        #expect(try await outcome(of: "bad-118").failure != nil)
+    }
+
     @Test func anUnreadableCheckpointIsRefusedAndLeftAsItWas() async throws {
         try await client.send("SET", keys.checkpoint, "{\"schemaVersion\":99}")
         var started: SwerveProcess?

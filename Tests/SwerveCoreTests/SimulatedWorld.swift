@@ -15,6 +15,7 @@ struct SimulatedWorld {
     var holdReadiness = false
     var holdDrains = false
     var pendingRequests: [Request] = []
+    var pendingRefusals: [RefusedRequest] = []
     var nextRequest: UInt64 = 1
     var seed: UInt64 = 1
     var outcomes: [GoalID: GoalOutcome] = [:]
@@ -36,9 +37,18 @@ struct SimulatedWorld {
         return goal
     }
 
+    /// Queues an entry the controller refuses (unreadable or quarantined); returns its id.
+    @discardableResult
+    mutating func refuse(goal: GoalID?, reason: String) -> RequestID {
+        let id = RequestID(milliseconds: 1, sequence: nextRequest)
+        pendingRefusals.append(RefusedRequest(id: id, goal: goal, reason: reason))
+        nextRequest += 1
+        return id
+    }
+
     mutating func observe() -> Observations {
-        defer { pendingRequests = []; seed &+= 1 }
-        return Observations(now: now, requests: pendingRequests, nodes: nodes, replicas: replicas, randomSeed: seed)
+        defer { pendingRequests = []; pendingRefusals = []; seed &+= 1 }
+        return Observations(now: now, requests: pendingRequests, refusedRequests: pendingRefusals, nodes: nodes, replicas: replicas, randomSeed: seed)
     }
 
     /// Carries out a step's actions, checking the protocol's ordering rules as it goes.
