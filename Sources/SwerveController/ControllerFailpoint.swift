@@ -9,6 +9,9 @@ public enum ControllerFailpoint: String, CaseIterable, Sendable {
     case afterAssign = "controller.after-assign"
     /// After the checkpoint that records a newly applied request, before anything else.
     case afterRequest = "controller.after-request"
+    /// After a step recorded its request attempt, before it applies a request; give the goal
+    /// after a colon to fire only for that request (`controller.applying-request:g-1=crash`).
+    case applyingRequest = "controller.applying-request"
     /// After everything a step does but announcing its goal outcomes.
     case beforeGoalOutcomes = "controller.before-goal-outcomes"
 

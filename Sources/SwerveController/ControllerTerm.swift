@@ -93,7 +93,8 @@ struct ControllerTerm {
         // Exclusive start after the last applied request ("(<id>"), or the stream's beginning.
         let start = state.lastAppliedRequest.map { "(" + $0.description } ?? "-"
         let placed = state.replicaTags(placedIn: [.starting, .running, .shouldStop, .stopping])
-        var first = [RedisCommand("XRANGE", keys.requests, start, "+", "COUNT", 100), RedisCommand("ZRANGE", keys.nodes, 0, -1)]
+        var first = [RedisCommand("XRANGE", keys.requests, start, "+", "COUNT", 100), RedisCommand("ZRANGE", keys.nodes, 0, -1),
+                     RedisCommand("GET", keys.requestAttempt)]
         if !placed.isEmpty {
             first.append(RedisCommand("MGET", arguments: placed.flatMap { [keys.ready($0), keys.drained($0), keys.exit($0)] }))
         }
@@ -115,7 +116,7 @@ struct ControllerTerm {
         }
         var replicas: [String: ReplicaObservation] = [:]
         let now = ContinuousClock.now
-        if placed.count > 0, let values = replies[2].array {
+        if placed.count > 0, let values = replies[3].array {
             for (index, tag) in placed.enumerated() {
                 var observation = ReplicaObservation()
                 if let bytes = values[index * 3].bytes, let ready = try? DocumentCodec.decode(ReadyRecord.self, from: bytes, source: keys.ready(tag)) {
@@ -142,8 +143,42 @@ struct ControllerTerm {
                 refused.append(RefusedRequest(id: id, goal: unreadable.goal, reason: "request \(entry.id) cannot be read: \(unreadable.error.message)"))
             }
         }
-        return Observations(now: wallClockNow(), requests: requests, refusedRequests: refused,
+        let admitted = try await admit(requests, refused: refused, record: replies[2])
+        return Observations(now: wallClockNow(), requests: admitted.requests, refusedRequests: admitted.refused,
                             nodes: nodes, replicas: replicas, randomSeed: randomSeed)
+    }
+
+    /// Decides which requests this step applies (see ``RequestAdmission``) and records the
+    /// attempt, fenced, before any is applied: a leader that crashes while applying a request
+    /// leaves the record behind, and after ``RequestAdmission/maxAttempts`` such attempts the
+    /// request is quarantined instead of crashing every leader in turn.
+    private func admit(_ requests: [Request], refused: [RefusedRequest], record reply: RedisReply) async throws -> RequestAdmission.Decision {
+        guard !requests.isEmpty else { return RequestAdmission.admit(requests: [], refused: refused, record: nil) }
+        var record: RequestAttempt?
+        if let bytes = reply.bytes {
+            do {
+                record = try DocumentCodec.decode(RequestAttemptDocument.self, from: bytes, source: keys.requestAttempt).attempt
+            } catch {
+                // Unreadable (a newer version?): be careful, as after a failed attempt.
+                logger.warning("applying requests one at a time: \(error.message)")
+                record = RequestAttempt(first: requests[0].id, last: requests[requests.count - 1].id, attempts: 0)
+            }
+        }
+        let decision = RequestAdmission.admit(requests: requests, refused: refused, record: record)
+        if let attempt = decision.record {
+            if attempt.attempts > 1 {
+                logger.warning("applying a request again after an attempt that did not finish", metadata: [
+                    "request": "\(attempt.first)", "attempt": "\(attempt.attempts)", "of": "\(RequestAdmission.maxAttempts)"])
+            }
+            try await scope.write(.recordRequestAttempt(attempt, keys: keys))
+        }
+        for quarantined in decision.refused where quarantined.reason.hasPrefix("quarantined") {
+            logger.error("quarantining a request", metadata: ["request": "\(quarantined.id)", "goal": "\(quarantined.goal ?? "none")"])
+        }
+        if !failpoints.plan.isEmpty {
+            for request in decision.requests { try failpoints.hit(ControllerFailpoint.applyingRequest.rawValue, subject: request.goal) }
+        }
+        return decision
     }
 
     /// Carries out a step's actions, in order, as fenced scripts in one round trip (see

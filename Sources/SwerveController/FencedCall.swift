@@ -42,12 +42,18 @@ extension FencedCall {
         return 1
         """)
 
+    /// The batch of requests a step is about to apply (see `RequestAdmission`).
+    static func recordRequestAttempt(_ attempt: RequestAttempt, keys: ClusterKeys) -> FencedCall {
+        FencedCall(writeStatusScript, name: "recordRequestAttempt", keys: [keys.requestAttempt],
+                   arguments: [DocumentCodec.encode(RequestAttemptDocument(attempt))])
+    }
+
     /// Every backend's status.
     static func writeStatus(_ status: [String: BackendStatus], keys: ClusterKeys) -> FencedCall {
         FencedCall(writeStatusScript, name: "writeStatus", keys: [keys.status], arguments: [DocumentCodec.encode(StatusDocument(backends: status))])
     }
 
-    /// KEYS: lease, status.  ARGV: value, status.
+    /// KEYS: lease, a key.  ARGV: value, its new value (the status, the request attempt).
     private static let writeStatusScript = FencedScript(body: """
         redis.call('SET', KEYS[2], ARGV[2])
         return 1

@@ -72,6 +72,9 @@ public struct ClusterKeys: Sendable, Hashable {
 
     /// STREAM of client requests: fields `goal` (id) and `request` (a `Request.Operation`, JSON).
     public var requests: String { prefix + "requests" }
+    /// STRING, a ``RequestAttemptDocument``: the batch of requests the leader is applying and
+    /// how often its first was attempted; written (fenced) before the step that applies them.
+    public var requestAttempt: String { prefix + "request-attempt" }
     /// STRING, the checkpoint (`SwerveCore.Checkpoint`), written by the leader (fenced).
     public var checkpoint: String { prefix + "checkpoint" }
     /// STRING, a `GoalOutcome`, written when the goal completes or fails; kept a day.

@@ -27,3 +27,23 @@ public struct StatusDocument: ProtocolDocument {
 
     public init(backends: [String: BackendStatus]) { self.backends = backends }
 }
+
+/// `swerve:{C}:request-attempt`: the requests the leader is about to apply and how often their
+/// first was attempted (see `SwerveCore.RequestAdmission`). Written by the leader (fenced)
+/// before a step that applies requests; a leader that cannot read it applies requests one at a
+/// time, as after a failed attempt.
+public struct RequestAttemptDocument: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var first: RequestID
+    public var last: RequestID
+    public var attempts: Int
+
+    public init(_ attempt: RequestAttempt) {
+        first = attempt.first
+        last = attempt.last
+        attempts = attempt.attempts
+    }
+
+    public var attempt: RequestAttempt { RequestAttempt(first: first, last: last, attempts: attempts) }
+}

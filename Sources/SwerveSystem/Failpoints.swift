@@ -56,8 +56,10 @@ public final class Failpoints: Sendable {
                 throw FailpointError(.invalidPlan, "\(environmentVariable): '\(trimmed)' is not name=action[@hit]")
             }
             let name = parts[0]
-            guard known.contains(name) else {
-                throw FailpointError(.invalidPlan, "\(environmentVariable): unknown failpoint '\(name)'; known: \(known.joined(separator: ", "))")
+            // `name:subject` arms the point for one subject only (see `hit(_:subject:)`).
+            let point = String(name.split(separator: ":", maxSplits: 1).first ?? "")
+            guard known.contains(point) else {
+                throw FailpointError(.invalidPlan, "\(environmentVariable): unknown failpoint '\(point)'; known: \(known.joined(separator: ", "))")
             }
             let actionAndHit = parts[1].split(separator: "@", maxSplits: 1).map(String.init)
             guard let action = Action(rawValue: actionAndHit[0]) else {
@@ -81,6 +83,12 @@ public final class Failpoints: Sendable {
     public func isArmed(_ name: String) -> Bool {
         guard let trigger = plan[name] else { return false }
         return hits.withLock { $0[name, default: 0] } < trigger.onHit
+    }
+
+    /// The point was reached for `subject` (a goal, a replica): fires as ``hit(_:)`` does when
+    /// the plan arms `name:subject` or `name` itself.
+    public func hit(_ name: String, subject: String) throws {
+        if plan["\(name):\(subject)"] != nil { try hit("\(name):\(subject)") } else { try hit(name) }
     }
 
     /// The point was reached: counts the hit, and fires when it is the armed one — SIGKILLs the

@@ -124,3 +124,33 @@ extension ControllerProcesses {
         #expect(statusWhenAnnounced?.kind == .healthy && statusWhenAnnounced?.running == 1, "\(String(describing: statusWhenAnnounced))")
     }
 }
+
+extension ControllerProcesses {
+    /// A request that crashes every leader that applies it: each leader records its attempt
+    /// first, so after three the next quarantines it (its goal says so) and the stream moves on;
+    /// the requests around it are applied, each once.
+    @Test func aRequestThatCrashesEveryLeaderIsQuarantinedAfterThreeAttempts() async throws {
+        let echo = ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1))
+        try await append(.createBackend(tag: "before", config: BackendConfig(numReplicas: 0), replicaConfig: echo), goal: "g-before")
+        try await append(.createBackend(tag: "poison", config: BackendConfig(numReplicas: 0), replicaConfig: echo), goal: "g-poison")
+        try await append(.createBackend(tag: "after", config: BackendConfig(numReplicas: 0), replicaConfig: echo), goal: "g-after")
+        let environment = ["SWERVE_LEASE_TTL_MS": "400", Failpoints.environmentVariable: "controller.applying-request:g-poison=crash"]
+        let controllers = try (1...5).map { try controller("c\($0)", environment: environment) }
+        defer { for process in controllers { process.kill() } }
+
+        let poisoned = try await outcome(of: "g-poison")
+        #expect(poisoned.failure?.hasPrefix("quarantined after 3 attempts: leaders crashed or failed while applying request") == true, "\(poisoned)")
+        #expect(try await outcome(of: "g-before").failure == nil)
+        #expect(try await outcome(of: "g-after").failure == nil)
+        var crashed = 0
+        for process in controllers {
+            process.kill(SIGKILL)
+            let (_, stderr) = await process.exit()
+            if stderr.contains("failpoint controller.applying-request:g-poison fired (crash") { crashed += 1 }
+        }
+        #expect(crashed == 4, "the batch's first attempt and three alone")
+        let status = try await client.send("GET", keys.status).string ?? ""
+        #expect(status.contains("\"before\"") && status.contains("\"after\"") && !status.contains("\"poison\""), "\(status)")
+        #expect(try await client.send("EXISTS", keys.requestAttempt) == .integer(1))
+    }
+}
