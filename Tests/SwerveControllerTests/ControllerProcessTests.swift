@@ -219,7 +219,7 @@ import Testing
         let length = try await client.send("XLEN", keys.requests)
         let invalid = try await cli(["apply", "--tag", "bad tag", "--replicas=-1", "--builtin", "nope"])
         #expect(invalid.status != 0)
-        #expect(invalid.errors.contains("config.numReplicas: must be ≥ 0, got -1"))
+        #expect(invalid.errors.contains("config.numReplicas: must be between 0 and 10000, got -1"))
         #expect(invalid.errors.contains("replicaConfig.builtin: unknown handler \"nope\""))
         #expect(try await client.send("XLEN", keys.requests) == length, "nothing was written")
 

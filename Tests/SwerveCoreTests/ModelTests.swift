@@ -8,7 +8,7 @@ import Testing
                                    maxSurge: .count(0), maxUnavailable: .percent(0))
         let fields = config.problems().map(\.field)
         #expect(fields == ["config.numReplicas", "config.maxConcurrentQueries", "config.gracefulShutdownTimeoutS", "config.routePrefix", "config.maxUnavailable"])
-        #expect(config.problems()[0].message == "must be ≥ 0, got -1")
+        #expect(config.problems()[0].message == "must be between 0 and 10000, got -1")
     }
 
     @Test func defaultsAreRayServesAndKubernetes() {

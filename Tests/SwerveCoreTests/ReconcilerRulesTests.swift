@@ -68,7 +68,7 @@ import Testing
         let goal = h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: -1, maxConcurrentQueries: 0), replicaConfig: echo()))
         h.step()
         let reason = try? #require(h.world.outcomes[goal]?.failure)
-        #expect(reason == "invalid request: config.numReplicas: must be ≥ 0, got -1; config.maxConcurrentQueries: must be ≥ 1, got 0")
+        #expect(reason == "invalid request: config.numReplicas: must be between 0 and 10000, got -1; config.maxConcurrentQueries: must be between 1 and 100000, got 0")
         #expect(h.state.backends == before)
     }
 
