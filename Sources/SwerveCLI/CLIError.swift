@@ -1,5 +1,7 @@
+import SwerveClient
 import SwerveCore
 import SwerveErrors
+import SwerveProtocol
 import SwerveRedis
 
 /// A one-line error for the user, printed by ArgumentParser as "Error: …" with exit code 1.
@@ -16,6 +18,10 @@ struct CLIError: Error, CustomStringConvertible {
             throw CLIError(error.message)
         } catch let error as CheckpointError {
             throw CLIError("cannot read the cluster's state: \(error.message)")
+        } catch let error as ClientError {
+            throw CLIError(error.message)
+        } catch let error as ProtocolError {
+            throw CLIError(error.message)
         }
     }
 }

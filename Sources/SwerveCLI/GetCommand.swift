@@ -144,6 +144,8 @@ struct ReplicaRow: ListedRow {
 struct NodeRow: ListedRow {
     var node: String
     var alive: Bool
+    /// Ready, NotReady, Cordoned or Draining.
+    var status: String
     var address: String?
     var pid: Int32?
     var cpu: Double?
@@ -154,6 +156,7 @@ struct NodeRow: ListedRow {
     init(_ listing: NodeListing, state: BackendState) {
         node = listing.id
         alive = listing.record != nil
+        status = listing.state
         address = listing.record?.address
         pid = listing.record?.pid
         cpu = listing.record?.resources.cpu
@@ -168,7 +171,7 @@ struct NodeRow: ListedRow {
     }
 
     func cells(wide: Bool) -> [String] {
-        [node, alive ? "Ready" : "NotReady", "\(replicas)", "\(cpuAssigned)/\(cpu.map { "\($0)" } ?? "?")", age(sinceMilliseconds: startedAt)]
+        [node, status, "\(replicas)", "\(cpuAssigned)/\(cpu.map { "\($0)" } ?? "?")", age(sinceMilliseconds: startedAt)]
             + (wide ? [address ?? "-", pid.map(String.init) ?? "-"] : [])
     }
 }

@@ -5,13 +5,34 @@ import SwerveCore
 import SwerveNode
 import SwerveProtocol
 
-/// `swerve node`: the agent that runs this host's replicas.
+/// `swerve node`: runs the node agent (the default), or cordons, uncordons and drains nodes.
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
+        abstract: "Run this host's node agent, or cordon, uncordon and drain nodes.",
+        discussion: """
+            Examples:
+              swerve node --id node-a --cpu 4        # run the agent (same as: swerve node run …)
+              swerve node cordon node-a              # no new replicas on node-a
+              swerve node drain node-a --wait        # move node-a's replicas away, gracefully
+              swerve node uncordon node-a            # place replicas there again
+            """,
+        subcommands: [NodeAgentCommand.self, NodeCordonCommand.self, NodeUncordonCommand.self, NodeDrainCommand.self],
+        defaultSubcommand: NodeAgentCommand.self
+    )
+}
+
+/// `swerve node [run]`: the agent that runs this host's replicas.
+struct NodeAgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run this host's node agent: register its resources and run the workers the leader assigns to it.",
         discussion: """
-            Stops on SIGTERM after its workers drained (or --shutdown-timeout passed).
+            SIGTERM or SIGINT drains the node: the leader places nothing more here, starts
+            replacements elsewhere, takes this node's replicas out of routing and drains them;
+            the agent exits once they are gone (or --shutdown-timeout passed). With no leader to
+            do it, the agent asks its workers to drain themselves. An agent refuses to start with
+            the id of one that is still running.
 
             Example:
               swerve node --id node-a --address 10.0.0.5 --cpu 4 --memory 8GiB --resource gpu=1
@@ -45,7 +66,7 @@ struct NodeCommand: AsyncParsableCommand {
     @Option(name: .customLong("resource"), help: ArgumentHelp("A custom resource offered to replicas, NAME=AMOUNT (repeatable).", valueName: "name=amount"))
     var resources: [String] = []
 
-    @Option(help: "Seconds after SIGTERM before still-running workers are killed.")
+    @Option(help: "Seconds after SIGTERM/SIGINT before workers that have not drained are killed.")
     var shutdownTimeout: Double = 30
 
     @Option(help: ArgumentHelp("The program started for each replica, with its arguments (default: this swerve, worker).", valueName: "command"))
@@ -85,9 +106,9 @@ struct NodeCommand: AsyncParsableCommand {
         guard let memory else { return Int64(ProcessInfo.processInfo.physicalMemory) }
         let units: [(String, Int64)] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("B", 1), ("", 1)]
         for (unit, factor) in units where memory.hasSuffix(unit) {
-            if let value = Double(memory.dropLast(unit.count)), value >= 0 { return Int64(value * Double(factor)) }
+            if let value = Double(memory.dropLast(unit.count)), value >= 0, value * Double(factor) < 0x1p62 { return Int64(value * Double(factor)) }
         }
-        throw ArgumentParser.ValidationError("--memory: \"\(memory)\" is not an amount such as 1073741824, 512MiB or 8GiB")
+        throw ArgumentParser.ValidationError("--memory: \"\(memory)\" is not an amount such as 1073741824, 512MiB or 8GiB (below 4 EiB)")
     }
 
     private func customResources() throws -> [String: Double] {

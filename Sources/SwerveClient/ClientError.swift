@@ -11,3 +11,8 @@ extension ErrorCode where Domain == ClientErrorDomain {
     /// request stays queued.
     public static let noLeader = Self("noLeader")
 }
+
+extension ErrorCode where Domain == ClientErrorDomain {
+    /// A node id that cannot be one (what `swerve node --id` accepts).
+    public static let invalidNode = Self("invalidNode")
+}

@@ -9,6 +9,16 @@ public struct NodeListing: Sendable, Hashable, Codable {
     public var id: String
     /// nil once the record expired (the agent stopped or lost Redis).
     public var record: NodeRecord?
+    /// Set while an operator has cordoned or drained the node.
+    public var cordon: NodeCordonDocument.Mode?
+
+    /// `Ready`, `NotReady` (no heartbeat), `Cordoned` (no new replicas), `Draining` (its
+    /// replicas are moving away: an operator's drain or its agent shutting down).
+    public var state: String {
+        guard let record else { return cordon == nil ? "NotReady" : "NotReady,\(cordon == .drain ? "Draining" : "Cordoned")" }
+        if record.draining == true || cordon == .drain { return "Draining" }
+        return cordon == .cordon ? "Cordoned" : "Ready"
+    }
 }
 
 /// Reads for the `swerve get`, `describe` and `events` commands. Each reads what the leader
@@ -39,12 +49,25 @@ extension ClusterClient {
 
     /// Every node that registered, with its record while it is alive.
     public func nodes() async throws -> [NodeListing] {
-        let ids = try await client.send("ZRANGE", keys.nodes, 0, -1).array?.compactMap(\.string) ?? []
+        let replies = try await client.pipeline([RedisCommand("ZRANGE", keys.nodes, 0, -1), RedisCommand("HGETALL", keys.cordons)])
+        let ids = replies[0].array?.compactMap(\.string) ?? []
+        let cordons = try cordons(replies[1])
         guard !ids.isEmpty else { return [] }
         let records = try await client.send(RedisCommand("MGET", arguments: ids.map(keys.node))).array ?? []
         return zip(ids, records).map { id, reply in
-            NodeListing(id: id, record: reply.bytes.flatMap { try? DocumentCodec.decode(NodeRecord.self, from: $0, source: keys.node(id)) })
+            NodeListing(id: id, record: reply.bytes.flatMap { try? DocumentCodec.decode(NodeRecord.self, from: $0, source: keys.node(id)) },
+                        cordon: cordons[id])
         }
+    }
+
+    private func cordons(_ reply: RedisReply) throws -> [String: NodeCordonDocument.Mode] {
+        var cordons: [String: NodeCordonDocument.Mode] = [:]
+        let fields = reply.array ?? []
+        for index in stride(from: 0, to: fields.count - 1, by: 2) {
+            guard let node = fields[index].string, let bytes = fields[index + 1].bytes else { continue }
+            cordons[node] = try DocumentCodec.decode(NodeCordonDocument.self, from: bytes, source: "\(keys.cordons) field \(node)").mode
+        }
+        return cordons
     }
 
     /// The last `count` events, oldest first.

@@ -94,7 +94,7 @@ struct ControllerTerm {
         let start = state.lastAppliedRequest.map { "(" + $0.description } ?? "-"
         let placed = state.replicaTags(placedIn: [.starting, .running, .shouldStop, .stopping])
         var first = [RedisCommand("XRANGE", keys.requests, start, "+", "COUNT", 100), RedisCommand("ZRANGE", keys.nodes, 0, -1),
-                     RedisCommand("GET", keys.requestAttempt)]
+                     RedisCommand("GET", keys.requestAttempt), RedisCommand("HGETALL", keys.cordons)]
         if !placed.isEmpty {
             first.append(RedisCommand("MGET", arguments: placed.flatMap { [keys.ready($0), keys.drained($0), keys.exit($0)] }))
         }
@@ -103,12 +103,14 @@ struct ControllerTerm {
             if let message = reply.errorMessage { throw RedisError(.server, "Redis refused \(command.name) while observing: \(message)") }
         }
         let nodeIDs = replies[1].array?.compactMap(\.string) ?? []
+        let cordons = nodeCordons(replies[3])
         var nodes: [String: NodeInfo] = [:]
         if !nodeIDs.isEmpty {
             let records = try await client.send(RedisCommand("MGET", arguments: nodeIDs.map(keys.node))).array ?? []
             for (id, reply) in zip(nodeIDs, records) {
                 if let bytes = reply.bytes, let record = try? DocumentCodec.decode(NodeRecord.self, from: bytes, source: keys.node(id)) {
-                    nodes[id] = NodeInfo(id: id, total: record.resources, alive: true)
+                    nodes[id] = NodeInfo(id: id, total: record.resources, alive: true, schedulable: cordons[id] == nil,
+                                         draining: record.draining == true || cordons[id] == .drain)
                 } else {
                     nodes[id] = NodeInfo(id: id, total: .zero, alive: false)
                 }
@@ -116,7 +118,7 @@ struct ControllerTerm {
         }
         var replicas: [String: ReplicaObservation] = [:]
         let now = ContinuousClock.now
-        if placed.count > 0, let values = replies[3].array {
+        if placed.count > 0, let values = replies[4].array {
             for (index, tag) in placed.enumerated() {
                 var observation = ReplicaObservation()
                 if let bytes = values[index * 3].bytes, let ready = try? DocumentCodec.decode(ReadyRecord.self, from: bytes, source: keys.ready(tag)) {
@@ -146,6 +148,18 @@ struct ControllerTerm {
         let admitted = try await admit(requests, refused: refused, record: replies[2])
         return Observations(now: wallClockNow(), requests: admitted.requests, refusedRequests: admitted.refused,
                             nodes: nodes, replicas: replicas, randomSeed: randomSeed)
+    }
+
+    /// The cordons operators set, by node. One that cannot be read counts as a cordon (no new
+    /// replicas), never as a drain: an unreadable value must not move replicas.
+    private func nodeCordons(_ reply: RedisReply) -> [String: NodeCordonDocument.Mode] {
+        var cordons: [String: NodeCordonDocument.Mode] = [:]
+        let fields = reply.array ?? []
+        for index in stride(from: 0, to: fields.count - 1, by: 2) {
+            guard let node = fields[index].string, let bytes = fields[index + 1].bytes else { continue }
+            cordons[node] = (try? DocumentCodec.decode(NodeCordonDocument.self, from: bytes, source: "\(keys.cordons) field \(node)"))?.mode ?? .cordon
+        }
+        return cordons
     }
 
     /// Decides which requests this step applies (see ``RequestAdmission``) and records the

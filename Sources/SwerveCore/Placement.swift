@@ -1,6 +1,7 @@
 /// Placing SHOULD_START replicas on nodes.
 extension ReconcileStep {
-    /// Places every pending replica where its resources fit, spreading each backend's replicas
+    /// Places every pending replica where its resources fit (on live nodes neither cordoned nor
+    /// draining), spreading each backend's replicas
     /// across nodes (fewest of that backend first, then most free CPU, then node id). A replica
     /// that fits nowhere stays pending with a reason naming what is missing; it never fails
     /// its backend.
@@ -60,7 +61,7 @@ extension ReconcileStep {
     /// each backend's resources are subtracted once per node.
     private func freeResources() -> [String: Resources] {
         var free: [String: Resources] = [:]
-        for (id, node) in observations.nodes where node.alive { free[id] = node.total }
+        for (id, node) in observations.nodes where node.acceptsReplicas { free[id] = node.total }
         var perNode: [String: Int] = [:]
         for b in state.backends.indices {
             perNode.removeAll(keepingCapacity: true)

@@ -25,15 +25,15 @@ extension ReconcileStep {
         var anyOutdated = false
         for r in state.backends[b].replicas.indices where state.backends[b].replicas[r].state.isAlive {
             aliveCount += 1
-            if state.backends[b].replicas[r].version != state.backends[b].version { anyOutdated = true }
+            if isOutdated(state.backends[b].replicas[r], of: state.backends[b]) { anyOutdated = true }
         }
         if !anyOutdated && aliveCount == target { return }
 
         let backend = state.backends[b]
         let canAdd = backend.failure == nil
         let alive = backend.replicas.indices.filter { backend.replicas[$0].state.isAlive }
-        let current = alive.filter { backend.replicas[$0].version == backend.version }
-        let outdated = alive.filter { backend.replicas[$0].version != backend.version }
+        let current = alive.filter { !isOutdated(backend.replicas[$0], of: backend) }
+        let outdated = alive.filter { isOutdated(backend.replicas[$0], of: backend) }
 
         if outdated.isEmpty {
             if current.count > target {
@@ -49,7 +49,8 @@ extension ReconcileStep {
         let (surge, unavailable) = backend.config.rollingBudget(target: target)
         // Outdated replicas that are not running serve nothing: replace them at once.
         for r in outdated where backend.replicas[r].state != .running {
-            chooseToStop(backendAt: b, replicaAt: r, reason: "outdated version")
+            chooseToStop(backendAt: b, replicaAt: r,
+                         reason: backend.replicas[r].version == backend.version ? "node \(backend.replicas[r].node ?? "?") is draining" : "outdated version")
             aliveCount -= 1
         }
         // More current replicas than the target (the target went down mid-update).
@@ -67,12 +68,22 @@ extension ReconcileStep {
         let outdatedRunning = outdated.filter { backend.replicas[$0].state == .running }
         let stoppable = max(0, min(outdatedRunning.count, running - max(0, target - unavailable)))
         for r in outdatedRunning.prefix(stoppable) {
-            chooseToStop(backendAt: b, replicaAt: r, reason: "replaced by version \(backend.version)")
+            let onDrainingNode = backend.replicas[r].version == backend.version
+            chooseToStop(backendAt: b, replicaAt: r,
+                         reason: onDrainingNode ? "node \(backend.replicas[r].node ?? "?") is draining" : "replaced by version \(backend.version)")
         }
         aliveCount -= stoppable
         // Start current replicas as far as the surge allows.
         let toAdd = min(target - currentCount, target + surge - aliveCount)
         if toAdd > 0 { addReplicas(toAdd, backendAt: b) }
+    }
+
+    /// A replica to replace: of an older version, or on a draining node (a node drain is a
+    /// rolling update that moves replicas instead of changing them).
+    private func isOutdated(_ replica: ReplicaRecord, of backend: BackendRecord) -> Bool {
+        if replica.version != backend.version { return true }
+        guard !drainingNodes.isEmpty, let node = replica.node else { return false }
+        return drainingNodes.contains(node)
     }
 
     /// The seed's order — SHOULD_START, then STARTING, then RUNNING — newest first within each.

@@ -63,12 +63,17 @@ struct ReconcileStep {
     var pushes: [Action] = []
     var forgets: [Action] = []
     var goalOutcomes: [GoalOutcome] = []
+    /// Live nodes being drained: their replicas are replaced elsewhere (usually none).
+    let drainingNodes: Set<String>
 
     init(state: BackendState, observations: Observations, settings: ReconcilerSettings) {
         self.state = state
         self.observations = observations
         self.settings = settings
         self.random = SeededRandom(seed: observations.randomSeed)
+        var draining: Set<String> = []
+        for (id, node) in observations.nodes where node.alive && node.draining { draining.insert(id) }
+        self.drainingNodes = draining
     }
 
     var now: Timestamp { observations.now }

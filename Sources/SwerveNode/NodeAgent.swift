@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 public import Logging
 import SwerveCore
-import SwerveErrors
+public import SwerveErrors
 import SwerveProtocol
 import SwerveRedis
 import SwerveSystem
@@ -11,8 +11,11 @@ import SwerveSystem
 /// assignments name, kills those it must, records every exit, and restarts nothing by itself.
 /// See `docs/PROTOCOL.md` for the keys it reads and writes.
 ///
-/// On SIGTERM it deregisters (the leader moves its replicas elsewhere), asks its workers to
-/// drain (SIGTERM), kills whatever still runs after `shutdownTimeout`, and returns.
+/// On SIGTERM or SIGINT it drains the node: its record says `draining`, so the leader places
+/// nothing more here, starts replacements elsewhere, takes these replicas out of routing and
+/// drains them; the agent returns once its workers exited (killing whatever still runs after
+/// `shutdownTimeout`), and deregisters. A second agent started with the id of a live one
+/// refuses to start (see ``NodeAgentError``).
 public enum NodeAgent {
     enum Event: Sendable {
         case tick
@@ -34,6 +37,7 @@ public enum NodeAgent {
         defer { termination.cancel() }
 
         var agent = NodeAgentRun(configuration: configuration, client: client, logger: logger)
+        try await agent.claimNodeID()
         try await agent.register()
         logger.info("registered", metadata: ["address": "\(configuration.address)", "cpu": "\(configuration.resources.cpu)"])
 
@@ -65,6 +69,17 @@ public enum NodeAgent {
     }
 }
 
+/// Why a node agent cannot run.
+public typealias NodeAgentError = DomainError<NodeAgentErrorDomain>
+
+/// The codes of ``NodeAgentError``.
+public enum NodeAgentErrorDomain {}
+
+extension ErrorCode where Domain == NodeAgentErrorDomain {
+    /// A live agent holds the node id.
+    public static let nodeIDTaken = Self("nodeIDTaken")
+}
+
 /// The agent's state between events.
 struct NodeAgentRun {
     let configuration: NodeConfiguration
@@ -83,50 +98,116 @@ struct NodeAgentRun {
     var shutdownDeadline: Timestamp?
     /// When this agent started (Unix ms): its record says so on every re-registration.
     let startedAt = wallClockNow()
+    /// Set once the agent asked its workers to drain themselves (no leader was there to).
+    var workersAskedToDrain = false
+    /// This process's claim on the node id.
+    let owner = NodeOwnerDocument(token: UUID().uuidString, host: ProcessInfo.processInfo.hostName, pid: getpid(), startedAt: wallClockNow())
 
     var keys: ClusterKeys { configuration.keys }
     var id: String { configuration.id }
 
+    /// Claims the node id (`SET NX` of the owner key). A claim left by an agent that died
+    /// expires within the node TTL, so this waits that long (a restart right after a crash
+    /// works); a claim that is still held after it belongs to a live agent.
+    /// - Throws: ``NodeAgentError`` `.nodeIDTaken`, naming the holder.
+    func claimNodeID() async throws {
+        let claim = DocumentCodec.encode(owner)
+        let patience = ContinuousClock.now + configuration.nodeTTL + .seconds(1)
+        var waited = false
+        while true {
+            let reply = try await client.send(RedisCommand("SET", keys.nodeOwner(id), claim, "NX", "PX", configuration.nodeTTL.wholeMilliseconds))
+            if reply == .simpleString("OK") { return }
+            let holder = try await client.send("GET", keys.nodeOwner(id)).bytes
+                .flatMap { try? DocumentCodec.decode(NodeOwnerDocument.self, from: $0, source: keys.nodeOwner(id)) }
+            if ContinuousClock.now >= patience {
+                let who = holder.map { "the agent with pid \($0.pid) on host \($0.host), started at \($0.startedAt)" } ?? "another agent"
+                throw NodeAgentError(.nodeIDTaken, "node id \"\(id)\" is held by \(who) (\(keys.nodeOwner(id))); stop it first, or give this agent another --id")
+            }
+            if !waited {
+                logger.warning("node id held; waiting for the claim to expire in case its agent died", metadata: ["holder pid": "\(holder?.pid ?? 0)"])
+                waited = true
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// Renews the claim if it is still this agent's (a script, so it never extends another's).
+    private static let renewClaim = RedisScript("""
+        local current = redis.call('GET', KEYS[1])
+        if current == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        if current == false then return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 end
+        return 0
+        """)
+
+    /// Writes the node record (with the heartbeat TTL) and renews the claim on the id.
     func register() async throws(RedisError) {
-        let record = NodeRecord(id: id, address: configuration.address, resources: configuration.resources, pid: getpid(), startedAt: startedAt)
-        _ = try await client.pipeline([
+        let record = NodeRecord(id: id, address: configuration.address, resources: configuration.resources, pid: getpid(),
+                                startedAt: startedAt, draining: shutdownDeadline != nil)
+        let replies = try await client.pipeline([
+            Self.renewClaim.command(keys: [keys.nodeOwner(id)], arguments: [DocumentCodec.encode(owner), configuration.nodeTTL.wholeMilliseconds]),
             RedisCommand("SET", keys.node(id), DocumentCodec.encode(record), "PX", configuration.nodeTTL.wholeMilliseconds),
             RedisCommand("ZADD", keys.nodes, wallClockMilliseconds(), id),
-            RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .nodeJoined, subject: id))),
+            RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: shutdownDeadline != nil ? .nodeChanged : .nodeJoined, subject: id))),
         ])
+        if replies.first?.integer == 0 {
+            logger.critical("another agent claimed this node id while this one could not renew its claim; both run its workers until one stops",
+                            metadata: ["key": "\(keys.nodeOwner(id))"])
+        }
     }
 
     func deregister() async {
         _ = try? await client.pipeline([
             RedisCommand("DEL", keys.node(id)),
             RedisCommand("ZREM", keys.nodes, id),
+            Self.releaseClaim.command(keys: [keys.nodeOwner(id)], arguments: [DocumentCodec.encode(owner)]),
             RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .nodeLeft, subject: id))),
         ])
     }
+
+    /// Deletes the claim if it is still this agent's.
+    private static let releaseClaim = RedisScript("""
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        """)
 
     /// Handles one event; true when the agent is done.
     mutating func handle(_ event: NodeAgent.Event) async -> Bool {
         switch event {
         case .terminate:
             guard shutdownDeadline == nil else { return false }
-            logger.info("SIGTERM: deregistering and draining workers", metadata: ["workers": "\(running.count)"])
+            // The leader moves the replicas away and drains them; this agent waits for its
+            // workers to exit, and kills what still runs at the deadline.
+            logger.info("draining the node (SIGTERM/SIGINT)", metadata: ["workers": "\(running.count)"])
             shutdownDeadline = wallClockNow().adding(milliseconds: configuration.shutdownTimeout.wholeMilliseconds)
-            await deregister()
-            for worker in running.values { WorkerProcesses.signalGroup(worker.pid, SIGTERM) }
+            lastHeartbeat = .now
+            do { try await register() } catch { logger.warning("cannot mark the node draining", metadata: ["error": "\(error.message)"]) }
+            await drainWorkersIfNoLeader()
         case .notified:
             await readView(force: true)
         case .tick:
             let now = ContinuousClock.now
-            if shutdownDeadline == nil, now - lastHeartbeat >= configuration.nodeTTL / 3 {
+            if now - lastHeartbeat >= configuration.nodeTTL / 3 {
                 lastHeartbeat = now
                 try? await register()
             }
+            if shutdownDeadline != nil { await drainWorkersIfNoLeader() }
             if now - lastPoll >= configuration.pollInterval { await readView(force: false) }
         }
         await reapExits()
         if shutdownDeadline != nil && running.isEmpty { return true }
         await converge()
         return false
+    }
+
+    /// While the node drains and no controller leads (none runs, or all stopped first), nobody
+    /// will drain the workers: they are asked to drain themselves (SIGTERM), as a worker does
+    /// when its leader asks. Routers keep them until they stop answering.
+    mutating func drainWorkersIfNoLeader() async {
+        guard !workersAskedToDrain, !running.isEmpty else { return }
+        guard let reply = try? await client.send("EXISTS", keys.leader), reply.integer == 0 else { return }
+        logger.info("no controller leads: asking the workers to drain themselves", metadata: ["workers": "\(running.count)"])
+        for worker in running.values { WorkerProcesses.signalGroup(worker.pid, SIGTERM) }
+        workersAskedToDrain = true
     }
 
     /// Re-reads the assignments (when their version changed, or `force`) and the drain requests.

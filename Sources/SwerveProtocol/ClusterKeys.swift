@@ -26,6 +26,10 @@ public struct ClusterKeys: Sendable, Hashable {
 
     /// STRING, a ``NodeRecord``, with the node TTL: present while the node agent lives.
     public func node(_ id: String) -> String { prefix + "node:" + id }
+    /// STRING, a ``NodeOwnerDocument`` with the node TTL: which agent process runs node `id`.
+    public func nodeOwner(_ id: String) -> String { prefix + "node:" + id + ":owner" }
+    /// HASH node id → ``NodeCordonDocument``: nodes operators cordoned or drained.
+    public var cordons: String { prefix + "cordons" }
     /// ZSET of node ids, scored by last heartbeat (Unix ms): how the leader finds nodes.
     public var nodes: String { prefix + "nodes" }
     /// HASH replica tag → ``AssignmentDocument``: exactly the replicas the node must run.

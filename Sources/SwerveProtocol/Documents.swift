@@ -20,11 +20,58 @@ public struct NodeRecord: ProtocolDocument {
     public var pid: Int32
     /// When the agent started.
     public var startedAt: Timestamp
+    /// True while the agent shuts down (SIGTERM/SIGINT): the leader moves its replicas away
+    /// and drains them; absent in records of older agents (false).
+    public var draining: Bool?
 
-    public init(id: String, address: String, resources: Resources, pid: Int32, startedAt: Timestamp) {
+    public init(id: String, address: String, resources: Resources, pid: Int32, startedAt: Timestamp, draining: Bool = false) {
         self.id = id
         self.address = address
         self.resources = resources
+        self.pid = pid
+        self.startedAt = startedAt
+        self.draining = draining ? true : nil
+    }
+}
+
+/// A field of `swerve:{C}:cordons` (the field is the node id) — written by operators
+/// (`swerve node cordon|drain`), removed by `swerve node uncordon`. Outlives the node agent, as
+/// `kubectl cordon` outlives a kubelet restart.
+public struct NodeCordonDocument: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    public var mode: Mode
+    /// When it was set.
+    public var at: Timestamp
+
+    public enum Mode: String, Codable, Sendable, Hashable {
+        /// No new replicas; the node keeps the ones it has.
+        case cordon
+        /// No new replicas, and the ones it has are replaced elsewhere and drained.
+        case drain
+    }
+
+    public init(mode: Mode, at: Timestamp) {
+        self.mode = mode
+        self.at = at
+    }
+}
+
+/// `swerve:{C}:node:{ID}:owner` — `SET NX` by the node agent that runs node ID, with the node
+/// TTL, renewed with its heartbeat: a second agent started with the same id finds it held and
+/// refuses to start, naming the holder.
+public struct NodeOwnerDocument: ProtocolDocument {
+    public static let currentSchemaVersion = 1
+    public var schemaVersion = Self.currentSchemaVersion
+    /// Unique per agent process.
+    public var token: String
+    public var host: String
+    public var pid: Int32
+    public var startedAt: Timestamp
+
+    public init(token: String, host: String, pid: Int32, startedAt: Timestamp) {
+        self.token = token
+        self.host = host
         self.pid = pid
         self.startedAt = startedAt
     }
@@ -187,6 +234,8 @@ public struct WakeUp: ProtocolDocument {
 
     public enum Event: String, Codable, Sendable, Hashable {
         case ready, drained, exited, nodeJoined, nodeLeft
+        /// A node was cordoned, uncordoned or started draining.
+        case nodeChanged
         /// A client appended a request.
         case request
     }

@@ -95,6 +95,9 @@ public final class SwerveProcess: @unchecked Sendable {
 
     public func kill(_ signal: Int32 = SIGKILL) { Glibc.kill(process.processIdentifier, signal) }
 
+    /// The process id (setpriv execs `swerve`, so it is swerve's own).
+    public var pid: Int32 { process.processIdentifier }
+
     deinit { if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) } }
 }
 
