@@ -71,6 +71,12 @@ public final class LeaseElector: Sendable {
         case tick
         case leaderLeft
         case fencedWriteRefused
+        /// The acquire script answered (nil: someone else holds the lease) or failed.
+        case acquireAnswered(epoch: Int64?)
+        case acquireFailed
+        /// A renew of `epoch`'s lease answered or failed.
+        case renewAnswered(epoch: Int64, ok: Bool)
+        case renewFailed(epoch: Int64)
         /// The term's work returned (when not cancelled: by its own choice).
         case termEnded(epoch: Int64)
     }
@@ -138,6 +144,16 @@ public final class LeaseElector: Sendable {
                     actions = machine.fencedWriteRefused(now: .now)
                 case .termEnded(let epoch):
                     actions = machine.termEnded(epoch: epoch, now: .now)
+                // An answer counts only for the request the machine still waits on: one that
+                // comes after the machine stepped down (its deadline passed first) changes nothing.
+                case .acquireAnswered(let epoch):
+                    actions = machine.isAcquiring ? machine.acquireAnswered(epoch: epoch, now: .now) : []
+                case .acquireFailed:
+                    actions = machine.isAcquiring ? machine.requestFailed(now: .now) : []
+                case .renewAnswered(let epoch, let ok):
+                    actions = machine.isRenewing(epoch) ? machine.renewAnswered(ok: ok, now: .now) : []
+                case .renewFailed(let epoch):
+                    actions = machine.isRenewing(epoch) ? machine.requestFailed(now: .now) : []
                 }
                 while !actions.isEmpty {
                     var next: [LeaseStateMachine.Action] = []
@@ -159,25 +175,35 @@ public final class LeaseElector: Sendable {
                          whileLeading: @escaping @Sendable (LeadershipScope) async -> Void,
                          continuation: AsyncStream<Event>.Continuation) async -> [LeaseStateMachine.Action] {
         switch action {
+        // The lease scripts run beside the event loop, never in it: a call blocked on a Redis
+        // that stopped answering (a partition drops packets; the command timeout is seconds)
+        // must not hold back the ticks that end the term when its trust runs out.
         case .tryAcquire:
             let record = LeaderRecord(id: identity.id, epoch: 0, host: identity.host, pid: identity.pid, address: identity.address,
                                       since: wallClockNow())
-            do {
-                let reply = try await client.run(LeaseScripts.acquire, keys: [keys.lease, keys.epoch, keys.leader, keys.checkpointEpoch],
-                                                 arguments: [identity.id, timing.ttl.wholeMilliseconds, DocumentCodec.encode(record)])
-                return machine.acquireAnswered(epoch: reply.integer, now: .now)
-            } catch {
-                logger.warning("cannot try for the lease", metadata: ["error": "\(error.message)"])
-                return machine.requestFailed(now: .now)
+            Task { [client, keys, timing, logger] in
+                do {
+                    let reply = try await client.run(LeaseScripts.acquire, keys: [keys.lease, keys.epoch, keys.leader, keys.checkpointEpoch],
+                                                     arguments: [identity.id, timing.ttl.wholeMilliseconds, DocumentCodec.encode(record)])
+                    continuation.yield(.acquireAnswered(epoch: reply.integer))
+                } catch {
+                    logger.warning("cannot try for the lease", metadata: ["error": "\(error)"])
+                    continuation.yield(.acquireFailed)
+                }
             }
+            return []
         case .renew(let epoch):
-            do {
-                let reply = try await client.run(LeaseScripts.renew, keys: [keys.lease, keys.leader], arguments: [leaseValue(epoch), timing.ttl.wholeMilliseconds])
-                return machine.renewAnswered(ok: reply.integer == 1, now: .now)
-            } catch {
-                logger.warning("cannot renew the lease", metadata: ["error": "\(error.message)", "epoch": "\(epoch)"])
-                return machine.requestFailed(now: .now)
+            let value = leaseValue(epoch)
+            Task { [client, keys, timing, logger] in
+                do {
+                    let reply = try await client.run(LeaseScripts.renew, keys: [keys.lease, keys.leader], arguments: [value, timing.ttl.wholeMilliseconds])
+                    continuation.yield(.renewAnswered(epoch: epoch, ok: reply.integer == 1))
+                } catch {
+                    logger.warning("cannot renew the lease", metadata: ["error": "\(error)", "epoch": "\(epoch)"])
+                    continuation.yield(.renewFailed(epoch: epoch))
+                }
             }
+            return []
         case .becameLeader(let epoch):
             logger.info("leading", metadata: ["epoch": "\(epoch)"])
             metrics.leading(epoch: epoch)
@@ -196,10 +222,11 @@ public final class LeaseElector: Sendable {
             return []
         case .steppedDown(let epoch, let reason):
             logger.warning("stepped down", metadata: ["epoch": "\(epoch)", "reason": "\(reason)"])
+            metrics.following()
             term?.cancel()
+            // Its writes are fenced; waiting keeps one term at a time in this process.
             _ = await term?.value
             term = nil
-            metrics.following()
             return []
         case .release(let epoch):
             let message = DocumentCodec.encode(LeaderEvent(event: .left, id: identity.id, epoch: epoch))

@@ -78,6 +78,18 @@ struct LeaseStateMachine: Sendable {
         }
     }
 
+    /// An acquire script is in flight.
+    var isAcquiring: Bool {
+        if case .acquiring = state { return true }
+        return false
+    }
+
+    /// A renew of `epoch`'s lease is in flight.
+    func isRenewing(_ epoch: Int64) -> Bool {
+        if case .renewing(let renewing, _, _) = state { return renewing == epoch }
+        return false
+    }
+
     /// The clock moved; returns what is due.
     mutating func timePassed(now: ContinuousClock.Instant) -> [Action] {
         switch state {

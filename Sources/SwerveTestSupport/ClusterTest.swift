@@ -88,6 +88,16 @@ extension ClusterTest {
         }
     }
 
+    /// Waits until every node in `ids` has registered (its record exists): a test that spreads
+    /// replicas over several nodes must not create them while one is still starting.
+    public func awaitRegistered(_ ids: String...) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while try await client.send(RedisCommand("EXISTS", arguments: ids.map(keys.node))).integer != Int64(ids.count) {
+            guard ContinuousClock.now < deadline else { throw TestFailure("nodes \(ids) did not all register") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
     /// The current leader's id, if any controller leads.
     public func leaderID() async throws -> String? {
         guard let bytes = try await client.send("GET", keys.leader).bytes else { return nil }

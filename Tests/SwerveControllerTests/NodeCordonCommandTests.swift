@@ -19,6 +19,7 @@ extension ControllerProcesses {
         let second = try node("n2", cpu: 8)
         defer { leader.kill(); first.kill(SIGTERM); second.kill(SIGTERM) }
         let echo = ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1))
+        try await awaitRegistered("n1", "n2")
         #expect(try await request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 2, gracefulShutdownWaitLoopS: 0.1), replicaConfig: echo),
                                   goal: "g-1") == GoalOutcome(goal: "g-1"))
         #expect(try await placements() == ["n1", "n2"])

@@ -26,6 +26,7 @@ extension RouterProcesses {
         let leaving = try node("n2", cpu: 4)
         let front = try await router()
         defer { leader.kill(); staying.kill(SIGTERM); leaving.kill(SIGKILL); front.process.kill() }
+        try await awaitRegistered("n1", "n2")
         #expect(try await request(slowBackend(replicas: 2), goal: "g-1") == GoalOutcome(goal: "g-1"))
         #expect(try await nodesOfRoutedReplicas() == ["n1", "n2"], "one replica on each node")
         try await awaitRouted(front, backend: "api", count: 2)
