@@ -195,6 +195,7 @@ final class ProxyHandler: ChannelInboundHandler {
                 self.attach(exchange, upstream)
                 self.run(exchange.machine.connected(pooled: false), for: exchange)
             case .failure:
+                self.state.eject(choice.tag, backend: exchange.backend)
                 self.run(exchange.machine.connectFailed(), for: exchange)
             }
         }

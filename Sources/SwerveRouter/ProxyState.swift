@@ -91,6 +91,20 @@ final class ProxyState: Sendable {
         for backend in table.backends.values { releaseWaiters(of: backend) }
     }
 
+    /// Takes a replica that refused a connection out of this router's table until the next
+    /// snapshot (passive health, like Envoy's outlier detection): other requests stop trying it
+    /// at once instead of each paying for a refused connect. True when it was ejected.
+    @discardableResult
+    func eject(_ tag: String, backend: String) -> Bool {
+        let ejected = tableBox.withLock { box -> Bool in
+            guard let table = box.table.ejecting(tag, from: backend) else { return false }
+            box = TableBox(table: table)
+            return true
+        }
+        if ejected { metrics.ejected(backend: backend) }
+        return ejected
+    }
+
     // MARK: Balancing
 
     func nextRequestID() -> UInt64 { ids.add(1, ordering: .relaxed).newValue }

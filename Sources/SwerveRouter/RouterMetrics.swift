@@ -67,6 +67,10 @@ final class RouterMetrics: Sendable {
         counter("swerve_router_retries_total", [("backend", backend)]).increment()
     }
 
+    func ejected(backend: String) {
+        counter("swerve_router_ejections_total", [("backend", backend)]).increment()
+    }
+
     func inFlightChanged(_ replica: String, by delta: Int) {
         let (gauge, value) = inFlight.withLock { inFlight in
             var entry = inFlight[replica] ?? (Gauge(label: "swerve_router_in_flight", dimensions: [("replica", replica)]), 0)

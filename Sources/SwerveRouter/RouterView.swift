@@ -96,6 +96,19 @@ public struct RoutingTable: Sendable, Hashable {
         routes.sort { $0.prefix.count != $1.prefix.count ? $0.prefix.count > $1.prefix.count : $0.prefix < $1.prefix }
     }
 
+    /// This table without replica `tag` of `backend` (passive health: it refused a
+    /// connection), or nil when there is nothing to remove or it is the backend's last replica
+    /// (a router that ejected every replica would fail requests a recovering one could take).
+    /// The next snapshot rebuilds the table, so a replica the leader still lists comes back.
+    public func ejecting(_ tag: String, from backend: String) -> RoutingTable? {
+        guard var routed = backends[backend], routed.replicas.count > 1,
+              let index = routed.replicas.firstIndex(where: { $0.tag == tag }) else { return nil }
+        routed.replicas.remove(at: index)
+        var table = self
+        table.backends[backend] = routed
+        return table
+    }
+
     /// The backend whose route prefix is the longest one matching `path` on a segment
     /// boundary (`/api` matches `/api`, `/api/x` and `/api?q`, not `/apix`); nil for none.
     public func backend(forPath path: String) -> Backend? {

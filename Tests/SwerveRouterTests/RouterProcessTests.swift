@@ -254,17 +254,30 @@ import Testing
         defer { kill(live.processIdentifier, SIGKILL); live.waitUntilExit() }
         let front = try await router()
         defer { front.process.kill() }
-        try await routeEverything(to: "127.0.0.1:\(try freeLoopbackPort())", "127.0.0.1:\(port)")
+        let dead = "127.0.0.1:\(try freeLoopbackPort())"
+        try await routeEverything(to: dead, "127.0.0.1:\(port)")
         try await awaitRouted(front, backend: "api", count: 2)
         // python3's server may still be starting: wait until it answers directly.
         try await poll("python3's server") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
         for _ in 0..<20 {
             #expect(try await httpRequest(front.address, path: "/").status == 200)
         }
-        let metrics = String(decoding: try await httpRequest(front.admin, path: "/metrics").body, as: UTF8.self)
-        let retries = metrics.split(separator: "\n").first { $0.hasPrefix("swerve_router_retries_total{backend=\"api\"}") }
-            .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
-        #expect(retries >= 1, "the dead replica was tried and the request retried")
+        func counter(_ name: String) async throws -> Double {
+            let metrics = String(decoding: try await httpRequest(front.admin, path: "/metrics").body, as: UTF8.self)
+            return metrics.split(separator: "\n").first { $0.hasPrefix("\(name){backend=\"api\"}") }
+                .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        }
+        // Passive health: the first refusal ejects the dead replica; no later request tries it.
+        #expect(try await counter("swerve_router_retries_total") == 1, "the dead replica was tried once and the request retried")
+        #expect(try await counter("swerve_router_ejections_total") == 1)
+        // A newer snapshot that still lists it brings it back: it is tried (and ejected) again.
+        try await routeEverything(to: dead, "127.0.0.1:\(port)", version: 2)
+        try await poll("routing view 2") { ((try await routesPage(front)["routing"] as? [String: Any])?["version"] as? Int) == 2 }
+        for _ in 0..<20 {
+            #expect(try await httpRequest(front.address, path: "/").status == 200)
+        }
+        #expect(try await counter("swerve_router_ejections_total") == 2)
+        #expect(try await counter("swerve_router_retries_total") == 2)
     }
 
     /// What a replica receives: `X-Forwarded-For` (appended) and `X-Request-Id` (passed through,

@@ -140,3 +140,25 @@ func routing(_ version: Int, epoch: Int64 = 1, _ backends: [String: [String]]) -
         }
     }
 }
+
+/// Passive health: a replica that refused a connection leaves the local table, never the last.
+@Suite struct Ejection {
+    func table(_ tags: String...) -> RoutingTable {
+        RoutingTable(configs: BackendConfigsView(version: 1, backends: ["api": RoutedBackendConfig(routePrefix: "/", maxConcurrentQueries: 5)]),
+                     routing: RoutingView(version: 1, backends: ["api": tags.enumerated().map {
+                         RoutedReplica(tag: $1, address: HostPort(host: "127.0.0.1", port: UInt16(9000 + $0)), node: "n1")
+                     }]))
+    }
+
+    @Test func aRefusingReplicaLeavesTheTable() throws {
+        let ejected = try #require(table("api#1", "api#2", "api#3").ejecting("api#2", from: "api"))
+        #expect(ejected.backends["api"]?.replicas.map(\.tag) == ["api#1", "api#3"])
+        #expect(ejected.backend(forPath: "/x")?.replicas.count == 2, "routes still lead to the backend")
+    }
+
+    @Test func theLastReplicaAndUnknownOnesStay() {
+        #expect(table("api#1").ejecting("api#1", from: "api") == nil)
+        #expect(table("api#1", "api#2").ejecting("api#9", from: "api") == nil)
+        #expect(table("api#1", "api#2").ejecting("api#1", from: "web") == nil)
+    }
+}
