@@ -117,8 +117,19 @@ struct NodeAgentRun {
         while true {
             let reply = try await client.send(RedisCommand("SET", keys.nodeOwner(id), claim, "NX", "PX", configuration.nodeTTL.wholeMilliseconds))
             if reply == .simpleString("OK") { return }
-            let holder = try await client.send("GET", keys.nodeOwner(id)).bytes
-                .flatMap { try? DocumentCodec.decode(NodeOwnerDocument.self, from: $0, source: keys.nodeOwner(id)) }
+            let held = try await client.send("GET", keys.nodeOwner(id)).bytes
+            let holder = held.flatMap { try? DocumentCodec.decode(NodeOwnerDocument.self, from: $0, source: keys.nodeOwner(id)) }
+            if let held, let holder, isDeadPredecessor(holder) {
+                // This host's previous agent died (a crash and a supervisor's restart): take its
+                // claim over now rather than wait for it to expire.
+                let taken = try await client.run(Self.takeOverClaim, keys: [keys.nodeOwner(id)],
+                                                 arguments: [held, claim, configuration.nodeTTL.wholeMilliseconds])
+                if taken.integer == 1 {
+                    logger.info("took over the node id from this host's previous agent", metadata: ["previous pid": "\(holder.pid)"])
+                    return
+                }
+                continue
+            }
             if ContinuousClock.now >= patience {
                 let who = holder.map { "the agent with pid \($0.pid) on host \($0.host), started at \($0.startedAt)" } ?? "another agent"
                 throw NodeAgentError(.nodeIDTaken, "node id \"\(id)\" is held by \(who) (\(keys.nodeOwner(id))); stop it first, or give this agent another --id")
@@ -130,6 +141,21 @@ struct NodeAgentRun {
             try await Task.sleep(for: .milliseconds(200))
         }
     }
+
+    /// Whether `holder` was an agent on this host that no longer runs: same host name, and its
+    /// pid is gone — or is this very process (a container restarted with the same name and
+    /// pid namespace numbering).
+    private func isDeadPredecessor(_ holder: NodeOwnerDocument) -> Bool {
+        guard holder.host == owner.host, holder.token != owner.token else { return false }
+        if holder.pid == getpid() { return true }
+        return kill(holder.pid, 0) == -1 && errno == ESRCH
+    }
+
+    /// Replaces a claim only if it is still the one read (`ARGV[1]`).
+    private static let takeOverClaim = RedisScript("""
+        if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end
+        return 0
+        """)
 
     /// Renews the claim if it is still this agent's (a script, so it never extends another's).
     private static let renewClaim = RedisScript("""
