@@ -79,29 +79,15 @@ extension Validator {
     }
 }
 
-extension Int {
-    /// `self + other`, or `Int.max`/`Int.min` where it would overflow.
-    func addingSaturated(_ other: Int) -> Int {
+extension FixedWidthInteger where Self: SignedInteger {
+    /// `self + other`, or `max`/`min` where it would overflow.
+    func addingSaturated(_ other: Self) -> Self {
         let (sum, overflow) = addingReportingOverflow(other)
         return overflow ? (other > 0 ? .max : .min) : sum
     }
 
-    /// `self × other`, or `Int.max`/`Int.min` where it would overflow.
-    func multipliedSaturated(by other: Int) -> Int {
-        let (product, overflow) = multipliedReportingOverflow(by: other)
-        return overflow ? ((self < 0) == (other < 0) ? .max : .min) : product
-    }
-}
-
-extension Int64 {
-    /// `self + other`, or `Int64.max`/`Int64.min` where it would overflow.
-    func addingSaturated(_ other: Int64) -> Int64 {
-        let (sum, overflow) = addingReportingOverflow(other)
-        return overflow ? (other > 0 ? .max : .min) : sum
-    }
-
-    /// `self × other`, or `Int64.max`/`Int64.min` where it would overflow.
-    func multipliedSaturated(by other: Int64) -> Int64 {
+    /// `self × other`, or `max`/`min` where it would overflow.
+    func multipliedSaturated(by other: Self) -> Self {
         let (product, overflow) = multipliedReportingOverflow(by: other)
         return overflow ? ((self < 0) == (other < 0) ? .max : .min) : product
     }

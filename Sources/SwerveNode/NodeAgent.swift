@@ -106,9 +106,10 @@ struct NodeAgentRun {
     var keys: ClusterKeys { configuration.keys }
     var id: String { configuration.id }
 
-    /// Claims the node id (`SET NX` of the owner key). A claim left by an agent that died
-    /// expires within the node TTL, so this waits that long (a restart right after a crash
-    /// works); a claim that is still held after it belongs to a live agent.
+    /// Claims the node id (`SET NX` of the owner key). A claim of this host's previous agent,
+    /// now dead, is taken over at once; any other claim left by an agent that died expires
+    /// within the node TTL, so this waits that long; one still held after it belongs to a live
+    /// agent.
     /// - Throws: ``NodeAgentError`` `.nodeIDTaken`, naming the holder.
     func claimNodeID() async throws {
         let claim = DocumentCodec.encode(owner)
