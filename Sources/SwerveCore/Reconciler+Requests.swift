@@ -186,8 +186,10 @@ extension ReconcileStep {
     }
 
     /// The live backends' targets, with `tag`'s set to `numReplicas`, must stay under
-    /// ``Limits/replicasInCluster``.
+    /// ``Limits/replicasInCluster``. Lowering a target is always allowed (a cluster above the
+    /// limit, say after it was lowered, can still shrink).
     private func replicaTotalProblems(numReplicas: Int, for tag: String) -> [ValidationProblem] {
+        if let current = state.backend(tag), !current.deleting, numReplicas <= current.config.numReplicas { return [] }
         var total = numReplicas
         for backend in state.backends where backend.tag != tag && !backend.deleting {
             total = total.addingSaturated(backend.config.numReplicas)

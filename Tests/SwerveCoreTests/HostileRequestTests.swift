@@ -55,8 +55,12 @@ import Testing
         let actions = h.step()
         #expect(actions.failedGoals[over]?.contains("would bring the cluster to 100001 replicas, the most it runs is 100000") == true, "\(actions.failedGoals)")
         #expect(h.state.backends.count == 10)
-        let scaleUp = h.world.request(.updateBackendConfig(tag: "b0", patch: BackendConfigPatch(numReplicas: 10_000)))
-        #expect(h.step().failedGoals[scaleUp] == nil, "the same target is still within the limit")
+        let same = h.world.request(.updateBackendConfig(tag: "b0", patch: BackendConfigPatch(numReplicas: 10_000)))
+        #expect(h.step().failedGoals[same] == nil, "the same target is still within the limit")
+        let more = h.world.request(.createBackend(tag: "b1", config: BackendConfig(numReplicas: 10_001), replicaConfig: echo()))
+        #expect(h.step().failedGoals[more] != nil, "above the per-backend bound")
+        let down = h.world.request(.updateBackendConfig(tag: "b1", patch: BackendConfigPatch(numReplicas: 9_000)))
+        #expect(h.step().failedGoals[down] == nil, "lowering a target is always allowed")
     }
 
     @Test func theBackendCountIsBounded() {
