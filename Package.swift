@@ -106,6 +106,7 @@ let package = Package(
                 "SwerveProtocol",
                 "SwerveRedis",
                 "SwerveCore",
+                "SwerveSystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],

@@ -62,9 +62,7 @@ extension ClusterClient {
 
     private func cordons(_ reply: RedisReply) throws -> [String: NodeCordonDocument.Mode] {
         var cordons: [String: NodeCordonDocument.Mode] = [:]
-        let fields = reply.array ?? []
-        for index in stride(from: 0, to: fields.count - 1, by: 2) {
-            guard let node = fields[index].string, let bytes = fields[index + 1].bytes else { continue }
+        for (node, bytes) in reply.fieldPairs {
             cordons[node] = try DocumentCodec.decode(NodeCordonDocument.self, from: bytes, source: "\(keys.cordons) field \(node)").mode
         }
         return cordons

@@ -1,8 +1,8 @@
-import Foundation
 public import SwerveCore
 public import SwerveProtocol
 import SwerveErrors
 import SwerveRedis
+import SwerveSystem
 
 /// What operators do to nodes, like `kubectl cordon/uncordon/drain`: written straight to
 /// `swerve:{C}:cordons` (not through the request stream: a cordon is about a host, not a
@@ -14,7 +14,7 @@ extension ClusterClient {
     public func cordon(_ node: String, mode: NodeCordonDocument.Mode) async throws {
         try Self.checkNodeID(node)
         _ = try await client.pipeline([
-            RedisCommand("HSET", keys.cordons, node, DocumentCodec.encode(NodeCordonDocument(mode: mode, at: Timestamp(milliseconds: Int64(Date().timeIntervalSince1970 * 1000))))),
+            RedisCommand("HSET", keys.cordons, node, DocumentCodec.encode(NodeCordonDocument(mode: mode, at: wallClockNow()))),
             RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .nodeChanged, subject: node))),
         ])
     }

@@ -154,9 +154,7 @@ struct ControllerTerm {
     /// replicas), never as a drain: an unreadable value must not move replicas.
     private func nodeCordons(_ reply: RedisReply) -> [String: NodeCordonDocument.Mode] {
         var cordons: [String: NodeCordonDocument.Mode] = [:]
-        let fields = reply.array ?? []
-        for index in stride(from: 0, to: fields.count - 1, by: 2) {
-            guard let node = fields[index].string, let bytes = fields[index + 1].bytes else { continue }
+        for (node, bytes) in reply.fieldPairs {
             cordons[node] = (try? DocumentCodec.decode(NodeCordonDocument.self, from: bytes, source: "\(keys.cordons) field \(node)"))?.mode ?? .cordon
         }
         return cordons
@@ -186,7 +184,7 @@ struct ControllerTerm {
             }
             try await scope.write(.recordRequestAttempt(attempt, keys: keys))
         }
-        for quarantined in decision.refused where quarantined.reason.hasPrefix("quarantined") {
+        if let quarantined = decision.quarantined {
             logger.error("quarantining a request", metadata: ["request": "\(quarantined.id)", "goal": "\(quarantined.goal ?? "none")"])
         }
         if !failpoints.plan.isEmpty {

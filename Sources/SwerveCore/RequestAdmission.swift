@@ -38,6 +38,8 @@ public enum RequestAdmission {
         public var requests: [Request]
         public var refused: [RefusedRequest]
         public var record: RequestAttempt?
+        /// The request quarantined this step (also the last of `refused`), if any.
+        public var quarantined: RefusedRequest?
     }
 
     /// - Parameters:
@@ -56,7 +58,8 @@ public enum RequestAdmission {
         let attempted = record.first == first.id ? record.attempts : 0
         if attempted >= maxAttempts {
             let reason = "quarantined after \(attempted) attempts: leaders crashed or failed while applying request \(first.id)"
-            return Decision(requests: [], refused: before + [RefusedRequest(id: first.id, goal: first.goal, reason: reason)], record: nil)
+            let quarantined = RefusedRequest(id: first.id, goal: first.goal, reason: reason)
+            return Decision(requests: [], refused: before + [quarantined], record: nil, quarantined: quarantined)
         }
         return Decision(requests: [first], refused: before, record: RequestAttempt(first: first.id, last: record.last, attempts: attempted + 1))
     }

@@ -252,11 +252,11 @@ struct NodeAgentRun {
             var fresh = NodeView(assigned: view.assigned, malformed: view.malformed)
             if known.count > 0 { fresh.drains = drainRequests(known, replies[1]) }
             if force || version != viewVersion || viewVersion == nil {
-                guard let fields = try await client.send("HGETALL", keys.assignments(id)).array else { return }
+                let reply = try await client.send("HGETALL", keys.assignments(id))
+                guard reply.array != nil else { return }
                 fresh.assigned = [:]
                 fresh.malformed = [:]
-                for index in stride(from: 0, to: fields.count - 1, by: 2) {
-                    guard let tag = fields[index].string, let bytes = fields[index + 1].bytes else { continue }
+                for (tag, bytes) in reply.fieldPairs {
                     do {
                         fresh.assigned[tag] = try DocumentCodec.decode(AssignmentDocument.self, from: bytes, source: "\(keys.assignments(id)) field \(tag)")
                     } catch {

@@ -15,14 +15,24 @@ public struct RedisStreamEntry: Sendable, Hashable {
     init?(_ reply: RedisReply) {
         guard let parts = reply.array, parts.count == 2, let id = parts[0].string, let flat = parts[1].array else { return nil }
         var fields: [String: [UInt8]] = [:]
-        for index in stride(from: 0, to: flat.count - 1, by: 2) {
-            if let name = flat[index].string, let value = flat[index + 1].bytes { fields[name] = value }
-        }
+        for (name, value) in parts[1].fieldPairs { fields[name] = value }
         self.init(id: id, fields: fields)
     }
 }
 
 extension RedisReply {
+    /// The pairs of a flat `[field, value, …]` reply (`HGETALL`, a stream entry's fields), in
+    /// order; a pair whose name is not text or whose value is nil is left out.
+    public var fieldPairs: [(name: String, value: [UInt8])] {
+        guard let flat = array else { return [] }
+        var pairs: [(name: String, value: [UInt8])] = []
+        pairs.reserveCapacity(flat.count / 2)
+        for index in stride(from: 0, to: flat.count - 1, by: 2) {
+            if let name = flat[index].string, let value = flat[index + 1].bytes { pairs.append((name, value)) }
+        }
+        return pairs
+    }
+
     /// The entries of an `XRANGE` or `XREVRANGE` reply, in the order returned; entries of
     /// another shape are left out. Empty for nil or a non-array.
     public var streamEntries: [RedisStreamEntry] {

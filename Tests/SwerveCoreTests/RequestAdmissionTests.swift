@@ -45,6 +45,7 @@ import Testing
         }
         let quarantine = RequestAdmission.admit(requests: [request(1), request(2)], refused: [], record: record)
         #expect(quarantine.requests.isEmpty && quarantine.record == nil)
+        #expect(quarantine.quarantined?.id == id(1))
         #expect(quarantine.refused == [RefusedRequest(id: id(1), goal: "g-1",
                                                       reason: "quarantined after 3 attempts: leaders crashed or failed while applying request 5-1")])
         // Once past it, request 2 gets its own attempts.
