@@ -30,20 +30,66 @@ struct RouterCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where /-/healthz, /-/routes and /metrics are served (default: SWERVE_ROUTER_ADMIN, else none).", valueName: "host:port"))
     var admin: String?
 
-    @Option(help: "Requests that may wait per backend when every replica is at its limit.")
-    var queueLimit = 100
+    @Option(help: "Requests that may wait per backend when every replica is at its limit (default: SWERVE_ROUTER_QUEUE_LIMIT, else 100).")
+    var queueLimit: Int?
 
-    @Option(help: "How long a request may wait for a replica, in milliseconds, before a 503.")
-    var queueTimeoutMs = 5000
+    @Option(help: "How long a request may wait for a replica, in milliseconds, before a 503 (default: SWERVE_ROUTER_QUEUE_TIMEOUT_MS, else 5000).")
+    var queueTimeoutMs: Int?
+
+    @Option(help: "Close a kept-alive client connection idle this long, in milliseconds (default: SWERVE_ROUTER_CLIENT_IDLE_TIMEOUT_MS, else 60000).")
+    var clientIdleTimeoutMs: Int?
+
+    @Option(help: "A request head must arrive in full this long after it began, in milliseconds, else 408 (default: SWERVE_ROUTER_CLIENT_HEADER_TIMEOUT_MS, else 10000).")
+    var clientHeaderTimeoutMs: Int?
+
+    @Option(help: "Client connections open at once; more are answered 503 and closed (default: SWERVE_ROUTER_MAX_CONNECTIONS, else 10000).")
+    var maxConnections: Int?
+
+    @Option(help: "Bytes of a request head, request line included; more is answered 431 (default: SWERVE_ROUTER_MAX_HEAD_BYTES, else 65536).")
+    var maxHeadBytes: Int?
+
+    @Option(help: "Fields in a request head; more is answered 431 (default: SWERVE_ROUTER_MAX_HEADER_FIELDS, else 100).")
+    var maxHeaderFields: Int?
 
     @Option(help: "How often both snapshots are re-read without a notice, in milliseconds (a safety net for lost messages).")
     var resyncMs = 5000
 
     func validate() throws {
         _ = try addresses()
+        _ = try settings()
         guard resyncMs >= 50 else { throw ArgumentParser.ValidationError("--resync-ms: must be ≥ 50, got \(resyncMs)") }
-        guard queueLimit >= 0 else { throw ArgumentParser.ValidationError("--queue-limit: must be ≥ 0, got \(queueLimit)") }
-        guard queueTimeoutMs >= 0 else { throw ArgumentParser.ValidationError("--queue-timeout-ms: must be ≥ 0, got \(queueTimeoutMs)") }
+    }
+
+    /// Each limit from its flag, else its environment variable, else its default; checked.
+    func settings() throws -> ProxySettings {
+        let environment = ProcessInfo.processInfo.environment
+        func value(_ flag: Int?, _ option: String, _ variable: String, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
+            let chosen: Int
+            if let flag {
+                chosen = flag
+            } else if let text = environment[variable], !text.isEmpty {
+                guard let parsed = Int(text) else { throw ArgumentParser.ValidationError("\(variable): expected a whole number, got \"\(text)\"") }
+                chosen = parsed
+            } else {
+                chosen = fallback
+            }
+            guard range.contains(chosen) else {
+                throw ArgumentParser.ValidationError("\(option) (or \(variable)): must be between \(range.lowerBound) and \(range.upperBound), got \(chosen)")
+            }
+            return chosen
+        }
+        let defaults = ProxySettings()
+        let day = 86_400_000
+        return ProxySettings(
+            queueLimit: try value(queueLimit, "--queue-limit", "SWERVE_ROUTER_QUEUE_LIMIT", defaults.queueLimit, 0...1_000_000),
+            queueTimeout: .milliseconds(try value(queueTimeoutMs, "--queue-timeout-ms", "SWERVE_ROUTER_QUEUE_TIMEOUT_MS", Int(defaults.queueTimeout / .milliseconds(1)), 0...day)),
+            clientIdleTimeout: .milliseconds(try value(clientIdleTimeoutMs, "--client-idle-timeout-ms", "SWERVE_ROUTER_CLIENT_IDLE_TIMEOUT_MS",
+                                                       Int(defaults.clientIdleTimeout / .milliseconds(1)), 1...day)),
+            clientHeaderTimeout: .milliseconds(try value(clientHeaderTimeoutMs, "--client-header-timeout-ms", "SWERVE_ROUTER_CLIENT_HEADER_TIMEOUT_MS",
+                                                         Int(defaults.clientHeaderTimeout / .milliseconds(1)), 1...day)),
+            maxConnections: try value(maxConnections, "--max-connections", "SWERVE_ROUTER_MAX_CONNECTIONS", defaults.maxConnections, 1...10_000_000),
+            maxHeadBytes: try value(maxHeadBytes, "--max-head-bytes", "SWERVE_ROUTER_MAX_HEAD_BYTES", defaults.maxHeadBytes, 1_024...(16 << 20)),
+            maxHeaderFields: try value(maxHeaderFields, "--max-header-fields", "SWERVE_ROUTER_MAX_HEADER_FIELDS", defaults.maxHeaderFields, 1...65_534))
     }
 
     func addresses() throws -> (listen: HostPort, admin: HostPort?) {
@@ -61,7 +107,7 @@ struct RouterCommand: AsyncParsableCommand {
         let (listenAddress, adminAddress) = try addresses()
         let configuration = RouterConfiguration(
             redis: try cluster.redisConfiguration(), keys: try cluster.keys(), listen: listenAddress, admin: adminAddress,
-            settings: ProxySettings(queueLimit: queueLimit, queueTimeout: .milliseconds(queueTimeoutMs)), resync: .milliseconds(resyncMs))
+            settings: try settings(), resync: .milliseconds(resyncMs))
         try exitIfDryRun("router", "cluster \(configuration.keys.cluster), listen \(listenAddress), admin \(adminAddress.map(\.description) ?? "none")")
         try await runUntilTerminated("router") { [configuration, logger] in
             try await Router.run(configuration, logger: logger) { listen, admin in

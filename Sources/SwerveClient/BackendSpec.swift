@@ -91,7 +91,8 @@ public struct BackendSpec: Sendable, Hashable {
     }
 
     private static let configFields = ["numReplicas", "maxConcurrentQueries", "userConfig", "gracefulShutdownTimeoutS",
-                                       "gracefulShutdownWaitLoopS", "routePrefix", "maxSurge", "maxUnavailable"]
+                                       "gracefulShutdownWaitLoopS", "routePrefix", "maxSurge", "maxUnavailable",
+                                       "upstreamTimeoutS", "retryIdempotentRequests"]
 
     private static func backendConfig(_ field: SpecField) throws -> BackendConfig {
         let fields = try field.mapping(allowed: configFields)
@@ -101,7 +102,8 @@ public struct BackendSpec: Sendable, Hashable {
         for (name, child) in fields {
             switch name {
             case "numReplicas", "maxConcurrentQueries": object[name] = .number(Double(try child.integer()))
-            case "gracefulShutdownTimeoutS", "gracefulShutdownWaitLoopS": object[name] = .number(try child.number())
+            case "gracefulShutdownTimeoutS", "gracefulShutdownWaitLoopS", "upstreamTimeoutS": object[name] = .number(try child.number())
+            case "retryIdempotentRequests": object[name] = .bool(try child.bool())
             case "routePrefix": object[name] = .string(try child.string())
             case "maxSurge", "maxUnavailable":
                 if let count = child.node.int { object[name] = .number(Double(count)) } else { object[name] = .string(try child.string()) }
@@ -226,6 +228,11 @@ private struct SpecField {
     func number() throws -> Double {
         if node.tagName == .int, let value = node.int { return Double(value) }
         guard node.tagName == .float, let value = node.float else { throw error("must be a number, got \(describe(node))") }
+        return value
+    }
+
+    func bool() throws -> Bool {
+        guard node.tagName == .bool, let value = node.bool else { throw error("must be true or false, got \(describe(node))") }
         return value
     }
 

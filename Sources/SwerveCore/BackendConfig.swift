@@ -18,6 +18,14 @@ public struct BackendConfig: Sendable, Hashable, Codable {
     public var maxSurge: ReplicaBudget
     /// How many replicas below the target a rolling update may leave unavailable.
     public var maxUnavailable: ReplicaBudget
+    /// How long a router waits while nothing moves between it and a replica carrying a request
+    /// (no byte of the response, none of the request's body): then the replica's slot is freed
+    /// and the client gets `504` (or, once the response began, a cut connection).
+    public var upstreamTimeoutS: Double
+    /// Whether a router sends an idempotent request (GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
+    /// whose replica's connection broke before it answered to another replica (RFC 9110
+    /// §9.2.2). Turn it off for a backend whose "idempotent" endpoints are not.
+    public var retryIdempotentRequests: Bool
 
     public init(
         numReplicas: Int = 1,
@@ -27,7 +35,9 @@ public struct BackendConfig: Sendable, Hashable, Codable {
         gracefulShutdownWaitLoopS: Double = 2,
         routePrefix: String? = nil,
         maxSurge: ReplicaBudget = .percent(25),
-        maxUnavailable: ReplicaBudget = .percent(25)
+        maxUnavailable: ReplicaBudget = .percent(25),
+        upstreamTimeoutS: Double = 60,
+        retryIdempotentRequests: Bool = true
     ) {
         self.numReplicas = numReplicas
         self.maxConcurrentQueries = maxConcurrentQueries
@@ -37,11 +47,13 @@ public struct BackendConfig: Sendable, Hashable, Codable {
         self.routePrefix = routePrefix
         self.maxSurge = maxSurge
         self.maxUnavailable = maxUnavailable
+        self.upstreamTimeoutS = upstreamTimeoutS
+        self.retryIdempotentRequests = retryIdempotentRequests
     }
 
     private enum CodingKeys: String, CodingKey {
         case numReplicas, maxConcurrentQueries, userConfig, gracefulShutdownTimeoutS, gracefulShutdownWaitLoopS
-        case routePrefix, maxSurge, maxUnavailable
+        case routePrefix, maxSurge, maxUnavailable, upstreamTimeoutS, retryIdempotentRequests
     }
 
     /// Missing fields take their defaults, so a spec may give only what it changes.
@@ -56,6 +68,8 @@ public struct BackendConfig: Sendable, Hashable, Codable {
         routePrefix = try c.decodeIfPresent(String.self, forKey: .routePrefix)
         maxSurge = try c.decodeIfPresent(ReplicaBudget.self, forKey: .maxSurge) ?? defaults.maxSurge
         maxUnavailable = try c.decodeIfPresent(ReplicaBudget.self, forKey: .maxUnavailable) ?? defaults.maxUnavailable
+        upstreamTimeoutS = try c.decodeIfPresent(Double.self, forKey: .upstreamTimeoutS) ?? defaults.upstreamTimeoutS
+        retryIdempotentRequests = try c.decodeIfPresent(Bool.self, forKey: .retryIdempotentRequests) ?? defaults.retryIdempotentRequests
     }
 
     /// Every problem, each naming its field under `prefix`.
@@ -65,6 +79,7 @@ public struct BackendConfig: Sendable, Hashable, Codable {
         v.check(maxConcurrentQueries, in: Limits.maxConcurrentQueries, "\(prefix).maxConcurrentQueries")
         v.check(finite: gracefulShutdownTimeoutS, in: Limits.shutdownSeconds, "\(prefix).gracefulShutdownTimeoutS")
         v.check(finite: gracefulShutdownWaitLoopS, in: Limits.shutdownSeconds, "\(prefix).gracefulShutdownWaitLoopS")
+        v.check(finite: upstreamTimeoutS, in: Limits.upstreamTimeoutSeconds, "\(prefix).upstreamTimeoutS")
         if let route = routePrefix {
             v.check(route.hasPrefix("/"), "\(prefix).routePrefix", "must start with \"/\", got \"\(route.prefix(Limits.routePrefixLength))\"")
             v.check(length: route, atMost: Limits.routePrefixLength, "\(prefix).routePrefix")
@@ -76,6 +91,12 @@ public struct BackendConfig: Sendable, Hashable, Codable {
         v.add(maxUnavailable.problems(field: "\(prefix).maxUnavailable"))
         v.check(!(maxSurge.isZero && maxUnavailable.isZero), "\(prefix).maxUnavailable", "maxSurge and maxUnavailable cannot both be 0: a rolling update could never make progress")
         return v.problems
+    }
+
+    /// What routers are told of this config.
+    public var routed: RoutedBackendConfig {
+        RoutedBackendConfig(routePrefix: routePrefix, maxConcurrentQueries: maxConcurrentQueries,
+                            upstreamTimeoutS: upstreamTimeoutS, retryIdempotentRequests: retryIdempotentRequests)
     }
 
     /// The surge and unavailability a rolling update to `target` replicas may use: surge rounds

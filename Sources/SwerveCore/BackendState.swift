@@ -91,11 +91,11 @@ public struct BackendState: Sendable, Hashable, Codable {
         return RoutingView(version: routingVersion, backends: view)
     }
 
-    /// The routers' view of backend configs: routes and concurrency limits.
+    /// The routers' view of backend configs: routes, limits and retry rules.
     public var backendConfigsView: BackendConfigsView {
         var view: [String: RoutedBackendConfig] = [:]
         for backend in backends where !backend.deleting {
-            view[backend.tag] = RoutedBackendConfig(routePrefix: backend.config.routePrefix, maxConcurrentQueries: backend.config.maxConcurrentQueries)
+            view[backend.tag] = backend.config.routed
         }
         return BackendConfigsView(version: configsVersion, backends: view)
     }

@@ -186,7 +186,9 @@ extension CheckpointWriter {
             o.member("maxSurge") { $0.write(config.maxSurge) }
             o.member("maxUnavailable") { $0.write(config.maxUnavailable) }
             o.member("numReplicas") { $0.integer(config.numReplicas) }
+            o.member("retryIdempotentRequests") { $0.bool(config.retryIdempotentRequests) }
             if let route = config.routePrefix { o.member("routePrefix") { $0.string(route) } }
+            o.member("upstreamTimeoutS") { $0.number(config.upstreamTimeoutS) }
             if let userConfig = config.userConfig { o.member("userConfig") { $0.write(userConfig) } }
         }
     }

@@ -23,6 +23,8 @@ public enum Limits {
     public static let budgetPercent = 0...100
     /// `gracefulShutdownTimeoutS` and `gracefulShutdownWaitLoopS`, in seconds (an hour).
     public static let shutdownSeconds: ClosedRange<Double> = 0...3_600
+    /// `upstreamTimeoutS`, in seconds (a day: long polls and streams stay possible).
+    public static let upstreamTimeoutSeconds: ClosedRange<Double> = 0.01...86_400
     /// Characters in a backend tag.
     public static let tagLength = 100
     /// Characters in a route prefix.
@@ -81,13 +83,13 @@ extension Validator {
 
 extension FixedWidthInteger where Self: SignedInteger {
     /// `self + other`, or `max`/`min` where it would overflow.
-    func addingSaturated(_ other: Self) -> Self {
+    public func addingSaturated(_ other: Self) -> Self {
         let (sum, overflow) = addingReportingOverflow(other)
         return overflow ? (other > 0 ? .max : .min) : sum
     }
 
     /// `self × other`, or `max`/`min` where it would overflow.
-    func multipliedSaturated(by other: Self) -> Self {
+    public func multipliedSaturated(by other: Self) -> Self {
         let (product, overflow) = multipliedReportingOverflow(by: other)
         return overflow ? ((self < 0) == (other < 0) ? .max : .min) : product
     }

@@ -163,7 +163,7 @@ extension ReconcileStep {
     private mutating func change(backendAt index: Int, config: BackendConfig, replicaConfig: ReplicaConfig, goal: GoalID) {
         var backend = state.backends[index]
         for superseded in backend.goals { complete(superseded) }
-        if backend.config.routePrefix != config.routePrefix || backend.config.maxConcurrentQueries != config.maxConcurrentQueries {
+        if backend.config.routed != config.routed {
             configsChanged = true
         }
         backend.goals = [goal]

@@ -33,13 +33,19 @@ public struct BackendConfigsView: Sendable, Hashable, Codable {
     }
 }
 
-/// One backend in the configs view: its route and its per-replica concurrency limit.
+/// One backend in the configs view: its route, its per-replica concurrency limit, how long a
+/// router waits on a silent replica and whether idempotent requests may be sent again. The
+/// last two are absent from a leader older than them: routers then use the defaults.
 public struct RoutedBackendConfig: Sendable, Hashable, Codable {
     public var routePrefix: String?
     public var maxConcurrentQueries: Int
+    public var upstreamTimeoutS: Double?
+    public var retryIdempotentRequests: Bool?
 
-    public init(routePrefix: String?, maxConcurrentQueries: Int) {
+    public init(routePrefix: String?, maxConcurrentQueries: Int, upstreamTimeoutS: Double? = nil, retryIdempotentRequests: Bool? = nil) {
         self.routePrefix = routePrefix
         self.maxConcurrentQueries = maxConcurrentQueries
+        self.upstreamTimeoutS = upstreamTimeoutS
+        self.retryIdempotentRequests = retryIdempotentRequests
     }
 }

@@ -5,17 +5,20 @@ import NIOHTTP1
 /// lost, the client gone…), actions out; ``ProxyHandler`` carries the actions out.
 ///
 /// Retry rules. A request goes to another replica (at most ``maximumResends`` times after it
-/// reached one):
+/// reached one), each time counted with its ``RetryReason``:
 /// - when connecting failed: it cannot have reached the replica (not counted as a resend);
 /// - when the replica answered `503` with `X-Swerve-Unprocessed` (a draining worker says so
 ///   before running anything) and no body part was sent; that replica is not tried again;
-/// - when a pooled keep-alive connection was lost before any answer, no body part was sent and
-///   the method is idempotent: the replica may have closed the idle connection as the request
-///   was written (the rule HTTP clients use for stale pooled connections; repeating such a
-///   request is harmless). The same replica may be chosen again.
+/// - when the replica's connection was lost before any answer, no body part was sent, the
+///   method is idempotent (RFC 9110 §9.2.2: sending it twice has the effect of sending it once)
+///   and the backend allows it (`retryIdempotentRequests`). On a fresh connection the replica
+///   died with the request: it goes to another replica. On a pooled keep-alive connection the
+///   replica may only have closed the idle connection as the request was written (the rule HTTP
+///   clients use for stale pooled connections), so the same replica may be chosen again.
 ///
 /// Never once response bytes went to the client, and never once a body part went out (parts
-/// are streamed, not kept).
+/// are streamed, not kept). A replica that stays silent for the backend's upstream timeout is
+/// given up (`504`), not retried: it may still be working on the request.
 struct ExchangeStateMachine {
     typealias Choice = ReplicaBalancer.RoutedReplicaChoice
 
@@ -48,14 +51,26 @@ struct ExchangeStateMachine {
         case queueTimeout
         /// The replica's connection closed before it answered, and the request cannot be repeated.
         case replicaClosed(replica: String)
+        /// The replica sent nothing for the backend's upstream timeout.
+        case upstreamTimeout(replica: String)
+    }
+
+    /// Why a request goes to a replica again (the `reason` of `swerve_router_retries_total`).
+    enum RetryReason: String, Equatable, CaseIterable {
+        /// Connecting to the replica failed: the request never reached it.
+        case connectFailed = "connect_failed"
+        /// The replica answered `503` with `X-Swerve-Unprocessed`: it ran nothing.
+        case unprocessed
+        /// The replica's connection was lost before it answered an idempotent request.
+        case connectionLost = "connection_lost"
     }
 
     enum Action: Equatable {
         /// Nothing to do now.
         case none
-        /// Ask the balancer for a replica, not one in ``tried``. `release`: first free this
-        /// choice (close its connection, if any, and its slot) — a retry, to be counted.
-        case choose(release: Choice?)
+        /// Free `release` (close its connection, if any, and its slot), count a retry for
+        /// `reason`, then ask the balancer for a replica not in ``tried``.
+        case retry(release: Choice, reason: RetryReason)
         /// Connect to the choice (or take a pooled connection to it).
         case connect(Choice)
         /// Send the request head, then these parts that came while connecting.
@@ -77,6 +92,8 @@ struct ExchangeStateMachine {
     }
 
     let method: HTTPMethod
+    /// Whether the backend lets an idempotent request whose replica was lost go elsewhere.
+    let retryIdempotentRequests: Bool
     private(set) var phase = Phase.choosing
     /// Parts that came before the request could be sent.
     private(set) var buffered: [HTTPServerRequestPart] = []
@@ -86,9 +103,12 @@ struct ExchangeStateMachine {
     /// Replicas this request was sent to or refused by (tags).
     private(set) var tried: Set<String> = []
     private(set) var resends = 0
+    /// The last replica whose connection was lost with this request on it.
+    private(set) var lost: String?
 
-    init(method: HTTPMethod) {
+    init(method: HTTPMethod, retryIdempotentRequests: Bool = true) {
         self.method = method
+        self.retryIdempotentRequests = retryIdempotentRequests
     }
 
     // MARK: From the client
@@ -130,6 +150,7 @@ struct ExchangeStateMachine {
     mutating func noReplicaLeft() -> Action {
         guard phase == .choosing else { return .none }
         phase = .done
+        if let lost { return .fail(.replicaClosed(replica: lost), release: nil) }
         return .fail(tried.isEmpty ? .noReplicas : .unreachable(tried: tried.sorted()), release: nil)
     }
 
@@ -167,14 +188,14 @@ struct ExchangeStateMachine {
     mutating func connectFailed() -> Action {
         guard case .connecting(let choice) = phase else { return .none }
         phase = .choosing
-        return .choose(release: choice)
+        return .retry(release: choice, reason: .connectFailed)
     }
 
     /// `unprocessed`: the replica marked the response `X-Swerve-Unprocessed` (it ran nothing).
     mutating func responseHead(status: HTTPResponseStatus, unprocessed: Bool) -> Action {
         guard case .sent(let choice, _) = phase else { return .none }
         if status == .serviceUnavailable, unprocessed, canResend {
-            return resend(choice, sameReplicaAllowed: false)
+            return resend(choice, sameReplicaAllowed: false, reason: .unprocessed)
         }
         phase = .responding(choice)
         return .forwardResponseHead
@@ -190,11 +211,26 @@ struct ExchangeStateMachine {
     mutating func upstreamLost() -> Action {
         switch phase {
         case .sent(let choice, let pooled):
-            if pooled, canResend, Self.isIdempotent(method) {
-                return resend(choice, sameReplicaAllowed: true)
+            if canResend, retryIdempotentRequests, Self.isIdempotent(method) {
+                lost = choice.tag
+                return resend(choice, sameReplicaAllowed: pooled, reason: .connectionLost)
             }
             phase = .done
             return .fail(.replicaClosed(replica: choice.tag), release: choice)
+        case .responding(let choice):
+            phase = .done
+            return .closeClient(release: choice)
+        case .choosing, .connecting, .done:
+            return .none
+        }
+    }
+
+    /// Nothing moved between router and replica for the backend's upstream timeout.
+    mutating func upstreamTimedOut() -> Action {
+        switch phase {
+        case .sent(let choice, _):
+            phase = .done
+            return .fail(.upstreamTimeout(replica: choice.tag), release: choice)
         case .responding(let choice):
             phase = .done
             return .closeClient(release: choice)
@@ -216,11 +252,11 @@ struct ExchangeStateMachine {
         }
     }
 
-    private mutating func resend(_ choice: Choice, sameReplicaAllowed: Bool) -> Action {
+    private mutating func resend(_ choice: Choice, sameReplicaAllowed: Bool, reason: RetryReason) -> Action {
         if sameReplicaAllowed { tried.remove(choice.tag) }
         resends += 1
         buffered = requestEnded ? [.end(nil)] : []
         phase = .choosing
-        return .choose(release: choice)
+        return .retry(release: choice, reason: reason)
     }
 }

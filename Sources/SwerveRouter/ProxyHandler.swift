@@ -17,6 +17,8 @@ final class ProxyHandler: ChannelInboundHandler {
 
     private let state: ProxyState
     private var context: ChannelHandlerContext?
+    /// The connection's ``ClientGuard``: told when a head arrived and when its request ended.
+    private var clientGuard: ClientGuard?
     /// The client's IP address, for X-Forwarded-For (read once per connection).
     private var remoteAddress: String?
 
@@ -24,9 +26,14 @@ final class ProxyHandler: ChannelInboundHandler {
     private var exchange: Exchange? {
         didSet {
             if oldValue == nil, exchange != nil { state.requestStarted() }
-            if oldValue != nil, exchange == nil { state.requestEnded() }
+            if oldValue != nil, exchange == nil {
+                state.requestEnded()
+                if !readingRequest { clientGuard?.requestFinished() }
+            }
         }
     }
+    /// Between a request's head and its end: the bytes coming are its body, not a new head.
+    private var readingRequest = false
 
     /// One request's decisions (``machine``) and the I/O they drive.
     private final class Exchange {
@@ -41,11 +48,15 @@ final class ProxyHandler: ChannelInboundHandler {
         var status = 0
         var queueTimeout: Scheduled<Void>?
 
-        init(id: UInt64, head: HTTPRequestHead, backend: String) {
+        /// How long the replica may stay silent.
+        let upstreamTimeout: TimeAmount
+
+        init(id: UInt64, head: HTTPRequestHead, backend: RoutingTable.Backend) {
             self.id = id
             self.head = head
-            self.backend = backend
-            machine = ExchangeStateMachine(method: head.method)
+            self.backend = backend.tag
+            upstreamTimeout = TimeAmount(backend.upstreamTimeout)
+            machine = ExchangeStateMachine(method: head.method, retryIdempotentRequests: backend.retryIdempotentRequests)
         }
     }
 
@@ -55,14 +66,22 @@ final class ProxyHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        clientGuard = try? context.pipeline.syncOperations.handler(type: ClientGuard.self)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch part {
         case .head(let head):
+            clientGuard?.headReceived()
+            readingRequest = true
             begin(head, context: context)
         case .body, .end:
+            if case .end = part {
+                readingRequest = false
+                // Answered before its body ended: the connection is idle only now.
+                if exchange == nil { clientGuard?.requestFinished() }
+            }
             guard let exchange else { return } // a request answered early (404/503): its body is dropped
             run(exchange.machine.requestPart(part), for: exchange)
         }
@@ -87,6 +106,11 @@ final class ProxyHandler: ChannelInboundHandler {
     // MARK: Routing
 
     private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if let refusal = HopByHop.refusal(of: head) {
+            // The body (if any) is not read: the connection closes after the answer.
+            respondEarly(head, status: .notImplemented, backend: nil, body: refusal, close: true)
+            return
+        }
         let table = state.table
         guard let backend = table.backend(forPath: head.uri) else {
             let routes = table.routes.map(\.prefix).joined(separator: ", ")
@@ -94,7 +118,7 @@ final class ProxyHandler: ChannelInboundHandler {
                          body: "no backend serves \(head.uri.prefix { $0 != "?" }) (routes: \(routes.isEmpty ? "none yet" : routes))\n")
             return
         }
-        let exchange = Exchange(id: state.nextRequestID(), head: head, backend: backend.tag)
+        let exchange = Exchange(id: state.nextRequestID(), head: head, backend: backend)
         self.exchange = exchange
         // Hold the client's body until a replica connection is ready.
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
@@ -106,12 +130,10 @@ final class ProxyHandler: ChannelInboundHandler {
         switch action {
         case .none:
             break
-        case .choose(let previous):
-            if let previous {
-                release(exchange, previous)
-                context?.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-                state.metrics.retried(backend: exchange.backend)
-            }
+        case .retry(let previous, let reason):
+            release(exchange, previous)
+            context?.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+            state.metrics.retried(backend: exchange.backend, reason: reason)
             choose(exchange)
         case .connect(let choice):
             connect(exchange, to: choice)
@@ -209,9 +231,7 @@ final class ProxyHandler: ChannelInboundHandler {
     private func sendRequest(_ exchange: Exchange, buffered: [HTTPServerRequestPart]) {
         guard let context, let upstream = exchange.upstream else { return }
         var head = exchange.head
-        head.headers.remove(name: "Connection")
-        head.headers.remove(name: "Keep-Alive")
-        head.headers.remove(name: "Proxy-Connection")
+        head.headers = HopByHop.stripped(head.headers, fields: HopByHop.requestFields)
         if remoteAddress == nil { remoteAddress = context.channel.remoteAddress?.ipAddress ?? "" }
         if let remote = remoteAddress, !remote.isEmpty {
             let forwarded = head.headers.first(name: "X-Forwarded-For").map { "\($0), \(remote)" } ?? remote
@@ -221,6 +241,7 @@ final class ProxyHandler: ChannelInboundHandler {
         head.version = .http1_1
         upstream.forward(.head(head))
         for part in buffered { upstream.forward(part) }
+        upstream.watchSilence(exchange.upstreamTimeout)
         if !exchange.machine.requestEnded { context.channel.setOption(ChannelOptions.autoRead, value: upstream.isWritable).whenFailure { _ in } }
     }
 
@@ -241,8 +262,7 @@ final class ProxyHandler: ChannelInboundHandler {
                 return
             }
             exchange.status = Int(head.status.code)
-            head.headers.remove(name: "Connection")
-            head.headers.remove(name: "Keep-Alive")
+            head.headers = HopByHop.stripped(head.headers, fields: HopByHop.responseFields)
             if !exchange.head.isKeepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
             head.version = exchange.head.version
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: head.status, headers: head.headers))), promise: nil)
@@ -263,6 +283,12 @@ final class ProxyHandler: ChannelInboundHandler {
     func upstreamLost() {
         guard context != nil, let exchange else { return }
         run(exchange.machine.upstreamLost(), for: exchange)
+    }
+
+    /// Nothing moved between the router and the replica for the backend's upstream timeout.
+    func upstreamSilent() {
+        guard context != nil, let exchange else { return }
+        run(exchange.machine.upstreamTimedOut(), for: exchange)
     }
 
     /// After an answer the router made itself: read the client's next request — unless this
@@ -326,6 +352,13 @@ final class ProxyHandler: ChannelInboundHandler {
                     body: "replica \(replica) of backend \(backend) closed the connection before answering\n", started: exchange.started)
             resumeReading(after: exchange)
             return
+        case .upstreamTimeout(let replica):
+            state.metrics.upstreamTimedOut(backend: backend)
+            respond(exchange.head, status: .gatewayTimeout, backend: backend,
+                    body: "replica \(replica) of backend \(backend) sent nothing for \(exchange.upstreamTimeout.seconds) (the backend's upstreamTimeoutS); it may still be working on the request\n",
+                    started: exchange.started)
+            resumeReading(after: exchange)
+            return
         }
         state.metrics.rejected(backend: backend, reason: reason)
         respond(exchange.head, status: status, backend: backend, body: body, started: exchange.started,
@@ -333,21 +366,24 @@ final class ProxyHandler: ChannelInboundHandler {
         resumeReading(after: exchange)
     }
 
-    private func respondEarly(_ head: HTTPRequestHead, status: HTTPResponseStatus, backend: String?, body: String) {
-        respond(head, status: status, backend: backend, body: body, started: .now)
+    /// Answers a request that reaches no replica. `close`: the connection closes after it (its
+    /// body, if any, is left unread).
+    private func respondEarly(_ head: HTTPRequestHead, status: HTTPResponseStatus, backend: String?, body: String, close: Bool = false) {
+        respond(head, status: status, backend: backend, body: body, started: .now, close: close)
     }
 
     private func respond(_ request: HTTPRequestHead, status: HTTPResponseStatus, backend: String?, body: String, started: ContinuousClock.Instant,
-                         extra: [(String, String)] = []) {
+                         extra: [(String, String)] = [], close: Bool = false) {
         guard let context else { return }
         let bytes = Array(body.utf8)
         var headers = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "\(bytes.count)")] + extra)
-        if !request.isKeepAlive { headers.add(name: "Connection", value: "close") }
+        let closing = close || !request.isKeepAlive
+        if closing { headers.add(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if let backend { state.metrics.request(backend: backend, status: Int(status.code), duration: .now - started) }
-        if !request.isKeepAlive {
+        if closing {
             let channel = context.channel
             done.whenComplete { _ in channel.close(promise: nil) }
         }

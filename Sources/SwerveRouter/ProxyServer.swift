@@ -5,7 +5,9 @@ import SwerveCore
 import SwerveHTTP
 
 /// The router's listening socket: HTTP/1.1 with keep-alive and pipelining (answered in
-/// order), one ``ProxyHandler`` per client connection, on SwiftNIO's shared event loops.
+/// order), one ``ProxyHandler`` per client connection, on SwiftNIO's shared event loops. Each
+/// connection's bytes pass a ``ClientGuard`` (timeouts, head size, connection cap) before the
+/// decoder, whose field limits come from the settings too.
 final class ProxyServer: Sendable {
     let address: String
     private let channel: any Channel
@@ -20,8 +22,20 @@ final class ProxyServer: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                setup.configure(channel) { pipeline in
-                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                let admitted = state.connectionOpened()
+                channel.closeFuture.whenComplete { _ in state.connectionClosed() }
+                let settings = state.settings
+                return setup.configure(channel) { pipeline in
+                    let refusal = admitted ? nil : "the router is at its limit of \(settings.maxConnections) open connections (--max-connections); retry later\n"
+                    try pipeline.addHandler(ClientGuard(settings: settings, metrics: state.metrics, refusal: refusal))
+                    guard admitted else { return }
+                    var limits = NIOHTTPDecoderLimitConfiguration()
+                    limits.maxHeaderFieldCount = settings.maxHeaderFields
+                    limits.maxHeaderFieldSize = settings.maxHeadBytes
+                    limits.maxHeaderListSize = settings.maxHeadBytes
+                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false,
+                                                             withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                    try pipeline.addHandler(ProtocolErrorAnswer(metrics: state.metrics, settings: settings))
                     try pipeline.addHandler(ProxyHandler(state: state))
                 }
             }

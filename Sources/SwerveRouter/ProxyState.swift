@@ -3,7 +3,8 @@ import SwerveCore
 import SwerveHTTP
 import Synchronization
 
-/// How the proxy behaves under load.
+/// How the proxy behaves under load, and what it allows its clients. Each value is a flag of
+/// `swerve router` and an environment variable (docs/PROTOCOL.md, "Router limits").
 public struct ProxySettings: Sendable {
     /// Requests that may wait per backend when every replica is full.
     public var queueLimit: Int
@@ -13,12 +14,30 @@ public struct ProxySettings: Sendable {
     public var connectTimeout: Duration
     /// Idle keep-alive connections kept per replica and event loop.
     public var idleConnectionsPerReplica: Int
+    /// A kept-alive client connection with no request for this long is closed.
+    public var clientIdleTimeout: Duration
+    /// A request head must arrive in full this long after its first byte (or after the
+    /// connection opened): `408` otherwise.
+    public var clientHeaderTimeout: Duration
+    /// Client connections open at once; one more is answered `503` and closed.
+    public var maxConnections: Int
+    /// Bytes of a request head (request line and fields); `431` beyond.
+    public var maxHeadBytes: Int
+    /// Fields in a request head; `431` beyond.
+    public var maxHeaderFields: Int
 
-    public init(queueLimit: Int = 100, queueTimeout: Duration = .seconds(5), connectTimeout: Duration = .seconds(1), idleConnectionsPerReplica: Int = 32) {
+    public init(queueLimit: Int = 100, queueTimeout: Duration = .seconds(5), connectTimeout: Duration = .seconds(1), idleConnectionsPerReplica: Int = 32,
+                clientIdleTimeout: Duration = .seconds(60), clientHeaderTimeout: Duration = .seconds(10), maxConnections: Int = 10_000,
+                maxHeadBytes: Int = 64 * 1024, maxHeaderFields: Int = 100) {
         self.queueLimit = queueLimit
         self.queueTimeout = queueTimeout
         self.connectTimeout = connectTimeout
         self.idleConnectionsPerReplica = idleConnectionsPerReplica
+        self.clientIdleTimeout = clientIdleTimeout
+        self.clientHeaderTimeout = clientHeaderTimeout
+        self.maxConnections = maxConnections
+        self.maxHeadBytes = maxHeadBytes
+        self.maxHeaderFields = maxHeaderFields
     }
 }
 
@@ -33,9 +52,22 @@ final class ProxyState: Sendable {
     private let idle = Mutex<[PoolKey: [any Channel]]>([:])
     private let ids = Atomic<UInt64>(0)
     private let active = Atomic<Int>(0)
+    private let connections = Atomic<Int>(0)
 
     /// Requests being proxied (routed, not yet answered in full).
     var activeRequests: Int { active.load(ordering: .relaxed) }
+
+    /// Counts a client connection in; false when it is over ``ProxySettings/maxConnections``
+    /// (it is counted all the same, until ``connectionClosed()``).
+    func connectionOpened() -> Bool {
+        let open = connections.wrappingAdd(1, ordering: .relaxed).newValue
+        metrics.clientConnections(open)
+        return open <= settings.maxConnections
+    }
+
+    func connectionClosed() {
+        metrics.clientConnections(connections.wrappingSubtract(1, ordering: .relaxed).newValue)
+    }
 
     func requestStarted() { active.add(1, ordering: .relaxed) }
     func requestEnded() { active.subtract(1, ordering: .relaxed) }

@@ -11,7 +11,14 @@ import Synchronization
 ///   `swerve_router_request_duration_seconds{backend}` (histogram);
 /// - `swerve_router_in_flight{replica}`, `swerve_router_queue_length{backend}`;
 /// - `swerve_router_rejected_total{backend,reason}` (503s: `queue_full`, `queue_timeout`,
-///   `no_replicas`), `swerve_router_retries_total{backend}`;
+///   `no_replicas`; 502s: `unreachable`), `swerve_router_retries_total{backend,reason}`
+///   (`connect_failed`, `unprocessed`, `connection_lost`), `swerve_router_ejections_total{backend}`,
+///   `swerve_router_upstream_timeouts_total{backend}`;
+/// - `swerve_router_client_connections`: client connections open now (refused ones included
+///   until they are closed);
+/// - `swerve_router_client_closed_total{reason}`: client connections the router closed for
+///   what they did (`idle_timeout`, `header_timeout`, `head_too_large`, `malformed`,
+///   `connection_limit`);
 /// - `swerve_router_view_version{kind}`, `swerve_router_view_epoch{kind}` and
 ///   `swerve_router_view_updated_timestamp_seconds` (the age is now minus this).
 final class RouterMetrics: Sendable {
@@ -24,6 +31,7 @@ final class RouterMetrics: Sendable {
     private let counters = Mutex<[String: Counter]>([:])
     private let gauges = Mutex<[String: (gauge: Gauge, value: Int)]>([:])
     private let viewUpdated = Gauge(label: "swerve_router_view_updated_timestamp_seconds")
+    private let openConnections = Gauge(label: "swerve_router_client_connections")
     /// Per-request series, found by one lookup of the backend (no key strings built per request).
     private let perBackend = Mutex<[String: BackendSeries]>([:])
     private let inFlight = Mutex<[String: (gauge: Gauge, value: Int)]>([:])
@@ -63,8 +71,20 @@ final class RouterMetrics: Sendable {
         counter("swerve_router_rejected_total", [("backend", backend), ("reason", reason)]).increment()
     }
 
-    func retried(backend: String) {
-        counter("swerve_router_retries_total", [("backend", backend)]).increment()
+    func retried(backend: String, reason: ExchangeStateMachine.RetryReason) {
+        counter("swerve_router_retries_total", [("backend", backend), ("reason", reason.rawValue)]).increment()
+    }
+
+    func upstreamTimedOut(backend: String) {
+        counter("swerve_router_upstream_timeouts_total", [("backend", backend)]).increment()
+    }
+
+    func clientConnections(_ open: Int) {
+        openConnections.record(open)
+    }
+
+    func clientClosed(reason: String) {
+        counter("swerve_router_client_closed_total", [("reason", reason)]).increment()
     }
 
     func ejected(backend: String) {

@@ -83,14 +83,23 @@ public struct RoutingTable: Sendable, Hashable {
         public var routePrefix: String?
         public var maxConcurrentQueries: Int
         public var replicas: [RoutedReplica]
+        /// How long nothing may move between the router and a replica carrying a request.
+        public var upstreamTimeout: Duration = .seconds(BackendConfig().upstreamTimeoutS)
+        /// Whether an idempotent request whose replica was lost goes to another replica.
+        public var retryIdempotentRequests = BackendConfig().retryIdempotentRequests
     }
 
     public init() {}
 
     public init(configs: BackendConfigsView?, routing: RoutingView?) {
         for (tag, config) in configs?.backends ?? [:] {
-            backends[tag] = Backend(tag: tag, routePrefix: config.routePrefix, maxConcurrentQueries: max(1, config.maxConcurrentQueries),
-                                    replicas: (routing?.backends[tag] ?? []).sorted { $0.tag < $1.tag })
+            var backend = Backend(tag: tag, routePrefix: config.routePrefix, maxConcurrentQueries: max(1, config.maxConcurrentQueries),
+                                  replicas: (routing?.backends[tag] ?? []).sorted { $0.tag < $1.tag })
+            // A snapshot is read from Redis: a timeout outside the limits (or none, from an older
+            // leader) gets the default rather than a timer that never or always fires.
+            if let timeout = config.upstreamTimeoutS, Limits.upstreamTimeoutSeconds.contains(timeout) { backend.upstreamTimeout = .seconds(timeout) }
+            if let retry = config.retryIdempotentRequests { backend.retryIdempotentRequests = retry }
+            backends[tag] = backend
             if let prefix = config.routePrefix { routes.append((Self.normalized(prefix), tag)) }
         }
         routes.sort { $0.prefix.count != $1.prefix.count ? $0.prefix.count > $1.prefix.count : $0.prefix < $1.prefix }

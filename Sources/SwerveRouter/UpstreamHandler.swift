@@ -6,6 +6,10 @@ import SwerveHTTP
 
 /// One connection to a replica: carries one request at a time for the ``ProxyHandler``
 /// attached to it, and waits in the pool between requests. Lives on one event loop.
+///
+/// While a request is attached it watches for silence: when no byte moved either way (none of
+/// the response read, none of the request written) for the backend's upstream timeout, it
+/// tells the consumer once. One timer per request, re-armed only when it fires early.
 final class UpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundOut = HTTPClientRequestPart
@@ -15,6 +19,10 @@ final class UpstreamHandler: ChannelInboundHandler {
     private var consumer: ProxyHandler?
     /// Whether the replica will keep the connection open after the current response.
     private(set) var keepAlive = true
+    /// The silence allowed while a request is attached, and when a byte last moved.
+    private var silenceLimit: TimeAmount?
+    private var lastActivity = NIODeadline.now()
+    private var silenceTimer: Scheduled<Void>?
 
     init(channel: any Channel) {
         self.channel = channel
@@ -43,10 +51,40 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     func detach() {
         consumer = nil
+        stopWatching()
+    }
+
+    /// Tells the consumer (``ProxyHandler/upstreamSilent()``) once nothing moved for `limit`.
+    func watchSilence(_ limit: TimeAmount) {
+        guard let context else { return }
+        silenceLimit = limit
+        lastActivity = .now()
+        armSilenceTimer(at: lastActivity + limit, on: context.eventLoop)
+    }
+
+    private func stopWatching() {
+        silenceLimit = nil
+        silenceTimer?.cancel()
+        silenceTimer = nil
+    }
+
+    private func armSilenceTimer(at deadline: NIODeadline, on loop: any EventLoop) {
+        silenceTimer?.cancel()
+        silenceTimer = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self, let limit = self.silenceLimit else { return }
+            let due = self.lastActivity + limit
+            if due <= .now() {
+                self.stopWatching()
+                self.consumer?.upstreamSilent()
+            } else {
+                self.armSilenceTimer(at: due, on: loop)
+            }
+        }
     }
 
     func forward(_ part: HTTPServerRequestPart) {
         guard let context else { return }
+        if silenceLimit != nil { lastActivity = .now() }
         switch part {
         case .head(let head): context.write(wrapOutboundOut(.head(head)), promise: nil)
         case .body(let buffer): context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
@@ -60,6 +98,7 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     func close() {
         consumer = nil
+        stopWatching()
         channel.close(promise: nil)
     }
 
@@ -70,6 +109,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if case .head(let head) = part { keepAlive = head.isKeepAlive }
+        if silenceLimit != nil { lastActivity = .now() }
         consumer?.responsePart(part)
     }
 
@@ -81,6 +121,7 @@ final class UpstreamHandler: ChannelInboundHandler {
         let consumer = self.consumer
         self.consumer = nil
         self.context = nil
+        stopWatching()
         consumer?.upstreamLost()
     }
 

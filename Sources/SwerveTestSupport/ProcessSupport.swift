@@ -124,7 +124,20 @@ private func blockingHTTPRequest(_ address: String, method: String, path: String
     defer { close(descriptor) }
     let lines = extra.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
     let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\(lines)\r\n".utf8) + body
-    _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+    // Sent on a thread of its own while this one reads, as curl does: a server that streams
+    // its answer while the body still comes (the built-in echo) would otherwise wait forever
+    // for a client that reads only once it sent everything.
+    let sent = DispatchSemaphore(value: 0)
+    Thread {
+        var offset = 0
+        while offset < request.count {
+            let count = request[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count <= 0 { break }
+            offset += count
+        }
+        sent.signal()
+    }.start()
+    defer { sent.wait() }
     var response: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -188,4 +201,40 @@ public func freeLoopbackPort() throws -> Int {
         if let port = bindLoopback(port: Int.random(in: 20000..<32000)) { return port }
     }
     throw TestFailure("no free loopback port between 20000 and 32000")
+}
+
+/// Sends `chunks` on a fresh connection, `pause` apart (a slow client), stopping early once
+/// the peer answered or closed; then reads until the peer closes or `timeoutSeconds` pass.
+/// Returns what came back and whether the peer closed the connection.
+public func rawExchange(_ address: String, chunks: [[UInt8]], pause: Duration = .zero,
+                        timeoutSeconds: Int = 5) async throws -> (received: [UInt8], closed: Bool) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(with: Result { try blockingRawExchange(address, chunks: chunks, pause: pause, timeoutSeconds: timeoutSeconds) })
+        }.start()
+    }
+}
+
+private func blockingRawExchange(_ address: String, chunks: [[UInt8]], pause: Duration, timeoutSeconds: Int) throws -> (received: [UInt8], closed: Bool) {
+    let descriptor = try connectTCP(address, receiveTimeoutSeconds: timeoutSeconds).mapError { TestFailure($0.description) }.get()
+    defer { close(descriptor) }
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    for (index, chunk) in chunks.enumerated() {
+        _ = chunk.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard index < chunks.count - 1, pause > .zero else { continue }
+        Thread.sleep(forTimeInterval: Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18)
+        let count = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+        if count == 0 { return (received, true) }
+        if count > 0 {
+            received += buffer[0..<count]
+            break
+        }
+    }
+    while true {
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        if count == 0 { return (received, true) }
+        if count < 0 { return (received, errno == ECONNRESET) }
+        received += buffer[0..<count]
+    }
 }

@@ -80,14 +80,17 @@ final class BuiltinServer: Sendable {
     }
 }
 
-/// One connection's requests: reads a whole request, answers it (after the handler's delay).
+/// One connection's requests. Bodies stream: `echo` sends each part back as it comes (with the
+/// request's `Content-Length`, or chunked), reading no faster than the client takes the answer;
+/// `sleep` and `fail` discard the body and answer at its end. Nothing holds a whole body.
 final class BuiltinRequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let state: BuiltinServerState
     private var head: HTTPRequestHead?
-    private var body: [UInt8] = []
+    /// Set while an echo streams its body back: whether any byte went back yet.
+    private var echoing: (keepAlive: Bool, sentBytes: Bool)?
 
     init(state: BuiltinServerState) { self.state = state }
 
@@ -95,14 +98,58 @@ final class BuiltinRequestHandler: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
-            body = []
-        case .body(var buffer):
-            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+            if state.accepting, state.handler == .echo, BuiltinHandler.split(head.uri).path != "/-/user-config", let length = Self.bodyLength(head) {
+                beginEcho(head, length: length, context: context)
+            }
+        case .body(let buffer):
+            guard echoing != nil else { return } // not echoed: discarded as it comes
+            echoing?.sentBytes = true
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            if !context.channel.isWritable { context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
         case .end:
             guard let head else { return }
             self.head = nil
-            respond(to: head, context: context)
+            if let echo = echoing {
+                echoing = nil
+                endEcho(echo, context: context)
+            } else {
+                respond(to: head, context: context)
+            }
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if echoing != nil { context.channel.setOption(ChannelOptions.autoRead, value: context.channel.isWritable).whenFailure { _ in } }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// The body's announced length: `Content-Length` when given and above 0, nil (no stream)
+    /// for a request without a body; -1 for a chunked one.
+    static func bodyLength(_ head: HTTPRequestHead) -> Int? {
+        if let length = head.headers.first(name: "Content-Length").flatMap(Int.init) { return length > 0 ? length : nil }
+        return head.headers["Transfer-Encoding"].contains { $0.lowercased().contains("chunked") } ? -1 : nil
+    }
+
+    private func beginEcho(_ head: HTTPRequestHead, length: Int, context: ChannelHandlerContext) {
+        state.inFlight.add(1, ordering: .relaxed)
+        echoing = (head.isKeepAlive, false)
+        var headers = HTTPHeaders([("X-Swerve-Replica", state.tag)])
+        if length >= 0 { headers.add(name: "Content-Length", value: "\(length)") }
+        headers.add(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+    }
+
+    private func endEcho(_ echo: (keepAlive: Bool, sentBytes: Bool), context: ChannelHandlerContext) {
+        // A chunked request that turned out empty gets what an empty echo answers: the tag.
+        if !echo.sentBytes { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "\(state.tag)\n")))), promise: nil) }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        if !echo.keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+        state.inFlight.subtract(1, ordering: .relaxed)
+        state.requestFinished()
     }
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
@@ -120,7 +167,8 @@ final class BuiltinRequestHandler: ChannelInboundHandler {
             finish(status: .ok, body: json, keepAlive: keepAlive, context: context)
             return
         }
-        let response = state.handler.respond(path: path, query: query, body: body, tag: state.tag, options: state.options, random: Double.random(in: 0..<1))
+        // Only a bodiless echo gets here (a body is streamed back as it comes).
+        let response = state.handler.respond(path: path, query: query, body: [], tag: state.tag, options: state.options, random: Double.random(in: 0..<1))
         let status = HTTPResponseStatus(statusCode: response.status)
         guard response.delayMs > 0 else {
             finish(status: status, body: response.body, keepAlive: keepAlive, context: context)

@@ -24,7 +24,7 @@ import Testing
         var machine = Machine(method: .POST)
         _ = machine.chosen(a)
         #expect(machine.requestPart(body) == .none)
-        #expect(machine.connectFailed() == .choose(release: a))
+        #expect(machine.connectFailed() == .retry(release: a, reason: .connectFailed))
         #expect(machine.tried == ["api#a"] && machine.resends == 0 && machine.buffered == [body])
         #expect(machine.chosen(b) == .connect(b))
         #expect(machine.connected(pooled: false) == .sendRequest(buffered: [body]), "the held body goes to the replica that connected")
@@ -43,7 +43,7 @@ import Testing
 
     @Test func unprocessedFrom503GoesElsewhereButNotBackToTheSameReplica() {
         var machine = sent(pooled: false)
-        #expect(machine.responseHead(status: .serviceUnavailable, unprocessed: true) == .choose(release: a))
+        #expect(machine.responseHead(status: .serviceUnavailable, unprocessed: true) == .retry(release: a, reason: .unprocessed))
         #expect(machine.tried == ["api#a"] && machine.resends == 1 && machine.buffered == [.end(nil)])
     }
 
@@ -61,16 +61,48 @@ import Testing
 
     @Test func aStalePooledConnectionRepeatsAnIdempotentRequestOnAnyReplica() {
         var machine = sent(pooled: true)
-        #expect(machine.upstreamLost() == .choose(release: a))
+        #expect(machine.upstreamLost() == .retry(release: a, reason: .connectionLost))
         #expect(machine.tried.isEmpty, "the same replica may take it: only its idle connection was stale")
         #expect(machine.chosen(a) == .connect(a))
     }
 
-    @Test func aLostFreshConnectionOrANonIdempotentRequestIsNotRepeated() {
-        var fresh = sent(pooled: false)
-        #expect(fresh.upstreamLost() == .fail(.replicaClosed(replica: "api#a"), release: a))
+    @Test func anIdempotentRequestWhoseReplicaDiedGoesToAnotherReplica() {
+        for method in [HTTPMethod.GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE] {
+            var machine = sent(method, pooled: false)
+            #expect(machine.upstreamLost() == .retry(release: a, reason: .connectionLost), "\(method)")
+            #expect(machine.tried == ["api#a"], "a fresh connection lost: the replica died, it is not tried again")
+            #expect(machine.chosen(b) == .connect(b))
+            #expect(machine.connected(pooled: false) == .sendRequest(buffered: [.end(nil)]))
+        }
+    }
+
+    @Test func whenNoOtherReplicaIsLeftTheLossIsTheAnswer() {
+        var machine = sent(pooled: false)
+        _ = machine.upstreamLost()
+        #expect(machine.noReplicaLeft() == .fail(.replicaClosed(replica: "api#a"), release: nil), "not 'refused the connection': it took the request")
+    }
+
+    @Test func aNonIdempotentRequestOrABackendThatOptedOutIsNotRepeated() {
         var post = sent(.POST, pooled: true)
         #expect(post.upstreamLost() == .fail(.replicaClosed(replica: "api#a"), release: a))
+        var patch = sent(.PATCH, pooled: false)
+        #expect(patch.upstreamLost() == .fail(.replicaClosed(replica: "api#a"), release: a))
+        var optedOut = Machine(method: .GET, retryIdempotentRequests: false)
+        _ = optedOut.chosen(a)
+        _ = optedOut.requestPart(.end(nil))
+        _ = optedOut.connected(pooled: true)
+        #expect(optedOut.upstreamLost() == .fail(.replicaClosed(replica: "api#a"), release: a), "not even on a pooled connection")
+    }
+
+    @Test func aSilentReplicaIsGivenUpNotRetried() {
+        var waiting = sent(pooled: false)
+        #expect(waiting.upstreamTimedOut() == .fail(.upstreamTimeout(replica: "api#a"), release: a))
+        #expect(waiting.upstreamLost() == .none, "answered: the closing connection changes nothing")
+        var streaming = sent(pooled: false)
+        _ = streaming.responseHead(status: .ok, unprocessed: false)
+        #expect(streaming.upstreamTimedOut() == .closeClient(release: a), "a response cut short must not look complete")
+        var queued = Machine(method: .GET)
+        #expect(queued.upstreamTimedOut() == .none, "no replica yet: the queue timeout applies")
     }
 
     @Test func aStalePooledConnectionAfterABodyPartIsNotRepeated() {
@@ -88,7 +120,7 @@ import Testing
     @Test func resendsAreBounded() {
         var machine = sent(pooled: true)
         for _ in 0..<Machine.maximumResends {
-            #expect(machine.upstreamLost() == .choose(release: a))
+            #expect(machine.upstreamLost() == .retry(release: a, reason: .connectionLost))
             _ = machine.chosen(a)
             _ = machine.connected(pooled: true)
         }
