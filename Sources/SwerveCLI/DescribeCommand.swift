@@ -41,6 +41,8 @@ struct DescribeCommand: AsyncParsableCommand {
             ("Replicas", "\(config.numReplicas) wanted, at most \(config.maxConcurrentQueries) requests in flight each"),
             ("Rollout", "max surge \(config.maxSurge), max unavailable \(config.maxUnavailable)"),
             ("Shutdown", "drain for up to \(config.gracefulShutdownTimeoutS) s"),
+            ("Routers", "give up on a replica silent for \(config.upstreamTimeoutS) s; "
+                + (config.retryIdempotentRequests ? "resend idempotent requests a lost replica took" : "never resend a request a replica took")),
             ("Workload", Self.describe(backend.replicaConfig.workload)),
             ("Resources", "cpu \(backend.replicaConfig.resources.cpu)" + (backend.replicaConfig.resources.memoryBytes > 0 ? ", memory \(backend.replicaConfig.resources.memoryBytes) bytes" : "")),
             ("User config", config.userConfig.map { Self.json($0) } ?? "-"),

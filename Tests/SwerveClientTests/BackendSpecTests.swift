@@ -11,6 +11,8 @@ import Testing
               numReplicas: 3
               routePrefix: /api
               maxSurge: 25%
+              upstreamTimeoutS: 2.5
+              retryIdempotentRequests: false
               userConfig: {greeting: hello, retries: 2, on: true}
             replicaConfig:
               command: python3 app.py
@@ -21,7 +23,7 @@ import Testing
         #expect(specs == [BackendSpec(
             tag: "api",
             config: BackendConfig(numReplicas: 3, userConfig: .object(["greeting": .string("hello"), "retries": .number(2), "on": .bool(true)]),
-                                  routePrefix: "/api", maxSurge: .percent(25)),
+                                  routePrefix: "/api", maxSurge: .percent(25), upstreamTimeoutS: 2.5, retryIdempotentRequests: false),
             replicaConfig: ReplicaConfig(workload: .command(arguments: ["python3", "app.py"], environment: ["MODE": "fast", "LEVEL": "3"], healthPath: "/healthz"),
                                          resources: Resources(cpu: 0.5, memoryBytes: 1024, custom: ["gpu": 1])))])
     }
@@ -44,6 +46,7 @@ import Testing
     @Test(arguments: [
         ("tag: a\nconfig: {numReplica: 2}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.numReplica: unknown field; known: numReplicas,"),
         ("tag: a\nconfig: {numReplicas: two}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.numReplicas: must be a whole number, got \"two\" (line 2)"),
+        ("tag: a\nconfig: {retryIdempotentRequests: maybe}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.retryIdempotentRequests: must be true or false, got \"maybe\""),
         ("tag: a\nconfig: {maxSurge: lots}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.maxSurge: expected a count such as 2 or a percentage"),
         ("tag: a\nreplicaConfig: {builtin: echo, healthPath: /h}", "f.yaml: a: replicaConfig.healthPath: applies to commands, not built-ins"),
         ("tag: a\nreplicaConfig: {builtin: echo, command: x}", "f.yaml: a: replicaConfig.command: give either builtin or command, not both"),

@@ -14,10 +14,12 @@ import Testing
         let config = BackendConfig(numReplicas: -1, maxConcurrentQueries: 100_001, userConfig: .string(String(repeating: "x", count: Limits.userConfigBytes)),
                                    gracefulShutdownTimeoutS: .nan, gracefulShutdownWaitLoopS: 3_601,
                                    routePrefix: "/" + String(repeating: "a", count: Limits.routePrefixLength),
-                                   maxSurge: .count(Int.max), maxUnavailable: .percent(Int.min))
+                                   maxSurge: .count(Int.max), maxUnavailable: .percent(Int.min), upstreamTimeoutS: 0)
         let fields = Set(config.problems().map(\.field))
         #expect(fields == ["config.numReplicas", "config.maxConcurrentQueries", "config.userConfig", "config.gracefulShutdownTimeoutS",
-                           "config.gracefulShutdownWaitLoopS", "config.routePrefix", "config.maxSurge", "config.maxUnavailable"])
+                           "config.gracefulShutdownWaitLoopS", "config.routePrefix", "config.maxSurge", "config.maxUnavailable",
+                           "config.upstreamTimeoutS"])
+        #expect(BackendConfig(upstreamTimeoutS: .infinity).problems().map(\.field) == ["config.upstreamTimeoutS"])
         let replica = ReplicaConfig(
             workload: .command(arguments: Array(repeating: "a", count: Limits.commandArguments + 1), environment: ["A\u{0}": "1"], healthPath: "/h p"),
             resources: Resources(cpu: .infinity, memoryBytes: .max, custom: ["gpu": -0.5]))
@@ -29,8 +31,10 @@ import Testing
 
     @Test func valuesAtTheirBoundsAreAccepted() {
         let config = BackendConfig(numReplicas: Limits.replicasPerBackend.upperBound, maxConcurrentQueries: Limits.maxConcurrentQueries.upperBound,
-                                   gracefulShutdownTimeoutS: 3_600, gracefulShutdownWaitLoopS: -0.0, maxSurge: .percent(100), maxUnavailable: .count(0))
+                                   gracefulShutdownTimeoutS: 3_600, gracefulShutdownWaitLoopS: -0.0, maxSurge: .percent(100), maxUnavailable: .count(0),
+                                   upstreamTimeoutS: Limits.upstreamTimeoutSeconds.upperBound)
         #expect(config.problems().isEmpty)
+        #expect(BackendConfig(upstreamTimeoutS: Limits.upstreamTimeoutSeconds.lowerBound).problems().isEmpty)
         #expect(ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1_024, memoryBytes: 64 << 40)).problems().isEmpty)
     }
 

@@ -70,6 +70,27 @@ func routing(_ version: Int, epoch: Int64 = 1, _ backends: [String: [String]]) -
     }
 }
 
+@Suite struct RoutedBackendSettings {
+    @Test func theUpstreamTimeoutAndRetryRuleComeFromTheConfigsWithDefaultsForOlderLeaders() {
+        let older = RoutingTable(configs: BackendConfigsView(version: 1, backends: ["api": RoutedBackendConfig(routePrefix: "/", maxConcurrentQueries: 1)]), routing: nil)
+        #expect(older.backends["api"]?.upstreamTimeout == .seconds(60) && older.backends["api"]?.retryIdempotentRequests == true)
+        let set = RoutingTable(configs: BackendConfigsView(version: 1, backends: ["api": RoutedBackendConfig(
+            routePrefix: "/", maxConcurrentQueries: 1, upstreamTimeoutS: 2.5, retryIdempotentRequests: false)]), routing: nil)
+        #expect(set.backends["api"]?.upstreamTimeout == .milliseconds(2_500) && set.backends["api"]?.retryIdempotentRequests == false)
+        for bad in [0, -1, .nan, .infinity, 1e300] {
+            let table = RoutingTable(configs: BackendConfigsView(version: 1, backends: ["api": RoutedBackendConfig(
+                routePrefix: "/", maxConcurrentQueries: 1, upstreamTimeoutS: bad)]), routing: nil)
+            #expect(table.backends["api"]?.upstreamTimeout == .seconds(60), "a snapshot's \(bad) is not trusted")
+        }
+    }
+
+    @Test func theLeaderPublishesBothAndRepublishesWhenEitherChanges() {
+        let config = BackendConfig(upstreamTimeoutS: 3, retryIdempotentRequests: false)
+        #expect(config.routed == RoutedBackendConfig(routePrefix: nil, maxConcurrentQueries: 100, upstreamTimeoutS: 3, retryIdempotentRequests: false))
+        #expect(config.routed != BackendConfig(upstreamTimeoutS: 3).routed)
+    }
+}
+
 @Suite struct Balancing {
     var random = SystemRandomNumberGenerator()
 
