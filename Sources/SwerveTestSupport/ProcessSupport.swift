@@ -1,6 +1,7 @@
 /// Helpers shared by the test targets that run real `swerve` processes. Not shipped.
 public import Foundation
 import Glibc
+import Synchronization
 public import SwerveCore
 import SwerveLauncher
 
@@ -43,6 +44,15 @@ public final class SwerveProcess: @unchecked Sendable {
     public let process: Process
     private let errors = Pipe()
     private let outputPipe: Pipe?
+    /// Everything the process wrote to stderr, read as it comes: a pipe nobody reads fills at
+    /// 64 KiB and then blocks the process's next log line — a process that logs a warning per
+    /// reconnect attempt froze that way during a minute without Redis.
+    private let stderrBytes = CollectedOutput()
+    private let stderrClosed = DispatchSemaphore(value: 0)
+
+    private final class CollectedOutput: Sendable {
+        let data = Mutex(Data())
+    }
 
     /// - Parameter captureOutput: keep stdout, readable as ``output`` once the process exited.
     public init(_ arguments: [String], environment: [String: String], captureOutput: Bool = false) throws {
@@ -55,6 +65,20 @@ public final class SwerveProcess: @unchecked Sendable {
         outputPipe = captureOutput ? Pipe() : nil
         process.standardOutput = outputPipe ?? FileHandle.nullDevice
         try process.run()
+        // Read on a thread of its own until end of file (every writer closed it). The thread
+        // holds the pipe, so its descriptor stays open (and never reused) while it reads.
+        let (bytes, closed, pipe) = (stderrBytes, stderrClosed, errors)
+        Thread {
+            let descriptor = pipe.fileHandleForReading.fileDescriptor
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = read(descriptor, &buffer, buffer.count)
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { break }
+                bytes.data.withLock { $0.append(contentsOf: buffer[0..<count]) }
+            }
+            closed.signal()
+        }.start()
     }
 
     /// The next line the process writes to stdout (with `captureOutput`), read as it comes
@@ -86,8 +110,9 @@ public final class SwerveProcess: @unchecked Sendable {
     public func exit() async -> (status: Int32, stderr: String) {
         await withCheckedContinuation { continuation in
             Thread {
-                let output = self.errors.fileHandleForReading.readDataToEndOfFile()
+                self.stderrClosed.wait()
                 self.process.waitUntilExit()
+                let output = self.stderrBytes.data.withLock { $0 }
                 continuation.resume(returning: (self.process.terminationStatus, String(decoding: output, as: UTF8.self)))
             }.start()
         }

@@ -1,5 +1,6 @@
 public import Foundation
 import Glibc
+import SwerveLauncher
 import Synchronization
 
 /// A redis-server of a test's own, on a free loopback port, that the test may kill and restart.
@@ -37,6 +38,17 @@ public final class RedisServerProcess: Sendable {
         try process.run()
         running.withLock { $0 = process }
         try await ready.wait()
+    }
+
+    /// A clean shutdown (`SHUTDOWN`: the append-only file is flushed), then waits for the
+    /// process to be gone. Not SIGTERM: a child of the test runner may inherit it ignored.
+    public func stop() throws {
+        guard let process = running.withLock({ old -> Process? in defer { old = nil }; return old }) else { return }
+        let descriptor = try connectTCP("127.0.0.1:\(port)").mapError { TestFailure($0.description) }.get()
+        let command = Array("*1\r\n$8\r\nSHUTDOWN\r\n".utf8)
+        _ = command.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        close(descriptor)
+        process.waitUntilExit()
     }
 
     /// SIGKILL, then wait for the process to be gone.
