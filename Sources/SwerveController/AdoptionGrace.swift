@@ -1,19 +1,30 @@
 import SwerveCore
 
-/// The grace a new leader gives the replicas it adopted RUNNING from the checkpoint, as a pure
+/// How long a leader treats silence as "no news" after it (re)loaded the checkpoint, as a pure
 /// value (`now` is passed in).
 ///
-/// Until `deadline`, a missing ready key on an adopted replica that has not confirmed yet is
-/// "no news" rather than a lost heartbeat: a new leader never drops replicas from the routing
-/// view merely because it has not heard from them yet (e.g. after Redis lost their keys;
-/// workers re-write them every second). A replica confirms by being seen ready once. Explicit
-/// evidence — an exit record — is always reported.
+/// A leader loads the checkpoint when its term starts and again after a failed step — which is
+/// what an outage of Redis looks like from the leader. Either way the keys that say a node or a
+/// worker is alive may be missing for reasons that say nothing about them: a Redis restarted
+/// from its append-only file drops every key whose TTL passed while it was down, and the
+/// agents and workers that renew them are still in their reconnect backoff. So until
+/// `deadline` (the node and heartbeat TTL plus the clients' longest reconnect backoff after
+/// the load):
+/// - a missing ready key on a replica adopted RUNNING that has not confirmed since is no news,
+///   not a lost heartbeat;
+/// - a node the checkpoint knew alive whose record is missing is no news: alive (its replicas
+///   stay), but not schedulable (its resources are unknown), not gone.
+/// A replica confirms by being seen ready once; a node by its record. Explicit evidence is
+/// always reported: an exit record, and a node that left the `nodes` set (an agent removes
+/// itself on exit).
 struct AdoptionGrace: Sendable, Equatable {
     private(set) var unconfirmed: Set<String>
+    private(set) var unconfirmedNodes: Set<String>
     let deadline: ContinuousClock.Instant
 
-    init(adopted: [String], now: ContinuousClock.Instant, grace: Duration) {
+    init(adopted: [String], nodes: [String] = [], now: ContinuousClock.Instant, grace: Duration) {
         unconfirmed = Set(adopted)
+        unconfirmedNodes = Set(nodes)
         deadline = now + grace
     }
 
@@ -25,5 +36,17 @@ struct AdoptionGrace: Sendable, Equatable {
         }
         if unconfirmed.contains(tag), observation.exit == nil, now < deadline { return nil }
         return observation
+    }
+
+    /// What the reconciler should see for node `id` listed in the `nodes` set: `info` as read,
+    /// or, for a node without a readable record, "no news" during the grace (alive, not
+    /// schedulable) and gone after it.
+    mutating func filter(node id: String, _ info: NodeInfo?, now: ContinuousClock.Instant) -> NodeInfo {
+        if let info {
+            unconfirmedNodes.remove(id)
+            return info
+        }
+        if unconfirmedNodes.contains(id), now < deadline { return NodeInfo(id: id, total: .zero, alive: true, schedulable: false) }
+        return NodeInfo(id: id, total: .zero, alive: false)
     }
 }

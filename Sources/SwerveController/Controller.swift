@@ -18,15 +18,18 @@ public struct ControllerConfiguration: Sendable {
     /// The control loop runs at least this often, and at once on any wake-up.
     public var tick: Duration
     public var settings: ReconcilerSettings
-    /// After taking over, how long adopted running replicas get to confirm their ready keys
-    /// before a missing key counts as a lost heartbeat (default: the workers' heartbeat TTL).
+    /// After every load of the checkpoint (taking over, or after a failed step: what an outage
+    /// of Redis looks like), how long adopted running replicas and live nodes get to confirm
+    /// their keys before a missing one counts as lost. Default 5 s: the node and heartbeat TTL
+    /// (3 s) plus the clients' longest reconnect backoff (2 s), so an agent or worker that was
+    /// itself waiting out its backoff when Redis came back has rewritten its key by then.
     public var adoptionGrace: Duration
     /// Inert unless a test armed one (see ``ControllerFailpoint``).
     public var failpoints: Failpoints
     public var metrics = ControllerMetrics()
 
     public init(redis: RedisConfiguration, keys: ClusterKeys, identity: ControllerIdentity, leaseTTL: Duration = .milliseconds(1500),
-                tick: Duration = .milliseconds(100), settings: ReconcilerSettings = ReconcilerSettings(), adoptionGrace: Duration = .seconds(3),
+                tick: Duration = .milliseconds(100), settings: ReconcilerSettings = ReconcilerSettings(), adoptionGrace: Duration = .seconds(5),
                 failpoints: Failpoints = .none) {
         self.adoptionGrace = adoptionGrace
         self.failpoints = failpoints
@@ -88,8 +91,29 @@ public enum Controller {
             }
             var seed = UInt64.random(in: 0...UInt64.max)
             continuation.yield()
+            // Set after a failed step: the step may have written its checkpoint and part of its
+            // actions, so the state in memory may be behind Redis. No step runs on it: the
+            // next wake-ups retry the reload, and stepping resumes only once one succeeded.
+            var reloadNeeded = false
+            var reloadFailures = 0
             for await _ in wakes {
                 guard !Task.isCancelled else { break }
+                if reloadNeeded {
+                    do {
+                        guard try await term.load(afterFailedStep: true) else { break }
+                        reloadNeeded = false
+                        logger.info("reloaded the checkpoint after a failed step", metadata: ["failedReloads": "\(reloadFailures)"])
+                        reloadFailures = 0
+                    } catch let error as LeaseError {
+                        logger.warning("leadership lost while reloading", metadata: ["error": "\(error.message)"])
+                        break
+                    } catch {
+                        // Redis is still away: said once, then retried on every wake-up.
+                        if reloadFailures == 0 { logger.error("cannot reload the checkpoint; not stepping until it can", metadata: ["error": "\(error)"]) }
+                        reloadFailures += 1
+                        continue
+                    }
+                }
                 seed &+= 1
                 do {
                     try await term.step(randomSeed: seed)
@@ -97,15 +121,9 @@ public enum Controller {
                     logger.warning("leadership lost mid-step", metadata: ["error": "\(error.message)"])
                     break
                 } catch {
-                    // The step may have written its checkpoint and part of its actions: start
-                    // again from what Redis holds, as a new leader would.
-                    logger.error("control loop step failed; reloading the checkpoint", metadata: ["error": "\(error)"])
+                    logger.error("control loop step failed; reloading the checkpoint before the next step", metadata: ["error": "\(error)"])
                     configuration.metrics.stepFailures.increment()
-                    do {
-                        guard try await term.load(afterFailedStep: true) else { break }
-                    } catch {
-                        logger.error("cannot reload the checkpoint; retrying", metadata: ["error": "\(error)"])
-                    }
+                    reloadNeeded = true
                 }
             }
             group.cancelAll()

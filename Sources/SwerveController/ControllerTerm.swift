@@ -19,10 +19,15 @@ struct ControllerTerm {
     var state = BackendState()
     /// The status this term last wrote (its first step always writes one).
     var statusLedger = StatusLedger()
-    /// The grace adopted RUNNING replicas get to confirm their ready keys (see ``AdoptionGrace``).
+    /// The grace adopted RUNNING replicas and live nodes get to confirm their keys after every
+    /// load (see ``AdoptionGrace``).
     var adoption = AdoptionGrace(adopted: [], now: .now, grace: .zero)
-    /// How long adopted replicas get to confirm (the workers' heartbeat TTL).
+    /// How long they get: the node and heartbeat TTL plus the clients' longest reconnect backoff.
     let confirmationGrace: Duration
+    /// Keys whose value this leader cannot read (a newer format?), each logged once.
+    var unreadableLogged = Set<String>()
+    /// Nodes gone for good, found by the last observation (see ``GoneNodes``).
+    var prunableNodes: [String] = []
     /// Inert unless a test armed one (see ``ControllerFailpoint``).
     let failpoints: Failpoints
     let metrics: ControllerMetrics
@@ -52,15 +57,35 @@ struct ControllerTerm {
             return false
         }
         let replicas = state.backends.reduce(state.retiredReplicas.count) { $0 + $1.replicas.count }
-        adoption = AdoptionGrace(adopted: state.replicaTags(placedIn: [.running]), now: .now, grace: confirmationGrace)
+        adoption = AdoptionGrace(adopted: state.replicaTags(placedIn: [.running]), nodes: state.liveNodes, now: .now, grace: confirmationGrace)
         metrics.record(state)
         logger.info("loaded the checkpoint", metadata: ["epoch": "\(scope.epoch)", "backends": "\(state.backends.count)", "replicas": "\(replicas)"])
         // The status of the loaded state goes out first, before any goal outcome recovery
         // announces again.
         let status = StatusLedger.status(of: state)
-        try await execute(Reconciler.recoveryActions(for: state), status: status)
+        let orphans = try await orphanedAssignments()
+        for orphan in orphans {
+            logger.warning("forgetting an assignment the checkpoint does not know (a step's writes broke after its checkpoint)",
+                           metadata: ["replica": "\(orphan.tag)", "node": "\(orphan.node)"])
+        }
+        try await execute(Reconciler.recoveryActions(for: state) + orphans.map { .forget($0) }, status: status)
         statusLedger.wrote(status)
         return true
+    }
+
+    /// Reads every known node's assignment hash (two round trips) and returns the assignments
+    /// the loaded state does not account for (see ``Reconciler/orphanedAssignments(in:assigned:)``).
+    private func orphanedAssignments() async throws -> [ReplicaReference] {
+        let listed = try await client.send("ZRANGE", keys.nodes, 0, -1).array?.compactMap(\.string) ?? []
+        let nodes = Array(Set(listed).union(state.liveNodes)).sorted()
+        guard !nodes.isEmpty else { return [] }
+        let replies = try await client.pipeline(nodes.map { RedisCommand("HKEYS", keys.assignments($0)) })
+        var assigned: [String: [String]] = [:]
+        for (node, reply) in zip(nodes, replies) {
+            if let message = reply.errorMessage { throw RedisError(.server, "Redis refused HKEYS \(keys.assignments(node)): \(message)") }
+            assigned[node] = reply.array?.compactMap(\.string) ?? []
+        }
+        return Reconciler.orphanedAssignments(in: state, assigned: assigned)
     }
 
     /// One step: observe (two round trips), reconcile, execute (one round trip).
@@ -77,6 +102,12 @@ struct ControllerTerm {
         try await execute(actions, status: changedStatus,
                           appliedRequest: next.lastAppliedRequest != state.lastAppliedRequest,
                           events: actions.isEmpty ? [] : ClusterEvent.between(state, next, actions: actions))
+        for id in prunableNodes where !next.occupiedNodes.contains(id) {
+            let cutoff = wallClockNow().milliseconds - Int64(GoneNodes.retention / .milliseconds(1))
+            if try await scope.write(.pruneNode(id, cutoff: cutoff, keys: keys)).integer == 1 {
+                logger.info("removed a node gone for over an hour from the nodes set", metadata: ["node": "\(id)"])
+            }
+        }
         if next.requestsApplied > state.requestsApplied { metrics.requestsApplied.increment(by: next.requestsApplied - state.requestsApplied) }
         if !actions.isEmpty || statusLedger.written == nil { metrics.record(next) }
         state = next
@@ -93,7 +124,7 @@ struct ControllerTerm {
         // Exclusive start after the last applied request ("(<id>"), or the stream's beginning.
         let start = state.lastAppliedRequest.map { "(" + $0.description } ?? "-"
         let placed = state.replicaTags(placedIn: [.starting, .running, .shouldStop, .stopping])
-        var first = [RedisCommand("XRANGE", keys.requests, start, "+", "COUNT", 100), RedisCommand("ZRANGE", keys.nodes, 0, -1),
+        var first = [RedisCommand("XRANGE", keys.requests, start, "+", "COUNT", 100), RedisCommand("ZRANGE", keys.nodes, 0, -1, "WITHSCORES"),
                      RedisCommand("GET", keys.requestAttempt), RedisCommand("HGETALL", keys.cordons)]
         if !placed.isEmpty {
             first.append(RedisCommand("MGET", arguments: placed.flatMap { [keys.ready($0), keys.drained($0), keys.exit($0)] }))
@@ -102,32 +133,55 @@ struct ControllerTerm {
         for (command, reply) in zip(first, replies) {
             if let message = reply.errorMessage { throw RedisError(.server, "Redis refused \(command.name) while observing: \(message)") }
         }
-        let nodeIDs = replies[1].array?.compactMap(\.string) ?? []
+        // `ZRANGE … WITHSCORES`: id, then when it last registered (ms).
+        var lastRegistered: [String: Int64] = [:]
+        let listed = replies[1].array ?? []
+        for index in stride(from: 0, to: listed.count - 1, by: 2) {
+            if let id = listed[index].string { lastRegistered[id] = listed[index + 1].string.flatMap(Double.init).map { Int64($0) } ?? .max }
+        }
+        let nodeIDs = lastRegistered.keys.sorted()
         let cordons = nodeCordons(replies[3])
         var nodes: [String: NodeInfo] = [:]
+        let now = ContinuousClock.now
+        var withRecord = Set<String>()
         if !nodeIDs.isEmpty {
             let records = try await client.send(RedisCommand("MGET", arguments: nodeIDs.map(keys.node))).array ?? []
             for (id, reply) in zip(nodeIDs, records) {
-                if let bytes = reply.bytes, let record = try? DocumentCodec.decode(NodeRecord.self, from: bytes, source: keys.node(id)) {
-                    nodes[id] = NodeInfo(id: id, total: record.resources, alive: true, schedulable: cordons[id] == nil,
-                                         draining: record.draining == true || cordons[id] == .drain)
-                } else {
-                    nodes[id] = NodeInfo(id: id, total: .zero, alive: false)
+                if reply.bytes != nil { withRecord.insert(id) }
+                guard let bytes = reply.bytes else {
+                    nodes[id] = adoption.filter(node: id, nil, now: now) // missing: no news during the grace, then gone
+                    continue
                 }
+                guard let record = readable(NodeRecord.self, bytes, key: keys.node(id)) else {
+                    // Present but unreadable (a newer agent?): the agent is alive, its record says so.
+                    nodes[id] = NodeInfo(id: id, total: .zero, alive: true, schedulable: false)
+                    continue
+                }
+                nodes[id] = adoption.filter(node: id, NodeInfo(id: id, total: record.resources, alive: true, schedulable: cordons[id] == nil,
+                                                               draining: record.draining == true || cordons[id] == .drain), now: now)
             }
         }
+        prunableNodes = GoneNodes.prunable(listed: lastRegistered, withRecord: withRecord, occupied: state.occupiedNodes, now: wallClockNow())
         var replicas: [String: ReplicaObservation] = [:]
-        let now = ContinuousClock.now
         if placed.count > 0, let values = replies[4].array {
             for (index, tag) in placed.enumerated() {
                 var observation = ReplicaObservation()
-                if let bytes = values[index * 3].bytes, let ready = try? DocumentCodec.decode(ReadyRecord.self, from: bytes, source: keys.ready(tag)) {
-                    observation.endpoint = ReplicaEndpoint(address: ready.address, pid: ready.pid)
+                var unreadable = false
+                if let bytes = values[index * 3].bytes {
+                    if let ready = readable(ReadyRecord.self, bytes, key: keys.ready(tag)) {
+                        observation.endpoint = ReplicaEndpoint(address: ready.address, pid: ready.pid)
+                    } else {
+                        unreadable = true
+                    }
                 }
                 observation.drained = !values[index * 3 + 1].isNull
-                if let bytes = values[index * 3 + 2].bytes, let exit = try? DocumentCodec.decode(ExitRecord.self, from: bytes, source: keys.exit(tag)) {
-                    observation.exit = exit.reason
+                if let bytes = values[index * 3 + 2].bytes {
+                    // An exit record that cannot be read still says the process exited.
+                    observation.exit = readable(ExitRecord.self, bytes, key: keys.exit(tag))?.reason ?? "exited (its record cannot be read)"
                 }
+                // A ready key that exists but cannot be read is a heartbeat in a format this
+                // leader does not know: no news, never a lost heartbeat.
+                if unreadable, observation.exit == nil, !observation.drained { continue }
                 replicas[tag] = adoption.filter(observation, tag: tag, now: now)
             }
         }
@@ -148,6 +202,19 @@ struct ControllerTerm {
         let admitted = try await admit(requests, refused: refused, record: replies[2])
         return Observations(now: wallClockNow(), requests: admitted.requests, refusedRequests: admitted.refused,
                             nodes: nodes, replicas: replicas, randomSeed: randomSeed)
+    }
+
+    /// `bytes` decoded, or nil when they cannot be (an unknown `schemaVersion`, say): logged
+    /// once per key, naming it, so a flood of newer records does not flood the log.
+    private mutating func readable<Document: ProtocolDocument>(_ type: Document.Type, _ bytes: [UInt8], key: String) -> Document? {
+        do {
+            return try DocumentCodec.decode(type, from: bytes, source: key)
+        } catch {
+            if unreadableLogged.count < 1_000, unreadableLogged.insert(key).inserted {
+                logger.warning("cannot read a record: treating it as no news (logged once per key)", metadata: ["key": "\(key)", "error": "\(error.message)"])
+            }
+            return nil
+        }
     }
 
     /// The cordons operators set, by node. One that cannot be read counts as a cordon (no new

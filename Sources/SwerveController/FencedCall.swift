@@ -31,14 +31,38 @@ public struct FencedCall: Sendable {
 
 extension FencedCall {
     /// The checkpoint of `state`, and its epoch (a floor for the next leader's).
+    /// The checkpoint, and the request stream trimmed to its cursor in the same script: an
+    /// entry leaves the stream only once a checkpoint that applied it is stored, so nothing a
+    /// leader has not applied is ever trimmed, and the stream does not grow with the cluster's age.
     static func writeCheckpoint(_ state: BackendState, epoch: Int64, keys: ClusterKeys) -> FencedCall {
-        FencedCall(writeCheckpointScript, name: "writeCheckpoint", keys: [keys.checkpoint, keys.checkpointEpoch], arguments: [Checkpoint.encode(state), epoch])
+        FencedCall(writeCheckpointScript, name: "writeCheckpoint", keys: [keys.checkpoint, keys.checkpointEpoch, keys.requests],
+                   arguments: [Checkpoint.encode(state), epoch, state.lastAppliedRequest?.description ?? ""])
     }
 
-    /// KEYS: lease, checkpoint, checkpoint:epoch.  ARGV: value, checkpoint, epoch.
+    /// KEYS: lease, checkpoint, checkpoint:epoch, requests.  ARGV: value, checkpoint, epoch,
+    /// the last applied request id ("" for none). `MINID` keeps the cursor's own entry.
     private static let writeCheckpointScript = FencedScript(body: """
         redis.call('SET', KEYS[2], ARGV[2])
         redis.call('SET', KEYS[3], ARGV[3])
+        if ARGV[4] ~= '' then redis.call('XTRIM', KEYS[4], 'MINID', ARGV[4]) end
+        return 1
+        """)
+
+    /// Removes a node gone for good from the `nodes` set, with its assignment hash and version
+    /// (see ``GoneNodes``) — only if, inside the script, its record is still absent, it was
+    /// last seen before `cutoff` (ms), and nothing is assigned to it.
+    static func pruneNode(_ id: String, cutoff: Int64, keys: ClusterKeys) -> FencedCall {
+        FencedCall(pruneNodeScript, name: "pruneNode", keys: [keys.nodes, keys.node(id), keys.assignments(id), keys.assignmentsVersion(id)],
+                   arguments: [id, cutoff])
+    }
+
+    /// KEYS: lease, nodes, node record, assignments, assignments:version.  ARGV: value, id, cutoff.
+    private static let pruneNodeScript = FencedScript(body: """
+        if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('HLEN', KEYS[4]) > 0 then return 0 end
+        local seen = redis.call('ZSCORE', KEYS[2], ARGV[2])
+        if not seen or tonumber(seen) >= tonumber(ARGV[3]) then return 0 end
+        redis.call('ZREM', KEYS[2], ARGV[2])
+        redis.call('DEL', KEYS[4], KEYS[5])
         return 1
         """)
 

@@ -61,6 +61,14 @@ public struct BackendState: Sendable, Hashable, Codable {
 
     /// The tags of replicas in `states` that are placed on a node, live backends' first, then
     /// retired ones. Reads fields in place: no record is copied (this runs on every tick).
+    /// Every node some replica record (retired ones included) still names.
+    public var occupiedNodes: Set<String> {
+        var nodes = Set<String>()
+        for backend in backends { for replica in backend.replicas { if let node = replica.node { nodes.insert(node) } } }
+        for replica in retiredReplicas { if let node = replica.node { nodes.insert(node) } }
+        return nodes
+    }
+
     public func replicaTags(placedIn states: Set<ReplicaState>) -> [String] {
         var tags: [String] = []
         for b in backends.indices {

@@ -144,4 +144,19 @@ extension Reconciler {
         }
         return actions
     }
+
+    /// Assignments no replica of `state` accounts for, from each node's assignment hash
+    /// (`assigned`: node → replica tags). A step's writes run after its checkpoint; when they
+    /// break part-way, a replica the checkpoint already forgot may keep its assignment — and a
+    /// node agent runs whatever is assigned, forever. A leader sweeps them at every load: each
+    /// is forgotten (its assignment and keys removed), so its node stops the worker.
+    public static func orphanedAssignments(in state: BackendState, assigned: [String: [String]]) -> [ReplicaReference] {
+        var orphans: [ReplicaReference] = []
+        for (node, tags) in assigned.sorted(by: { $0.key < $1.key }) {
+            for tag in tags.sorted() where state.locate(tag) == nil {
+                orphans.append(ReplicaReference(tag: tag, backend: String(tag.prefix { $0 != "#" }), node: node))
+            }
+        }
+        return orphans
+    }
 }

@@ -203,6 +203,21 @@ import Testing
         #expect(actions.assignedTags.count == 1, "and is replaced")
     }
 
+    @Test func aForgetThatNeverRanIsSweptAtTheNextLoad() throws {
+        // The step that forgot a stopped replica wrote its checkpoint, then its writes broke:
+        // the assignment stayed in the node's hash, and the new checkpoint no longer knows it.
+        var (h, tag, state) = try recoveredWithAnEditedReplica { $0.backends[0].replicas[0].stopped(reason: "drained") }
+        let node = try #require(state.backends[0].replicas[0].node)
+        _ = h.step()
+        let known = h.state.backends[0].replicas.map(\.tag)
+        let assigned = [node: known + [tag], "n-other": ["web#x1"]]
+        #expect(Reconciler.orphanedAssignments(in: h.state, assigned: assigned) == [
+            ReplicaReference(tag: tag, backend: "api", node: node), ReplicaReference(tag: "web#x1", backend: "web", node: "n-other"),
+        ])
+        #expect(Reconciler.orphanedAssignments(in: h.state, assigned: [node: known]).isEmpty, "every known replica's assignment stays")
+        #expect(Reconciler.orphanedAssignments(in: state, assigned: [node: [tag]]).isEmpty, "a replica the state still holds (even stopped) is not an orphan")
+    }
+
     @Test func goalOutcomesAreAnnouncedAgain() {
         var h = Harness()
         let goal = h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 1), replicaConfig: echo()))

@@ -66,3 +66,49 @@ import Testing
         #expect(try await httpRequest(front.address, path: "/api").status == 200)
     }
 }
+
+/// A Redis stopped for a minute — far longer than every TTL in the cluster — then started again
+/// from its append-only file on the same port.
+@Suite(.timeLimit(.minutes(3))) struct LongRedisOutages {
+    @Test func aMinuteWithoutRedisRestartsNoReplicaAndRoutersServeThroughout() async throws {
+        let server = try RedisServerProcess(extraArguments: ["--appendonly", "yes", "--appendfsync", "always"])
+        try await server.start()
+        let cluster = try RouterRedisOutages().cluster(server)
+        let routers = cluster.routers
+        let leader = try cluster.controller("c1")
+        let agent = try cluster.node()
+        let front = try await routers.router()
+        defer { leader.kill(); agent.kill(SIGTERM); front.process.kill() }
+        #expect(try await cluster.request(routers.backend("api", replicas: 2, route: "/api"), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        try await routers.awaitRouted(front, backend: "api", count: 2)
+        let replicas = try await cluster.routedReplicas()
+        var pids: [String: Int32] = [:]
+        for tag in replicas.keys { pids[tag] = try await cluster.pid(tag) }
+
+        let load = LoadGenerator(address: front.address, path: "/api", clients: 2)
+        load.start()
+        try await load.awaitCompleted(20)
+        try server.stop()
+        // The outage's length is what is under test: every node, heartbeat and lease TTL
+        // passes many times over, and every client reaches its longest reconnect backoff.
+        try await Task.sleep(for: .seconds(60))
+        try await server.start()
+        // Back: keys whose TTL passed are gone until their owners rewrite them. Watch the
+        // routing view across the leader's grace (node TTL + longest backoff, 5 s) and beyond:
+        // the same two replicas all along.
+        let watchUntil = ContinuousClock.now + .seconds(8)
+        while ContinuousClock.now < watchUntil {
+            if let routed = try? await cluster.routedReplicas() {
+                #expect(Set(routed.keys) == Set(replicas.keys), "the routing view changed after Redis came back: \(routed.keys.sorted())")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        for (tag, pid) in pids {
+            let now = try await cluster.pid(tag)
+            #expect(now == pid, "\(tag) kept its process (\(String(describing: now)) vs \(pid))")
+            #expect(kill(pid, 0) == 0, "\(tag)'s worker still runs")
+        }
+        let (completed, failures) = await load.stop()
+        #expect(failures.isEmpty, "\(failures.count) of \(completed) failed: \(failures.prefix(5))")
+    }
+}
