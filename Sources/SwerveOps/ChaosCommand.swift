@@ -110,6 +110,7 @@ struct ChaosCommand: AsyncParsableCommand {
         defer { watching.cancel() }
         let victims = Victims(client: client, redis: redis)
         let baseline = try await victims.quietBaseline(keys: keys)
+        let redisBefore = try await victims.redisFootprint()
 
         let ledger = RequestLedger(client: client)
         let echo = { (round: Int) in ReplicaConfig(workload: .builtin(name: "echo", options: ["round": .number(Double(round))]), resources: Resources(cpu: 0.1)) }
@@ -226,7 +227,8 @@ struct ChaosCommand: AsyncParsableCommand {
         violations += ChaosInvariants.electionsIncrease(watch.elections.map { ($0.epoch, $0.id) })
         violations += ChaosInvariants.replicasConverged(state)
         violations += ChaosInvariants.workersMatchReplicas(workers, state)
-        let inStream = Int(try await redis.send("XLEN", keys.requests).integer ?? -1) - baseline.inStream
+        let inStream = try await victims.requestsAdded(keys: keys) - baseline.inStream
+        let redisAfter = try await victims.redisFootprint()
         let applied = state.requestsApplied - baseline.applied
         let submitted = await ledger.goals.count
         violations += ChaosInvariants.requestsAndGoals(submitted: submitted, inStream: inStream, applied: applied, goals: await ledger.outcomes())
@@ -251,6 +253,7 @@ struct ChaosCommand: AsyncParsableCommand {
         print("leadership:   \(watch.elections.count) elections; longest time with no leader record \(Self.ms(watch.longestGap))")
         print("fencing:      " + (refused.map { "\($0) writes refused by the lease (each changed nothing)" } ?? "see the controllers' logs (attached)"))
         print("requests:     \(submitted) submitted, \(inStream) more in the stream, \(applied) more applied")
+        print("redis:        \(redisAfter.keys) keys, \(redisAfter.memory / 1024) KiB used (before the run: \(redisBefore.keys) keys, \(redisBefore.memory / 1024) KiB)")
         print(String(format: "http:         %d sent, %d succeeded (%.4f)", sent, succeeded, ratio))
         for (outcome, seen) in tally.sorted(by: { $0.value.count > $1.value.count }) where !outcome.hasPrefix("2") {
             print("              failed: \(seen.count) × \(outcome) (first at \(Self.seconds(seen.first - started)))")

@@ -52,7 +52,26 @@ struct Victims {
         throw LauncherError("Redis did not come back within 30 s of its restart")
     }
 
-    /// The request stream's length and the requests applied, once every queued request was
+    /// How many keys Redis holds and the memory it uses (`DBSIZE`, `INFO memory`'s
+    /// `used_memory`): what a run must not grow.
+    func redisFootprint() async throws -> (keys: Int, memory: Int) {
+        let keys = Int(try await redis.send("DBSIZE").integer ?? 0)
+        let info = try await redis.send("INFO", "memory").string ?? ""
+        let memory = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("used_memory:") }.flatMap { Int($0.dropFirst("used_memory:".count)) } ?? 0
+        return (keys, memory)
+    }
+
+    /// How many entries were ever added to the request stream (`XINFO STREAM`'s
+    /// `entries-added`: the leader trims applied entries, so its length says nothing).
+    func requestsAdded(keys: ClusterKeys) async throws -> Int {
+        guard let fields = try await redis.send("XINFO", "STREAM", keys.requests).array else { return 0 }
+        for index in stride(from: 0, to: fields.count - 1, by: 2) where fields[index].string == "entries-added" {
+            return Int(fields[index + 1].integer ?? 0)
+        }
+        throw LauncherError("XINFO STREAM \(keys.requests) has no entries-added: Redis 7 or newer is needed")
+    }
+
+    /// The requests ever added to the stream and the requests applied, once every queued request was
     /// applied (the cluster is quiet): what the run's requests are counted from.
     func quietBaseline(keys: ClusterKeys) async throws -> (inStream: Int, applied: Int) {
         let deadline = ContinuousClock.now + .seconds(30)
@@ -60,7 +79,7 @@ struct Victims {
             let state = try await client.checkpoint()
             let last = try await redis.send("XREVRANGE", keys.requests, "+", "-", "COUNT", 1).array?.first?.array?.first?.string
             if last == state.lastAppliedRequest?.description {
-                return (Int(try await redis.send("XLEN", keys.requests).integer ?? 0), state.requestsApplied)
+                return (try await requestsAdded(keys: keys), state.requestsApplied)
             }
             try await Task.sleep(for: .milliseconds(100))
         }

@@ -9,7 +9,8 @@ import Synchronization
 ///
 /// - `swerve_router_requests_total{backend,status}` and
 ///   `swerve_router_request_duration_seconds{backend}` (histogram);
-/// - `swerve_router_in_flight{replica}`, `swerve_router_queue_length{backend}`;
+/// - `swerve_router_in_flight{replica}` (a replica's series goes once no view lists it and
+///   nothing is in flight on it), `swerve_router_queue_length{backend}`;
 /// - `swerve_router_rejected_total{backend,reason}` (503s: `queue_full`, `queue_timeout`,
 ///   `no_replicas`; 502s: `unreachable`), `swerve_router_retries_total{backend,reason}`
 ///   (`connect_failed`, `unprocessed`, `connection_lost`), `swerve_router_ejections_total{backend}`,
@@ -106,6 +107,7 @@ final class RouterMetrics: Sendable {
     }
 
     func viewChanged(_ view: RouterView) {
+        forgetInFlight(except: Set(view.table.backends.values.flatMap { $0.replicas.map(\.tag) }))
         if let configs = view.configs {
             adjust("swerve_router_view_version", [("kind", "configs")], to: configs.view.version)
             adjust("swerve_router_view_epoch", [("kind", "configs")], to: Int(configs.epoch))
@@ -116,6 +118,19 @@ final class RouterMetrics: Sendable {
         }
         viewUpdated.record(Date().timeIntervalSince1970)
     }
+
+    /// Drops the in-flight series of replicas the view no longer lists and nothing is in flight
+    /// on, so a router's metrics do not grow with every replica the cluster ever ran.
+    func forgetInFlight(except routed: Set<String>) {
+        let gone = inFlight.withLock { inFlight -> [Gauge] in
+            let tags = inFlight.filter { !routed.contains($0.key) && $0.value.value == 0 }.map(\.key)
+            return tags.compactMap { inFlight.removeValue(forKey: $0)?.gauge }
+        }
+        for gauge in gone { gauge.destroy() }
+    }
+
+    /// The replicas with an in-flight series (for tests).
+    var inFlightSeries: Set<String> { inFlight.withLock { Set($0.keys) } }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
         let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()

@@ -94,3 +94,19 @@ import Testing
         #expect(HopByHop.refusal(of: head([])) == nil)
     }
 }
+
+/// A router's metrics do not grow with every replica the cluster ever ran.
+@Suite struct RouterMetricSeries {
+    @Test func aReplicaNoViewListsLosesItsInFlightSeriesOnceNothingIsInFlight() {
+        let metrics = RouterMetrics()
+        metrics.inFlightChanged("api#busy", by: 1)
+        metrics.inFlightChanged("api#idle", by: 1)
+        metrics.inFlightChanged("api#idle", by: -1)
+        metrics.inFlightChanged("api#routed", by: 0)
+        metrics.forgetInFlight(except: ["api#routed"])
+        #expect(metrics.inFlightSeries == ["api#busy", "api#routed"], "gone and idle: dropped; still in flight or routed: kept")
+        metrics.inFlightChanged("api#busy", by: -1)
+        metrics.forgetInFlight(except: [])
+        #expect(metrics.inFlightSeries.isEmpty)
+    }
+}
