@@ -16,8 +16,12 @@ struct ChaosCommand: AsyncParsableCommand {
         commandName: "chaos", abstract: "Break a local cluster on a schedule, then check it held (exit 1 on any violation).",
         discussion: """
             Faults, in turn: SIGKILL the leader, SIGSTOP it beyond the lease TTL then SIGCONT,
-            SIGTERM it — and after every three of those one of: SIGKILL a worker, SIGKILL a node
-            agent, restart Redis (SIGTERM; AOF keeps the data). Whatever is killed is started
+            SIGTERM it, SIGINT it — and after every three of those one of: SIGKILL a worker,
+            SIGKILL a node agent, SIGTERM a node agent (it drains its node: no request may fail
+            meanwhile), restart Redis (SIGTERM; AOF keeps the data), pause Redis beyond the node
+            TTL (SIGSTOP: no replica may be restarted for it). Throughout, a hostile client
+            writes invalid and malformed requests straight into the stream: each must be
+            refused or failed with a reason, and the valid ones still applied exactly once. Whatever is killed is started
             again by the cluster's supervisor (this harness's own, or `ops/up`'s when attached).
             Meanwhile a backend "chaos" is scaled between 2 and 4 replicas and rolled to new
             versions, under steady HTTP load through the router.
@@ -39,11 +43,12 @@ struct ChaosCommand: AsyncParsableCommand {
     @Flag(help: "With --attach: restart Redis too (only when ops/up started it: it restarts it).") var restartRedis = false
     @Option(help: "Where logs and Redis's data go (emptied first).") var directory = ".swerve/chaos"
     @Option(help: "Seconds of faults, at most.") var duration = 60
-    @Option(help: "Leader faults, at most (they rotate SIGKILL, SIGSTOP, SIGTERM).") var kills = 30
+    @Option(help: "Leader faults, at most (they rotate SIGKILL, SIGSTOP, SIGTERM, SIGINT).") var kills = 30
     @Option(help: "The controllers' lease TTL, in milliseconds (attached: the cluster's, for timeouts).") var leaseTTLMs = 1000
     @Option(help: "The lowest share of HTTP requests that must succeed.") var minSuccess = 0.99
     @Option(help: "Seconds to wait for the cluster to settle after the faults.") var settleTimeout = 90
     @Option(help: "Fail unless each kind of leader fault happened at least this often (CI sets it).") var minEach = 0
+    @Option(help: "Fail unless each other kind of fault (workers, node agents, Redis) happened at least this often.") var minEachOther = 0
 
     func validate() throws {
         if attach == nil, swerve == nil { throw ValidationError("give --swerve (to start a cluster) or --attach (to use a running one)") }
@@ -55,8 +60,11 @@ struct ChaosCommand: AsyncParsableCommand {
     }
 
     enum Fault: String, CaseIterable {
-        case killLeader = "SIGKILL leader", stopLeader = "SIGSTOP leader", termLeader = "SIGTERM leader"
-        case killWorker = "SIGKILL worker", killNode = "SIGKILL node agent", restartRedis = "restart Redis"
+        case killLeader = "SIGKILL leader", stopLeader = "SIGSTOP leader", termLeader = "SIGTERM leader", intLeader = "SIGINT leader"
+        case killWorker = "SIGKILL worker", killNode = "SIGKILL node agent", termNode = "SIGTERM node agent"
+        case restartRedis = "restart Redis", pauseRedis = "pause Redis"
+
+        static let leaderFaults: [Fault] = [.killLeader, .stopLeader, .termLeader, .intLeader]
     }
 
     func run() async throws {
@@ -144,28 +152,31 @@ struct ChaosCommand: AsyncParsableCommand {
         var failovers: [Fault: [Duration]] = [:]
         var counts: [Fault: Int] = [:]
         var violations: [String] = []
-        let others: [Fault] = mayRestartRedis ? [.killWorker, .killNode, .restartRedis] : [.killWorker, .killNode]
+        var termNodeFailures = 0
+        let others: [Fault] = mayRestartRedis ? [.killWorker, .termNode, .restartRedis, .killNode, .pauseRedis] : [.killWorker, .termNode, .killNode]
+        let hostile = HostileClient(redis: redis, keys: keys)
         var leaderFaults = 0
         let deadline = started + .seconds(duration)
         while ContinuousClock.now < deadline, leaderFaults < kills {
             try await change()
+            try await hostile.writeOne()
             let fault: Fault
             if leaderFaults > 0, leaderFaults % 3 == 0, counts.values.reduce(0, +) - leaderFaults < leaderFaults / 3 {
                 fault = others[(leaderFaults / 3 - 1) % others.count]
             } else {
-                fault = [Fault.killLeader, .stopLeader, .termLeader][leaderFaults % 3]
+                fault = Fault.leaderFaults[leaderFaults % Fault.leaderFaults.count]
                 leaderFaults += 1
             }
             counts[fault, default: 0] += 1
             switch fault {
-            case .killLeader, .stopLeader, .termLeader:
+            case .killLeader, .stopLeader, .termLeader, .intLeader:
                 guard await watch.awaitLeader(timeout: .seconds(15)) != nil else {
                     violations.append("no controller led for 15 s before a \(fault.rawValue)")
                     break
                 }
                 // The record names the pid; its epoch is what the successor must exceed.
                 let (leader, pid) = try await victims.leader()
-                let signal = fault == .killLeader ? SIGKILL : fault == .stopLeader ? SIGSTOP : SIGTERM
+                let signal = switch fault { case .killLeader: SIGKILL; case .stopLeader: SIGSTOP; case .intLeader: SIGINT; default: SIGTERM }
                 let at = ContinuousClock.now
                 kill(pid, signal)
                 guard let successor = await watch.awaitSuccessor(of: leader, timeout: ttl * 4 + .seconds(5)) else {
@@ -191,6 +202,34 @@ struct ChaosCommand: AsyncParsableCommand {
                     kill(pid, SIGKILL)
                     say("SIGKILL node agent \(id) (pid \(pid)); its workers exit with it")
                 }
+            case .termNode:
+                // A routine restart of an agent: it drains its node, and no request may fail.
+                guard let (id, pid) = try await victims.node() else { break }
+                let failedBefore = load.failed
+                kill(pid, SIGTERM)
+                say("SIGTERM node agent \(id) (pid \(pid)): it drains its node")
+                let exitBy = ContinuousClock.now + .seconds(40)
+                while kill(pid, 0) == 0, ContinuousClock.now < exitBy { try await Task.sleep(for: .milliseconds(50)) }
+                if kill(pid, 0) == 0 { violations.append("node agent \(id) did not exit within 40 s of its SIGTERM") }
+                let failed = load.failed - failedBefore
+                termNodeFailures += failed
+                say("node agent \(id) drained and exited; \(failed) requests failed meanwhile")
+            case .pauseRedis:
+                // Frozen beyond the node TTL: every node and ready key has expired when it
+                // wakes. No replica may be restarted for that.
+                try await awaitConverged(client, timeout: .seconds(20))
+                let before = try await Self.runningPids(client)
+                let pid = try await victims.redisPID()
+                kill(pid, SIGSTOP)
+                say("SIGSTOP Redis (pid \(pid)) for 4 s, beyond the node TTL")
+                try await Task.sleep(for: .seconds(4))
+                kill(pid, SIGCONT)
+                // The leader's grace after it reloads is 5 s: watch well past it.
+                try await Task.sleep(for: .seconds(7))
+                let after = try await Self.runningPids(client)
+                let restarted = before.filter { after[$0.key] != $0.value }.map(\.key).sorted()
+                if !restarted.isEmpty { violations.append("pausing Redis beyond the node TTL restarted \(restarted.joined(separator: ", "))") }
+                say("Redis resumed; \(restarted.count) replicas restarted")
             case .restartRedis:
                 let pid = try await victims.redisPID()
                 say("restarting Redis (SIGTERM pid \(pid); the supervisor starts it again on its port and AOF)")
@@ -218,6 +257,9 @@ struct ChaosCommand: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(200))
         }
         await load.stop()
+        let hostileReport = await hostile.report()
+        violations += hostileReport.violations
+        if termNodeFailures > 0 { violations.append("\(termNodeFailures) requests failed while node agents drained after SIGTERM (none may)") }
         let state = try await client.checkpoint()
         let workers = settled?.workers ?? HostInspection.workerProcesses(cluster: keys.cluster)
         if settled == nil { violations.append("the cluster did not settle within \(settleTimeout) s") }
@@ -230,22 +272,25 @@ struct ChaosCommand: AsyncParsableCommand {
         let inStream = try await victims.requestsAdded(keys: keys) - baseline.inStream
         let redisAfter = try await victims.redisFootprint()
         let applied = state.requestsApplied - baseline.applied
-        let submitted = await ledger.goals.count
+        let submitted = await ledger.goals.count + hostileReport.entries
         violations += ChaosInvariants.requestsAndGoals(submitted: submitted, inStream: inStream, applied: applied, goals: await ledger.outcomes())
         let tally = load.tally
         let sent = tally.values.map(\.count).reduce(0, +)
         let succeeded = tally.filter { $0.key.hasPrefix("2") }.values.map(\.count).reduce(0, +)
         let ratio = sent == 0 ? 0 : Double(succeeded) / Double(sent)
         if ratio < minSuccess { violations.append(String(format: "HTTP success %.4f is below --min-success %.4f", ratio, minSuccess)) }
-        for fault in [Fault.killLeader, .stopLeader, .termLeader] where failovers[fault, default: []].count < minEach {
+        for fault in Fault.leaderFaults where failovers[fault, default: []].count < minEach {
             violations.append("only \(failovers[fault, default: []].count) \(fault.rawValue) faults with a failover (--min-each \(minEach)); raise --duration")
+        }
+        for fault in others where counts[fault, default: 0] < minEachOther {
+            violations.append("only \(counts[fault, default: 0]) \(fault.rawValue) faults (--min-each-other \(minEachOther)); raise --kills")
         }
         let refused = logs.map(HostInspection.fencedRefusals(in:))
 
         // Report.
         print("\n== chaos report (cluster \(keys.cluster), \(Self.ms(ContinuousClock.now - started)) in all) ==")
         print("faults:       " + Fault.allCases.map { "\($0.rawValue) ×\(counts[$0] ?? 0)" }.joined(separator: ", "))
-        for fault in [Fault.killLeader, .stopLeader, .termLeader] {
+        for fault in Fault.leaderFaults {
             let times = (failovers[fault] ?? []).sorted()
             guard !times.isEmpty else { continue }
             print("failover:     \(fault.rawValue): median \(Self.ms(times[times.count / 2])), max \(Self.ms(times.last!)) (\(times.count))")
@@ -255,6 +300,7 @@ struct ChaosCommand: AsyncParsableCommand {
         print("requests:     \(submitted) submitted, \(inStream) more in the stream, \(applied) more applied")
         print("redis:        \(redisAfter.keys) keys, \(redisAfter.memory / 1024) KiB used (before the run: \(redisBefore.keys) keys, \(redisBefore.memory / 1024) KiB)")
         print(String(format: "http:         %d sent, %d succeeded (%.4f)", sent, succeeded, ratio))
+        print("hostile:      \(hostileReport.entries) invalid or malformed entries written, \(hostileReport.failedGoals) goals failed with a reason")
         for (outcome, seen) in tally.sorted(by: { $0.value.count > $1.value.count }) where !outcome.hasPrefix("2") {
             print("              failed: \(seen.count) × \(outcome) (first at \(Self.seconds(seen.first - started)))")
         }
@@ -272,6 +318,24 @@ struct ChaosCommand: AsyncParsableCommand {
             print("result:       \(violations.count) violation\(violations.count == 1 ? "" : "s"):")
             for violation in violations { print("  - \(violation)") }
             throw ExitCode(1)
+        }
+    }
+
+    /// Every RUNNING replica and its worker's pid.
+    static func runningPids(_ client: ClusterClient) async throws -> [String: Int32] {
+        var pids: [String: Int32] = [:]
+        for replica in try await client.checkpoint().backends.flatMap(\.replicas) where replica.state == .running {
+            pids[replica.tag] = replica.endpoint?.pid ?? -1
+        }
+        return pids
+    }
+
+    /// Waits until no rollout or scaling is in progress (so what happens next is the fault's doing).
+    private func awaitConverged(_ client: ClusterClient, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let state = try? await client.checkpoint(), ChaosInvariants.replicasConverged(state).isEmpty { return }
+            try await Task.sleep(for: .milliseconds(100))
         }
     }
 

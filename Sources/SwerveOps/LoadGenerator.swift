@@ -49,6 +49,9 @@ final class LoadGenerator: Sendable {
     /// How often each outcome happened, and when it first did (to set beside the fault log).
     var tally: [String: (count: Int, first: ContinuousClock.Instant)] { outcomes.withLock { $0 } }
 
+    /// Requests that did not succeed so far (any outcome but a 2xx).
+    var failed: Int { outcomes.withLock { $0.filter { !$0.key.hasPrefix("2") }.values.map(\.count).reduce(0, +) } }
+
     private func record(_ outcome: String) {
         let now = ContinuousClock.now
         outcomes.withLock { $0[outcome, default: (0, now)].count += 1 }

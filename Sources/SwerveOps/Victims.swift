@@ -64,6 +64,7 @@ struct Victims {
     /// How many entries were ever added to the request stream (`XINFO STREAM`'s
     /// `entries-added`: the leader trims applied entries, so its length says nothing).
     func requestsAdded(keys: ClusterKeys) async throws -> Int {
+        guard try await redis.send("EXISTS", keys.requests).integer == 1 else { return 0 } // no request yet
         guard let fields = try await redis.send("XINFO", "STREAM", keys.requests).array else { return 0 }
         for index in stride(from: 0, to: fields.count - 1, by: 2) where fields[index].string == "entries-added" {
             return Int(fields[index + 1].integer ?? 0)
