@@ -54,12 +54,15 @@ public final class SwerveProcess: @unchecked Sendable {
         let data = Mutex(Data())
     }
 
-    /// - Parameter captureOutput: keep stdout, readable as ``output`` once the process exited.
-    public init(_ arguments: [String], environment: [String: String], captureOutput: Bool = false) throws {
+    /// - Parameters:
+    ///   - captureOutput: keep stdout, readable as ``output`` once the process exited.
+    ///   - prefix: a command that runs swerve (`ip netns exec NAME`), if any.
+    public init(_ arguments: [String], environment: [String: String], captureOutput: Bool = false, prefix: [String] = []) throws {
         process = Process()
         let command = asTestUser(try swerveBinary(), arguments)
-        process.executableURL = URL(fileURLWithPath: command.executable)
-        process.arguments = command.arguments
+        let full = prefix + [command.executable] + command.arguments
+        process.executableURL = URL(fileURLWithPath: full[0])
+        process.arguments = Array(full.dropFirst())
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = errors
         outputPipe = captureOutput ? Pipe() : nil
