@@ -13,6 +13,14 @@ import Testing
 /// the test's own namespace and the host end of its own veth pair.
 @Suite(.timeLimit(.minutes(1)), .enabled(if: NetworkNamespace.available, "needs root, ip and iptables"))
 struct NetworkPartitions {
+    /// The test's cluster on its own Redis (for ``ClusterTest``'s request helpers).
+    struct Cluster: ClusterTest {
+        let url: String
+        let keys: ClusterKeys
+        let client: RedisClient
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+    }
+
     @Test func aPartitionedLeaderStepsDownInTimeAndNothingOfItsEpochLandsAfterTheHeal() async throws {
         let namespace = try NetworkNamespace()
         defer { namespace.remove() }
@@ -22,6 +30,10 @@ struct NetworkPartitions {
         let keys = try ClusterKeys(cluster: "netns")
         let client = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: logger)
         defer { client.close() }
+        let cluster = Cluster(url: server.url, keys: keys, client: client)
+        let empty = { (tag: String) in
+            Request.Operation.createBackend(tag: tag, config: BackendConfig(numReplicas: 0), replicaConfig: ReplicaConfig(workload: .builtin(name: "echo")))
+        }
 
         // c1 leads from inside the namespace; c2 waits on the host.
         let metricsPort = try freeLoopbackPort()
@@ -33,6 +45,9 @@ struct NetworkPartitions {
         defer { other.kill() }
         #expect(try namespace.isLeader(metricsPort: metricsPort) == true)
         let oldEpoch = try #require(try await leaderRecord(client: client, keys: keys)).epoch
+        // c1 writes a checkpoint of its epoch.
+        #expect(try await cluster.request(empty("before"), goal: "g-before") == GoalOutcome(goal: "g-before"))
+        #expect(try await client.send("GET", keys.checkpointEpoch).string == "\(oldEpoch)")
 
         // The cut. c2 may lead once the lease expired in Redis; by then c1 must have stepped
         // down on its own clock, though its renew still hangs in the void.
@@ -42,6 +57,9 @@ struct NetworkPartitions {
         #expect(ContinuousClock.now - cutAt < .seconds(5), "c2 leads within the TTL plus its retry period")
         #expect(successor.epoch > oldEpoch)
         #expect(try namespace.isLeader(metricsPort: metricsPort) == false, "c1 still claimed to lead when c2 took over")
+        // c2 writes one of its own.
+        #expect(try await cluster.request(empty("during"), goal: "g-during") == GoalOutcome(goal: "g-during"))
+        #expect(try await client.send("GET", keys.checkpointEpoch).string == "\(successor.epoch)")
 
         // The heal: c1's retransmitted writes reach Redis now. Every one carries the old
         // epoch's lease value, so the scripts refuse them: the leader record and the
@@ -51,9 +69,8 @@ struct NetworkPartitions {
         while ContinuousClock.now < watchUntil {
             let leader = try await leaderRecord(client: client, keys: keys)
             #expect(leader?.id == "c2" && leader?.epoch == successor.epoch, "the leader changed after the heal: \(String(describing: leader))")
-            if let epoch = try await client.send("GET", keys.checkpointEpoch).string {
-                #expect(Int64(epoch) == successor.epoch, "a checkpoint of epoch \(epoch) landed after the heal")
-            }
+            let epoch = try await client.send("GET", keys.checkpointEpoch).string
+            #expect(epoch == "\(successor.epoch)", "a checkpoint of epoch \(epoch ?? "none") landed after the heal")
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(try namespace.isLeader(metricsPort: metricsPort) == false, "c1 follows after the heal")
