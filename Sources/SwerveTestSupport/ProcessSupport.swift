@@ -152,19 +152,22 @@ private func blockingHTTPRequest(_ address: String, method: String, path: String
     defer { close(descriptor) }
     let lines = extra.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
     let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\(lines)\r\n".utf8) + body
-    // Sent on a thread of its own while this one reads, as curl does: a server that streams
-    // its answer while the body still comes (the built-in echo) would otherwise wait forever
-    // for a client that reads only once it sent everything.
+    // A large body is sent on a thread of its own while this one reads, as curl does: a
+    // server that streams its answer while the body still comes (the built-in echo) would
+    // otherwise wait forever for a client that reads only once it sent everything. A small
+    // request goes out at once, before reading, so it is in flight as soon as this returns
+    // to the caller's next step.
     let sent = DispatchSemaphore(value: 0)
-    Thread {
+    let send: @Sendable () -> Void = {
         var offset = 0
         while offset < request.count {
-            let count = request[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let count = request[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if count <= 0 { break }
             offset += count
         }
         sent.signal()
-    }.start()
+    }
+    if request.count > 65_536 { Thread { send() }.start() } else { send() }
     defer { sent.wait() }
     var response: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
