@@ -217,7 +217,7 @@ struct ChaosCommand: AsyncParsableCommand {
             case .pauseRedis:
                 // Frozen beyond the node TTL: every node and ready key has expired when it
                 // wakes. No replica may be restarted for that.
-                try await awaitConverged(client, timeout: .seconds(20))
+                try await awaitConverged(client, ledger: ledger, timeout: .seconds(30))
                 let before = try await Self.runningPids(client)
                 let pid = try await victims.redisPID()
                 kill(pid, SIGSTOP)
@@ -330,13 +330,16 @@ struct ChaosCommand: AsyncParsableCommand {
         return pids
     }
 
-    /// Waits until no rollout or scaling is in progress (so what happens next is the fault's doing).
-    private func awaitConverged(_ client: ClusterClient, timeout: Duration) async throws {
+    /// Waits until every submitted request settled and no rollout or scaling is in progress, so
+    /// that what happens next is the fault's doing (a roll submitted just before would otherwise
+    /// replace replicas during the fault, and look like restarts it caused).
+    private func awaitConverged(_ client: ClusterClient, ledger: RequestLedger, timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let state = try? await client.checkpoint(), ChaosInvariants.replicasConverged(state).isEmpty { return }
+            if await ledger.allSettled(), let state = try? await client.checkpoint(), ChaosInvariants.replicasConverged(state).isEmpty { return }
             try await Task.sleep(for: .milliseconds(100))
         }
+        throw LauncherError("the cluster did not converge within \(timeout) before pausing Redis")
     }
 
     private func awaitRouted(_ redis: RedisClient, keys: ClusterKeys) async throws {
