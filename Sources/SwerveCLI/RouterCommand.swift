@@ -62,17 +62,8 @@ struct RouterCommand: AsyncParsableCommand {
 
     /// Each limit from its flag, else its environment variable, else its default; checked.
     func settings() throws -> ProxySettings {
-        let environment = ProcessInfo.processInfo.environment
         func value(_ flag: Int?, _ option: String, _ variable: String, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
-            let chosen: Int
-            if let flag {
-                chosen = flag
-            } else if let text = environment[variable], !text.isEmpty {
-                guard let parsed = Int(text) else { throw ArgumentParser.ValidationError("\(variable): expected a whole number, got \"\(text)\"") }
-                chosen = parsed
-            } else {
-                chosen = fallback
-            }
+            let chosen = try flag ?? environmentInteger(variable) ?? fallback
             guard range.contains(chosen) else {
                 throw ArgumentParser.ValidationError("\(option) (or \(variable)): must be between \(range.lowerBound) and \(range.upperBound), got \(chosen)")
             }
