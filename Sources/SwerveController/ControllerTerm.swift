@@ -26,8 +26,9 @@ struct ControllerTerm {
     let confirmationGrace: Duration
     /// Keys whose value this leader cannot read (a newer format?), each logged once.
     var unreadableLogged = Set<String>()
-    /// Nodes gone for good, found by the last observation (see ``GoneNodes``).
-    var prunableNodes: [String] = []
+    /// What the last observation saw of the `nodes` set: when each node last registered (ms),
+    /// and which still have a record (for ``GoneNodes``).
+    var nodeSightings: (lastRegistered: [String: Int64], withRecord: Set<String>) = ([:], [])
     /// Inert unless a test armed one (see ``ControllerFailpoint``).
     let failpoints: Failpoints
     let metrics: ControllerMetrics
@@ -102,9 +103,10 @@ struct ControllerTerm {
         try await execute(actions, status: changedStatus,
                           appliedRequest: next.lastAppliedRequest != state.lastAppliedRequest,
                           events: actions.isEmpty ? [] : ClusterEvent.between(state, next, actions: actions))
-        for id in prunableNodes where !next.occupiedNodes.contains(id) {
-            let cutoff = wallClockNow().milliseconds - Int64(GoneNodes.retention / .milliseconds(1))
-            if try await scope.write(.pruneNode(id, cutoff: cutoff, keys: keys)).integer == 1 {
+        let gone = GoneNodes.prunable(listed: nodeSightings.lastRegistered, withRecord: nodeSightings.withRecord,
+                                      occupied: next.occupiedNodes, now: observations.now)
+        for id in gone {
+            if try await scope.write(.pruneNode(id, cutoff: GoneNodes.cutoff(now: observations.now), keys: keys)).integer == 1 {
                 logger.info("removed a node gone for over an hour from the nodes set", metadata: ["node": "\(id)"])
             }
         }
@@ -161,7 +163,7 @@ struct ControllerTerm {
                                                                draining: record.draining == true || cordons[id] == .drain), now: now)
             }
         }
-        prunableNodes = GoneNodes.prunable(listed: lastRegistered, withRecord: withRecord, occupied: state.occupiedNodes, now: wallClockNow())
+        nodeSightings = (lastRegistered, withRecord)
         var replicas: [String: ReplicaObservation] = [:]
         if placed.count > 0, let values = replies[4].array {
             for (index, tag) in placed.enumerated() {

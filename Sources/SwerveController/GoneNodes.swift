@@ -13,13 +13,17 @@ enum GoneNodes {
     /// How long a node must have been silent: longer than any outage a node agent rides out.
     static let retention: Duration = .seconds(3_600)
 
+    /// Nodes last seen before this (ms since the epoch) are silent for longer than ``retention``.
+    static func cutoff(now: Timestamp) -> Int64 {
+        now.milliseconds - Int64(retention / .milliseconds(1))
+    }
+
     /// - Parameters:
     ///   - listed: the `nodes` set: node id → when it last registered (ms since the epoch).
     ///   - withRecord: the nodes whose record exists.
     ///   - occupied: the nodes some replica record still names (``BackendState/occupiedNodes``).
-    static func prunable(listed: [String: Int64], withRecord: Set<String>, occupied: Set<String>, now: Timestamp,
-                         retention: Duration = retention) -> [String] {
-        let cutoff = now.milliseconds - Int64(retention / .milliseconds(1))
+    static func prunable(listed: [String: Int64], withRecord: Set<String>, occupied: Set<String>, now: Timestamp) -> [String] {
+        let cutoff = cutoff(now: now)
         return listed.filter { id, seen in seen < cutoff && !withRecord.contains(id) && !occupied.contains(id) }.map(\.key).sorted()
     }
 }
