@@ -97,7 +97,11 @@ import Testing
         _ = try await stale.write(FencedCall(write, keys: [target], arguments: ["from a"]))
         #expect(try await client.send("GET", target).string == "from a")
 
-        // As if "a" were paused past its lease: the lease is gone and "b" takes it.
+        // As if "a" were paused past its lease: it does nothing more (its elector stopped, so it
+        // cannot win the lease back before "b" — a race the test used to lose now and then),
+        // the lease is gone and "b" takes it; "a" still holds its old scope.
+        first.task.cancel()
+        await first.task.value
         try await client.send("DEL", keys.lease)
         let second = try start("b")
         defer { second.task.cancel(); first.task.cancel() }
