@@ -273,6 +273,7 @@ let package = Package(
             dependencies: [
                 "SwerveErrors",
                 "SwerveController",
+                "SwerveLauncher",
                 "SwerveSystem",
                 "SwerveCore",
                 "SwerveTestSupport",

@@ -32,6 +32,10 @@ public final class LocalCluster: Sendable {
         public var nodeCPU: Double = 8
         /// The log level of every process (`SWERVE_LOG_LEVEL`).
         public var logLevel = "info"
+        /// Members that run inside a network namespace (by name): they reach the embedded
+        /// Redis at the namespace's host address, which it binds too, so cutting the namespace
+        /// cuts them off (``ops/chaos``'s partitions).
+        public var namespaces: [String: NetworkNamespace] = [:]
 
         public init(swerve: String, directory: String, cluster: String, redisURL: String? = nil, leaseTTLMs: Int? = nil) {
             self.swerve = swerve
@@ -86,10 +90,12 @@ public final class LocalCluster: Sendable {
         let chosen = try port ?? embeddedRedis.withLock { $0?.port } ?? freeLoopbackPort()
         let url = "redis://127.0.0.1:\(chosen)"
         embeddedRedis.withLock { $0 = (chosen, url) }
+        let addresses = ["127.0.0.1"] + settings.namespaces.values.map(\.hostAddress).sorted()
+        // Protected mode refuses every address but loopback: the namespaces' are the cluster's own.
         try start("redis", role: .redis, executable: "redis-server", arguments: [
-            "--port", "\(chosen)", "--bind", "127.0.0.1", "--dir", redisDirectory, "--appendonly", "yes",
+            "--port", "\(chosen)", "--bind", addresses.joined(separator: " "), "--dir", redisDirectory, "--appendonly", "yes",
             "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
-        ])
+        ] + (settings.namespaces.isEmpty ? [] : ["--protected-mode", "no"]))
         try await awaitRedis(url)
     }
 
@@ -101,10 +107,16 @@ public final class LocalCluster: Sendable {
         try await startRedis()
     }
 
+    /// Starts a controller; inside its namespace when ``Settings/namespaces`` names one.
     public func startController(_ id: String, extra: [String] = []) throws {
-        var arguments = ["controller"] + clusterArguments + ["--id", id]
+        var arguments = ["controller"] + clusterArguments(for: id) + ["--id", id]
         if let ttl = settings.leaseTTLMs { arguments += ["--lease-ttl-ms", "\(ttl)"] }
-        try start(id, role: .controller, executable: settings.swerve, arguments: arguments + extra)
+        if let namespace = settings.namespaces[id] {
+            let command = namespace.commandPrefix + [settings.swerve] + arguments + extra
+            try start(id, role: .controller, executable: command[0], arguments: Array(command.dropFirst()))
+        } else {
+            try start(id, role: .controller, executable: settings.swerve, arguments: arguments + extra)
+        }
     }
 
     public func startNode(_ id: String) throws {
@@ -118,7 +130,14 @@ public final class LocalCluster: Sendable {
                   arguments: ["router"] + clusterArguments + ["--listen", listen, "--admin", admin])
     }
 
-    private var clusterArguments: [String] { ["--redis", redisURL, "--cluster", settings.cluster] }
+    private var clusterArguments: [String] { clusterArguments(for: "") }
+
+    /// `--redis` (at the namespace's host address for a member in one) and `--cluster`.
+    private func clusterArguments(for name: String) -> [String] {
+        guard let namespace = settings.namespaces[name], settings.redisURL == nil,
+              let port = embeddedRedis.withLock({ $0?.port }) else { return ["--redis", redisURL, "--cluster", settings.cluster] }
+        return ["--redis", "redis://\(namespace.hostAddress):\(port)", "--cluster", settings.cluster]
+    }
 
     private func start(_ name: String, role: Member.Role, executable: String, arguments: [String]) throws {
         var environment = ProcessInfo.processInfo.environment
@@ -145,6 +164,9 @@ public final class LocalCluster: Sendable {
                 for member in exited {
                     let (named, all) = stopping.withLock { ($0.names.contains(member.name), $0.all) }
                     guard !named, !all else { continue }
+                    // Stopped on purpose and forgotten since the list was taken (`stop` removes
+                    // the member before it drops the name): not ours to start again.
+                    guard members.withLock({ $0[member.name]?.pid == member.pid }) else { continue }
                     if let last = lastRestart[member.name], ContinuousClock.now - last < .seconds(1) { continue }
                     lastRestart[member.name] = .now
                     if (try? start(member.name, role: member.role, executable: member.executable, arguments: member.arguments)) != nil {

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Logging
 import SwerveCore
+import SwerveLauncher
 import SwerveProtocol
 import SwerveRedis
 import SwerveTestSupport
@@ -43,7 +44,7 @@ struct NetworkPartitions {
         try await awaitLeaderRecord("c1", client: client, keys: keys)
         let other = try SwerveProcess(["controller", "--redis", server.url, "--cluster", keys.cluster, "--id", "c2"], environment: ["SWERVE_LOG_LEVEL": "warning"])
         defer { other.kill() }
-        #expect(try namespace.isLeader(metricsPort: metricsPort) == true)
+        #expect(namespace.controllerIsLeader(metricsPort: metricsPort) == true)
         let oldEpoch = try #require(try await leaderRecord(client: client, keys: keys)).epoch
         // c1 writes a checkpoint of its epoch.
         #expect(try await cluster.request(empty("before"), goal: "g-before") == GoalOutcome(goal: "g-before"))
@@ -56,7 +57,7 @@ struct NetworkPartitions {
         let successor = try await awaitLeaderRecord("c2", client: client, keys: keys, timeout: .seconds(10))
         #expect(ContinuousClock.now - cutAt < .seconds(5), "c2 leads within the TTL plus its retry period")
         #expect(successor.epoch > oldEpoch)
-        #expect(try namespace.isLeader(metricsPort: metricsPort) == false, "c1 still claimed to lead when c2 took over")
+        #expect(namespace.controllerIsLeader(metricsPort: metricsPort) == false, "c1 still claimed to lead when c2 took over")
         // c2 writes one of its own.
         #expect(try await cluster.request(empty("during"), goal: "g-during") == GoalOutcome(goal: "g-during"))
         #expect(try await client.send("GET", keys.checkpointEpoch).string == "\(successor.epoch)")
@@ -73,7 +74,7 @@ struct NetworkPartitions {
             #expect(epoch == "\(successor.epoch)", "a checkpoint of epoch \(epoch ?? "none") landed after the heal")
             try await Task.sleep(for: .milliseconds(50))
         }
-        #expect(try namespace.isLeader(metricsPort: metricsPort) == false, "c1 follows after the heal")
+        #expect(namespace.controllerIsLeader(metricsPort: metricsPort) == false, "c1 follows after the heal")
     }
 
     func leaderRecord(client: RedisClient, keys: ClusterKeys) async throws -> LeaderRecord? {
@@ -93,84 +94,9 @@ struct NetworkPartitions {
     }
 }
 
-/// A network namespace with a veth pair to the host, for one test: the host end gets
-/// `hostAddress`, the namespace end `innerAddress` (a /30 of 10.231.0.0/16 picked at random).
-struct NetworkNamespace {
-    let name: String
-    let hostInterface: String
-    let hostAddress: String
-    let innerAddress: String
-
-    static var available: Bool {
-        geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") && FileManager.default.isExecutableFile(atPath: "/usr/sbin/iptables")
-    }
-
-    init() throws {
-        let tag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
-        name = "swerve-test-\(tag)"
-        hostInterface = "swh\(tag)".prefix(15).description
-        let inner = "swn\(tag)".prefix(15).description
-        let block = Int.random(in: 0..<16_384) * 4
-        hostAddress = "10.231.\(block / 256).\(block % 256 + 1)"
-        innerAddress = "10.231.\(block / 256).\(block % 256 + 2)"
-        try Self.sh(["ip", "netns", "add", name])
-        do {
-            try Self.sh(["ip", "link", "add", hostInterface, "type", "veth", "peer", "name", inner])
-            try Self.sh(["ip", "link", "set", inner, "netns", name])
-            try Self.sh(["ip", "addr", "add", "\(hostAddress)/30", "dev", hostInterface])
-            try Self.sh(["ip", "link", "set", hostInterface, "up"])
-            try Self.sh(["ip", "netns", "exec", name, "ip", "addr", "add", "\(innerAddress)/30", "dev", inner])
-            try Self.sh(["ip", "netns", "exec", name, "ip", "link", "set", inner, "up"])
-            try Self.sh(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"])
-        } catch {
-            remove()
-            throw error
-        }
-    }
-
+extension NetworkNamespace {
     /// `swerve ARGUMENTS` inside the namespace (as the test user, like every swerve process).
     func run(_ arguments: [String]) throws -> SwerveProcess {
-        try SwerveProcess(arguments, environment: ["SWERVE_LOG_LEVEL": "warning"], prefix: ["/usr/sbin/ip", "netns", "exec", name])
-    }
-
-    /// Drops every packet from the namespace at the host: Redis never sees c1's requests, and
-    /// c1 never sees an answer or a reset.
-    func cut() throws { try Self.sh(["iptables", "-I", "INPUT", "-i", hostInterface, "-j", "DROP"]) }
-
-    func heal() throws { try Self.sh(["iptables", "-D", "INPUT", "-i", hostInterface, "-j", "DROP"]) }
-
-    /// `swerve_controller_is_leader` of the controller whose metrics listen on loopback inside
-    /// the namespace (reachable whatever the host drops); nil when it does not answer.
-    func isLeader(metricsPort: Int) throws -> Bool? {
-        let output = try Self.sh(["ip", "netns", "exec", name, "python3", "-c",
-                                  "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:\(metricsPort)/metrics', timeout=5).read().decode())"],
-                                 allowFailure: true)
-        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("swerve_controller_is_leader ") }),
-              let value = Double(line.split(separator: " ").last ?? "") else { return nil }
-        return value == 1
-    }
-
-    /// Deletes the namespace (its veth pair goes with it) and the drop rule, if any.
-    func remove() {
-        _ = try? Self.sh(["iptables", "-D", "INPUT", "-i", hostInterface, "-j", "DROP"], allowFailure: true)
-        _ = try? Self.sh(["ip", "netns", "del", name], allowFailure: true)
-    }
-
-    @discardableResult
-    static func sh(_ arguments: [String], allowFailure: Bool = false) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        if process.terminationStatus != 0, !allowFailure {
-            throw TestFailure("\(arguments.joined(separator: " ")) failed (\(process.terminationStatus)): \(text)")
-        }
-        return text
+        try SwerveProcess(arguments, environment: ["SWERVE_LOG_LEVEL": "warning"], prefix: commandPrefix)
     }
 }
