@@ -16,10 +16,12 @@ struct ChaosCommand: AsyncParsableCommand {
         commandName: "chaos", abstract: "Break a local cluster on a schedule, then check it held (exit 1 on any violation).",
         discussion: """
             Faults, in turn: SIGKILL the leader, SIGSTOP it beyond the lease TTL then SIGCONT,
-            SIGTERM it, SIGINT it — and after every three of those one of: SIGKILL a worker,
-            SIGKILL a node agent, SIGTERM a node agent (it drains its node: no request may fail
-            meanwhile), restart Redis (SIGTERM; AOF keeps the data), pause Redis beyond the node
-            TTL (SIGSTOP: no replica may be restarted for it). Throughout, a hostile client
+            SIGTERM it, SIGINT it, cut it off from Redis (a partition: see --partitions) — and
+            after every three of those one of: SIGKILL a worker, SIGKILL a node agent, SIGTERM a
+            node agent (it drains its node: no request may fail meanwhile), restart Redis
+            (SIGTERM; AOF keeps the data), pause Redis beyond the node TTL (SIGSTOP), stop Redis
+            beyond the node TTL and start it again (a cluster of its own only); no replica may be
+            restarted for a pause or a stop of Redis. Throughout, a hostile client
             writes invalid and malformed requests straight into the stream: each must be
             refused or failed with a reason, and the valid ones still applied exactly once. Whatever is killed is started
             again by the cluster's supervisor (this harness's own, or `ops/up`'s when attached).
@@ -43,12 +45,20 @@ struct ChaosCommand: AsyncParsableCommand {
     @Flag(help: "With --attach: restart Redis too (only when ops/up started it: it restarts it).") var restartRedis = false
     @Option(help: "Where logs and Redis's data go (emptied first).") var directory = ".swerve/chaos"
     @Option(help: "Seconds of faults, at most.") var duration = 60
-    @Option(help: "Leader faults, at most (they rotate SIGKILL, SIGSTOP, SIGTERM, SIGINT).") var kills = 30
+    @Option(help: "Leader faults, at most (they rotate SIGKILL, SIGSTOP, SIGTERM, SIGINT and, with partitions, a partition).") var kills = 30
     @Option(help: "The controllers' lease TTL, in milliseconds (attached: the cluster's, for timeouts).") var leaseTTLMs = 1000
     @Option(help: "The lowest share of HTTP requests that must succeed.") var minSuccess = 0.99
     @Option(help: "Seconds to wait for the cluster to settle after the faults.") var settleTimeout = 90
     @Option(help: "Fail unless each kind of leader fault happened at least this often (CI sets it).") var minEach = 0
     @Option(help: "Fail unless each other kind of fault (workers, node agents, Redis) happened at least this often.") var minEachOther = 0
+    @Option(help: ArgumentHelp("""
+        Partition the leader: each controller runs in a network namespace of its own and a fault \
+        drops its packets at the host (needs root, ip and iptables; a cluster of its own). auto: when \
+        possible; on: fail when not possible; off: never.
+        """, valueName: "auto|on|off"))
+    var partitions = PartitionMode.auto
+
+    enum PartitionMode: String, ExpressibleByArgument, Sendable { case auto, on, off }
 
     func validate() throws {
         if attach == nil, swerve == nil { throw ValidationError("give --swerve (to start a cluster) or --attach (to use a running one)") }
@@ -57,14 +67,17 @@ struct ChaosCommand: AsyncParsableCommand {
         guard kills >= 0 else { throw ValidationError("--kills: must be ≥ 0, got \(kills)") }
         guard leaseTTLMs >= 300 else { throw ValidationError("--lease-ttl-ms: must be ≥ 300, got \(leaseTTLMs)") }
         guard (0...1).contains(minSuccess) else { throw ValidationError("--min-success: must be between 0 and 1, got \(minSuccess)") }
+        if partitions == .on, attach != nil { throw ValidationError("--partitions on: needs a cluster of its own (not --attach)") }
+        if partitions == .on, !NetworkNamespace.available {
+            throw ValidationError("--partitions on: needs root and /usr/sbin/ip and /usr/sbin/iptables (apt-get install iproute2 iptables)")
+        }
     }
 
     enum Fault: String, CaseIterable {
         case killLeader = "SIGKILL leader", stopLeader = "SIGSTOP leader", termLeader = "SIGTERM leader", intLeader = "SIGINT leader"
+        case partitionLeader = "partition leader"
         case killWorker = "SIGKILL worker", killNode = "SIGKILL node agent", termNode = "SIGTERM node agent"
-        case restartRedis = "restart Redis", pauseRedis = "pause Redis"
-
-        static let leaderFaults: [Fault] = [.killLeader, .stopLeader, .termLeader, .intLeader]
+        case restartRedis = "restart Redis", pauseRedis = "pause Redis", stopRedis = "stop Redis"
     }
 
     func run() async throws {
@@ -81,6 +94,10 @@ struct ChaosCommand: AsyncParsableCommand {
         let listen: String
         var owned: LocalCluster?
         var supervisor: Task<Void, Never>?
+        // Each controller's namespace, when partitions are on: removed after the cluster stopped.
+        var namespaces: [String: NetworkNamespace] = [:]
+        var controllerMetricsPort = 0
+        defer { for namespace in namespaces.values { namespace.remove() } }
         if let attach, let router {
             keys = try ClusterKeys(cluster: cluster)
             redisURL = attach
@@ -90,17 +107,26 @@ struct ChaosCommand: AsyncParsableCommand {
             try? FileManager.default.removeItem(atPath: directory)
             var settings = LocalCluster.Settings(swerve: swerve ?? "swerve", directory: directory, cluster: "chaos\(UInt32.random(in: 0...UInt32.max))", leaseTTLMs: leaseTTLMs)
             settings.nodeCPU = 16
+            if partitions == .on || (partitions == .auto && NetworkNamespace.available) {
+                for index in 1...3 { namespaces["controller-\(index)"] = try NetworkNamespace(prefix: "swerve-chaos") }
+                settings.namespaces = namespaces
+                // Each in a namespace of its own: one port serves them all, on each one's loopback.
+                controllerMetricsPort = try freeLoopbackPort()
+            }
             let cluster = try LocalCluster(settings: settings)
             owned = cluster
             try await cluster.startRedis()
-            for index in 1...3 { try cluster.startController("controller-\(index)") }
+            for index in 1...3 {
+                try cluster.startController("controller-\(index)", extra: namespaces.isEmpty ? [] : ["--metrics-address", "127.0.0.1:\(controllerMetricsPort)"])
+            }
             for index in 1...2 { try cluster.startNode("node-\(index)") }
             listen = "127.0.0.1:\(try freeLoopbackPort())"
             try cluster.startRouter("router-1", listen: listen, admin: "127.0.0.1:\(try freeLoopbackPort())")
             supervisor = cluster.supervise { name in say("supervisor: restarted \(name)") }
             keys = cluster.keys
             redisURL = cluster.redisURL
-            say("cluster \(keys.cluster) up: redis \(redisURL), router \(listen), logs \(cluster.logDirectory)")
+            say("cluster \(keys.cluster) up: redis \(redisURL), router \(listen), logs \(cluster.logDirectory)"
+                + (namespaces.isEmpty ? "" : "; controllers in namespaces " + namespaces.sorted { $0.key < $1.key }.map(\.value.name).joined(separator: ", ")))
         }
         defer {
             supervisor?.cancel()
@@ -118,7 +144,7 @@ struct ChaosCommand: AsyncParsableCommand {
         defer { watching.cancel() }
         let victims = Victims(client: client, redis: redis)
         let baseline = try await victims.quietBaseline(keys: keys)
-        let redisBefore = try await victims.redisFootprint()
+        let redisBefore = try await victims.redisFootprint(keys: keys)
 
         let ledger = RequestLedger(client: client)
         let echo = { (round: Int) in ReplicaConfig(workload: .builtin(name: "echo", options: ["round": .number(Double(round))]), resources: Resources(cpu: 0.1)) }
@@ -153,19 +179,21 @@ struct ChaosCommand: AsyncParsableCommand {
         var counts: [Fault: Int] = [:]
         var violations: [String] = []
         var termNodeFailures = 0
-        let others: [Fault] = mayRestartRedis ? [.killWorker, .termNode, .restartRedis, .killNode, .pauseRedis] : [.killWorker, .termNode, .killNode]
+        let leaderFaults: [Fault] = [.killLeader, .stopLeader, .termLeader, .intLeader] + (namespaces.isEmpty ? [] : [.partitionLeader])
+        let others: [Fault] = owned != nil ? [.killWorker, .termNode, .restartRedis, .killNode, .pauseRedis, .stopRedis]
+            : mayRestartRedis ? [.killWorker, .termNode, .restartRedis, .killNode, .pauseRedis] : [.killWorker, .termNode, .killNode]
         let hostile = HostileClient(redis: redis, keys: keys)
-        var leaderFaults = 0
+        var leaderFaultCount = 0
         let deadline = started + .seconds(duration)
-        while ContinuousClock.now < deadline, leaderFaults < kills {
+        while ContinuousClock.now < deadline, leaderFaultCount < kills {
             try await change()
             try await hostile.writeOne()
             let fault: Fault
-            if leaderFaults > 0, leaderFaults % 3 == 0, counts.values.reduce(0, +) - leaderFaults < leaderFaults / 3 {
-                fault = others[(leaderFaults / 3 - 1) % others.count]
+            if leaderFaultCount > 0, leaderFaultCount % 3 == 0, counts.values.reduce(0, +) - leaderFaultCount < leaderFaultCount / 3 {
+                fault = others[(leaderFaultCount / 3 - 1) % others.count]
             } else {
-                fault = Fault.leaderFaults[leaderFaults % Fault.leaderFaults.count]
-                leaderFaults += 1
+                fault = leaderFaults[leaderFaultCount % leaderFaults.count]
+                leaderFaultCount += 1
             }
             counts[fault, default: 0] += 1
             switch fault {
@@ -192,6 +220,36 @@ struct ChaosCommand: AsyncParsableCommand {
                     if ContinuousClock.now < wake { try await Task.sleep(until: wake) }
                     kill(pid, SIGCONT)
                 }
+            case .partitionLeader:
+                guard await watch.awaitLeader(timeout: .seconds(15)) != nil else {
+                    violations.append("no controller led for 15 s before a \(fault.rawValue)")
+                    break
+                }
+                let (leader, _) = try await victims.leader()
+                guard let namespace = namespaces[leader.id] else {
+                    violations.append("the leader \(leader.id) runs in no namespace of this harness")
+                    break
+                }
+                // Its packets vanish at the host: its renew hangs, and it must step down on its
+                // own clock before the lease expires in Redis and another takes over.
+                try namespace.cut()
+                let at = ContinuousClock.now
+                let successor = await watch.awaitSuccessor(of: leader, timeout: ttl * 4 + .seconds(5))
+                if let successor {
+                    failovers[fault, default: []].append(successor.at - at)
+                    switch namespace.controllerIsLeader(metricsPort: controllerMetricsPort) {
+                    case false?: break
+                    case true?: violations.append("\(leader.id), cut off, still said it led when \(successor.id) took over (epoch \(successor.epoch))")
+                    case nil: violations.append("\(leader.id)'s metrics did not answer inside its namespace \(namespace.name)")
+                    }
+                    say("partition \(leader.id) (epoch \(leader.epoch)) from Redis → \(successor.id) leads (epoch \(successor.epoch)) after \(Self.ms(successor.at - at))")
+                } else {
+                    violations.append("no new leader within \(ttl * 4 + .seconds(5)) of a \(fault.rawValue) (\(leader.id))")
+                }
+                // Heal once the lease is long gone: its late writes arrive, and the epoch fences them.
+                let heal = at + ttl * 3 / 2
+                if ContinuousClock.now < heal { try await Task.sleep(until: heal) }
+                try namespace.heal()
             case .killWorker:
                 if let (tag, pid) = try await victims.worker() {
                     kill(pid, SIGKILL)
@@ -214,22 +272,30 @@ struct ChaosCommand: AsyncParsableCommand {
                 let failed = load.failed - failedBefore
                 termNodeFailures += failed
                 say("node agent \(id) drained and exited; \(failed) requests failed meanwhile")
-            case .pauseRedis:
-                // Frozen beyond the node TTL: every node and ready key has expired when it
-                // wakes. No replica may be restarted for that.
+            case .pauseRedis, .stopRedis:
+                // Frozen or gone beyond the node TTL: every node and ready key has expired when
+                // it is back. No replica may be restarted for that.
                 try await awaitConverged(client, ledger: ledger, timeout: .seconds(30))
                 let before = try await Self.runningPids(client)
-                let pid = try await victims.redisPID()
-                kill(pid, SIGSTOP)
-                say("SIGSTOP Redis (pid \(pid)) for 4 s, beyond the node TTL")
-                try await Task.sleep(for: .seconds(4))
-                kill(pid, SIGCONT)
+                if fault == .pauseRedis {
+                    let pid = try await victims.redisPID()
+                    kill(pid, SIGSTOP)
+                    say("SIGSTOP Redis (pid \(pid)) for 4 s, beyond the node TTL")
+                    try await Task.sleep(for: .seconds(4))
+                    kill(pid, SIGCONT)
+                } else if let owned {
+                    // Stopped on purpose, so the supervisor leaves it down until started here.
+                    owned.stop("redis", timeout: .seconds(10))
+                    say("stopped Redis (SIGTERM; AOF kept) for 4 s, beyond the node TTL")
+                    try await Task.sleep(for: .seconds(4))
+                    try await owned.startRedis()
+                }
                 // The leader's grace after it reloads is 5 s: watch well past it.
                 try await Task.sleep(for: .seconds(7))
                 let after = try await Self.runningPids(client)
                 let restarted = before.filter { after[$0.key] != $0.value }.map(\.key).sorted()
-                if !restarted.isEmpty { violations.append("pausing Redis beyond the node TTL restarted \(restarted.joined(separator: ", "))") }
-                say("Redis resumed; \(restarted.count) replicas restarted")
+                if !restarted.isEmpty { violations.append("\(fault == .pauseRedis ? "pausing" : "stopping") Redis beyond the node TTL restarted \(restarted.joined(separator: ", "))") }
+                say("Redis back; \(restarted.count) replicas restarted")
             case .restartRedis:
                 let pid = try await victims.redisPID()
                 say("restarting Redis (SIGTERM pid \(pid); the supervisor starts it again on its port and AOF)")
@@ -270,7 +336,7 @@ struct ChaosCommand: AsyncParsableCommand {
         violations += ChaosInvariants.replicasConverged(state)
         violations += ChaosInvariants.workersMatchReplicas(workers, state)
         let inStream = try await victims.requestsAdded(keys: keys) - baseline.inStream
-        let redisAfter = try await victims.redisFootprint()
+        let redisAfter = try await victims.redisFootprint(keys: keys)
         let applied = state.requestsApplied - baseline.applied
         let submitted = await ledger.goals.count + hostileReport.entries
         violations += ChaosInvariants.requestsAndGoals(submitted: submitted, inStream: inStream, applied: applied, goals: await ledger.outcomes())
@@ -279,7 +345,7 @@ struct ChaosCommand: AsyncParsableCommand {
         let succeeded = tally.filter { $0.key.hasPrefix("2") }.values.map(\.count).reduce(0, +)
         let ratio = sent == 0 ? 0 : Double(succeeded) / Double(sent)
         if ratio < minSuccess { violations.append(String(format: "HTTP success %.4f is below --min-success %.4f", ratio, minSuccess)) }
-        for fault in Fault.leaderFaults where failovers[fault, default: []].count < minEach {
+        for fault in leaderFaults where failovers[fault, default: []].count < minEach {
             violations.append("only \(failovers[fault, default: []].count) \(fault.rawValue) faults with a failover (--min-each \(minEach)); raise --duration")
         }
         for fault in others where counts[fault, default: 0] < minEachOther {
@@ -289,8 +355,9 @@ struct ChaosCommand: AsyncParsableCommand {
 
         // Report.
         print("\n== chaos report (cluster \(keys.cluster), \(Self.ms(ContinuousClock.now - started)) in all) ==")
-        print("faults:       " + Fault.allCases.map { "\($0.rawValue) ×\(counts[$0] ?? 0)" }.joined(separator: ", "))
-        for fault in Fault.leaderFaults {
+        print("faults:       " + (leaderFaults + others).map { "\($0.rawValue) ×\(counts[$0] ?? 0)" }.joined(separator: ", "))
+        if namespaces.isEmpty { print("partitions:   none (--partitions \(partitions.rawValue); they need root, ip and iptables, and a cluster of its own)") }
+        for fault in leaderFaults {
             let times = (failovers[fault] ?? []).sorted()
             guard !times.isEmpty else { continue }
             print("failover:     \(fault.rawValue): median \(Self.ms(times[times.count / 2])), max \(Self.ms(times.last!)) (\(times.count))")
@@ -298,7 +365,8 @@ struct ChaosCommand: AsyncParsableCommand {
         print("leadership:   \(watch.elections.count) elections; longest time with no leader record \(Self.ms(watch.longestGap))")
         print("fencing:      " + (refused.map { "\($0) writes refused by the lease (each changed nothing)" } ?? "see the controllers' logs (attached)"))
         print("requests:     \(submitted) submitted, \(inStream) more in the stream, \(applied) more applied")
-        print("redis:        \(redisAfter.keys) keys, \(redisAfter.memory / 1024) KiB used (before the run: \(redisBefore.keys) keys, \(redisBefore.memory / 1024) KiB)")
+        print("redis:        \(redisAfter.keys) keys (\(redisAfter.goals) of them goal outcomes, kept a day), \(redisAfter.memory / 1024) KiB used"
+              + " (before the run: \(redisBefore.keys) keys, \(redisBefore.goals) goals, \(redisBefore.memory / 1024) KiB)")
         print(String(format: "http:         %d sent, %d succeeded (%.4f)", sent, succeeded, ratio))
         print("hostile:      \(hostileReport.entries) invalid or malformed entries written, \(hostileReport.failedGoals) goals failed with a reason")
         for (outcome, seen) in tally.sorted(by: { $0.value.count > $1.value.count }) where !outcome.hasPrefix("2") {

@@ -52,13 +52,23 @@ struct Victims {
         throw LauncherError("Redis did not come back within 30 s of its restart")
     }
 
-    /// How many keys Redis holds and the memory it uses (`DBSIZE`, `INFO memory`'s
-    /// `used_memory`): what a run must not grow.
-    func redisFootprint() async throws -> (keys: Int, memory: Int) {
+    /// How many keys Redis holds, how many of them are goal outcomes (kept a day, so they grow
+    /// with the requests a run submits, and only until they expire), and the memory it uses
+    /// (`DBSIZE`, a `SCAN` of the goal keys, `INFO memory`'s `used_memory`): the keys but goals
+    /// must not grow with a run's length.
+    func redisFootprint(keys clusterKeys: ClusterKeys) async throws -> (keys: Int, goals: Int, memory: Int) {
         let keys = Int(try await redis.send("DBSIZE").integer ?? 0)
+        var goals = 0
+        var cursor = "0"
+        repeat {
+            let reply = try await redis.send("SCAN", cursor, "MATCH", clusterKeys.goal("*"), "COUNT", 1000).array ?? []
+            guard reply.count == 2, let next = reply[0].string else { throw LauncherError("SCAN answered something else than a cursor and keys") }
+            goals += reply[1].array?.count ?? 0
+            cursor = next
+        } while cursor != "0"
         let info = try await redis.send("INFO", "memory").string ?? ""
         let memory = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("used_memory:") }.flatMap { Int($0.dropFirst("used_memory:".count)) } ?? 0
-        return (keys, memory)
+        return (keys, goals, memory)
     }
 
     /// How many entries were ever added to the request stream (`XINFO STREAM`'s
