@@ -57,6 +57,20 @@ import Testing
         #expect(machine.epoch == nil)
     }
 
+    @Test func aRenewThatHangsDoesNotKeepALeaderLeading() {
+        // What a partition looks like: the renew went out and nothing comes back, not even an
+        // error. Trust still ends on the leader's own clock.
+        var machine = leader()
+        #expect(machine.timePassed(now: t0 + .milliseconds(500)) == [.renew(epoch: 7)])
+        #expect(machine.timePassed(now: t0 + .milliseconds(1199)) == [])
+        #expect(machine.isRenewing(7))
+        #expect(machine.timePassed(now: t0 + .milliseconds(1200)) == [.steppedDown(epoch: 7, reason: "the lease was not renewed in time")])
+        #expect(machine.epoch == nil)
+        // Its answer, when the network heals, changes nothing.
+        #expect(machine.renewAnswered(ok: true, now: t0 + .milliseconds(5000)) == [])
+        #expect(machine.epoch == nil)
+    }
+
     @Test func aRefusedRenewOrFencedWriteEndsLeadershipAtOnce() {
         var refusedRenew = leader()
         _ = refusedRenew.timePassed(now: t0 + .milliseconds(500))

@@ -205,3 +205,28 @@ import Testing
         }
     }
 }
+
+/// Sums over values a node or a request may carry saturate instead of trapping: a node record
+/// is read from Redis and may say anything, and a trap would take every leader down in turn.
+@Suite struct SaturatingArithmetic {
+    @Test func integersStopAtTheirBoundsBothWays() {
+        #expect(Int64.max.addingSaturated(1) == .max)
+        #expect(Int64.min.addingSaturated(-1) == .min)
+        #expect(Int64(40).addingSaturated(2) == 42)
+        #expect(Int.max.multipliedSaturated(by: 2) == .max)
+        #expect(Int.max.multipliedSaturated(by: -2) == .min)
+        #expect(Int.min.multipliedSaturated(by: -1) == .max)
+        #expect(Int(6).multipliedSaturated(by: 7) == 42)
+    }
+
+    @Test func resourcesOfAnyMemoryAddAndSubtractWithoutTrapping() {
+        let huge = Resources(cpu: 1, memoryBytes: .max)
+        #expect((huge + huge).memoryBytes == .max)
+        #expect((Resources(memoryBytes: .min) - huge).memoryBytes == .min)
+        #expect((Resources(memoryBytes: 0) - Resources(memoryBytes: .min)).memoryBytes == .max)
+        var free = Resources(cpu: 8, memoryBytes: 1 << 30)
+        free.subtract(huge, times: 3)
+        #expect(free.memoryBytes == -Int64.max + (1 << 30), "taken saturates at Int64.max")
+        #expect(!free.fits(Resources(cpu: 0.1, memoryBytes: 1)))
+    }
+}
