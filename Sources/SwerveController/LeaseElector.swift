@@ -181,10 +181,10 @@ public final class LeaseElector: Sendable {
         case .tryAcquire:
             let record = LeaderRecord(id: identity.id, epoch: 0, host: identity.host, pid: identity.pid, address: identity.address,
                                       since: wallClockNow())
-            Task { [client, keys, timing, logger] in
+            Task { [client, keys, timing, logger, known = machine.highestEpoch] in
                 do {
                     let reply = try await client.run(LeaseScripts.acquire, keys: [keys.lease, keys.epoch, keys.leader, keys.checkpointEpoch],
-                                                     arguments: [identity.id, timing.ttl.wholeMilliseconds, DocumentCodec.encode(record)])
+                                                     arguments: [identity.id, timing.ttl.wholeMilliseconds, DocumentCodec.encode(record), known])
                     continuation.yield(.acquireAnswered(epoch: reply.integer))
                 } catch {
                     logger.warning("cannot try for the lease", metadata: ["error": "\(error)"])

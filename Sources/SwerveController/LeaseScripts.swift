@@ -4,11 +4,17 @@ import SwerveRedis
 /// lease, the epoch and the leader record change.
 enum LeaseScripts {
     /// KEYS: lease, epoch, leader, epoch floors…  ARGV: controller id, ttl ms, leader record
-    /// JSON (without epoch). Returns the new epoch, or nil when someone holds the lease.
+    /// JSON (without epoch), the highest epoch the caller knows of. Returns the new epoch, or nil
+    /// when someone holds the lease.
     ///
-    /// The epoch is one more than the largest of the counter and every floor (the epoch recorded
-    /// with the stored checkpoint and snapshots), so it never goes backwards even if Redis lost
-    /// the counter (a restart without persistence, a promoted replica).
+    /// The epoch is one more than the largest of the counter, every floor (the epoch recorded
+    /// with the stored checkpoint) and the caller's highest, and at least Redis's clock in
+    /// milliseconds (`TIME`). So it never goes backwards even when Redis lost the counter and
+    /// the floors with it (a restart without persistence or from an older file, a promoted
+    /// replica that lagged): an epoch issued before the loss is smaller than the clock at any
+    /// later election, unless the new server's clock is behind the old one's by more than the
+    /// time between the two elections — and then a controller that knew the old epoch carries it
+    /// in. (Epochs are therefore large numbers: 1796012749103, not 5.)
     static let acquire = RedisScript("""
         if redis.call('EXISTS', KEYS[1]) == 1 then return false end
         local epoch = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
@@ -16,9 +22,15 @@ enum LeaseScripts {
             local floor = tonumber(redis.call('GET', KEYS[i]) or '0') or 0
             if floor > epoch then epoch = floor end
         end
+        local known = tonumber(ARGV[4] or '0') or 0
+        if known > epoch then epoch = known end
         epoch = epoch + 1
-        redis.call('SET', KEYS[2], epoch)
-        redis.call('SET', KEYS[1], ARGV[1] .. ':' .. epoch, 'PX', ARGV[2])
+        local time = redis.call('TIME')
+        local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+        if now > epoch then epoch = now end
+        local text = string.format('%d', epoch)
+        redis.call('SET', KEYS[2], text)
+        redis.call('SET', KEYS[1], ARGV[1] .. ':' .. text, 'PX', ARGV[2])
         local record = cjson.decode(ARGV[3])
         record['epoch'] = epoch
         redis.call('SET', KEYS[3], cjson.encode(record), 'PX', ARGV[2])

@@ -64,6 +64,9 @@ struct LeaseStateMachine: Sendable {
 
     let timing: Timing
     private(set) var state: State
+    /// The highest epoch this controller ever held: passed to the acquire script as a floor,
+    /// so that a Redis that lost its counter cannot hand out a smaller one.
+    private(set) var highestEpoch: Int64 = 0
 
     init(timing: Timing, now: ContinuousClock.Instant) {
         precondition(timing.problem == nil, "invalid lease timing: \(timing.problem ?? "")")
@@ -115,6 +118,7 @@ struct LeaseStateMachine: Sendable {
             return []
         }
         state = .leader(epoch: epoch, trustedUntil: sentAt + timing.ttl - timing.safetyMargin, renewAt: sentAt + timing.renewInterval)
+        highestEpoch = max(highestEpoch, epoch)
         return [.becameLeader(epoch: epoch)]
     }
 
