@@ -16,6 +16,11 @@ import NIOHTTP1
 ///   replica may only have closed the idle connection as the request was written (the rule HTTP
 ///   clients use for stale pooled connections), so the same replica may be chosen again.
 ///
+/// When every replica of the table was tried (each refused the connection or was draining) and
+/// the request could still go elsewhere, it waits for the next routing table — a leader
+/// replaces dead replicas — and tries the replicas it has not tried, until the backend's queue
+/// timeout since it arrived; only then `502`.
+///
 /// Never once response bytes went to the client, and never once a body part went out (parts
 /// are streamed, not kept). A replica that stays silent for the backend's upstream timeout is
 /// given up (`504`), not retried: it may still be working on the request.
@@ -87,8 +92,12 @@ struct ExchangeStateMachine {
         /// Free the choice and close the client's connection: a response cut short must not
         /// look complete.
         case closeClient(release: Choice)
-        /// The client left: free the choice, or leave the queue when `dequeue`.
+        /// The client left: free the choice, or leave the queue (or stop waiting for a table)
+        /// when `dequeue`.
         case abandon(release: Choice?, dequeue: Bool)
+        /// Wait for the next routing table (at most until the queue timeout since the request
+        /// came), then ask the balancer again for a replica not in ``tried``.
+        case awaitTable
     }
 
     let method: HTTPMethod
@@ -147,8 +156,10 @@ struct ExchangeStateMachine {
     }
 
     /// The balancer found no replica to try (none running, or every one already tried).
-    mutating func noReplicaLeft() -> Action {
+    /// `mayWait`: the queue timeout since the request came has not passed.
+    mutating func noReplicaLeft(mayWait: Bool = false) -> Action {
         guard phase == .choosing else { return .none }
+        if mayWait, lost == nil, !tried.isEmpty, !bodySent { return .awaitTable }
         phase = .done
         if let lost { return .fail(.replicaClosed(replica: lost), release: nil) }
         return .fail(tried.isEmpty ? .noReplicas : .unreachable(tried: tried.sorted()), release: nil)

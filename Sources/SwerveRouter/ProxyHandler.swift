@@ -145,6 +145,8 @@ final class ProxyHandler: ChannelInboundHandler {
             if !upstream.isWritable { context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
         case .forwardResponseHead:
             break // `responsePart` writes it: it has the head
+        case .awaitTable:
+            awaitTable(exchange)
         case .finish(let choice, let reusable):
             finish(exchange, choice, reusable: reusable, trailers: nil)
         case .fail(let failure, let previous):
@@ -157,7 +159,10 @@ final class ProxyHandler: ChannelInboundHandler {
         case .abandon(let previous, let dequeue):
             self.exchange = nil
             exchange.queueTimeout?.cancel()
-            if dequeue { _ = state.abandon(exchange.id, backend: exchange.backend) }
+            if dequeue {
+                _ = state.abandon(exchange.id, backend: exchange.backend)
+                state.stopAwaitingTable(exchange.id)?.succeed(())
+            }
             if let previous { release(exchange, previous) }
         }
     }
@@ -191,7 +196,25 @@ final class ProxyHandler: ChannelInboundHandler {
             run(exchange.machine.queueFull(), for: exchange)
         case .noReplicas:
             promise.succeed(nil)
-            run(exchange.machine.noReplicaLeft(), for: exchange)
+            run(exchange.machine.noReplicaLeft(mayWait: ContinuousClock.now < exchange.started + state.settings.queueTimeout), for: exchange)
+        }
+    }
+
+    /// Every replica in the table was tried: waits for the next table (the leader replaces what
+    /// died), or for the queue timeout since the request came, then chooses again.
+    private func awaitTable(_ exchange: Exchange) {
+        guard let context else { return }
+        let loop = context.eventLoop.assumeIsolated()
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        state.awaitTable(exchange.id, promise: promise)
+        let remaining = max(.zero, exchange.started + state.settings.queueTimeout - ContinuousClock.now)
+        exchange.queueTimeout = loop.scheduleTask(in: TimeAmount(remaining)) { [state] in
+            state.stopAwaitingTable(exchange.id)?.succeed(())
+        }
+        promise.futureResult.assumeIsolated().whenSuccess { [weak self] in
+            exchange.queueTimeout?.cancel()
+            guard let self, self.exchange === exchange else { return }
+            self.choose(exchange)
         }
     }
 

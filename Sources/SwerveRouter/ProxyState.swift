@@ -113,14 +113,34 @@ final class ProxyState: Sendable {
         init(table: RoutingTable) { self.table = table }
     }
 
+    /// Requests that tried every replica of the table, waiting for the next one (by id).
+    private let tableWaiters = Mutex<[UInt64: EventLoopPromise<Void>]>([:])
+
+    /// Succeeds `promise` when the next snapshot is taken (see ``stopAwaitingTable(_:)``).
+    func awaitTable(_ id: UInt64, promise: EventLoopPromise<Void>) {
+        tableWaiters.withLock { $0[id] = promise }
+    }
+
+    /// Stops waiting for request `id`: its promise, for the caller to complete, if it still waited.
+    func stopAwaitingTable(_ id: UInt64) -> EventLoopPromise<Void>? {
+        tableWaiters.withLock { $0.removeValue(forKey: id) }
+    }
+
     /// Changes the view; waiting requests that can go now (new replicas) are sent.
-    func updateView(_ change: (inout RouterView) -> Bool) {
-        let (changed, updated) = view.withLock { view in (change(&view), view) }
-        guard changed else { return }
+    @discardableResult
+    func updateView(_ change: (inout RouterView) -> RouterView.Acceptance) -> RouterView.Acceptance {
+        let (acceptance, updated) = view.withLock { view in (change(&view), view) }
+        guard acceptance != .unchanged else { return acceptance }
         let table = updated.table
         tableBox.withLock { $0 = TableBox(table: table) }
         metrics.viewChanged(updated)
         for backend in table.backends.values { releaseWaiters(of: backend) }
+        let waiting = tableWaiters.withLock { waiters in
+            defer { waiters.removeAll() }
+            return Array(waiters.values)
+        }
+        for promise in waiting { promise.succeed(()) }
+        return acceptance
     }
 
     /// Takes a replica that refused a connection out of this router's table until the next

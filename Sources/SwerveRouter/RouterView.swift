@@ -4,9 +4,13 @@ public import SwerveProtocol
 /// What a router knows: the last configs and routing snapshots it accepted, and the routing
 /// table built from them.
 ///
-/// Guarantees: a snapshot is accepted only when its `(epoch, version)` is higher than the
-/// one held for its kind, so the view never goes backwards (a late reply, or a deposed
-/// leader's publication, cannot undo a newer one); the table is rebuilt only on acceptance.
+/// Guarantees: notices are only hints, ordered by `(epoch, version)`: one that names nothing
+/// newer than what is held is ignored. A snapshot read from its key is the truth and is taken
+/// whenever it differs from the held one's `(epoch, version)`: only the leader of the moment
+/// writes the keys (fenced), and leaders' epochs only grow, so the key goes back only when
+/// Redis lost writes (a failover to a lagging replica, a restore from an older file) — and
+/// then holding on to the lost future would refuse every snapshot the new leader writes. The
+/// table is rebuilt only when a snapshot is taken.
 public struct RouterView: Sendable {
     public private(set) var configs: Snapshot<BackendConfigsView>?
     public private(set) var routing: Snapshot<RoutingView>?
@@ -43,21 +47,52 @@ public struct RouterView: Sendable {
         return .snapshot(notice.kind)
     }
 
-    /// Takes `snapshot` if it is newer than the held one; returns whether it did.
+    /// What taking a snapshot read from its key did.
+    public enum Acceptance: Sendable, Hashable {
+        /// The held snapshot has the same `(epoch, version)`: nothing changed.
+        case unchanged
+        /// Newer than the held one (or the first): taken.
+        case newer
+        /// Older than the held one, from `held`: the store lost writes. Taken all the same.
+        case wentBack(from: SnapshotPosition)
+    }
+
+    /// Where a snapshot stands: its leader's epoch and its version.
+    public struct SnapshotPosition: Sendable, Hashable, CustomStringConvertible {
+        public var epoch: Int64
+        public var version: Int
+        public var description: String { "epoch \(epoch) version \(version)" }
+
+        public init(epoch: Int64, version: Int) {
+            self.epoch = epoch
+            self.version = version
+        }
+    }
+
+    /// Takes `snapshot`, as read from its key, unless it is the one held (see the type's
+    /// guarantees for why an older one is taken too).
     @discardableResult
-    public mutating func accept(configs snapshot: Snapshot<BackendConfigsView>) -> Bool {
-        guard Self.isNewer(snapshot.epoch, snapshot.view.version, than: configs, \.version) else { return false }
+    public mutating func accept(configs snapshot: Snapshot<BackendConfigsView>) -> Acceptance {
+        let acceptance = Self.acceptance(of: snapshot.epoch, snapshot.view.version, held: configs.map { ($0.epoch, $0.view.version) })
+        guard acceptance != .unchanged else { return acceptance }
         configs = snapshot
         rebuild()
-        return true
+        return acceptance
     }
 
     @discardableResult
-    public mutating func accept(routing snapshot: Snapshot<RoutingView>) -> Bool {
-        guard Self.isNewer(snapshot.epoch, snapshot.view.version, than: routing, \.version) else { return false }
+    public mutating func accept(routing snapshot: Snapshot<RoutingView>) -> Acceptance {
+        let acceptance = Self.acceptance(of: snapshot.epoch, snapshot.view.version, held: routing.map { ($0.epoch, $0.view.version) })
+        guard acceptance != .unchanged else { return acceptance }
         routing = snapshot
         rebuild()
-        return true
+        return acceptance
+    }
+
+    private static func acceptance(of epoch: Int64, _ version: Int, held: (epoch: Int64, version: Int)?) -> Acceptance {
+        guard let held else { return .newer }
+        if (epoch, version) == (held.epoch, held.version) { return .unchanged }
+        return (epoch, version) > (held.epoch, held.version) ? .newer : .wentBack(from: SnapshotPosition(epoch: held.epoch, version: held.version))
     }
 
     private mutating func rebuild() {

@@ -67,13 +67,21 @@ struct ViewFollower: Sendable {
             let replies = try await client.pipeline(wanted.map { RedisCommand("GET", $0 == .configs ? keys.configsSnapshot : keys.routingSnapshot) })
             for (kind, reply) in zip(wanted, replies) {
                 guard let bytes = reply.bytes else { continue }
+                let acceptance: RouterView.Acceptance
+                let position: RouterView.SnapshotPosition
                 switch kind {
                 case .configs:
                     let snapshot = try DocumentCodec.decode(Snapshot<BackendConfigsView>.self, from: bytes, source: keys.configsSnapshot)
-                    state.updateView { $0.accept(configs: snapshot) }
+                    acceptance = state.updateView { $0.accept(configs: snapshot) }
+                    position = RouterView.SnapshotPosition(epoch: snapshot.epoch, version: snapshot.view.version)
                 case .routing:
                     let snapshot = try DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot)
-                    state.updateView { $0.accept(routing: snapshot) }
+                    acceptance = state.updateView { $0.accept(routing: snapshot) }
+                    position = RouterView.SnapshotPosition(epoch: snapshot.epoch, version: snapshot.view.version)
+                }
+                if case .wentBack(let held) = acceptance {
+                    logger.warning("the \(kind) snapshot in Redis went back: Redis lost writes (a failover or a restore); following it",
+                                   metadata: ["held": "\(held)", "stored": "\(position)"])
                 }
             }
         } catch {

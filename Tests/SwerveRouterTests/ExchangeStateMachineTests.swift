@@ -41,6 +41,35 @@ import Testing
         #expect(fresh.noReplicaLeft() == .fail(.noReplicas, release: nil), "nothing tried: there is none")
     }
 
+    @Test func whenEveryReplicaRefusedItWaitsForTheNextTableWhileTheQueueTimeoutAllows() {
+        // A node agent was killed with its workers: every replica the table lists refuses.
+        // The leader is replacing them; the request waits for the table that lists the new ones.
+        var machine = Machine(method: .POST)
+        #expect(machine.requestPart(body) == .none)
+        _ = machine.chosen(a); _ = machine.connectFailed()
+        #expect(machine.noReplicaLeft(mayWait: true) == .awaitTable)
+        #expect(machine.phase == .choosing && machine.buffered == [body], "still choosing, the body held")
+        // The next table lists b (new) beside a (tried): b is chosen, the held body goes to it.
+        #expect(machine.chosen(b) == .connect(b))
+        #expect(machine.connected(pooled: false) == .sendRequest(buffered: [body]))
+        // Past the queue timeout, the 502 as before.
+        var late = Machine(method: .GET)
+        _ = late.chosen(a); _ = late.connectFailed()
+        #expect(late.noReplicaLeft(mayWait: false) == .fail(.unreachable(tried: ["api#a"]), release: nil))
+    }
+
+    @Test func onlyARequestThatCanStillGoElsewhereWaitsForATable() {
+        var fresh = Machine(method: .GET)
+        #expect(fresh.noReplicaLeft(mayWait: true) == .fail(.noReplicas, release: nil), "no replica at all: said at once")
+        var lost = sent(pooled: false)
+        #expect(lost.upstreamLost() == .retry(release: a, reason: .connectionLost))
+        #expect(lost.noReplicaLeft(mayWait: true) == .fail(.replicaClosed(replica: "api#a"), release: nil), "its replica died with it")
+        var streamed = sent(.POST, pooled: false, ended: false)
+        #expect(streamed.requestPart(body) == .forward(body))
+        #expect(streamed.connectFailed() == .none)
+        #expect(streamed.noReplicaLeft(mayWait: true) == .none, "not choosing: it was sent")
+    }
+
     @Test func unprocessedFrom503GoesElsewhereButNotBackToTheSameReplica() {
         var machine = sent(pooled: false)
         #expect(machine.responseHead(status: .serviceUnavailable, unprocessed: true) == .retry(release: a, reason: .unprocessed))

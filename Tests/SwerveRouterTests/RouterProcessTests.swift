@@ -199,12 +199,19 @@ import Testing
         let page = try await routesPage(front)
         #expect((page["routing"] as? [String: Any])?["version"] as? Int == 4 && (page["routing"] as? [String: Any])?["epoch"] as? Int == 7)
 
-        // An older snapshot (a deposed leader's) never replaces it.
-        let stale = Snapshot(epoch: 6, view: RoutingView(version: 99, backends: ["api": []]))
-        try await client.send("SET", keys.routingSnapshot, DocumentCodec.encode(stale))
+        // A notice of an older term (a deposed leader's, which fencing kept out of the key)
+        // changes nothing: the key still holds epoch 7.
         try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 6, version: 99)))
         try await Task.sleep(for: .milliseconds(300)) // three re-reads: time is what is under test
         #expect(((try await routesPage(front)["routing"]) as? [String: Any])?["version"] as? Int == 4)
+
+        // The key itself went back (Redis restored from an older file): the router follows it,
+        // or it would refuse every snapshot the next leader writes.
+        let restored = Snapshot(epoch: 6, view: RoutingView(version: 2, backends: ["api": []]))
+        try await client.send("SET", keys.routingSnapshot, DocumentCodec.encode(restored))
+        try await poll("the router follows the restored snapshot") {
+            ((try await routesPage(front)["routing"]) as? [String: Any])?["epoch"] as? Int == 6
+        }
     }
 
     /// A notice that skips a version (the one before it was dropped, with a configs notice)
@@ -275,6 +282,40 @@ import Testing
         }
         #expect(try await counter(front, "swerve_router_ejections_total", "backend=\"api\"") == 2)
         #expect(try await counter(front, "swerve_router_retries_total", retried) == 2)
+    }
+
+    /// Every replica the table lists is dead (their node agent was killed with them): a request
+    /// waits for the table that lists the replacement instead of failing, within the queue
+    /// timeout; past it, the 502 that names what was tried.
+    @Test func whenEveryReplicaRefusesARequestWaitsForTheNextTable() async throws {
+        let port = try freeLoopbackPort()
+        let live = Process()
+        live.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        live.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", testDirectory, "\(port)"]
+        live.standardOutput = FileHandle.nullDevice
+        live.standardError = FileHandle.nullDevice
+        try live.run()
+        defer { kill(live.processIdentifier, SIGKILL); live.waitUntilExit() }
+        try await poll("python3's server") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
+        let front = try await router(["--queue-timeout-ms", "20000"])
+        defer { front.process.kill() }
+        let dead = "127.0.0.1:\(try freeLoopbackPort())"
+        try await routeEverything(to: dead)
+        try await awaitRouted(front, backend: "api", count: 1)
+        async let answer = httpRequest(front.address, path: "/")
+        // It tried the dead replica and now waits (the connect retry is counted).
+        try await poll("the dead replica tried") {
+            try await counter(front, "swerve_router_retries_total", "backend=\"api\",reason=\"connect_failed\"") == 1
+        }
+        try await routeEverything(to: dead, "127.0.0.1:\(port)", version: 2)
+        #expect(try await answer.status == 200, "served by the replica the next table listed")
+
+        let impatient = try await router(["--queue-timeout-ms", "300"])
+        defer { impatient.process.kill() }
+        try await routeEverything(to: dead, version: 3)
+        try await awaitRouted(impatient, backend: "api", count: 1)
+        let refused = try await httpRequest(impatient.address, path: "/")
+        #expect(refused.status == 502 && String(decoding: refused.body, as: UTF8.self).contains("each refused the connection or was draining"))
     }
 
     /// What a replica receives: `X-Forwarded-For` (appended) and `X-Request-Id` (passed through,

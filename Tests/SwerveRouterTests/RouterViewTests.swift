@@ -14,21 +14,26 @@ func routing(_ version: Int, epoch: Int64 = 1, _ backends: [String: [String]]) -
 }
 
 @Suite struct RouterViews {
-    @Test func theViewNeverGoesBackwards() {
+    @Test func aSnapshotReadFromItsKeyIsTakenUnlessItIsTheOneHeld() {
         var view = RouterView()
-        let r1 = view.accept(routing: routing(5, ["api": ["api#1"]]))
-        #expect(r1)
-        let r2 = view.accept(routing: routing(4, ["api": []]))
-        #expect(!r2, "an older version")
-        let r3 = view.accept(routing: routing(5, ["api": []]))
-        #expect(!r3, "the same version")
-        let r4 = view.accept(routing: routing(9, epoch: 0, ["api": []]))
-        #expect(!r4, "a deposed leader's, however high its version")
-        let r5 = view.accept(routing: routing(1, epoch: 2, ["api": ["api#2"]]))
-        #expect(r5, "a new leader's, whatever its version")
+        #expect(view.accept(routing: routing(5, ["api": ["api#1"]])) == .newer, "the first")
+        #expect(view.accept(routing: routing(5, ["api": []])) == .unchanged, "the same version")
+        #expect(view.routing?.view.backends["api"]?.map(\.tag) == ["api#1"])
+        #expect(view.accept(routing: routing(1, epoch: 2, ["api": ["api#2"]])) == .newer, "a new leader's, whatever its version")
         #expect(view.routing?.view.backends["api"]?.map(\.tag) == ["api#2"])
+        // The key went back: Redis lost writes. The new leader's snapshots must not be refused
+        // for a future that no longer exists.
+        #expect(view.accept(routing: routing(9, epoch: 1, ["api": ["api#3"]])) == .wentBack(from: RouterView.SnapshotPosition(epoch: 2, version: 1)))
+        #expect(view.routing?.view.backends["api"]?.map(\.tag) == ["api#3"])
+        #expect(view.accept(routing: routing(10, epoch: 1, ["api": ["api#4"]])) == .newer)
+    }
+
+    @Test func noticesAreHintsOrderedByEpochThenVersion() {
+        var view = RouterView()
+        view.accept(routing: routing(1, epoch: 2, ["api": ["api#2"]]))
         #expect(view.isNewer(SnapshotNotice(kind: .routing, epoch: 2, version: 2)))
         #expect(!view.isNewer(SnapshotNotice(kind: .routing, epoch: 2, version: 1)))
+        #expect(!view.isNewer(SnapshotNotice(kind: .routing, epoch: 1, version: 99)), "a deposed leader's, however high its version")
         #expect(view.isNewer(SnapshotNotice(kind: .configs, epoch: 1, version: 1)), "no configs held yet")
     }
 
