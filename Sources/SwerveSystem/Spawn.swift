@@ -80,3 +80,15 @@ public struct ExitStatus: Sendable, Hashable, CustomStringConvertible {
     /// "exit code 3" or "signal 9".
     public var description: String { signal.map { "signal \($0)" } ?? "exit code \(code ?? -1)" }
 }
+
+/// The program `name` names, as `execvp` would find it: `name` itself when it holds a `/`,
+/// else the first executable `DIRECTORY/name` along `path` (a `PATH` value); nil when none is.
+/// The worker runs a command replica's program with it, and the node agent checks the same path
+/// against its `--allow-command` patterns.
+public func findExecutable(_ name: String, path: String) -> String? {
+    if name.contains("/") { return name }
+    for directory in path.split(separator: ":") where access("\(directory)/\(name)", X_OK) == 0 {
+        return "\(directory)/\(name)"
+    }
+    return nil
+}

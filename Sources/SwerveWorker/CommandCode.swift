@@ -31,11 +31,11 @@ final class CommandCode: Sendable {
         let port = try freePort(host: host)
         let configFile = NSTemporaryDirectory() + "swerve-user-config-\(getpid()).json"
         try writeUserConfig(userConfig, to: configFile)
-        var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        var env = programEnvironment(worker: ProcessInfo.processInfo.environment, replica: environment)
         env["PORT"] = "\(port)"
         env["SWERVE_USER_CONFIG_FILE"] = configFile
         env["SWERVE_REPLICA_TAG"] = tag
-        let program = arguments[0].contains("/") ? arguments[0] : try which(arguments[0], path: env["PATH"] ?? "/usr/bin:/bin")
+        let program = try which(arguments[0], path: env["PATH"] ?? "/usr/bin:/bin")
         // In the worker's process group (the node agent's kill reaches both), signals reset.
         let pid: Int32
         switch spawnProcess(executable: program, arguments: Array(arguments.dropFirst()), environment: env, newProcessGroup: false) {
@@ -43,6 +43,16 @@ final class CommandCode: Sendable {
         case .failure(let error): throw WorkerError(.startFailed, "swerve worker: \(error.message)")
         }
         return CommandCode(pid: pid, host: host, port: port, healthPath: healthPath, userConfigFile: configFile)
+    }
+
+    /// The environment a replica's program starts with: the worker's own without any
+    /// `SWERVE_` variable — the launch contract and every Redis credential (`SWERVE_REDIS_URL`
+    /// may hold a password, `SWERVE_REDIS_PASSWORD[_FILE]`, the user): the program is the
+    /// replica's code, which the worker does not trust with the cluster's store — then the
+    /// replica config's `environment` (the backend owner's choice, so it may name anything).
+    /// The worker adds `PORT`, `SWERVE_USER_CONFIG_FILE` and `SWERVE_REPLICA_TAG` after this.
+    static func programEnvironment(worker: [String: String], replica: [String: String]) -> [String: String] {
+        worker.filter { !$0.key.hasPrefix("SWERVE_") }.merging(replica) { $1 }
     }
 
     /// The exit status once the program has exited ("exit code N" / "signal N"), else nil.
@@ -83,10 +93,10 @@ final class CommandCode: Sendable {
     }
 
     private static func which(_ name: String, path: String) throws -> String {
-        for directory in path.split(separator: ":") where access("\(directory)/\(name)", X_OK) == 0 {
-            return "\(directory)/\(name)"
+        guard let found = findExecutable(name, path: path) else {
+            throw WorkerError(.startFailed, "swerve worker: no program \"\(name)\" on PATH (\(path))")
         }
-        throw WorkerError(.startFailed, "swerve worker: no program \"\(name)\" on PATH (\(path))")
+        return found
     }
 
     private static func freePort(host: String) throws -> Int {

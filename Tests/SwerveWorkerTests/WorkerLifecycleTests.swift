@@ -83,3 +83,17 @@ import Testing
         #expect(BuiltinHandler.split("/plain") == ("/plain", [:]))
     }
 }
+
+@Suite struct ProgramEnvironmentRules {
+    @Test func aProgramGetsNoSwerveVariableOfTheWorkersAndEveryOneOfItsReplicaConfig() {
+        let worker = [
+            "PATH": "/usr/bin:/bin", "HOME": "/home/swerve", "SWERVE_REDIS_URL": "redis://:secret@10.0.0.5:6379",
+            "SWERVE_REDIS_PASSWORD": "secret", "SWERVE_REDIS_PASSWORD_FILE": "/run/secrets/redis", "SWERVE_CLUSTER": "prod",
+            "SWERVE_NODE_ID": "n1", "SWERVE_AGENT_PID": "42",
+        ]
+        let replica = ["APP_MODE": "fast", "PATH": "/opt/app/bin:/usr/bin", "SWERVE_FEATURE": "chosen by the backend's owner"]
+        #expect(CommandCode.programEnvironment(worker: worker, replica: replica) == [
+            "PATH": "/opt/app/bin:/usr/bin", "HOME": "/home/swerve", "APP_MODE": "fast", "SWERVE_FEATURE": "chosen by the backend's owner",
+        ])
+    }
+}

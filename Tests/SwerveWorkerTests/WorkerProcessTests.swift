@@ -157,9 +157,13 @@ import Testing
             def do_GET(self):
                 if self.path == "/die":
                     os._exit(7)
-                with open(os.environ["SWERVE_USER_CONFIG_FILE"]) as f:
-                    config = json.load(f)
-                body = json.dumps({"config": config, "hups": hups, "tag": os.environ["SWERVE_REPLICA_TAG"]}, sort_keys=True).encode()
+                if self.path == "/env":
+                    body = json.dumps({"swerve": sorted(k for k in os.environ if k.startswith("SWERVE_")), "extra": os.environ.get("EXTRA"),
+                                       "path": "PATH" in os.environ}, sort_keys=True).encode()
+                else:
+                    with open(os.environ["SWERVE_USER_CONFIG_FILE"]) as f:
+                        config = json.load(f)
+                    body = json.dumps({"config": config, "hups": hups, "tag": os.environ["SWERVE_REPLICA_TAG"]}, sort_keys=True).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -208,6 +212,21 @@ import Testing
             if !body.contains(#""hups": 1"#) { try await Task.sleep(for: .milliseconds(20)) }
         }
         #expect(body == #"{"config": 2, "hups": 1, "tag": "api#cmd1"}"#)
+    }
+
+    @Test func aCommandReplicaGetsNoneOfTheWorkersSwerveVariables() async throws {
+        // The worker holds the launch contract (and, in production, the Redis credentials);
+        // the program is the replica's code and sees its own variables only.
+        let tag = "api#cmdenv"
+        let workload = try commandWorkload()
+        defer { stopPrograms(of: workload) }
+        try await assign(tag, workload)
+        var started: SwerveProcess?
+        try await awaitWake(.ready, for: tag) { started = try start(tag) }
+        _ = started
+        let ready = try #require(try await readyRecord(tag))
+        let body = String(decoding: try await httpRequest(ready.address, path: "/env").body, as: UTF8.self)
+        #expect(body == #"{"extra": "1", "path": true, "swerve": ["SWERVE_REPLICA_TAG", "SWERVE_USER_CONFIG_FILE"]}"#)
     }
 
     @Test func aDrainedCommandIsStoppedWithSIGTERMThenTheWorkerReportsDrained() async throws {
