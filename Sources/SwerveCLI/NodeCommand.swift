@@ -72,6 +72,27 @@ struct NodeAgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("The program started for each replica, with its arguments (default: this swerve, worker).", valueName: "command"))
     var workerCommand: String?
 
+    @Option(name: .customLong("allow-command"), help: ArgumentHelp("""
+        A program command replicas may run here, as an absolute path pattern (fnmatch: * and ? never \
+        match a /), e.g. /opt/app/bin/* (repeatable; default: SWERVE_NODE_ALLOW_COMMANDS, comma-separated, \
+        else any program). Any other command replica is refused with an exit record saying why.
+        """, valueName: "pattern"))
+    var allowCommands: [String] = []
+
+    /// `--allow-command`, else `SWERVE_NODE_ALLOW_COMMANDS`.
+    var allowedCommands: CommandAllowList {
+        get throws {
+            let patterns = !allowCommands.isEmpty ? allowCommands
+                : (ProcessInfo.processInfo.environment["SWERVE_NODE_ALLOW_COMMANDS"] ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            for pattern in patterns {
+                if let problem = CommandAllowList.problem(with: pattern) {
+                    throw ArgumentParser.ValidationError("--allow-command (or SWERVE_NODE_ALLOW_COMMANDS): \(problem)")
+                }
+            }
+            return CommandAllowList(patterns: patterns)
+        }
+    }
+
     func validate() throws {
         guard !id.isEmpty, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
             throw ArgumentParser.ValidationError("--id: \"\(id)\" may contain only letters, digits, \"-\", \"_\" and \".\"")
@@ -81,6 +102,7 @@ struct NodeAgentCommand: AsyncParsableCommand {
         guard shutdownTimeout >= 0 else { throw ArgumentParser.ValidationError("--shutdown-timeout: must be ≥ 0, got \(shutdownTimeout)") }
         _ = try memoryBytes()
         _ = try customResources()
+        _ = try allowedCommands
     }
 
     func run() async throws {
@@ -88,12 +110,14 @@ struct NodeAgentCommand: AsyncParsableCommand {
         logger.logLevel = ProcessInfo.processInfo.environment["SWERVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let command = workerCommand.map { $0.split(separator: " ").map(String.init) } ?? [selfPath, "worker"]
-        let configuration = NodeConfiguration(
+        var configuration = NodeConfiguration(
             redisURL: cluster.redisURL, redis: try cluster.redisConfiguration(), keys: try cluster.keys(), id: id, address: address,
             resources: Resources(cpu: try cpu, memoryBytes: try memoryBytes(), custom: try customResources()),
             shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)), workerCommand: command,
             environment: ProcessInfo.processInfo.environment)
-        try exitIfDryRun("node", "id \(id), address \(address), cpu \(configuration.resources.cpu), cluster \(configuration.keys.cluster)")
+        configuration.allowedCommands = try allowedCommands
+        let commands = configuration.allowedCommands.patterns.isEmpty ? "any" : configuration.allowedCommands.patterns.joined(separator: ", ")
+        try exitIfDryRun("node", "id \(id), address \(address), cpu \(configuration.resources.cpu), cluster \(configuration.keys.cluster), commands \(commands)")
         do {
             try await NodeAgent.run(configuration, logger: logger)
         } catch {

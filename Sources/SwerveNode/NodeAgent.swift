@@ -306,6 +306,16 @@ struct NodeAgentRun {
     }
 
     mutating func start(_ assignment: AssignmentDocument) async {
+        if let refusal = configuration.allowedCommands.refusal(of: assignment.replicaConfig.workload, agentPath: configuration.environment["PATH"],
+                                                              find: findExecutable) {
+            // Recorded like a start that failed (code 126, as a shell reports a command it may
+            // not run), with the reason, so the leader replaces the replica elsewhere and its
+            // events say why.
+            ranBefore.insert(assignment.tag)
+            logger.error("refusing a command replica", metadata: ["replica": "\(assignment.tag)", "reason": "\(refusal)"])
+            await recordRefusal(assignment.tag, code: 126, message: "refused by node \(id): \(refusal)")
+            return
+        }
         let launch = WorkerLaunchEnvironment(redisURL: configuration.redisURL, keys: keys, nodeID: id, nodeAddress: configuration.address,
                                              replicaTag: assignment.tag, agentPID: getpid(), heartbeatTTL: configuration.workerHeartbeatTTL)
         let environment = configuration.environment.merging(launch.environment()) { $1 }
@@ -319,12 +329,17 @@ struct NodeAgentRun {
             // Recorded like an exit (code 127, as a shell reports a command it cannot run), so the
             // leader replaces the replica now instead of waiting out its start timeout.
             logger.error("cannot start worker", metadata: ["replica": "\(assignment.tag)", "error": "\(error.message)"])
-            let record = ExitRecord(tag: assignment.tag, node: id, pid: 0, code: 127, signal: nil, exitedAt: wallClockNow())
-            _ = try? await client.pipeline([
-                RedisCommand("SET", keys.exit(assignment.tag), DocumentCodec.encode(record), "EX", 3600),
-                RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: assignment.tag))),
-            ])
+            await recordRefusal(assignment.tag, code: 127, message: nil)
         }
+    }
+
+    /// Writes the exit record of a worker that was never started (pid 0), and wakes the leader.
+    private func recordRefusal(_ tag: String, code: Int32, message: String?) async {
+        let record = ExitRecord(tag: tag, node: id, pid: 0, code: code, signal: nil, exitedAt: wallClockNow(), message: message)
+        _ = try? await client.pipeline([
+            RedisCommand("SET", keys.exit(tag), DocumentCodec.encode(record), "EX", 3600),
+            RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: tag))),
+        ])
     }
 
     /// Records every exited worker (the exit key, and a wake-up for the leader).

@@ -22,6 +22,8 @@ public struct NodeConfiguration: Sendable {
     public var workerCommand: [String]
     /// The environment workers inherit before the launch contract's variables are added.
     public var environment: [String: String]
+    /// The programs command replicas may run here (`--allow-command`; empty: any).
+    public var allowedCommands = CommandAllowList(patterns: [])
 
     public init(redisURL: String, redis: RedisConfiguration, keys: ClusterKeys, id: String, address: String = "127.0.0.1",
                 resources: Resources, nodeTTL: Duration = .seconds(3), workerHeartbeatTTL: Duration = .seconds(3),

@@ -175,20 +175,25 @@ public struct ExitRecord: ProtocolDocument {
     /// The signal's number, when a signal ended it.
     public var signal: Int32?
     public var exitedAt: Timestamp
+    /// Why the node agent did not start the worker, when it refused to (absent otherwise, and
+    /// from agents older than it).
+    public var message: String?
 
-    public init(tag: String, node: String, pid: Int32, code: Int32?, signal: Int32?, exitedAt: Timestamp) {
+    public init(tag: String, node: String, pid: Int32, code: Int32?, signal: Int32?, exitedAt: Timestamp, message: String? = nil) {
         self.tag = tag
         self.node = node
         self.pid = pid
         self.code = code
         self.signal = signal
         self.exitedAt = exitedAt
+        self.message = message
     }
 
-    /// "exit code 3", "signal 9 (SIGKILL)".
+    /// "exit code 3", "signal 9 (SIGKILL)", "exit code 126: refused by node n1: …".
     public var reason: String {
-        if let signal { return "signal \(signal)\(Self.signalNames[signal].map { " (\($0))" } ?? "")" }
-        return "exit code \(code ?? -1)"
+        let status = if let signal { "signal \(signal)\(Self.signalNames[signal].map { " (\($0))" } ?? "")" } else { "exit code \(code ?? -1)" }
+        guard let message, !message.isEmpty else { return status }
+        return "\(status): \(message.prefix(1024))"
     }
 
     static let signalNames: [Int32: String] = [1: "SIGHUP", 2: "SIGINT", 6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM"]

@@ -112,6 +112,26 @@ import Testing
         #expect(stderr.contains("cannot start /nonexistent/worker: No such file or directory"))
     }
 
+    @Test func aCommandTheNodeDoesNotAllowIsRefusedWithAReasonAndBuiltinsStillRun() async throws {
+        // Only python3 under /usr/bin: `sh -c …` (what a leaked credential would assign) is
+        // refused before any worker starts; a built-in replica is no program and runs.
+        let node = try startNode(["--allow-command", "/usr/bin/python3*"])
+        defer { node.kill(SIGTERM) }
+        try await awaitWake([WakeUp(event: .exited, subject: "api#sh1")]) {
+            try await assign("api#sh1", .command(arguments: ["sh", "-c", "touch /tmp/owned"]))
+        }
+        let exit = try #require(try await document(ExitRecord.self, at: keys.exit("api#sh1")))
+        #expect(exit.code == 126 && exit.pid == 0)
+        #expect(exit.reason.hasPrefix("exit code 126: refused by node n1: the program \"/usr/bin/sh\" is not allowed on this node; allowed here: /usr/bin/python3*")
+                || exit.reason.hasPrefix("exit code 126: refused by node n1: the program \"/bin/sh\" is not allowed on this node; allowed here: /usr/bin/python3*"),
+                "\(exit.reason)")
+        try await awaitWake([WakeUp(event: .exited, subject: "api#sh2")]) {
+            try await assign("api#sh2", .command(arguments: ["/usr/bin/python3/../../bin/sh", "-c", "true"]))
+        }
+        #expect(try await document(ExitRecord.self, at: keys.exit("api#sh2"))?.reason.contains("has . or .. in its path") == true)
+        try await awaitWake([WakeUp(event: .ready, subject: "api#b1")]) { try await assign("api#b1") }
+    }
+
     @Test func aWorkerKilledAloneTakesItsCommandsProgramWithIt() async throws {
         let directory = ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory()
         let script = directory + "/swerve-orphan-\(UUID().uuidString.prefix(8)).py"
