@@ -147,6 +147,10 @@ struct CommandThread {
                 logger.info("Redis connection found closed by the server; reconnecting", metadata: ["redis": "\(configuration)"])
                 connection = nil
                 machine.connectionLost()
+            } else if let open = connection, open.masterMoved(now: .now) {
+                logger.warning("the sentinels name another master; reconnecting", metadata: ["redis": "\(configuration)", "was": "\(open.endpoint)"])
+                connection = nil
+                machine.connectionLost()
             }
             switch machine.commandsArrived(now: .now) {
             case .fail(let error):
@@ -167,17 +171,34 @@ struct CommandThread {
                 break
             }
             guard let open = connection else { continue }
-            if let lost = send(requests, on: open) {
+            switch send(requests, on: open) {
+            case .healthy:
+                break
+            case .lost(let lost):
                 logger.warning("lost the Redis connection", metadata: ["redis": "\(configuration)", "error": "\(lost.message)"])
+                connection = nil
+                machine.connectionLost()
+            case .demoted:
+                // The server became a replica (a failover): the next request finds the master anew.
+                logger.warning("Redis answered READONLY: it is a replica now; reconnecting", metadata: ["redis": "\(configuration)", "was": "\(open.endpoint)"])
                 connection = nil
                 machine.connectionLost()
             }
         }
     }
 
-    /// Sends all requests as one pipeline and resumes each caller; returns the error that broke
-    /// the connection, if one did.
-    private func send(_ requests: [CommandQueue.Request], on connection: HiredisConnection) -> RedisError? {
+    /// What a pipeline left of its connection.
+    enum Outcome {
+        case healthy
+        /// The error that broke it.
+        case lost(RedisError)
+        /// A command answered `READONLY`: the server is a replica now, the connection useless.
+        case demoted
+    }
+
+    /// Sends all requests as one pipeline and resumes each caller; says what became of the
+    /// connection.
+    private func send(_ requests: [CommandQueue.Request], on connection: HiredisConnection) -> Outcome {
         let commands = requests.flatMap(\.commands)
         // Requests share one socket timeout: the longest any of them allows.
         let timeout = requests.map { $0.timeout ?? configuration.commandTimeout }.max()
@@ -211,10 +232,11 @@ struct CommandThread {
             if end <= replies.count {
                 request.continuation.resume(returning: .success(Array(replies[offset..<end])))
             } else {
-                request.continuation.resume(returning: .failure(error ?? RedisError(.connectionLost, "connection to Redis at \(configuration.endpoint) lost")))
+                request.continuation.resume(returning: .failure(error ?? RedisError(.connectionLost, "connection to Redis at \(connection.endpoint) lost")))
             }
             offset = end
         }
-        return error
+        if let error { return .lost(error) }
+        return replies.contains { $0.errorMessage?.hasPrefix("READONLY") == true } ? .demoted : .healthy
     }
 }

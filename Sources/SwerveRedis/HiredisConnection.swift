@@ -2,6 +2,31 @@ import CHiredis
 import Foundation
 import Glibc
 import SwerveErrors
+import Synchronization
+
+/// The sentinels' last answer for one connection, and whether a question is out. Shared with the
+/// thread that asks.
+private final class MasterCheck: Sendable {
+    private let state = Mutex<(asking: Bool, answer: RedisEndpoint?)>((false, nil))
+
+    var lastAnswer: RedisEndpoint? { state.withLock { $0.answer } }
+
+    /// True (and marked) when no question is out.
+    func begin() -> Bool {
+        state.withLock { state in
+            guard !state.asking else { return false }
+            state.asking = true
+            return true
+        }
+    }
+
+    func finish(_ answer: RedisEndpoint?) {
+        state.withLock { state in
+            state.asking = false
+            if let answer { state.answer = answer }
+        }
+    }
+}
 
 /// One hiredis connection, confined to the thread that opened it.
 ///
@@ -13,6 +38,12 @@ import SwerveErrors
 final class HiredisConnection {
     private let context: UnsafeMutablePointer<redisContext>
     private let configuration: RedisConfiguration
+    /// The server this connection reaches (with Sentinels: the master they named).
+    let endpoint: RedisEndpoint
+    /// With Sentinels: when they were last asked whether the master is still this one, and
+    /// what the last answer was.
+    private var masterCheckedAt = ContinuousClock.now
+    private let masterCheck = MasterCheck()
     private var currentTimeout: Duration
     /// Scripts loaded on this connection (by SHA-1); a new connection starts with none.
     private var loadedScripts: Set<String> = []
@@ -20,42 +51,68 @@ final class HiredisConnection {
     /// The socket, for `poll()`.
     var fileDescriptor: Int32 { context.pointee.fd }
 
-    private init(context: UnsafeMutablePointer<redisContext>, configuration: RedisConfiguration) {
+    private init(context: UnsafeMutablePointer<redisContext>, configuration: RedisConfiguration, endpoint: RedisEndpoint) {
         self.context = context
         self.configuration = configuration
+        self.endpoint = endpoint
         self.currentTimeout = configuration.commandTimeout
     }
 
     deinit { redisFree(context) }
 
     /// Connects within the connect timeout, then authenticates, selects the database, names
-    /// the client and checks with `PING` that the server answers — all in one round trip.
+    /// the client and checks with `PING` that the server answers — all in one round trip. With
+    /// Sentinels, asks them for the master first, and checks with `ROLE` that it is one.
     static func open(_ configuration: RedisConfiguration) throws(RedisError) -> HiredisConnection {
+        let endpoint: RedisEndpoint
+        if case .sentinel(let sentinels) = configuration.endpoint {
+            endpoint = try SentinelDiscovery.master(of: sentinels, configuration: configuration)
+        } else {
+            endpoint = configuration.endpoint
+        }
         let (seconds, microseconds) = configuration.connectTimeout.timeval
         let connectTimeout = timeval(tv_sec: seconds, tv_usec: microseconds)
         let raw: UnsafeMutablePointer<redisContext>?
-        switch configuration.endpoint {
+        switch endpoint {
         case .tcp(let host, let port):
             raw = redisConnectWithTimeout(host, Int32(port), connectTimeout)
         case .unix(let path):
             raw = redisConnectUnixWithTimeout(path, connectTimeout)
+        case .sentinel:
+            throw RedisError(.connectFailed, "the sentinels named another sentinel set as the master") // resolved above: never
         }
         guard let raw else {
-            throw RedisError(.connectFailed, "cannot connect to Redis at \(configuration.endpoint): out of memory")
+            throw RedisError(.connectFailed, "cannot connect to Redis at \(endpoint): out of memory")
         }
         if raw.pointee.err != 0 {
             let reason = errorText(raw)
             let timedOut = reason.localizedLowercase.contains("timed out") || reason.contains("in progress")
             redisFree(raw)
-            throw RedisError(.connectFailed, "cannot connect to Redis at \(configuration.endpoint): \(reason)"
+            throw RedisError(.connectFailed, "cannot connect to Redis at \(endpoint): \(reason)"
                 + (timedOut ? " (connect timeout \(configuration.connectTimeout.milliseconds) ms)" : ""))
         }
-        let connection = HiredisConnection(context: raw, configuration: configuration)
+        let connection = HiredisConnection(context: raw, configuration: configuration, endpoint: endpoint)
         let (commandSeconds, commandMicroseconds) = configuration.commandTimeout.timeval
         _ = redisSetTimeout(raw, timeval(tv_sec: commandSeconds, tv_usec: commandMicroseconds))
-        if case .tcp = configuration.endpoint { _ = redisEnableKeepAlive(raw) }
+        if case .tcp = endpoint { _ = redisEnableKeepAlive(raw) }
         try connection.handshake()
         return connection
+    }
+
+    /// With Sentinels, true when they named another server as the master at their last answer
+    /// (a failover while this one still answers). They are asked at most every
+    /// ``RedisConfiguration/masterCheckInterval``, on a thread of its own: the caller never
+    /// waits on a sentinel (an unreachable one costs a connect timeout), it sees the answer at
+    /// its next call. No answer means no news: the connection's own errors will tell.
+    func masterMoved(now: ContinuousClock.Instant) -> Bool {
+        guard case .sentinel(let sentinels) = configuration.endpoint else { return false }
+        if let named = masterCheck.lastAnswer, named != endpoint { return true }
+        if now - masterCheckedAt >= configuration.masterCheckInterval, masterCheck.begin() {
+            masterCheckedAt = now
+            let (check, configuration) = (masterCheck, configuration)
+            Thread { check.finish(try? SentinelDiscovery.master(of: sentinels, configuration: configuration)) }.start()
+        }
+        return false
     }
 
     private func handshake() throws(RedisError) {
@@ -70,24 +127,30 @@ final class HiredisConnection {
         if configuration.database != 0 { commands.append(RedisCommand("SELECT", configuration.database)) }
         if let name = configuration.clientName { commands.append(RedisCommand("CLIENT", "SETNAME", name)) }
         commands.append(RedisCommand("PING"))
+        // The sentinels may name a master that was just demoted: writes would answer READONLY.
+        let checksRole = if case .sentinel = configuration.endpoint { true } else { false }
+        if checksRole { commands.append(RedisCommand("ROLE")) }
 
         let (replies, error) = execute(commands)
         if let error {
-            throw RedisError(.connectFailed, "cannot connect to Redis at \(configuration.endpoint): \(error.message)")
+            throw RedisError(.connectFailed, "cannot connect to Redis at \(endpoint): \(error.message)")
         }
         for (command, reply) in zip(commands, replies) {
             guard let message = reply.errorMessage else { continue }
             switch command.name {
             case "AUTH":
                 let who = configuration.username.map { "user \"\($0)\"" } ?? "the default user"
-                throw RedisError(.authenticationFailed, "authentication to Redis at \(configuration.endpoint) as \(who) failed: \(message) — check the password in the URL, \(RedisConfiguration.passwordVariable) or \(RedisConfiguration.passwordFileVariable)")
+                throw RedisError(.authenticationFailed, "authentication to Redis at \(endpoint) as \(who) failed: \(message) — check the password in the URL, \(RedisConfiguration.passwordVariable) or \(RedisConfiguration.passwordFileVariable)")
             case "SELECT":
-                throw RedisError(.authenticationFailed, "Redis at \(configuration.endpoint) refused database \(configuration.database): \(message)")
+                throw RedisError(.authenticationFailed, "Redis at \(endpoint) refused database \(configuration.database): \(message)")
             case "PING" where message.hasPrefix("NOAUTH"):
-                throw RedisError(.authenticationFailed, "Redis at \(configuration.endpoint) requires a password: put it in the URL, \(RedisConfiguration.passwordVariable) or \(RedisConfiguration.passwordFileVariable)")
+                throw RedisError(.authenticationFailed, "Redis at \(endpoint) requires a password: put it in the URL, \(RedisConfiguration.passwordVariable) or \(RedisConfiguration.passwordFileVariable)")
             default:
-                throw RedisError(.connectFailed, "Redis at \(configuration.endpoint) is not ready: \(command.name) answered \(message)")
+                throw RedisError(.connectFailed, "Redis at \(endpoint) is not ready: \(command.name) answered \(message)")
             }
+        }
+        if checksRole, let role = replies.last?.array?.first?.string, role != "master" {
+            throw RedisError(.connectFailed, "Redis at \(endpoint), which the sentinels named \(configuration.endpoint), is a \(role), not a master: a failover is under way")
         }
     }
 
@@ -215,12 +278,12 @@ final class HiredisConnection {
         let code = errno
         let reason = Self.errorText(context)
         if context.pointee.err == REDIS_ERR_IO && (code == EAGAIN || code == EWOULDBLOCK || reason.contains("temporarily unavailable")) {
-            return RedisError(.timedOut, "Redis at \(configuration.endpoint) timed out after \(currentTimeout.milliseconds) ms \(doing); the connection was dropped")
+            return RedisError(.timedOut, "Redis at \(endpoint) timed out after \(currentTimeout.milliseconds) ms \(doing); the connection was dropped")
         }
         if context.pointee.err == REDIS_ERR_EOF {
-            return RedisError(.connectionLost, "connection to Redis at \(configuration.endpoint) lost while \(doing): the server closed it")
+            return RedisError(.connectionLost, "connection to Redis at \(endpoint) lost while \(doing): the server closed it")
         }
-        return RedisError(.connectionLost, "connection to Redis at \(configuration.endpoint) lost while \(doing): \(reason)")
+        return RedisError(.connectionLost, "connection to Redis at \(endpoint) lost while \(doing): \(reason)")
     }
 
     private static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {

@@ -27,6 +27,10 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
     public var reconnectBackoff: ReconnectBackoff
     /// Sent as `CLIENT SETNAME` so `CLIENT LIST` says who is connected; nil sends nothing.
     public var clientName: String?
+    /// With Sentinels: how often an open connection asks them again which server is the
+    /// master, and reconnects when it moved (a failover while this client's old master still
+    /// answers).
+    public var masterCheckInterval: Duration = .seconds(1)
 
     public init(
         endpoint: RedisEndpoint = .tcp(host: "127.0.0.1", port: 6379),
@@ -65,11 +69,24 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         if password == nil {
             password = try Self.password(environment: environment, readFile: readFile)
         }
+        if case .sentinel(var sentinels) = endpoint {
+            sentinels.username = environment[Self.sentinelUserVariable].flatMap { $0.isEmpty ? nil : $0 }
+            sentinels.password = try Self.password(environment: environment, readFile: readFile,
+                                                   variable: Self.sentinelPasswordVariable, fileVariable: Self.sentinelPasswordFileVariable)
+            endpoint = .sentinel(sentinels)
+        }
     }
+
+    /// The environment variables for the Sentinels' own credentials.
+    public static let sentinelUserVariable = "SWERVE_SENTINEL_USER"
+    public static let sentinelPasswordVariable = "SWERVE_SENTINEL_PASSWORD"
+    public static let sentinelPasswordFileVariable = "SWERVE_SENTINEL_PASSWORD_FILE"
 
     /// The password from `SWERVE_REDIS_PASSWORD` or `SWERVE_REDIS_PASSWORD_FILE`; an error if
     /// both are set or the file cannot be read.
-    static func password(environment: [String: String], readFile: (String) throws -> [UInt8]) throws(RedisError) -> String? {
+    static func password(environment: [String: String], readFile: (String) throws -> [UInt8],
+                         variable passwordVariable: String = Self.passwordVariable,
+                         fileVariable passwordFileVariable: String = Self.passwordFileVariable) throws(RedisError) -> String? {
         let direct = environment[passwordVariable].flatMap { $0.isEmpty ? nil : $0 }
         let file = environment[passwordFileVariable].flatMap { $0.isEmpty ? nil : $0 }
         switch (direct, file) {
@@ -111,16 +128,51 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Where a Redis server listens.
+/// Where a Redis server listens, or which Sentinels know where the master is.
 public enum RedisEndpoint: Sendable, Hashable, CustomStringConvertible {
     case tcp(host: String, port: Int)
     case unix(path: String)
+    /// The master the sentinels name: asked for before every connection (and again while one
+    /// is open, see ``RedisConfiguration/masterCheckInterval``).
+    case sentinel(RedisSentinels)
 
     public var description: String {
         switch self {
         case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         case .unix(let path): return "unix:\(path)"
+        case .sentinel(let sentinels): return sentinels.description
         }
+    }
+}
+
+/// Redis Sentinels and the name of the master they watch (`redis-sentinel://…#MASTER`).
+public struct RedisSentinels: Sendable, Hashable, CustomStringConvertible {
+    public struct Address: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    public var addresses: [Address]
+    public var master: String
+    /// Sentinels' own ACL user and password (`SWERVE_SENTINEL_USER`, `SWERVE_SENTINEL_PASSWORD`
+    /// or `SWERVE_SENTINEL_PASSWORD_FILE`); nil: they ask for none.
+    public var username: String?
+    public var password: String?
+
+    public init(addresses: [Address], master: String, username: String? = nil, password: String? = nil) {
+        self.addresses = addresses
+        self.master = master
+        self.username = username
+        self.password = password
+    }
+
+    public var description: String {
+        "master \"\(master)\" of sentinels " + addresses.map { RedisEndpoint.tcp(host: $0.host, port: $0.port).description }.joined(separator: ",")
     }
 }
 

@@ -9,7 +9,7 @@ struct RedisURL: Equatable {
 
     static func parse(_ url: String) throws(RedisError) -> RedisURL {
         func invalid(_ why: String) -> RedisError {
-            RedisError(.invalidConfiguration, "invalid Redis URL \"\(redacted(url))\": \(why) (expected redis://[user:password@]host:port[/db] or unix:///path/to/redis.sock)")
+            RedisError(.invalidConfiguration, "invalid Redis URL \"\(redacted(url))\": \(why) (expected redis://[user:password@]host:port[/db], redis-sentinel://[user:password@]host:port[,host:port…][/db]#MASTER or unix:///path/to/redis.sock)")
         }
         guard let schemeEnd = url.range(of: "://") else { throw invalid("missing scheme") }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
@@ -24,12 +24,25 @@ struct RedisURL: Equatable {
             }
             guard rest.hasPrefix("/"), rest.count > 1 else { throw invalid("the socket path must be absolute") }
             return RedisURL(endpoint: .unix(path: try percentDecoded(rest, invalid: invalid)), username: nil, password: nil, database: database)
-        case "redis":
+        case "redis", "redis-sentinel":
             break
         case "rediss":
             throw invalid("TLS (rediss://) is not supported: hiredis 0.14 has no TLS; use a local TLS tunnel such as stunnel")
         default:
             throw invalid("unknown scheme \"\(scheme)\"")
+        }
+
+        var master: String?
+        if scheme == "redis-sentinel" {
+            guard let hash = rest.firstIndex(of: "#") else { throw invalid("a Sentinel URL names its master after #: redis-sentinel://host:26379#mymaster") }
+            let name = try percentDecoded(String(rest[rest.index(after: hash)...]), invalid: invalid)
+            guard !name.isEmpty, !name.contains(where: { $0.isWhitespace || $0.isNewline }) else {
+                throw invalid("the master name after # must be non-empty and without spaces, got \"\(name)\"")
+            }
+            master = name
+            rest = String(rest[..<hash])
+        } else if rest.contains("#") {
+            throw invalid("a # (a Sentinel master name) belongs in a redis-sentinel:// URL")
         }
 
         var username: String?
@@ -61,8 +74,22 @@ struct RedisURL: Equatable {
             }
         }
 
-        var host = rest
-        var port = 6379
+        if let master {
+            var sentinels: [RedisSentinels.Address] = []
+            for item in rest.split(separator: ",", omittingEmptySubsequences: false) {
+                let (host, port) = try hostAndPort(String(item), defaultPort: 26379, invalid: invalid)
+                sentinels.append(RedisSentinels.Address(host: host, port: port))
+            }
+            return RedisURL(endpoint: .sentinel(RedisSentinels(addresses: sentinels, master: master)), username: username, password: password, database: database)
+        }
+        let (host, port) = try hostAndPort(rest, defaultPort: 6379, invalid: invalid)
+        return RedisURL(endpoint: .tcp(host: host, port: port), username: username, password: password, database: database)
+    }
+
+    /// `host`, `host:port`, `[v6]` or `[v6]:port`.
+    private static func hostAndPort(_ text: String, defaultPort: Int, invalid: (String) -> RedisError) throws(RedisError) -> (String, Int) {
+        var host = text
+        var port = defaultPort
         if host.hasPrefix("[") {
             guard let close = host.firstIndex(of: "]") else { throw invalid("unclosed [ in IPv6 host") }
             let after = host[host.index(after: close)...]
@@ -82,7 +109,7 @@ struct RedisURL: Equatable {
         }
         guard !host.isEmpty else { throw invalid("missing host") }
         guard (1...65535).contains(port) else { throw invalid("port \(port) is out of range 1-65535") }
-        return RedisURL(endpoint: .tcp(host: host, port: port), username: username, password: password, database: database)
+        return (host, port)
     }
 
     private static func parseDatabaseQuery(_ query: String, invalid: (String) -> RedisError) throws(RedisError) -> Int {

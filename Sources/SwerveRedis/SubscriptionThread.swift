@@ -135,6 +135,15 @@ struct SubscriptionThread {
                 return
             }
             if descriptors[1].revents != 0 { continue }
+            if connection.masterMoved(now: .now) {
+                // A failover while this server still answers: what is published on the new
+                // master may never reach it. Reconnect (the consumer hears of a possible gap).
+                logger.warning("the sentinels name another master; resubscribing there", metadata: ["redis": "\(configuration)", "was": "\(connection.endpoint)"])
+                for action in machine.connectionLost(RedisError(.connectionLost, "the sentinels name another master than \(connection.endpoint)")) {
+                    perform(action, &delivery, connection)
+                }
+                return
+            }
             let actions: [SubscriptionStateMachine.Action]
             if ready == 0 {
                 actions = machine.idleIntervalPassed()
@@ -154,7 +163,7 @@ struct SubscriptionThread {
                     continue
                 }
                 if !perform(action, &delivery, connection) {
-                    for lost in machine.connectionLost(RedisError(.connectionLost, "cannot send PING to Redis at \(configuration.endpoint)")) {
+                    for lost in machine.connectionLost(RedisError(.connectionLost, "cannot send PING to Redis at \(connection.endpoint)")) {
                         perform(lost, &delivery, connection)
                     }
                     return

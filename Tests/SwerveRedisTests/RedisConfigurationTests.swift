@@ -31,6 +31,39 @@ import Testing
         #expect(try RedisURL.parse("redis://[::1]:7000").endpoint == .tcp(host: "::1", port: 7000))
     }
 
+    @Test func sentinelsTheirDefaultPortAndTheMasterName() throws {
+        let url = try RedisURL.parse("redis-sentinel://swerve:s%40cret@10.0.0.1:26380,10.0.0.2,[::1]:26381/2#prod-main")
+        #expect(url.endpoint == .sentinel(RedisSentinels(addresses: [
+            .init(host: "10.0.0.1", port: 26380), .init(host: "10.0.0.2", port: 26379), .init(host: "::1", port: 26381),
+        ], master: "prod-main")))
+        #expect(url.username == "swerve" && url.password == "s@cret" && url.database == 2, "the credentials and database are the master's")
+    }
+
+    @Test(arguments: [
+        ("redis-sentinel://10.0.0.1:26379", "a Sentinel URL names its master after #"),
+        ("redis-sentinel://10.0.0.1:26379#", "the master name after # must be non-empty"),
+        ("redis-sentinel://10.0.0.1:26379,#main", "missing host"),
+        ("redis-sentinel://10.0.0.1:99999#main", "port 99999 is out of range"),
+        ("redis://10.0.0.1#main", "a # (a Sentinel master name) belongs in a redis-sentinel:// URL"),
+    ])
+    func badSentinelURLsSayWhatIsWrong(url: String, problem: String) {
+        #expect {
+            _ = try RedisURL.parse(url)
+        } throws: { error in
+            (error as? RedisError)?.message.contains(problem) == true
+        }
+    }
+
+    @Test func sentinelCredentialsComeFromTheirOwnVariables() throws {
+        let configuration = try RedisConfiguration(url: "redis-sentinel://127.0.0.1#main", environment: [
+            "SWERVE_REDIS_PASSWORD": "for-redis", "SWERVE_SENTINEL_USER": "watcher", "SWERVE_SENTINEL_PASSWORD_FILE": "/run/secrets/sentinel",
+        ], readFile: { path in path == "/run/secrets/sentinel" ? Array("for-sentinels\n".utf8) : [] })
+        #expect(configuration.password == "for-redis")
+        guard case .sentinel(let sentinels) = configuration.endpoint else { throw TestFailure("not a Sentinel endpoint") }
+        #expect(sentinels.username == "watcher" && sentinels.password == "for-sentinels")
+        #expect(!configuration.description.contains("for-"), "no password in what is logged")
+    }
+
     @Test func unixSocketWithDatabase() throws {
         let url = try RedisURL.parse("unix:///run/redis/redis.sock?db=2")
         #expect(url.endpoint == .unix(path: "/run/redis/redis.sock"))
