@@ -73,6 +73,25 @@ struct FailoverBench: AsyncParsableCommand {
             throw ValidationError("the benchmark backend did not come up")
         }
 
+        // What waiting for a replica (WAIT, issue 15) adds to a step that acts: a checkpoint-sized
+        // write alone, and the same write followed by WAIT 1, as a leader sends them.
+        let info = try await client.send("INFO", "replication").string ?? ""
+        if info.contains("connected_slaves:1") || info.contains("connected_slaves:2") {
+            let checkpoint = [UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024)
+            var plain: [Duration] = []
+            var waited: [Duration] = []
+            for _ in 0..<(runs * 10) {
+                let start = ContinuousClock.now
+                _ = try await client.send("SET", keys.prefix + "bench:checkpoint", checkpoint)
+                plain.append(.now - start)
+                let again = ContinuousClock.now
+                _ = try await client.pipeline([RedisCommand("SET", keys.prefix + "bench:checkpoint", checkpoint), RedisCommand("WAIT", 1, 250)])
+                waited.append(.now - again)
+            }
+            report("step_write", plain)
+            report("step_write_wait_replica", waited)
+        }
+
         let subscriber = RedisSubscriber(configuration: configuration, logger: logger)
         try await subscriber.subscribe(to: [keys.leaderEvents, statusChannel, keys.snapshots], patterns: [readyPattern]) { subscription in
             var events = subscription.makeAsyncIterator()

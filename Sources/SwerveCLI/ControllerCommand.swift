@@ -42,6 +42,31 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Serve Prometheus metrics on http://HOST:PORT/metrics (default: SWERVE_METRICS_ADDRESS, else none; port 0 picks one). The leader record shows it.", valueName: "host:port"))
     var metricsAddress: String?
 
+    @Option(help: ArgumentHelp("Redis replicas that must acknowledge a step's checkpoint (WAIT) before it acts on it, or auto: 1 when the master has replicas, else 0 (default: SWERVE_MIN_REPLICA_ACKS, else auto).", valueName: "n|auto"))
+    var minReplicaAcks: String?
+
+    @Option(help: "How long a step waits for those acknowledgements, in milliseconds; past it the step fails without acting (default: SWERVE_REPLICA_ACK_TIMEOUT_MS, else 250; under the renew interval).")
+    var replicaAckTimeoutMs: Int?
+
+    /// `--min-replica-acks` (nil: auto) and `--replica-ack-timeout-ms`, checked.
+    func replicaAcks(renewMs: Int) throws -> (required: Int?, timeoutMs: Int) {
+        let text = minReplicaAcks ?? ProcessInfo.processInfo.environment["SWERVE_MIN_REPLICA_ACKS"].flatMap { $0.isEmpty ? nil : $0 } ?? "auto"
+        let required: Int?
+        if text == "auto" {
+            required = nil
+        } else {
+            guard let value = Int(text), (0...16).contains(value) else {
+                throw ArgumentParser.ValidationError("--min-replica-acks (or SWERVE_MIN_REPLICA_ACKS): must be auto or a number from 0 to 16, got \"\(text)\"")
+            }
+            required = value
+        }
+        let timeout = try replicaAckTimeoutMs ?? environmentInteger("SWERVE_REPLICA_ACK_TIMEOUT_MS") ?? 250
+        guard timeout >= 1, timeout < renewMs else {
+            throw ArgumentParser.ValidationError("--replica-ack-timeout-ms (or SWERVE_REPLICA_ACK_TIMEOUT_MS): must be from 1 to under the renew interval (\(renewMs) ms: renewals wait behind it), got \(timeout)")
+        }
+        return (required, timeout)
+    }
+
     /// The flags, else their environment variables, else the defaults; every value checked.
     func timing() throws -> (ttl: Int, renew: Int?, retry: Int?, tick: Int) {
         let ttl = try leaseTTLMs ?? environmentInteger("SWERVE_LEASE_TTL_MS") ?? 1500
@@ -56,7 +81,8 @@ struct ControllerCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
-        _ = try timing()
+        let timing = try timing()
+        _ = try replicaAcks(renewMs: timing.renew ?? timing.ttl / 3)
         _ = try failpoints()
         _ = try metricsEndpoint()
     }
@@ -104,6 +130,9 @@ struct ControllerCommand: AsyncParsableCommand {
             failpoints: try failpoints())
         configuration.leaseRenewInterval = timing.renew.map { .milliseconds($0) }
         configuration.leaseRetryPeriod = timing.retry.map { .milliseconds($0) }
+        let acks = try replicaAcks(renewMs: timing.renew ?? timing.ttl / 3)
+        configuration.minReplicaAcks = acks.required
+        configuration.replicaAckTimeout = .milliseconds(acks.timeoutMs)
         try await runUntilTerminated("controller") { [configuration, logger] in try await Controller.run(configuration, logger: logger) }
     }
 }

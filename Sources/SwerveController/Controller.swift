@@ -24,6 +24,12 @@ public struct ControllerConfiguration: Sendable {
     /// (3 s) plus the clients' longest reconnect backoff (2 s), so an agent or worker that was
     /// itself waiting out its backoff when Redis came back has rewritten its key by then.
     public var adoptionGrace: Duration
+    /// How many Redis replicas must acknowledge a step's checkpoint (`WAIT`) before the step
+    /// acts on it; nil: 1 when the master has replicas at the time of a load, else 0.
+    public var minReplicaAcks: Int?
+    /// How long a step waits for them; past it the step fails without acting. Keep it well
+    /// under the renew interval: lease renewals share the connection and queue behind it.
+    public var replicaAckTimeout: Duration = .milliseconds(250)
     /// Inert unless a test armed one (see ``ControllerFailpoint``).
     public var failpoints: Failpoints
     public var metrics = ControllerMetrics()
@@ -65,6 +71,7 @@ public enum Controller {
         var term = ControllerTerm(scope: scope, keys: configuration.keys, client: client, settings: configuration.settings, logger: logger,
                                   confirmationGrace: configuration.adoptionGrace, failpoints: configuration.failpoints,
                                   metrics: configuration.metrics)
+        term.replicaAcknowledgement = ReplicaAcknowledgement(configured: configuration.minReplicaAcks, timeout: configuration.replicaAckTimeout)
         do {
             // Refusing to lead: return, so the lease is released (a newer controller that can
             // read the checkpoint may take over) and the checkpoint stays as it is.

@@ -32,6 +32,8 @@ struct ControllerTerm {
     /// Inert unless a test armed one (see ``ControllerFailpoint``).
     let failpoints: Failpoints
     let metrics: ControllerMetrics
+    /// Whether steps wait for Redis replicas before acting (decided again at every load).
+    var replicaAcknowledgement = ReplicaAcknowledgement(configured: 0, timeout: .zero)
 
     /// Loads the checkpoint and repeats its idempotent recovery actions — at the start of a
     /// term, and again after a step failed part-way (Redis, not memory, is then the truth: the
@@ -44,6 +46,11 @@ struct ControllerTerm {
     /// failed step (`afterFailedStep`), requests it applied (its checkpoint landed) are counted.
     mutating func load(afterFailedStep: Bool = false) async throws -> Bool {
         let appliedBefore = state.requestsApplied
+        if try await replicaAcknowledgement.decide(client: client) {
+            logger.info(replicaAcknowledgement.required > 0 ? "steps wait for Redis replicas to hold their checkpoint before acting"
+                                                            : "Redis has no replica: steps act without waiting for one",
+                        metadata: ["replicas": "\(replicaAcknowledgement.required)", "timeoutMs": "\(replicaAcknowledgement.timeout.wholeMilliseconds)"])
+        }
         guard let bytes = try await client.send("GET", keys.checkpoint).bytes else {
             logger.info("no checkpoint: starting empty", metadata: ["epoch": "\(scope.epoch)"])
             return true
@@ -276,7 +283,16 @@ struct ControllerTerm {
             try failpoints.hit(point.rawValue)
             calls = after
         }
-        try await scope.writeAll(calls)
+        if replicaAcknowledgement.required > 0 {
+            let (record, act) = ReplicaAcknowledgement.split(calls)
+            try await scope.writeAll(record)
+            if !act.isEmpty {
+                try await replicaAcknowledgement.await(client: client)
+                try await scope.writeAll(act)
+            }
+        } else {
+            try await scope.writeAll(calls)
+        }
         DecisionLog.log(actions, now: now, logger: logger)
     }
 }

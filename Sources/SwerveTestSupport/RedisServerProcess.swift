@@ -51,6 +51,12 @@ public final class RedisServerProcess: Sendable {
         process.waitUntilExit()
     }
 
+    /// Sends `signal` (SIGSTOP freezes it: it keeps its connections and answers nothing).
+    public func signal(_ signal: Int32) {
+        guard let pid = running.withLock({ $0?.processIdentifier }) else { return }
+        Glibc.kill(pid, signal)
+    }
+
     /// SIGKILL, then wait for the process to be gone.
     public func kill() {
         guard let process = running.withLock({ old -> Process? in defer { old = nil }; return old }) else { return }
