@@ -45,7 +45,7 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Redis replicas that must acknowledge a step's checkpoint (WAIT) before it acts on it, or auto: 1 when the master has replicas, else 0 (default: SWERVE_MIN_REPLICA_ACKS, else auto).", valueName: "n|auto"))
     var minReplicaAcks: String?
 
-    @Option(help: "How long a step waits for those acknowledgements, in milliseconds; past it the step fails without acting (default: SWERVE_REPLICA_ACK_TIMEOUT_MS, else 250; under the renew interval).")
+    @Option(help: "How long a step waits for those acknowledgements, in milliseconds; past it the step fails without acting (default: SWERVE_REPLICA_ACK_TIMEOUT_MS, else 250 or half the renew interval if less; under the renew interval).")
     var replicaAckTimeoutMs: Int?
 
     /// `--min-replica-acks` (nil: auto) and `--replica-ack-timeout-ms`, checked.
@@ -60,7 +60,8 @@ struct ControllerCommand: AsyncParsableCommand {
             }
             required = value
         }
-        let timeout = try replicaAckTimeoutMs ?? environmentInteger("SWERVE_REPLICA_ACK_TIMEOUT_MS") ?? 250
+        // The default stays well under the renew interval however short the lease is.
+        let timeout = try replicaAckTimeoutMs ?? environmentInteger("SWERVE_REPLICA_ACK_TIMEOUT_MS") ?? max(1, min(250, renewMs / 2))
         guard timeout >= 1, timeout < renewMs else {
             throw ArgumentParser.ValidationError("--replica-ack-timeout-ms (or SWERVE_REPLICA_ACK_TIMEOUT_MS): must be from 1 to under the renew interval (\(renewMs) ms: renewals wait behind it), got \(timeout)")
         }
