@@ -32,6 +32,9 @@ public final class LocalCluster: Sendable {
         public var nodeCPU: Double = 8
         /// The log level of every process (`SWERVE_LOG_LEVEL`).
         public var logLevel = "info"
+        /// Run the embedded Redis highly available: a master, two replicas and three Sentinels
+        /// (quorum 2), every member given the `redis-sentinel://` URL.
+        public var highlyAvailable = false
         /// Members that run inside a network namespace (by name): they reach the embedded
         /// Redis at the namespace's host address, which it binds too, so cutting the namespace
         /// cuts them off (``ops/chaos``'s partitions).
@@ -63,6 +66,8 @@ public final class LocalCluster: Sendable {
     /// Members being stopped on purpose (never restarted), or all of them once `stopAll` ran.
     private let stopping = Mutex<(names: Set<String>, all: Bool)>(([], false))
     private let embeddedRedis = Mutex<(port: Int, url: String)?>(nil)
+    /// Members the supervisor leaves down until ``release(_:)`` (a fault that must last).
+    private let held = Mutex<Set<String>>([])
 
     public init(settings: Settings) throws {
         self.settings = settings
@@ -74,6 +79,9 @@ public final class LocalCluster: Sendable {
     public var redisURL: String {
         settings.redisURL ?? embeddedRedis.withLock { $0?.url } ?? "redis://127.0.0.1:6379"
     }
+
+    /// The Sentinel master name in ``Settings/highlyAvailable`` mode.
+    public static let sentinelMaster = "swerve"
 
     public var logDirectory: String { "\(settings.directory)/logs" }
 
@@ -87,6 +95,10 @@ public final class LocalCluster: Sendable {
     public func startRedis(port: Int? = nil) async throws {
         guard settings.redisURL == nil else { return }
         try FileManager.default.createDirectory(atPath: redisDirectory, withIntermediateDirectories: true)
+        if settings.highlyAvailable {
+            try await startHighlyAvailableRedis()
+            return
+        }
         let chosen = try port ?? embeddedRedis.withLock { $0?.port } ?? freeLoopbackPort()
         let url = "redis://127.0.0.1:\(chosen)"
         embeddedRedis.withLock { $0 = (chosen, url) }
@@ -99,10 +111,67 @@ public final class LocalCluster: Sendable {
         try await awaitRedis(url)
     }
 
+    /// A master (`redis`), two replicas (`redis-replica-N`) and three Sentinels (`sentinel-N`),
+    /// each with its data or state under ``redisDirectory``; returns once the sentinels see both
+    /// replicas and a client through them gets an answer. The supervisor restarts each like any
+    /// member: a master that comes back is turned into a replica by the sentinels.
+    private func startHighlyAvailableRedis() async throws {
+        let master = try freeLoopbackPort()
+        let replicas = try [freeLoopbackPort(), freeLoopbackPort()]
+        let sentinels = try [freeLoopbackPort(), freeLoopbackPort(), freeLoopbackPort()]
+        let url = "redis-sentinel://" + sentinels.map { "127.0.0.1:\($0)" }.joined(separator: ",") + "#\(Self.sentinelMaster)"
+        embeddedRedis.withLock { $0 = (master, url) }
+        func server(_ name: String, _ port: Int, _ extra: [String]) throws {
+            let directory = "\(redisDirectory)/\(name)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try start(name, role: .redis, executable: "redis-server", arguments: [
+                "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory, "--appendonly", "yes",
+                "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+                // An old master cut off from its replicas refuses writes (no split brain).
+                "--min-replicas-to-write", "1", "--min-replicas-max-lag", "10",
+            ] + extra)
+        }
+        try server("redis", master, [])
+        for (index, port) in replicas.enumerated() { try server("redis-replica-\(index + 1)", port, ["--replicaof", "127.0.0.1", "\(master)"]) }
+        for (index, port) in sentinels.enumerated() {
+            let config = "\(redisDirectory)/sentinel-\(index + 1).conf"
+            try """
+                sentinel monitor \(Self.sentinelMaster) 127.0.0.1 \(master) 2
+                sentinel down-after-milliseconds \(Self.sentinelMaster) 1000
+                sentinel failover-timeout \(Self.sentinelMaster) 5000
+                sentinel parallel-syncs \(Self.sentinelMaster) 1
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            try start("sentinel-\(index + 1)", role: .redis, executable: "redis-server",
+                      arguments: [config, "--sentinel", "--port", "\(port)", "--bind", "127.0.0.1"])
+        }
+        try await awaitRedis(url)
+        // The master takes writes only with a replica in sync (min-replicas-to-write): wait for
+        // both, so that no member starts against a master that refuses it.
+        let logger = Logger(label: "swerve.launcher") { _ in SwiftLogNoOpLogHandler() }
+        let deadline = ContinuousClock.now + .seconds(20)
+        let masterClient = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(master)"), logger: logger)
+        defer { masterClient.close() }
+        while (try? await masterClient.send("WAIT", replicas.count, 100))?.integer != Int64(replicas.count) {
+            guard ContinuousClock.now < deadline else { throw LauncherError("the replicas did not sync with the master within 20 s; see \(logDirectory)/redis-replica-*.log") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // The sentinels learn the replicas from the master within a second or so: a failover
+        // before that would have nothing to promote.
+        for port in sentinels {
+            let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)"), logger: logger)
+            defer { client.close() }
+            while (try? await client.send("SENTINEL", "replicas", Self.sentinelMaster))?.array?.count != replicas.count {
+                guard ContinuousClock.now < deadline else { throw LauncherError("the sentinels did not see both replicas within 20 s; see \(logDirectory)/sentinel-*.log") }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
     /// Stops the embedded Redis (SIGTERM: it finishes its AOF) and starts it again on the same
     /// port and data: what a restart in production looks like.
     public func restartRedis() async throws {
         guard settings.redisURL == nil else { return }
+        guard !settings.highlyAvailable else { throw LauncherError("restartRedis: a highly available Redis fails over instead; signal its master") }
         stop("redis", timeout: .seconds(10))
         try await startRedis()
     }
@@ -163,7 +232,7 @@ public final class LocalCluster: Sendable {
                 let exited = members.withLock { $0.values.filter { Self.reaped($0.pid) } }
                 for member in exited {
                     let (named, all) = stopping.withLock { ($0.names.contains(member.name), $0.all) }
-                    guard !named, !all else { continue }
+                    guard !named, !all, !held.withLock({ $0.contains(member.name) }) else { continue }
                     // Stopped on purpose and forgotten since the list was taken (`stop` removes
                     // the member before it drops the name): not ours to start again.
                     guard members.withLock({ $0[member.name]?.pid == member.pid }) else { continue }
@@ -199,6 +268,16 @@ public final class LocalCluster: Sendable {
         guard let member = members.withLock({ $0[name] }) else { return }
         stop([member], timeout: timeout)
     }
+
+    /// Keeps `name` down once it exits, whoever ends it, until ``release(_:)``: the supervisor
+    /// does not start it again meanwhile.
+    public func hold(_ name: String) { held.withLock { _ = $0.insert(name) } }
+
+    /// Ends a ``hold(_:)``: the supervisor starts `name` again if it is down.
+    public func release(_ name: String) { held.withLock { _ = $0.remove(name) } }
+
+    /// The member whose process is `pid`, if it is one of ours and running.
+    public func member(pid: Int32) -> Member? { running.first { $0.pid == pid } }
 
     /// Waits until the process now running as `name` exits (after a signal someone else sent).
     public func awaitExit(_ name: String) async {

@@ -57,6 +57,12 @@ struct ChaosCommand: AsyncParsableCommand {
         possible; on: fail when not possible; off: never.
         """, valueName: "auto|on|off"))
     var partitions = PartitionMode.auto
+    @Flag(help: """
+        Run Redis highly available (a master, two replicas, three Sentinels; every process connects \
+        through them) and fail it over: SIGKILL the master, kept down until a replica was promoted \
+        (a cluster of its own; not with partitions).
+        """)
+    var redisFailover = false
 
     enum PartitionMode: String, ExpressibleByArgument, Sendable { case auto, on, off }
 
@@ -68,6 +74,10 @@ struct ChaosCommand: AsyncParsableCommand {
         guard leaseTTLMs >= 300 else { throw ValidationError("--lease-ttl-ms: must be ≥ 300, got \(leaseTTLMs)") }
         guard (0...1).contains(minSuccess) else { throw ValidationError("--min-success: must be between 0 and 1, got \(minSuccess)") }
         if partitions == .on, attach != nil { throw ValidationError("--partitions on: needs a cluster of its own (not --attach)") }
+        if redisFailover, attach != nil { throw ValidationError("--redis-failover: needs a cluster of its own (not --attach)") }
+        if redisFailover, partitions == .on {
+            throw ValidationError("--redis-failover with --partitions on: controllers in namespaces cannot reach the sentinels' loopback addresses; run them apart")
+        }
         if partitions == .on, !NetworkNamespace.available {
             throw ValidationError("--partitions on: needs root and /usr/sbin/ip and /usr/sbin/iptables (apt-get install iproute2 iptables)")
         }
@@ -78,6 +88,7 @@ struct ChaosCommand: AsyncParsableCommand {
         case partitionLeader = "partition leader"
         case killWorker = "SIGKILL worker", killNode = "SIGKILL node agent", termNode = "SIGTERM node agent"
         case restartRedis = "restart Redis", pauseRedis = "pause Redis", stopRedis = "stop Redis"
+        case failoverRedis = "fail over Redis"
     }
 
     func run() async throws {
@@ -107,7 +118,8 @@ struct ChaosCommand: AsyncParsableCommand {
             try? FileManager.default.removeItem(atPath: directory)
             var settings = LocalCluster.Settings(swerve: swerve ?? "swerve", directory: directory, cluster: "chaos\(UInt32.random(in: 0...UInt32.max))", leaseTTLMs: leaseTTLMs)
             settings.nodeCPU = 16
-            if partitions == .on || (partitions == .auto && NetworkNamespace.available) {
+            settings.highlyAvailable = redisFailover
+            if partitions == .on || (partitions == .auto && NetworkNamespace.available && !redisFailover) {
                 for index in 1...3 { namespaces["controller-\(index)"] = try NetworkNamespace(prefix: "swerve-chaos") }
                 settings.namespaces = namespaces
                 // Each in a namespace of its own: one port serves them all, on each one's loopback.
@@ -179,8 +191,10 @@ struct ChaosCommand: AsyncParsableCommand {
         var counts: [Fault: Int] = [:]
         var violations: [String] = []
         var termNodeFailures = 0
+        var controlBack: [Duration] = []
         let leaderFaults: [Fault] = [.killLeader, .stopLeader, .termLeader, .intLeader] + (namespaces.isEmpty ? [] : [.partitionLeader])
-        let others: [Fault] = owned != nil ? [.killWorker, .termNode, .restartRedis, .killNode, .pauseRedis, .stopRedis]
+        let others: [Fault] = redisFailover ? [.killWorker, .termNode, .failoverRedis, .killNode]
+            : owned != nil ? [.killWorker, .termNode, .restartRedis, .killNode, .pauseRedis, .stopRedis]
             : mayRestartRedis ? [.killWorker, .termNode, .restartRedis, .killNode, .pauseRedis] : [.killWorker, .termNode, .killNode]
         let hostile = HostileClient(redis: redis, keys: keys)
         var leaderFaultCount = 0
@@ -296,6 +310,40 @@ struct ChaosCommand: AsyncParsableCommand {
                 let restarted = before.filter { after[$0.key] != $0.value }.map(\.key).sorted()
                 if !restarted.isEmpty { violations.append("\(fault == .pauseRedis ? "pausing" : "stopping") Redis beyond the node TTL restarted \(restarted.joined(separator: ", "))") }
                 say("Redis back; \(restarted.count) replicas restarted")
+            case .failoverRedis:
+                guard let owned else { break }
+                // The master dies and stays down until the sentinels promoted a replica (the
+                // supervisor would otherwise bring it back before they noticed). No replica may
+                // be restarted for it, and control must come back.
+                try await awaitConverged(client, ledger: ledger, timeout: .seconds(30))
+                let before = try await Self.runningPids(client)
+                let pid = try await victims.redisPID()
+                guard let master = owned.member(pid: pid) else {
+                    violations.append("the Redis master (pid \(pid)) is none of this cluster's processes")
+                    break
+                }
+                owned.hold(master.name)
+                let at = ContinuousClock.now
+                kill(pid, SIGKILL)
+                say("SIGKILL the Redis master \(master.name) (pid \(pid)): the sentinels promote a replica")
+                try await victims.awaitRedis(otherThan: pid)
+                try await victims.awaitWritable()
+                // Control is back once a request submitted now is applied by a leader.
+                let probe = try await ledger.submit(.updateBackendConfig(tag: "chaos", patch: BackendConfigPatch(gracefulShutdownWaitLoopS: 0.2)))
+                while (try? await client.goalOutcome(probe)) == nil {
+                    guard ContinuousClock.now - at < .seconds(60) else {
+                        violations.append("no leader applied a request within 60 s of the Redis master's death")
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                controlBack.append(.now - at)
+                owned.release(master.name)
+                say("Redis failed over; a request was applied \(Self.ms(.now - at)) after the master died; \(master.name) comes back as a replica")
+                try await Task.sleep(for: .seconds(7)) // past the leader's adoption grace
+                let after = try await Self.runningPids(client)
+                let restarted = before.filter { after[$0.key] != $0.value }.map(\.key).sorted()
+                if !restarted.isEmpty { violations.append("failing Redis over restarted \(restarted.joined(separator: ", "))") }
             case .restartRedis:
                 let pid = try await victims.redisPID()
                 say("restarting Redis (SIGTERM pid \(pid); the supervisor starts it again on its port and AOF)")
@@ -361,6 +409,10 @@ struct ChaosCommand: AsyncParsableCommand {
             let times = (failovers[fault] ?? []).sorted()
             guard !times.isEmpty else { continue }
             print("failover:     \(fault.rawValue): median \(Self.ms(times[times.count / 2])), max \(Self.ms(times.last!)) (\(times.count))")
+        }
+        if !controlBack.isEmpty {
+            let sorted = controlBack.sorted()
+            print("redis:        failover: master SIGKILL → a request applied: median \(Self.ms(sorted[sorted.count / 2])), max \(Self.ms(sorted.last!)) (\(sorted.count))")
         }
         print("leadership:   \(watch.elections.count) elections; longest time with no leader record \(Self.ms(watch.longestGap))")
         print("fencing:      " + (refused.map { "\($0) writes refused by the lease (each changed nothing)" } ?? "see the controllers' logs (attached)"))

@@ -35,10 +35,17 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "A spec file to apply once the cluster is up (empty: none).") var apply = "examples/backends.yaml"
     @Option(help: "Controllers to run.") var controllers = 3
     @Option(help: "Node agents to run.") var nodes = 2
+    @Flag(help: "Run Redis highly available: a master, two replicas and three Sentinels; every process connects through the sentinels.")
+    var ha = false
+
+    func validate() throws {
+        if ha, redis != nil { throw ValidationError("--ha starts its own Redis: drop --redis, or drop --ha to use yours") }
+    }
 
     func run() async throws {
         var settings = LocalCluster.Settings(swerve: swerve, directory: directory, cluster: cluster, redisURL: redis)
         settings.logLevel = ProcessInfo.processInfo.environment["SWERVE_LOG_LEVEL"] ?? "info"
+        settings.highlyAvailable = ha
         let cluster = try LocalCluster(settings: settings)
         // Ctrl-C and SIGTERM both end the run: stop what was started, nothing else.
         let (stops, stop) = AsyncStream.makeStream(of: Void.self)
@@ -80,7 +87,8 @@ struct UpCommand: AsyncParsableCommand {
         let redis = RedisClient(configuration: try RedisConfiguration(url: cluster.redisURL), logger: logger)
         defer { redis.close() }
         let client = ClusterClient(keys: cluster.keys, client: redis, logger: logger)
-        print("redis:   \(cluster.redisURL)" + (self.redis == nil ? " (data in \(cluster.redisDirectory), AOF on)" : ""))
+        let mode = ha ? "highly available: a master, 2 replicas, 3 sentinels; " : self.redis == nil ? "single server; " : "yours"
+        print("redis:   \(cluster.redisURL) (\(mode)" + (self.redis == nil ? "data in \(cluster.redisDirectory), AOF on)" : ")"))
         print("router:  http://\(listen)   (routes: http://\(admin)/-/routes, metrics: http://\(admin)/metrics)")
         print("logs:    \(cluster.logDirectory)")
         print("cli:     export SWERVE_REDIS_URL=\(cluster.redisURL) SWERVE_CLUSTER=\(cluster.keys.cluster)")

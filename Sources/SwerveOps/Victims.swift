@@ -52,6 +52,17 @@ struct Victims {
         throw LauncherError("Redis did not come back within 30 s of its restart")
     }
 
+    /// Waits until Redis takes a write (a promoted master may refuse them until a replica
+    /// follows it: `min-replicas-to-write`), 30 s at most.
+    func awaitWritable() async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if (try? await redis.send("SET", "swerve-chaos:probe", "1", "PX", 1000))?.string == "OK" { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw LauncherError("Redis took no write within 30 s of a failover")
+    }
+
     /// How many keys Redis holds, how many of them are goal outcomes (kept a day, so they grow
     /// with the requests a run submits, and only until they expire), and the memory it uses
     /// (`DBSIZE`, a `SCAN` of the goal keys, `INFO memory`'s `used_memory`): the keys but goals
