@@ -187,6 +187,58 @@ private func blockingHTTPRequest(_ address: String, method: String, path: String
     return (status, headers, Array(response[split.upperBound...]))
 }
 
+/// A request already sent (connected and written on the caller's thread, so it is in the
+/// server's socket before the caller's next step), whose answer a thread of its own reads as
+/// it comes, noting when it was complete.
+public final class PendingHTTPResponse: Sendable {
+    private typealias Outcome = Result<(status: Int, finished: ContinuousClock.Instant), TestFailure>
+    private let state = Mutex<(outcome: Outcome?, waiter: CheckedContinuation<(status: Int, finished: ContinuousClock.Instant), any Error>?)>((nil, nil))
+
+    /// Connects to `address` and writes a bodiless `GET path` at once, blocking (loopback: fast).
+    public init(_ address: String, path: String) throws {
+        let host = String(address.prefix { $0 != ":" })
+        let descriptor = try connectTCP(address).mapError { TestFailure($0.description) }.get()
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
+        let sent = request.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == request.count else {
+            close(descriptor)
+            throw TestFailure("could not send the request to \(address)")
+        }
+        Thread { [self] in
+            defer { close(descriptor) }
+            var response: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = recv(descriptor, &buffer, buffer.count, 0)
+                if count <= 0 { break }
+                response += buffer[0..<count]
+            }
+            let finished = ContinuousClock.now
+            let line = String(decoding: response.prefix(64), as: UTF8.self).split(separator: "\r\n").first ?? ""
+            let words = line.split(separator: " ")
+            let outcome: Outcome = words.count >= 2 && Int(words[1]) != nil
+                ? .success((Int(words[1])!, finished)) : .failure(TestFailure("no HTTP response from \(address)"))
+            let waiter = self.state.withLock { state in
+                state.outcome = outcome
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(with: outcome.mapError { $0 as any Error })
+        }.start()
+    }
+
+    /// The response's status and when it had arrived whole (the server closed the connection).
+    public func response() async throws -> (status: Int, finished: ContinuousClock.Instant) {
+        try await withCheckedThrowingContinuation { continuation in
+            let outcome = state.withLock { state -> Outcome? in
+                if state.outcome == nil { state.waiter = continuation }
+                return state.outcome
+            }
+            if let outcome { continuation.resume(with: outcome.mapError { $0 as any Error }) }
+        }
+    }
+}
+
 /// Sends `requests` one after another on one kept-alive connection (each without a body) and
 /// returns each response's status: what a browser or an HTTP client pool does.
 /// - Throws: when a response does not come within 5 s (the connection is stuck).

@@ -21,13 +21,9 @@ extension ControllerProcesses {
         var pids: [String: Int32] = [:]
         for tag in routed.keys { pids[tag] = try await pid(tag) }
 
-        // A 2 s request on every replica, then the scale-down.
-        let slow = routed.map { tag, address in
-            Task { () -> (tag: String, status: Int, finished: ContinuousClock.Instant) in
-                let response = try await httpRequest(address, path: "/?ms=2000")
-                return (tag, response.status, ContinuousClock.now)
-            }
-        }
+        // A 2 s request on every replica — each written to its socket before the scale-down is
+        // even submitted, whatever the scheduler does — then the scale-down.
+        let slow = try routed.map { tag, address in (tag, try PendingHTTPResponse(address, path: "/?ms=2000")) }
         let sent = ContinuousClock.now
         #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 1)), goal: "g-2") == GoalOutcome(goal: "g-2"))
         let settled = ContinuousClock.now
@@ -36,8 +32,8 @@ extension ControllerProcesses {
         #expect(survivors.count == 1)
         let survivor = try #require(survivors.keys.first)
         #expect(try await pid(survivor) == pids[survivor], "the survivor kept running")
-        for task in slow {
-            let (tag, status, finished) = try await task.value
+        for (tag, pending) in slow {
+            let (status, finished) = try await pending.response()
             #expect(status == 200, "\(tag)'s request finished")
             if tag != survivor {
                 #expect(finished <= settled, "\(tag) stopped only after its request finished")
