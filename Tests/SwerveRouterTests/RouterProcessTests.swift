@@ -248,7 +248,9 @@ import Testing
 
     /// A replica that refuses connections (nothing was sent) costs a retry on another, not a
     /// failed request. (No controller here: the test writes the snapshots itself.)
-    @Test func aRefusedConnectIsRetriedOnAnotherReplica() async throws {
+    /// A live replica: python3's file server on a free loopback port, started and answering.
+    /// Stop it with SIGKILL (a child of the test runner may inherit SIGTERM ignored).
+    func pythonFileServer() async throws -> (port: Int, process: Process) {
         let port = try freeLoopbackPort()
         let live = Process()
         live.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -258,15 +260,24 @@ import Testing
         live.standardOutput = FileHandle.nullDevice
         live.standardError = FileHandle.nullDevice
         try live.run()
-        // SIGKILL: a child of the test runner may inherit SIGTERM ignored.
+        do {
+            try await poll("python3's server") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
+        } catch {
+            kill(live.processIdentifier, SIGKILL)
+            live.waitUntilExit()
+            throw error
+        }
+        return (port, live)
+    }
+
+    @Test func aRefusedConnectIsRetriedOnAnotherReplica() async throws {
+        let (port, live) = try await pythonFileServer()
         defer { kill(live.processIdentifier, SIGKILL); live.waitUntilExit() }
         let front = try await router()
         defer { front.process.kill() }
         let dead = "127.0.0.1:\(try freeLoopbackPort())"
         try await routeEverything(to: dead, "127.0.0.1:\(port)")
         try await awaitRouted(front, backend: "api", count: 2)
-        // python3's server may still be starting: wait until it answers directly.
-        try await poll("python3's server") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
         for _ in 0..<20 {
             #expect(try await httpRequest(front.address, path: "/").status == 200)
         }
@@ -288,15 +299,8 @@ import Testing
     /// waits for the table that lists the replacement instead of failing, within the queue
     /// timeout; past it, the 502 that names what was tried.
     @Test func whenEveryReplicaRefusesARequestWaitsForTheNextTable() async throws {
-        let port = try freeLoopbackPort()
-        let live = Process()
-        live.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        live.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", testDirectory, "\(port)"]
-        live.standardOutput = FileHandle.nullDevice
-        live.standardError = FileHandle.nullDevice
-        try live.run()
+        let (port, live) = try await pythonFileServer()
         defer { kill(live.processIdentifier, SIGKILL); live.waitUntilExit() }
-        try await poll("python3's server") { (try? await httpRequest("127.0.0.1:\(port)", path: "/")) != nil }
         let front = try await router(["--queue-timeout-ms", "20000"])
         defer { front.process.kill() }
         let dead = "127.0.0.1:\(try freeLoopbackPort())"

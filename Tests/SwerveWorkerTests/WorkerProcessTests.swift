@@ -192,15 +192,21 @@ import Testing
         }
     }
 
-    @Test func aCommandReplicaServesOnItsPortAndGetsUserConfigsBySignal() async throws {
-        let tag = "api#cmd1"
+    /// Assigns `tag` a command replica running ``commandScript``, starts its worker and returns
+    /// once it is ready; the caller stops the program with ``stopPrograms(of:)``.
+    func startCommandReplica(_ tag: String) async throws -> (ready: ReadyRecord, worker: SwerveProcess, workload: ReplicaConfig.Workload) {
         let workload = try commandWorkload()
-        defer { stopPrograms(of: workload) }
         try await assign(tag, workload)
         var started: SwerveProcess?
         try await awaitWake(.ready, for: tag) { started = try start(tag) }
-        _ = started
-        let ready = try #require(try await readyRecord(tag))
+        return (try #require(try await readyRecord(tag)), try #require(started), workload)
+    }
+
+    @Test func aCommandReplicaServesOnItsPortAndGetsUserConfigsBySignal() async throws {
+        let tag = "api#cmd1"
+        let (ready, worker, workload) = try await startCommandReplica(tag)
+        defer { stopPrograms(of: workload) }
+        _ = worker
         let first = String(decoding: try await httpRequest(ready.address).body, as: UTF8.self)
         #expect(first == #"{"config": "first", "hups": 0, "tag": "api#cmd1"}"#)
 
@@ -217,14 +223,9 @@ import Testing
     @Test func aCommandReplicaGetsNoneOfTheWorkersSwerveVariables() async throws {
         // The worker holds the launch contract (and, in production, the Redis credentials);
         // the program is the replica's code and sees its own variables only.
-        let tag = "api#cmdenv"
-        let workload = try commandWorkload()
+        let (ready, worker, workload) = try await startCommandReplica("api#cmdenv")
         defer { stopPrograms(of: workload) }
-        try await assign(tag, workload)
-        var started: SwerveProcess?
-        try await awaitWake(.ready, for: tag) { started = try start(tag) }
-        _ = started
-        let ready = try #require(try await readyRecord(tag))
+        _ = worker
         let body = String(decoding: try await httpRequest(ready.address, path: "/env").body, as: UTF8.self)
         #expect(body == #"{"extra": "1", "path": true, "swerve": ["SWERVE_REPLICA_TAG", "SWERVE_USER_CONFIG_FILE"]}"#)
     }
