@@ -404,7 +404,10 @@ struct ChaosCommand: AsyncParsableCommand {
         // Report.
         print("\n== chaos report (cluster \(keys.cluster), \(Self.ms(ContinuousClock.now - started)) in all) ==")
         print("faults:       " + (leaderFaults + others).map { "\($0.rawValue) ×\(counts[$0] ?? 0)" }.joined(separator: ", "))
-        if namespaces.isEmpty { print("partitions:   none (--partitions \(partitions.rawValue); they need root, ip and iptables, and a cluster of its own)") }
+        if namespaces.isEmpty {
+            print("partitions:   none (" + (redisFailover ? "not with --redis-failover: namespaces cannot reach the sentinels' loopback)"
+                                                          : "--partitions \(partitions.rawValue); they need root, ip and iptables, and a cluster of its own)"))
+        }
         for fault in leaderFaults {
             let times = (failovers[fault] ?? []).sorted()
             guard !times.isEmpty else { continue }
