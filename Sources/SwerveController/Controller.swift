@@ -1,4 +1,5 @@
 import CoreMetrics
+import Synchronization
 public import Logging
 public import SwerveCore
 import SwerveErrors
@@ -57,12 +58,14 @@ public enum Controller {
         let elector = try LeaseElector(keys: configuration.keys, client: client, identity: configuration.identity,
                                        ttl: configuration.leaseTTL, renewInterval: configuration.leaseRenewInterval,
                                        retryPeriod: configuration.leaseRetryPeriod, metrics: configuration.metrics, logger: logger)
+        let memory = ClusterMemory()
         await elector.run { scope in
-            await lead(scope, configuration: configuration, client: client, logger: logger)
+            await lead(scope, configuration: configuration, client: client, memory: memory, logger: logger)
         }
     }
 
-    static func lead(_ scope: LeadershipScope, configuration: ControllerConfiguration, client: RedisClient, logger baseLogger: Logger) async {
+    static func lead(_ scope: LeadershipScope, configuration: ControllerConfiguration, client: RedisClient, memory: ClusterMemory,
+                     logger baseLogger: Logger) async {
         let logger = {
             var logger = baseLogger
             logger[metadataKey: "epoch"] = "\(scope.epoch)"
@@ -72,6 +75,7 @@ public enum Controller {
                                   confirmationGrace: configuration.adoptionGrace, failpoints: configuration.failpoints,
                                   metrics: configuration.metrics)
         term.replicaAcknowledgement = ReplicaAcknowledgement(configured: configuration.minReplicaAcks, timeout: configuration.replicaAckTimeout)
+        term.memory = memory
         do {
             // Refusing to lead: return, so the lease is released (a newer controller that can
             // read the checkpoint may take over) and the checkpoint stays as it is.
@@ -136,4 +140,15 @@ public enum Controller {
             group.cancelAll()
         }
     }
+}
+
+/// What a controller process remembers across its terms: whether it ever loaded or wrote this
+/// cluster's checkpoint. A controller that did and then finds none knows Redis lost its data,
+/// whatever else Redis holds by then.
+final class ClusterMemory: Sendable {
+    private let sawCheckpoint = Atomic<Bool>(false)
+
+    var checkpointSeen: Bool { sawCheckpoint.load(ordering: .relaxed) }
+
+    func checkpointSeen(_ seen: Bool = true) { if seen { sawCheckpoint.store(true, ordering: .relaxed) } }
 }

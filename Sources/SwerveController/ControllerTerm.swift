@@ -34,6 +34,8 @@ struct ControllerTerm {
     let metrics: ControllerMetrics
     /// Whether steps wait for Redis replicas before acting (decided again at every load).
     var replicaAcknowledgement = ReplicaAcknowledgement(configured: 0, timeout: .zero)
+    /// Whether this controller process ever saw the checkpoint (across its terms).
+    var memory = ClusterMemory()
 
     /// Loads the checkpoint and repeats its idempotent recovery actions — at the start of a
     /// term, and again after a step failed part-way (Redis, not memory, is then the truth: the
@@ -52,9 +54,24 @@ struct ControllerTerm {
                         metadata: ["replicas": "\(replicaAcknowledgement.required)", "timeoutMs": "\(replicaAcknowledgement.timeout.wholeMilliseconds)"])
         }
         guard let bytes = try await client.send("GET", keys.checkpoint).bytes else {
+            // No checkpoint: a new cluster — or a Redis that lost everything while workers still
+            // run. Starting empty then would have every node agent stop every one of them.
+            let reporting = try await replicasReportingReady(limit: 3)
+            guard reporting.isEmpty, !memory.checkpointSeen else {
+                let evidence = reporting.isEmpty ? "this controller loaded one before" : "replicas report ready (\(reporting.joined(separator: ", "))…)"
+                logger.critical("""
+                    refusing to lead and releasing the lease: Redis holds no checkpoint, but \(evidence): \
+                    Redis lost its data. Starting from nothing would stop every replica. \
+                    Restore Redis from a backup (its AOF or RDB file) and controllers resume where they were; or, to start \
+                    the cluster over, stop every node agent (their workers stop with them) and start them again: once no \
+                    replica reports ready, a controller starts empty. Node agents keep their workers meanwhile.
+                    """)
+                return false
+            }
             logger.info("no checkpoint: starting empty", metadata: ["epoch": "\(scope.epoch)"])
             return true
         }
+        memory.checkpointSeen()
         do {
             state = try Checkpoint.decode(bytes)
             if afterFailedStep, state.requestsApplied > appliedBefore {
@@ -79,6 +96,22 @@ struct ControllerTerm {
         try await execute(Reconciler.recoveryActions(for: state) + orphans.map { .forget($0) }, status: status)
         statusLedger.wrote(status)
         return true
+    }
+
+    /// Up to `limit` replicas whose ready key exists (a `SCAN` of this cluster's ready keys).
+    private func replicasReportingReady(limit: Int) async throws -> [String] {
+        let pattern = keys.ready("*")
+        var found: [String] = []
+        var cursor = "0"
+        repeat {
+            let reply = try await client.send("SCAN", cursor, "MATCH", pattern, "COUNT", 1000).array ?? []
+            guard reply.count == 2, let next = reply[0].string else { break }
+            for key in reply[1].array?.compactMap(\.string) ?? [] where found.count < limit {
+                found.append(String(key.dropFirst(keys.prefix.count + "replica:".count).dropLast(":ready".count)))
+            }
+            cursor = next
+        } while cursor != "0" && found.count < limit
+        return found
     }
 
     /// Reads every known node's assignment hash (two round trips) and returns the assignments
@@ -293,6 +326,7 @@ struct ControllerTerm {
         } else {
             try await scope.writeAll(calls)
         }
+        memory.checkpointSeen(calls.contains { $0.name == "writeCheckpoint" })
         DecisionLog.log(actions, now: now, logger: logger)
     }
 }

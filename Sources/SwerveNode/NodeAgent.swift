@@ -92,6 +92,9 @@ struct NodeAgentRun {
     var reported: Set<String> = []
     var view = NodeView()
     var viewVersion: Int64?
+    /// The assignments' version at the last read, and the workers kept after Redis lost writes.
+    var lastReadVersion: Int64?
+    var keptAfterLoss: Set<String> = []
     var lastHeartbeat = ContinuousClock.now
     var lastPoll = ContinuousClock.now
     /// Set on SIGTERM: when (Unix ms) workers still running are killed.
@@ -249,6 +252,13 @@ struct NodeAgentRun {
             if !known.isEmpty { commands.append(RedisCommand("MGET", arguments: known.map(keys.drain))) }
             let replies = try await client.pipeline(commands)
             let version = replies[0].integer
+            if NodeConvergence.storeLostWrites(lastRead: lastReadVersion, read: version) {
+                let unlisted = Set(running.keys).subtracting(keptAfterLoss)
+                keptAfterLoss.formUnion(running.keys)
+                logger.critical("the assignments' version went back: Redis lost writes (restored from an older file, restarted empty, or failed over to a replica that lacked them); keeping every running worker until a leader assigns, drains or force-kills it",
+                                metadata: ["version": "\(version.map(String.init) ?? "none")", "was": "\(lastReadVersion ?? 0)", "kept": "\(unlisted.sorted().joined(separator: ","))"])
+            }
+            lastReadVersion = version
             var fresh = NodeView(assigned: view.assigned, malformed: view.malformed)
             if known.count > 0 { fresh.drains = drainRequests(known, replies[1]) }
             if force || version != viewVersion || viewVersion == nil {
@@ -271,6 +281,9 @@ struct NodeAgentRun {
                     fresh.drains.merge(drainRequests(new, reply)) { $1 }
                 }
             }
+            // A kept worker its assignment lists again is judged like any other from then on.
+            keptAfterLoss.subtract(fresh.assigned.keys)
+            fresh.keptAfterLoss = keptAfterLoss
             view = fresh
         } catch {
             logger.warning("cannot read assignments", metadata: ["error": "\(error.message)"])
@@ -347,6 +360,8 @@ struct NodeAgentRun {
         for exit in WorkerProcesses.reap() {
             guard let worker = running.values.first(where: { $0.pid == exit.pid }) else { continue }
             running[worker.tag] = nil
+            keptAfterLoss.remove(worker.tag)
+            view.keptAfterLoss.remove(worker.tag)
             // Whatever the worker started (its command's program) goes with it: a worker that
             // died alone (SIGKILL, OOM) must not leave a program behind holding its port.
             WorkerProcesses.signalGroup(worker.pid, SIGKILL)

@@ -109,6 +109,12 @@ public final class SwerveProcess: @unchecked Sendable {
         return String(decoding: outputPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     }
 
+    /// What the process wrote to stderr so far (it may still be running): for a test that
+    /// waits for a log line no key or channel would show.
+    public var stderrSoFar: String {
+        String(decoding: stderrBytes.data.withLock { $0 }, as: UTF8.self)
+    }
+
     /// Waits (off the cooperative pool) for the process to exit; returns its status and stderr.
     public func exit() async -> (status: Int32, stderr: String) {
         await withCheckedContinuation { continuation in

@@ -65,3 +65,27 @@ import Testing
         #expect(actions(view, running: [RunningWorker(tag: "a#1", pid: 5)], reported: ["a#1"]) == [.start(assignment("a#2"))], "its worker is not killed for it")
     }
 }
+
+@Suite struct StoreLossRules {
+    @Test func aVersionThatWentBackOrVanishedMeansRedisLostWrites() {
+        #expect(!NodeConvergence.storeLostWrites(lastRead: nil, read: nil), "a new node")
+        #expect(!NodeConvergence.storeLostWrites(lastRead: nil, read: 3), "the first read")
+        #expect(!NodeConvergence.storeLostWrites(lastRead: 3, read: 3))
+        #expect(!NodeConvergence.storeLostWrites(lastRead: 3, read: 9))
+        #expect(NodeConvergence.storeLostWrites(lastRead: 9, read: 3), "restored from an older file")
+        #expect(NodeConvergence.storeLostWrites(lastRead: 9, read: nil), "restarted empty")
+    }
+
+    @Test func aWorkerKeptAfterALossIsNotKilledForItsMissingAssignmentButStillForADrain() {
+        let kept = NodeView(keptAfterLoss: ["a#1", "a#2"])
+        let running = [RunningWorker(tag: "a#1", pid: 5), RunningWorker(tag: "a#2", pid: 6), RunningWorker(tag: "a#3", pid: 7)]
+        #expect(NodeConvergence.actions(view: kept, running: Dictionary(uniqueKeysWithValues: running.map { ($0.tag, $0) }), ranBefore: [],
+                                        reported: [], now: 1000, shutdownDeadline: nil)
+                == [.kill(tag: "a#3", pid: 7, reason: "its assignment was removed")], "a#3 was not running when the loss was seen")
+        var drained = kept
+        drained.drains["a#2"] = DrainRequest(tag: "a#2", deadline: 0, force: true)
+        #expect(NodeConvergence.actions(view: drained, running: ["a#2": RunningWorker(tag: "a#2", pid: 6)], ranBefore: [],
+                                        reported: [], now: 1000, shutdownDeadline: nil)
+                == [.kill(tag: "a#2", pid: 6, reason: "force-kill requested")])
+    }
+}
