@@ -175,13 +175,7 @@ private func blockingHTTPRequest(_ address: String, method: String, path: String
     }
     if request.count > 65_536 { Thread { send() }.start() } else { send() }
     defer { sent.wait() }
-    var response: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = recv(descriptor, &buffer, buffer.count, 0)
-        if count <= 0 { break }
-        response += buffer[0..<count]
-    }
+    let response = readUntilClosed(descriptor)
     guard let split = response.firstRange(of: Array("\r\n\r\n".utf8)) else { throw TestFailure("no HTTP response from \(address)") }
     let head = String(decoding: response[..<split.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
     let status = Int(head[0].split(separator: " ")[1]) ?? 0
@@ -191,6 +185,18 @@ private func blockingHTTPRequest(_ address: String, method: String, path: String
         headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
     }
     return (status, headers, Array(response[split.upperBound...]))
+}
+
+/// Everything the peer sends until it closes the connection (or an error ends it), blocking.
+private func readUntilClosed(_ descriptor: Int32) -> [UInt8] {
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        if count <= 0 { break }
+        response += buffer[0..<count]
+    }
+    return response
 }
 
 /// A request already sent (connected and written on the caller's thread, so it is in the
@@ -212,13 +218,7 @@ public final class PendingHTTPResponse: Sendable {
         }
         Thread { [self] in
             defer { close(descriptor) }
-            var response: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let count = recv(descriptor, &buffer, buffer.count, 0)
-                if count <= 0 { break }
-                response += buffer[0..<count]
-            }
+            let response = readUntilClosed(descriptor)
             let finished = ContinuousClock.now
             let line = String(decoding: response.prefix(64), as: UTF8.self).split(separator: "\r\n").first ?? ""
             let words = line.split(separator: " ")
