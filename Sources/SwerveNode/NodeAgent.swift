@@ -326,7 +326,7 @@ struct NodeAgentRun {
             // events say why.
             ranBefore.insert(assignment.tag)
             logger.error("refusing a command replica", metadata: ["replica": "\(assignment.tag)", "reason": "\(refusal)"])
-            await recordRefusal(assignment.tag, code: 126, message: "refused by node \(id): \(refusal)")
+            await recordNotStarted(assignment.tag, code: 126, message: "refused by node \(id): \(refusal)")
             return
         }
         let launch = WorkerLaunchEnvironment(redisURL: configuration.redisURL, keys: keys, nodeID: id, nodeAddress: configuration.address,
@@ -342,12 +342,12 @@ struct NodeAgentRun {
             // Recorded like an exit (code 127, as a shell reports a command it cannot run), so the
             // leader replaces the replica now instead of waiting out its start timeout.
             logger.error("cannot start worker", metadata: ["replica": "\(assignment.tag)", "error": "\(error.message)"])
-            await recordRefusal(assignment.tag, code: 127, message: nil)
+            await recordNotStarted(assignment.tag, code: 127, message: nil)
         }
     }
 
     /// Writes the exit record of a worker that was never started (pid 0), and wakes the leader.
-    private func recordRefusal(_ tag: String, code: Int32, message: String?) async {
+    private func recordNotStarted(_ tag: String, code: Int32, message: String?) async {
         let record = ExitRecord(tag: tag, node: id, pid: 0, code: code, signal: nil, exitedAt: wallClockNow(), message: message)
         _ = try? await client.pipeline([
             RedisCommand("SET", keys.exit(tag), DocumentCodec.encode(record), "EX", 3600),
