@@ -78,4 +78,56 @@ import Testing
         let (_, nodeLog) = await agent.exit()
         #expect(nodeLog.contains("the assignments' version went back: Redis lost writes"), "\(nodeLog)")
     }
+
+    /// Redis restarted from a snapshot taken before the last changes (a lost AOF tail, a restore
+    /// from last night's file): the replica started since is unknown to the restored state, yet
+    /// kept by its node; the next leader's epoch exceeds every one before the loss; routers
+    /// follow; and the cluster takes requests again.
+    @Test func redisRestoredFromAnOlderFileStopsNoWorkerAndCarriesOn() async throws {
+        let leader = try controller("c1")
+        let agent = try node()
+        let router = try SwerveProcess(["router", "--redis", url, "--cluster", keys.cluster, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
+                                       environment: ["SWERVE_LOG_LEVEL": "warning"], captureOutput: true)
+        defer { leader.kill(); agent.kill(SIGTERM); router.kill() }
+        let listen = try #require(try await router.nextOutputLine().split(separator: " ").dropFirst().first.map(String.init))
+        let create = Request.Operation.createBackend(tag: "api", config: BackendConfig(numReplicas: 1, routePrefix: "/api"),
+                                                     replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1)))
+        #expect(try await request(create, goal: "g-create") == GoalOutcome(goal: "g-create"))
+        let before = try #require(try await leaderEpoch())
+
+        // The backup; then a change it will not hold.
+        #expect(try await client.send("SAVE").string == "OK")
+        let backup = server.directory + "/backup.rdb"
+        try FileManager.default.copyItem(atPath: server.directory + "/dump.rdb", toPath: backup)
+        #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 2)), goal: "g-scale") == GoalOutcome(goal: "g-scale"))
+        var pids: [String: Int32] = [:]
+        for tag in try await routedReplicas().keys { pids[tag] = try await pid(tag) }
+        #expect(pids.count == 2)
+
+        // Down for longer than the lease (as a restore takes), then restored from the backup:
+        // the lease it holds has expired, so a leader is elected on the restored data.
+        server.kill()
+        try FileManager.default.removeItem(atPath: server.directory + "/dump.rdb")
+        try FileManager.default.copyItem(atPath: backup, toPath: server.directory + "/dump.rdb")
+        try await Task.sleep(for: .seconds(2))
+        try await server.start()
+
+        // Control comes back under a higher epoch, and takes a request.
+        #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 1)), goal: "g-after") == GoalOutcome(goal: "g-after"))
+        #expect(try #require(try await leaderEpoch()) > before, "the epoch went back with the data")
+        // No worker was stopped for the loss (the one the backup does not know is kept).
+        for (tag, pid) in pids { #expect(kill(pid, 0) == 0, "\(tag)'s worker was stopped") }
+        // The router serves from the new leader's snapshots.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (try? await httpRequest(listen, path: "/api"))?.status != 200 {
+            guard ContinuousClock.now < deadline else { throw TestFailure("the router did not serve /api after the restore") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(agent.stderrSoFar.contains("the assignments' version went back: Redis lost writes"), "\(agent.stderrSoFar)")
+    }
+
+    func leaderEpoch() async throws -> Int64? {
+        guard let bytes = try await client.send("GET", keys.leader).bytes else { return nil }
+        return try DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader).epoch
+    }
 }
