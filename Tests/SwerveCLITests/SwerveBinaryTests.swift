@@ -56,10 +56,29 @@ func runSwerve(_ arguments: [String], environment: [String: String] = [:]) throw
         ([], ["SWERVE_TICK_MS": "5"], "--tick-ms (or SWERVE_TICK_MS): must be ≥ 10, got 5"),
         (["--metrics-address", "9464"], [:], "--metrics-address (or SWERVE_METRICS_ADDRESS): expected HOST:PORT"),
         ([], ["SWERVE_FAILPOINTS": "controller.after-nothing=crash"], "SWERVE_FAILPOINTS: unknown failpoint 'controller.after-nothing'"),
+        (["--min-replica-acks", "many"], [:], "--min-replica-acks (or SWERVE_MIN_REPLICA_ACKS): must be auto or a number from 0 to 16, got \"many\""),
+        ([], ["SWERVE_MIN_REPLICA_ACKS": "-1"], "must be auto or a number from 0 to 16, got \"-1\""),
+        (["--replica-ack-timeout-ms", "600"], [:], "--replica-ack-timeout-ms (or SWERVE_REPLICA_ACK_TIMEOUT_MS): must be from 1 to under the renew interval (500 ms"),
     ])
     func aControllerWithABadSettingSaysWhichAndDoesNotStart(_ flags: [String], _ environment: [String: String], _ message: String) throws {
         let (status, output) = try runSwerve(["controller", "--redis", "redis://127.0.0.1:1"] + flags, environment: environment)
         #expect(status == 64, "a usage error")
         #expect(output.contains(message), "\(output)")
+    }
+
+    @Test(arguments: [
+        (["--allow-command", "python3"], [String: String](), "--allow-command (or SWERVE_NODE_ALLOW_COMMANDS): must be an absolute path pattern (such as /opt/app/bin/*), got \"python3\""),
+        ([], ["SWERVE_NODE_ALLOW_COMMANDS": "/usr/bin/python3, bin/*"], "must be an absolute path pattern (such as /opt/app/bin/*), got \"bin/*\""),
+    ])
+    func aNodeWithABadAllowedCommandSaysWhichAndDoesNotStart(_ flags: [String], _ environment: [String: String], _ message: String) throws {
+        let (status, output) = try runSwerve(["node", "--redis", "redis://127.0.0.1:1", "--id", "n1"] + flags, environment: environment)
+        #expect(status == 64, "a usage error")
+        #expect(output.contains(message), "\(output)")
+    }
+
+    @Test func aNodeSaysWhichCommandsItAllows() throws {
+        let (status, output) = try runSwerve(["node", "--redis", "redis://127.0.0.1:1", "--id", "n1", "--allow-command", "/opt/app/bin/*"],
+                                             environment: ["SWERVE_DRY_RUN": "1"])
+        #expect(status == 0 && output.contains("commands /opt/app/bin/*"), "\(output)")
     }
 }
