@@ -91,10 +91,8 @@ struct NodeAgentRun {
     /// Malformed assignments already reported.
     var reported: Set<String> = []
     var view = NodeView()
+    /// The assignments' version the view was read at.
     var viewVersion: Int64?
-    /// The assignments' version at the last read, and the workers kept after Redis lost writes.
-    var lastReadVersion: Int64?
-    var keptAfterLoss: Set<String> = []
     var lastHeartbeat = ContinuousClock.now
     var lastPoll = ContinuousClock.now
     /// Set on SIGTERM: when (Unix ms) workers still running are killed.
@@ -252,14 +250,13 @@ struct NodeAgentRun {
             if !known.isEmpty { commands.append(RedisCommand("MGET", arguments: known.map(keys.drain))) }
             let replies = try await client.pipeline(commands)
             let version = replies[0].integer
-            if NodeConvergence.storeLostWrites(lastRead: lastReadVersion, read: version) {
-                let unlisted = Set(running.keys).subtracting(keptAfterLoss)
-                keptAfterLoss.formUnion(running.keys)
+            var fresh = NodeView(assigned: view.assigned, malformed: view.malformed, keptAfterLoss: view.keptAfterLoss)
+            if NodeConvergence.storeLostWrites(lastRead: viewVersion, read: version) {
+                let unlisted = Set(running.keys).subtracting(fresh.keptAfterLoss)
+                fresh.keptAfterLoss.formUnion(running.keys)
                 logger.critical("the assignments' version went back: Redis lost writes (restored from an older file, restarted empty, or failed over to a replica that lacked them); keeping every running worker until a leader assigns, drains or force-kills it",
-                                metadata: ["version": "\(version.map(String.init) ?? "none")", "was": "\(lastReadVersion ?? 0)", "kept": "\(unlisted.sorted().joined(separator: ","))"])
+                                metadata: ["version": "\(version.map(String.init) ?? "none")", "was": "\(viewVersion ?? 0)", "kept": "\(unlisted.sorted().joined(separator: ","))"])
             }
-            lastReadVersion = version
-            var fresh = NodeView(assigned: view.assigned, malformed: view.malformed)
             if known.count > 0 { fresh.drains = drainRequests(known, replies[1]) }
             if force || version != viewVersion || viewVersion == nil {
                 let reply = try await client.send("HGETALL", keys.assignments(id))
@@ -282,8 +279,7 @@ struct NodeAgentRun {
                 }
             }
             // A kept worker its assignment lists again is judged like any other from then on.
-            keptAfterLoss.subtract(fresh.assigned.keys)
-            fresh.keptAfterLoss = keptAfterLoss
+            fresh.keptAfterLoss.subtract(fresh.assigned.keys)
             view = fresh
         } catch {
             logger.warning("cannot read assignments", metadata: ["error": "\(error.message)"])
@@ -360,7 +356,6 @@ struct NodeAgentRun {
         for exit in WorkerProcesses.reap() {
             guard let worker = running.values.first(where: { $0.pid == exit.pid }) else { continue }
             running[worker.tag] = nil
-            keptAfterLoss.remove(worker.tag)
             view.keptAfterLoss.remove(worker.tag)
             // Whatever the worker started (its command's program) goes with it: a worker that
             // died alone (SIGKILL, OOM) must not leave a program behind holding its port.
