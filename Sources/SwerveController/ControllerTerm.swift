@@ -318,9 +318,10 @@ struct ControllerTerm {
         }
         if replicaAcknowledgement.required > 0 {
             let (record, act) = ReplicaAcknowledgement.split(calls)
-            try await scope.writeAll(record)
-            if !act.isEmpty {
-                try await replicaAcknowledgement.await(client: client)
+            if act.isEmpty {
+                try await scope.writeAll(record)
+            } else {
+                try replicaAcknowledgement.check(try await scope.writeAll(record, then: replicaAcknowledgement.command).last)
                 try await scope.writeAll(act)
             }
         } else {

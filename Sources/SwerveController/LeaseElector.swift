@@ -35,12 +35,15 @@ public struct LeadershipScope: Sendable {
     let refused: @Sendable () -> Void
 
     /// Runs fenced scripts in order, in one round trip. Stops at the first refusal: that one
-    /// and every later one changed nothing (each checks the lease itself).
+    /// and every later one changed nothing (each checks the lease itself). A `trailing` command
+    /// (a `WAIT` for what they wrote) goes in the same round trip; its reply comes last,
+    /// unchecked.
     @discardableResult
-    public func writeAll(_ calls: [FencedCall]) async throws -> [RedisReply] {
-        guard !calls.isEmpty else { return [] }
-        let replies = try await client.pipeline(calls.map { $0.command(lease: keys.lease, leaseValue: leaseValue) })
-        for reply in replies {
+    public func writeAll(_ calls: [FencedCall], then trailing: RedisCommand? = nil) async throws -> [RedisReply] {
+        guard !calls.isEmpty || trailing != nil else { return [] }
+        let commands = calls.map { $0.command(lease: keys.lease, leaseValue: leaseValue) } + (trailing.map { [$0] } ?? [])
+        let replies = try await client.pipeline(commands)
+        for reply in replies.prefix(calls.count) {
             guard let message = reply.errorMessage else { continue }
             if message.hasPrefix("FENCED") {
                 refused()

@@ -7,12 +7,12 @@ import SwerveRedis
 /// checkpoint whose actions were carried out: workers started, drained or killed, goals
 /// announced, snapshots published.
 ///
-/// A step writes what it decided (the checkpoint, the status, the events) first; then, when
-/// ``required`` is above 0, sends `WAIT required timeout` on the same connection (Redis counts
-/// the replicas that acknowledged every earlier write of that connection) and carries out its
-/// actions only when enough did. Otherwise the step fails without acting, and the leader
+/// A step writes what it decided (the checkpoint, the status, the events) first, with — when
+/// ``required`` is above 0 — `WAIT required timeout` in the same round trip on the same
+/// connection (Redis counts the replicas that acknowledged every earlier write of that
+/// connection), and carries out its actions only when enough did. Otherwise the step fails without acting, and the leader
 /// reloads before the next — as after any failed step. A step with nothing to act on does not
-/// wait. Pure apart from ``decide(client:)`` and ``await(client:)``.
+/// wait. Pure apart from ``decide(client:)``.
 struct ReplicaAcknowledgement: Sendable, Equatable {
     /// The operator's choice (`--min-replica-acks`); nil: decided at each load.
     let configured: Int?
@@ -47,10 +47,12 @@ struct ReplicaAcknowledgement: Sendable, Equatable {
         return required != before
     }
 
-    /// Sends `WAIT`; throws when fewer than ``required`` replicas acknowledged in time.
-    func await(client: RedisClient) async throws {
-        guard required > 0 else { return }
-        let acknowledged = try await client.send("WAIT", required, timeout.wholeMilliseconds).integer ?? 0
+    /// The `WAIT` to send after the recording writes, in their round trip.
+    var command: RedisCommand { RedisCommand("WAIT", required, timeout.wholeMilliseconds) }
+
+    /// Throws when `WAIT` answered fewer than ``required`` replicas.
+    func check(_ reply: RedisReply?) throws {
+        let acknowledged = reply?.integer ?? 0
         guard acknowledged >= Int64(required) else {
             throw ReplicaAcknowledgementError(
                 "only \(acknowledged) of \(required) Redis replicas acknowledged the checkpoint within \(timeout.wholeMilliseconds) ms: "

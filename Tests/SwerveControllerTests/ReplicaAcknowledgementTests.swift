@@ -21,6 +21,15 @@ import Testing
         #expect(ReplicaAcknowledgement.split([]).act.isEmpty)
     }
 
+    @Test func tooFewAcknowledgementsStopTheStepBeforeItActs() throws {
+        let acknowledgement = ReplicaAcknowledgement(configured: 1, timeout: .milliseconds(100))
+        #expect(acknowledgement.command.name == "WAIT")
+        try acknowledgement.check(.integer(1))
+        try acknowledgement.check(.integer(2))
+        #expect(throws: ReplicaAcknowledgementError.self) { try acknowledgement.check(.integer(0)) }
+        #expect(throws: ReplicaAcknowledgementError.self) { try acknowledgement.check(nil) }
+    }
+
     @Test func configuredAcknowledgementsAreKeptAndAutoStartsAtNone() {
         #expect(ReplicaAcknowledgement(configured: 2, timeout: .milliseconds(100)).required == 2)
         #expect(ReplicaAcknowledgement(configured: nil, timeout: .milliseconds(100)).required == 0, "until a load asks the master")
