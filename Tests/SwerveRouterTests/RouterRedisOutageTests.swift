@@ -24,17 +24,40 @@ import Testing
         return Cluster(url: server.url, keys: try ClusterKeys(cluster: "outage"), client: RedisClient(configuration: configuration, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }))
     }
 
-    @Test func stoppingRedisUnderLoadFailsNoRequestToRunningReplicas() async throws {
-        let server = try RedisServerProcess()
-        try await server.start()
+    /// A controller, a node agent and a router on `server`, with backend `api` (two echo
+    /// replicas on `/api`) created and routed. The caller stops the three processes.
+    struct Running {
+        let cluster: Cluster
+        let leader: SwerveProcess
+        let agent: SwerveProcess
+        let front: RouterProcesses.RunningRouter
+
+        func stop() { leader.kill(); agent.kill(SIGTERM); front.process.kill() }
+    }
+
+    func runTwoReplicas(on server: RedisServerProcess) async throws -> Running {
         let cluster = try cluster(server)
         let routers = cluster.routers
         let leader = try cluster.controller("c1")
         let agent = try cluster.node()
         let front = try await routers.router()
-        defer { leader.kill(); agent.kill(SIGTERM); front.process.kill() }
-        #expect(try await cluster.request(routers.backend("api", replicas: 2, route: "/api"), goal: "g-1") == GoalOutcome(goal: "g-1"))
-        try await routers.awaitRouted(front, backend: "api", count: 2)
+        let running = Running(cluster: cluster, leader: leader, agent: agent, front: front)
+        do {
+            #expect(try await cluster.request(routers.backend("api", replicas: 2, route: "/api"), goal: "g-1") == GoalOutcome(goal: "g-1"))
+            try await routers.awaitRouted(front, backend: "api", count: 2)
+        } catch {
+            running.stop()
+            throw error
+        }
+        return running
+    }
+
+    @Test func stoppingRedisUnderLoadFailsNoRequestToRunningReplicas() async throws {
+        let server = try RedisServerProcess()
+        try await server.start()
+        let running = try await runTwoReplicas(on: server)
+        defer { running.stop() }
+        let front = running.front
 
         let load = LoadGenerator(address: front.address, path: "/api", clients: 4)
         load.start()
@@ -73,14 +96,9 @@ import Testing
     @Test func aMinuteWithoutRedisRestartsNoReplicaAndRoutersServeThroughout() async throws {
         let server = try RedisServerProcess(extraArguments: ["--appendonly", "yes", "--appendfsync", "always"])
         try await server.start()
-        let cluster = try RouterRedisOutages().cluster(server)
-        let routers = cluster.routers
-        let leader = try cluster.controller("c1")
-        let agent = try cluster.node()
-        let front = try await routers.router()
-        defer { leader.kill(); agent.kill(SIGTERM); front.process.kill() }
-        #expect(try await cluster.request(routers.backend("api", replicas: 2, route: "/api"), goal: "g-1") == GoalOutcome(goal: "g-1"))
-        try await routers.awaitRouted(front, backend: "api", count: 2)
+        let running = try await RouterRedisOutages().runTwoReplicas(on: server)
+        defer { running.stop() }
+        let (cluster, front) = (running.cluster, running.front)
         let replicas = try await cluster.routedReplicas()
         var pids: [String: Int32] = [:]
         for tag in replicas.keys { pids[tag] = try await cluster.pid(tag) }
