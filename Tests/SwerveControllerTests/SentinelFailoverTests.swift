@@ -54,8 +54,25 @@ import Testing
         #expect(group.reportedMasterPort() == group.replica.port)
         let routed = try await routedReplicas()
         #expect(routed.count == 3)
-        for (tag, pid) in pids { #expect(try await self.pid(tag) == pid, "\(tag) was not restarted") }
+        #expect(Set(pids.keys).isSubset(of: Set(routed.keys)), "the first replicas are still routed: \(routed.keys.sorted())")
+        for (tag, pid) in pids {
+            #expect(kill(pid, 0) == 0, "\(tag)'s worker \(pid) is still running")
+            // Its ready key may have expired during the failover (a worker reconnects with
+            // backoff); the same worker writes it again.
+            let shown = try await readyPID(tag, becomes: pid)
+            #expect(shown == pid, "\(tag) was not restarted: its ready key shows \(shown.map(String.init) ?? "nothing")")
+        }
         try await serves(listen)
+    }
+
+    /// The pid in `tag`'s ready key once it is `expected`, or what it shows after 10 s.
+    func readyPID(_ tag: String, becomes expected: Int32) async throws -> Int32? {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let shown = try await pid(tag)
+            if shown == expected || ContinuousClock.now >= deadline { return shown }
+            try await Task.sleep(for: .milliseconds(50))
+        }
     }
 
     /// The router answers `/api` (it follows the new master's snapshots).
