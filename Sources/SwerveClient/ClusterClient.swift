@@ -24,7 +24,9 @@ public struct ClusterClient: Sendable {
     public func submit(_ operation: Request.Operation) async throws -> GoalID {
         if let problems = Self.problems(of: operation) { throw problems }
         let goal = UUID().uuidString.lowercased()
-        _ = try await client.pipeline(Self.appendCommands(RequestEntry(goal: goal, operation: operation), keys: keys))
+        // The wake-up is a hint (the leader also reads on its tick); the append must have landed.
+        let replies = try await client.pipeline(Self.appendCommands(RequestEntry(goal: goal, operation: operation), keys: keys))
+        _ = try replies[0].throwingServerError(for: "XADD")
         return goal
     }
 

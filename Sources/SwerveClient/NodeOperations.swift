@@ -13,10 +13,11 @@ extension ClusterClient {
     /// - Throws: ``ClientError`` `.invalidNode` when `node` is not a node id.
     public func cordon(_ node: String, mode: NodeCordonDocument.Mode) async throws {
         try Self.checkNodeID(node)
-        _ = try await client.pipeline([
+        let replies = try await client.pipeline([
             RedisCommand("HSET", keys.cordons, node, DocumentCodec.encode(NodeCordonDocument(mode: mode, at: wallClockNow()))),
             RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .nodeChanged, subject: node))),
         ])
+        _ = try replies[0].throwingServerError(for: "HSET")
     }
 
     /// Lets the leader place replicas on `node` again; true when it was cordoned or drained.
@@ -27,7 +28,7 @@ extension ClusterClient {
             RedisCommand("HDEL", keys.cordons, node),
             RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .nodeChanged, subject: node))),
         ])
-        return replies[0].integer == 1
+        return try replies[0].throwingServerError(for: "HDEL").integer == 1
     }
 
     /// How many replicas the leader's last checkpoint still places on `node` (starting,

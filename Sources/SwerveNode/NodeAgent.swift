@@ -177,6 +177,8 @@ struct NodeAgentRun {
             RedisCommand("ZADD", keys.nodes, wallClockMilliseconds(), id),
             RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: shutdownDeadline != nil ? .nodeChanged : .nodeJoined, subject: id))),
         ])
+        // Refused (an ACL without this node's rights, say): the leader would never see the node.
+        _ = try replies[1].throwingServerError(for: "SET")
         if replies.first?.integer == 0 {
             logger.critical("another agent claimed this node id while this one could not renew its claim; both run its workers until one stops",
                             metadata: ["key": "\(keys.nodeOwner(id))"])
@@ -345,10 +347,21 @@ struct NodeAgentRun {
     /// Writes the exit record of a worker that was never started (pid 0), and wakes the leader.
     private func recordNotStarted(_ tag: String, code: Int32, message: String?) async {
         let record = ExitRecord(tag: tag, node: id, pid: 0, code: code, signal: nil, exitedAt: wallClockNow(), message: message)
-        _ = try? await client.pipeline([
-            RedisCommand("SET", keys.exit(tag), DocumentCodec.encode(record), "EX", 3600),
-            RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: tag))),
-        ])
+        await writeExitRecord(record)
+    }
+
+    /// Writes `record` and wakes the leader. Not retried: without it the leader still learns
+    /// of the exit when the replica's heartbeat expires, only later — hence the warning.
+    private func writeExitRecord(_ record: ExitRecord) async {
+        do {
+            _ = try await client.pipeline([
+                RedisCommand("SET", keys.exit(record.tag), DocumentCodec.encode(record), "EX", 3600),
+                RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: record.tag))),
+            ])[0].throwingServerError(for: "SET")
+        } catch {
+            logger.warning("cannot record the worker's exit; the leader learns of it when its heartbeat expires",
+                           metadata: ["replica": "\(record.tag)", "error": "\(error.message)"])
+        }
     }
 
     /// Records every exited worker (the exit key, and a wake-up for the leader).
@@ -362,10 +375,7 @@ struct NodeAgentRun {
             WorkerProcesses.signalGroup(worker.pid, SIGKILL)
             let record = ExitRecord(tag: worker.tag, node: id, pid: exit.pid, code: exit.code, signal: exit.signal, exitedAt: wallClockNow())
             logger.info("worker exited", metadata: ["replica": "\(worker.tag)", "reason": "\(record.reason)"])
-            _ = try? await client.pipeline([
-                RedisCommand("SET", keys.exit(worker.tag), DocumentCodec.encode(record), "EX", 3600),
-                RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: worker.tag))),
-            ])
+            await writeExitRecord(record)
         }
     }
 

@@ -31,7 +31,7 @@ extension ClusterTest {
 
     /// Appends a request as a client does.
     public func append(_ operation: Request.Operation, goal: String) async throws {
-        _ = try await client.pipeline(ClusterClient.appendCommands(RequestEntry(goal: goal, operation: operation), keys: keys))
+        _ = try await client.pipeline(ClusterClient.appendCommands(RequestEntry(goal: goal, operation: operation), keys: keys))[0].throwingServerError(for: "XADD")
     }
 
     /// Returns once `goal` settled: subscribed first, then the goal key read, then messages.

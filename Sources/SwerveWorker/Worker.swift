@@ -241,7 +241,7 @@ struct WorkerRun {
                 var commands = [RedisCommand("SET", keys.ready(tag), DocumentCodec.encode(ready), "PX", configuration.heartbeatTTL.wholeMilliseconds)]
                 if announce { commands.append(RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .ready, subject: tag)))) }
                 do {
-                    _ = try await client.pipeline(commands)
+                    _ = try await client.pipeline(commands)[0].throwingServerError(for: "SET")
                     if announce { logger.info("ready", metadata: ["address": "\(ready.address)"]) }
                 } catch {
                     logger.warning("cannot write the ready key", metadata: ["error": "\(error.message)"])
@@ -261,7 +261,7 @@ struct WorkerRun {
                     RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .drained, subject: tag))),
                 ]
                 do {
-                    _ = try await client.pipeline(commands)
+                    _ = try await client.pipeline(commands)[0].throwingServerError(for: "SET")
                 } catch {
                     logger.error("cannot write the drained key", metadata: ["error": "\(error.message)"])
                     return 1
