@@ -33,9 +33,11 @@ public struct ClusterKeys: Sendable, Hashable {
     /// ZSET of node ids, scored by last heartbeat (Unix ms): how the leader finds nodes.
     public var nodes: String { prefix + "nodes" }
     /// HASH replica tag → ``AssignmentDocument``: exactly the replicas the node must run.
-    public func assignments(_ node: String) -> String { prefix + "node:" + node + ":assignments" }
+    /// Not under `node:`, which node agents may write (see ``AccessRoles``): only the leader
+    /// writes what a node runs.
+    public func assignments(_ node: String) -> String { prefix + "assignments:" + node }
     /// STRING integer, incremented with every change of the node's assignments.
-    public func assignmentsVersion(_ node: String) -> String { prefix + "node:" + node + ":assignments:version" }
+    public func assignmentsVersion(_ node: String) -> String { prefix + "assignments:" + node + ":version" }
     /// Channel: the node's assignments changed (message: the new version).
     public func nodeNotify(_ node: String) -> String { prefix + "node:" + node + ":notify" }
 

@@ -77,7 +77,7 @@ public struct NodeOwnerDocument: ProtocolDocument {
     }
 }
 
-/// A field of `swerve:{C}:node:{ID}:assignments` — written by the leader. The node agent runs a
+/// A field of `swerve:{C}:assignments:{ID}` — written by the leader. The node agent runs a
 /// worker for every field and kills any worker whose field is gone.
 public struct AssignmentDocument: ProtocolDocument {
     public static let currentSchemaVersion = 1

@@ -10,8 +10,8 @@ import Testing
     @Test func everyKeyCarriesTheClustersHashTag() {
         #expect(keys.node("n1") == "swerve:{prod}:node:n1")
         #expect(keys.nodes == "swerve:{prod}:nodes")
-        #expect(keys.assignments("n1") == "swerve:{prod}:node:n1:assignments")
-        #expect(keys.assignmentsVersion("n1") == "swerve:{prod}:node:n1:assignments:version")
+        #expect(keys.assignments("n1") == "swerve:{prod}:assignments:n1")
+        #expect(keys.assignmentsVersion("n1") == "swerve:{prod}:assignments:n1:version")
         #expect(keys.nodeNotify("n1") == "swerve:{prod}:node:n1:notify")
         #expect(keys.ready("api#x1") == "swerve:{prod}:replica:api#x1:ready")
         #expect(keys.drain("api#x1") == "swerve:{prod}:replica:api#x1:drain")
