@@ -140,7 +140,7 @@ final class HiredisConnection {
             switch command.name {
             case "AUTH":
                 let who = configuration.username.map { "user \"\($0)\"" } ?? "the default user"
-                throw RedisError(.authenticationFailed, "authentication to Redis at \(endpoint) as \(who) failed: \(message) — check the password in the URL, \(RedisConfiguration.passwordVariable) or \(RedisConfiguration.passwordFileVariable)")
+                throw RedisError(.authenticationFailed, "authentication to Redis at \(endpoint) as \(who) failed: \(message) — check the user (the URL or \(RedisConfiguration.userVariable)) and the password (the URL, \(RedisConfiguration.passwordVariable) or \(RedisConfiguration.passwordFileVariable))")
             case "SELECT":
                 throw RedisError(.authenticationFailed, "Redis at \(endpoint) refused database \(configuration.database): \(message)")
             case "PING" where message.hasPrefix("NOAUTH"):

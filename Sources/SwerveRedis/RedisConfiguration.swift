@@ -6,8 +6,11 @@ public import SwerveErrors
 ///
 /// The password never needs to be on a command line: it may come from the URL, from
 /// `SWERVE_REDIS_PASSWORD`, or from the file named by `SWERVE_REDIS_PASSWORD_FILE` (a
-/// Docker or Kubernetes secret). ``description`` never shows it.
+/// Docker or Kubernetes secret). ``description`` never shows it. The ACL user comes from the
+/// URL, else from `SWERVE_REDIS_USER`.
 public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
+    /// The environment variable holding the ACL user (when the URL names none).
+    public static let userVariable = "SWERVE_REDIS_USER"
     /// The environment variable holding the password.
     public static let passwordVariable = "SWERVE_REDIS_PASSWORD"
     /// The environment variable naming a file whose content (less a trailing newline) is the password.
@@ -54,7 +57,7 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `redis://[user[:password]@]host[:port][/db]` or `unix:///path/to.sock[?db=N]`
     /// and takes the password from the URL, else from the environment, else from the file
-    /// the environment names.
+    /// the environment names; the user from the URL, else from `SWERVE_REDIS_USER`.
     ///
     /// - Parameters:
     ///   - environment: the process environment (injected so tests need not change theirs).
@@ -68,6 +71,13 @@ public struct RedisConfiguration: Sendable, Hashable, CustomStringConvertible {
         self.init(endpoint: parsed.endpoint, username: parsed.username, password: parsed.password, database: parsed.database)
         if password == nil {
             password = try Self.password(environment: environment, readFile: readFile)
+        }
+        if username == nil {
+            username = environment[Self.userVariable].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        if let username, password == nil {
+            // Without a password no AUTH is sent: the connection would silently be `default`'s.
+            throw RedisError(.invalidConfiguration, "Redis user \"\(username)\" (from the URL or \(Self.userVariable)) has no password: set \(Self.passwordFileVariable) (or \(Self.passwordVariable), or put it in the URL)")
         }
         if case .sentinel(var sentinels) = endpoint {
             sentinels.username = environment[Self.sentinelUserVariable].flatMap { $0.isEmpty ? nil : $0 }

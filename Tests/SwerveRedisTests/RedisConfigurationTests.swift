@@ -120,6 +120,20 @@ import Testing
         #expect(configuration.password == "s3cret")
     }
 
+    @Test func theUserComesFromTheURLElseTheEnvironment() throws {
+        let fromEnvironment = try RedisConfiguration(url: "redis://h", environment: ["SWERVE_REDIS_USER": "swerve-node", "SWERVE_REDIS_PASSWORD": "p"], readFile: noFile)
+        #expect(fromEnvironment.username == "swerve-node")
+        let fromURL = try RedisConfiguration(url: "redis://app:p@h", environment: ["SWERVE_REDIS_USER": "swerve-node"], readFile: noFile)
+        #expect(fromURL.username == "app")
+    }
+
+    @Test func aUserWithoutAPasswordIsAnErrorRatherThanTheDefaultUser() {
+        #expect {
+            try RedisConfiguration(url: "redis://h", environment: ["SWERVE_REDIS_USER": "swerve-node"], readFile: noFile)
+        } throws: { ($0 as! RedisError).message.contains("\"swerve-node\"") && ($0 as! RedisError).message.contains("SWERVE_REDIS_PASSWORD_FILE") }
+        #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis://app@h", readFile: noFile) }
+    }
+
     @Test func bothSourcesAtOnceIsAnError() {
         #expect(throws: RedisError.self) {
             try RedisConfiguration(url: "redis://h", environment: ["SWERVE_REDIS_PASSWORD": "a", "SWERVE_REDIS_PASSWORD_FILE": "/f"], readFile: noFile)
