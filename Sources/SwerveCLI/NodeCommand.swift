@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import SwerveCore
+import SwerveErrors
 import SwerveNode
 import SwerveProtocol
 
@@ -110,14 +111,20 @@ struct NodeAgentCommand: AsyncParsableCommand {
         logger.logLevel = ProcessInfo.processInfo.environment["SWERVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let command = workerCommand.map { $0.split(separator: " ").map(String.init) } ?? [selfPath, "worker"]
+        let agentEnvironment = ProcessInfo.processInfo.environment
+        let workerCredentials: WorkerCredentials?
+        do { workerCredentials = try WorkerCredentials.from(environment: agentEnvironment, redisURL: cluster.redisURL) } catch {
+            throw ArgumentParser.ValidationError(error.message)
+        }
         var configuration = NodeConfiguration(
             redisURL: cluster.redisURL, redis: try cluster.redisConfiguration(), keys: try cluster.keys(), id: id, address: address,
             resources: Resources(cpu: try cpu, memoryBytes: try memoryBytes(), custom: try customResources()),
             shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)), workerCommand: command,
-            environment: ProcessInfo.processInfo.environment)
+            environment: workerCredentials?.workerEnvironment(from: agentEnvironment) ?? agentEnvironment)
         configuration.allowedCommands = try allowedCommands
         let commands = configuration.allowedCommands.patterns.isEmpty ? "any" : configuration.allowedCommands.patterns.joined(separator: ", ")
-        try exitIfDryRun("node", "id \(id), address \(address), cpu \(configuration.resources.cpu), cluster \(configuration.keys.cluster), commands \(commands)")
+        let workers = workerCredentials.map { "Redis user \($0.user)" } ?? "the agent's Redis credentials"
+        try exitIfDryRun("node", "id \(id), address \(address), cpu \(configuration.resources.cpu), cluster \(configuration.keys.cluster), commands \(commands), workers use \(workers)")
         do {
             try await NodeAgent.run(configuration, logger: logger)
         } catch {

@@ -5,8 +5,10 @@ public import SwerveErrors
 /// for one replica (see "the worker launch contract" in `docs/PROTOCOL.md`).
 ///
 /// Guarantees: ``environment()`` and ``init(environment:)`` are inverses; reading checks every
-/// variable and names each one that is missing or invalid in one error. The Redis password is
-/// not part of it: the agent's own `SWERVE_REDIS_PASSWORD[_FILE]` passes through unchanged.
+/// variable and names each one that is missing or invalid in one error. The Redis credentials
+/// are not part of it: the agent hands workers the worker role's (`SWERVE_WORKER_REDIS_USER`,
+/// `SWERVE_WORKER_REDIS_PASSWORD_FILE`, as `SWERVE_REDIS_USER` and
+/// `SWERVE_REDIS_PASSWORD_FILE`) when it has them, else its own pass through unchanged.
 public struct WorkerLaunchEnvironment: Sendable, Hashable {
     /// The variables' names.
     public enum Variable {
