@@ -1,0 +1,120 @@
+/// The Redis ACL users of one cluster: one per role, each allowed only the commands, keys and
+/// channels its processes use (`swerve acl` writes them as an ACL file; `docs/PROTOCOL.md`,
+/// "Access control", lists them).
+///
+/// Guarantees, as a pure value (no I/O):
+/// - every rule is confined to this cluster's prefix, except the Redis-wide `admin`,
+///   `replication` and `sentinel` users;
+/// - only `controller` may write the lease, the epoch, checkpoints, assignments, snapshots,
+///   goals, drain and config keys, or run `INFO`, `WAIT` and `SCAN`; nodes, workers and routers
+///   cannot read the checkpoint or the request stream (which hold replica configs and their
+///   environments);
+/// - no Swerve role may run a `@dangerous` command (`FLUSHALL`, `CONFIG`, `DEBUG`, `ACL`, `KEYS`…)
+///   and the `default` user is switched off, so a connection that does not authenticate can do
+///   nothing.
+public struct AccessRoles: Sendable, Hashable {
+    /// Who connects: one user each.
+    public enum Role: String, CaseIterable, Sendable {
+        /// `swerve controller`: leads, follows, fences its writes.
+        case controller
+        /// `swerve node`: registers and heartbeats its node, reads its assignments, records exits.
+        case node
+        /// `swerve worker`: its replica's ready and drained records; reads its assignment.
+        case worker
+        /// `swerve router`: reads the snapshots and follows their channel.
+        case router
+        /// The CLI's writing commands (`apply`, `scale`, `delete`, `node cordon|drain`…):
+        /// appends requests, cordons nodes, reads everything of the cluster.
+        case client
+        /// The CLI's reading commands (`get`, `describe`, `events`, `status`, `leader`, `health`).
+        case reader
+        /// An operator's `redis-cli`, backups: everything (Redis-wide).
+        case admin
+        /// Redis replicas replicating from the master (`masteruser`).
+        case replication
+        /// Redis Sentinels watching and failing over the servers (`sentinel auth-user`).
+        case sentinel
+
+        /// The roles of Swerve's own processes (not Redis's).
+        public static let swerveRoles: [Role] = [.controller, .node, .worker, .router, .client, .reader]
+    }
+
+    public let keys: ClusterKeys
+    /// Prepended to a role's name to name its user (default `swerve-`).
+    public let userPrefix: String
+
+    public static let defaultUserPrefix = "swerve-"
+
+    public init(keys: ClusterKeys, userPrefix: String = AccessRoles.defaultUserPrefix) {
+        self.keys = keys
+        self.userPrefix = userPrefix
+    }
+
+    /// Why `prefix` cannot prefix a user name (nil when it can): ACL files split on spaces.
+    public static func problem(withUserPrefix prefix: String) -> String? {
+        guard prefix.count <= 64, prefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            return "\"\(prefix)\" must be at most 64 letters, digits, \"-\", \"_\" or \".\""
+        }
+        return nil
+    }
+
+    /// The user `role` connects as.
+    public func user(_ role: Role) -> String { userPrefix + role.rawValue }
+
+    /// What every Swerve process sends on connecting (`AUTH`, `CLIENT SETNAME`, `SELECT`,
+    /// `PING`, and `ROLE` behind Sentinel).
+    private static let connecting = ["+auth", "+ping", "+client|setname", "+select", "+role"]
+
+    /// `role`'s rules after `resetkeys resetchannels -@all`, in ACL syntax.
+    public func rules(_ role: Role) -> [String] {
+        let p = keys.prefix
+        switch role {
+        case .controller:
+            return ["~\(p)*", "&\(p)*",
+                    "+@read", "+@write", "+@pubsub", "-@dangerous",
+                    "+evalsha", "+script|load", "+info", "+wait", "+scan", "+time"] + Self.connecting
+        case .node:
+            return ["%R~\(p)assignments:*", "%R~\(p)replica:*:drain", "%R~\(p)leader",
+                    "~\(p)node:*", "~\(p)nodes", "~\(p)replica:*:exit",
+                    "&\(p)wake", "&\(p)node:*:notify",
+                    "+get", "+mget", "+exists", "+hgetall", "+set", "+del", "+pexpire", "+zadd", "+zrem",
+                    "+publish", "+subscribe", "+unsubscribe", "+evalsha", "+script|load"] + Self.connecting
+        case .worker:
+            return ["%R~\(p)assignments:*", "%R~\(p)replica:*:drain", "%R~\(p)replica:*:config",
+                    "~\(p)replica:*:ready", "~\(p)replica:*:drained",
+                    "&\(p)wake", "&\(p)replica:*:control",
+                    "+get", "+hget", "+set", "+del", "+publish", "+subscribe", "+unsubscribe"] + Self.connecting
+        case .router:
+            return ["%R~\(p)snapshot:*", "&\(p)snapshots", "+get", "+subscribe", "+unsubscribe"] + Self.connecting
+        case .client:
+            return ["%R~\(p)*", "%W~\(p)requests", "%W~\(p)cordons", "&\(p)*",
+                    "+@read", "-@dangerous", "+xadd", "+hset", "+hdel", "+publish", "+subscribe", "+unsubscribe"] + Self.connecting
+        case .reader:
+            return ["%R~\(p)*", "&\(p)*", "+@read", "-@dangerous", "+subscribe", "+unsubscribe"] + Self.connecting
+        case .admin:
+            return ["~*", "&*", "+@all"]
+        case .replication:
+            return ["+psync", "+replconf", "+ping"]
+        case .sentinel:
+            return ["&*", "+multi", "+exec", "+slaveof", "+replicaof", "+ping", "+subscribe", "+publish", "+info", "+role",
+                    "+config|rewrite", "+client|setname", "+client|kill", "+script|kill"]
+        }
+    }
+
+    /// `role`'s line of an ACL file, its password given by its SHA-256 (the file never holds
+    /// the password itself).
+    public func aclLine(_ role: Role, passwordSHA256: String) -> String {
+        (["user", user(role), "on", "#" + passwordSHA256, "resetkeys", "resetchannels", "-@all"] + rules(role)).joined(separator: " ")
+    }
+
+    /// A whole ACL file: every role's user, with `passwords` (role → password), and the
+    /// `default` user switched off.
+    public func aclFile(passwords: [Role: String]) -> String {
+        var lines = ["user default off resetkeys resetchannels -@all"]
+        for role in Role.allCases {
+            guard let password = passwords[role] else { continue }
+            lines.append(aclLine(role, passwordSHA256: sha256Hex(Array(password.utf8))))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,60 @@
+import SwerveProtocol
+import Testing
+
+@Suite struct SHA256Vectors {
+    /// FIPS 180-4's examples, and one that spans two blocks of padding.
+    @Test(arguments: [
+        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+        (String(repeating: "a", count: 1000), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3"),
+    ])
+    func matchesTheStandard(message: String, digest: String) {
+        #expect(sha256Hex(Array(message.utf8)) == digest)
+    }
+}
+
+@Suite struct AccessRoleRules {
+    let roles = AccessRoles(keys: try! ClusterKeys(cluster: "prod"))
+
+    /// Every pattern of a Swerve role lies under the cluster's prefix: no role reaches another
+    /// cluster's keys or channels on a shared Redis.
+    @Test func swerveRolesStayInTheirCluster() {
+        for role in AccessRoles.Role.swerveRoles {
+            for rule in roles.rules(role) where rule.contains("~") || rule.hasPrefix("&") {
+                let pattern = rule.drop { $0 != "~" && $0 != "&" }.dropFirst()
+                #expect(pattern.hasPrefix("swerve:{prod}:"), "\(role): \(rule)")
+            }
+        }
+    }
+
+    @Test func noSwerveRoleMayRunEveryCommandOrWriteWhatOnlyTheLeaderWrites() {
+        for role in AccessRoles.Role.swerveRoles {
+            let rules = roles.rules(role)
+            #expect(!rules.contains("+@all"), "\(role)")
+            #expect(!rules.contains("+@admin"), "\(role)")
+            if rules.contains("+@read") || rules.contains("+@write") { #expect(rules.contains("-@dangerous"), "\(role)") }
+        }
+        // The keys nodes and workers write are not where assignments live.
+        for rule in roles.rules(.node) + roles.rules(.worker) where rule.hasPrefix("~") || rule.hasPrefix("%W") || rule.hasPrefix("%RW") {
+            #expect(!rule.contains("assignments") && !rule.contains("snapshot") && !rule.contains("lease"), "\(rule)")
+        }
+        #expect(roles.rules(.router).filter { $0.contains("~") } == ["%R~swerve:{prod}:snapshot:*"])
+    }
+
+    @Test func theFileSwitchesDefaultOffAndHoldsOnlyHashes() {
+        let file = roles.aclFile(passwords: [.controller: "hunter2", .router: "correct horse"])
+        let lines = file.split(separator: "\n")
+        #expect(lines.first == "user default off resetkeys resetchannels -@all")
+        #expect(lines.count == 3)
+        #expect(!file.contains("hunter2") && !file.contains("correct horse"))
+        #expect(file.contains("user swerve-controller on #\(sha256Hex(Array("hunter2".utf8))) resetkeys resetchannels -@all ~swerve:{prod}:*"))
+        #expect(AccessRoles(keys: roles.keys, userPrefix: "prod-").user(.node) == "prod-node")
+    }
+
+    @Test func aUserPrefixMustNotBreakTheFile() {
+        #expect(AccessRoles.problem(withUserPrefix: "swerve-prod-") == nil)
+        #expect(AccessRoles.problem(withUserPrefix: "a b") != nil)
+        #expect(AccessRoles.problem(withUserPrefix: "a\n") != nil)
+    }
+}
