@@ -1,7 +1,7 @@
 import Foundation
 import Glibc
 public import SwerveProtocol
-import SwerveRedis
+public import SwerveRedis
 import SwerveSystem
 import Synchronization
 import Logging
@@ -33,7 +33,8 @@ public final class LocalCluster: Sendable {
         /// The log level of every process (`SWERVE_LOG_LEVEL`).
         public var logLevel = "info"
         /// Run the embedded Redis highly available: a master, two replicas and three Sentinels
-        /// (quorum 2), every member given the `redis-sentinel://` URL.
+        /// (quorum 2), every member given the `redis-sentinel://` URL, with the ACL users of
+        /// `swerve acl`: each member connects as its role (see ``accessControlled``).
         public var highlyAvailable = false
         /// Members that run inside a network namespace (by name): they reach the embedded
         /// Redis at the namespace's host address, which it binds too, so cutting the namespace
@@ -70,6 +71,9 @@ public final class LocalCluster: Sendable {
     private let held = Mutex<Set<String>>([])
 
     public init(settings: Settings) throws {
+        var settings = settings
+        // Absolute: Redis changes into its data directory, and members read files named here.
+        if !settings.directory.hasPrefix("/") { settings.directory = FileManager.default.currentDirectoryPath + "/" + settings.directory }
         self.settings = settings
         keys = try ClusterKeys(cluster: settings.cluster)
         try FileManager.default.createDirectory(atPath: "\(settings.directory)/logs", withIntermediateDirectories: true)
@@ -108,23 +112,34 @@ public final class LocalCluster: Sendable {
             "--port", "\(chosen)", "--bind", addresses.joined(separator: " "), "--dir", redisDirectory, "--appendonly", "yes",
             "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
         ] + (settings.namespaces.isEmpty ? [] : ["--protected-mode", "no"]))
-        try await awaitRedis(url)
+        try await awaitRedis()
     }
 
     /// A master (`redis`), two replicas (`redis-replica-N`) and three Sentinels (`sentinel-N`),
-    /// each with its data or state under ``redisDirectory``; returns once the sentinels see both
-    /// replicas and a client through them gets an answer. The supervisor restarts each like any
-    /// member: a master that comes back is turned into a replica by the sentinels.
+    /// each with its data or state under ``redisDirectory``, enforcing `swerve acl`'s users;
+    /// returns once the sentinels see both replicas and a client through them gets an answer.
+    /// The supervisor restarts each like any member: a master that comes back is turned into a
+    /// replica by the sentinels.
     private func startHighlyAvailableRedis() async throws {
         let master = try freeLoopbackPort()
         let replicas = try [freeLoopbackPort(), freeLoopbackPort()]
         let sentinels = try [freeLoopbackPort(), freeLoopbackPort(), freeLoopbackPort()]
         let url = "redis-sentinel://" + sentinels.map { "127.0.0.1:\($0)" }.joined(separator: ",") + "#\(Self.sentinelMaster)"
         embeddedRedis.withLock { $0 = (master, url) }
+        try writeAccessControl()
+        let roles = AccessRoles(keys: keys)
+        // Passwords go in configuration files (mode 0600), never on a command line.
+        let serverConfig = "\(redisDirectory)/server.conf"
+        try writePrivately(serverConfig, """
+            aclfile \(aclFile)
+            masteruser \(roles.user(.replication))
+            masterauth \(try password(.replication))
+
+            """)
         func server(_ name: String, _ port: Int, _ extra: [String]) throws {
             let directory = "\(redisDirectory)/\(name)"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try start(name, role: .redis, executable: "redis-server", arguments: [
+            try start(name, role: .redis, executable: "redis-server", arguments: [serverConfig,
                 "--port", "\(port)", "--bind", "127.0.0.1", "--dir", directory, "--appendonly", "yes",
                 "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
                 // An old master cut off from its replicas refuses writes (no split brain).
@@ -135,21 +150,26 @@ public final class LocalCluster: Sendable {
         for (index, port) in replicas.enumerated() { try server("redis-replica-\(index + 1)", port, ["--replicaof", "127.0.0.1", "\(master)"]) }
         for (index, port) in sentinels.enumerated() {
             let config = "\(redisDirectory)/sentinel-\(index + 1).conf"
-            try """
+            try writePrivately(config, """
                 sentinel monitor \(Self.sentinelMaster) 127.0.0.1 \(master) 2
                 sentinel down-after-milliseconds \(Self.sentinelMaster) 1000
                 sentinel failover-timeout \(Self.sentinelMaster) 5000
                 sentinel parallel-syncs \(Self.sentinelMaster) 1
-                """.write(toFile: config, atomically: true, encoding: .utf8)
+                sentinel auth-user \(Self.sentinelMaster) \(roles.user(.sentinel))
+                sentinel auth-pass \(Self.sentinelMaster) \(try password(.sentinel))
+
+                """)
             try start("sentinel-\(index + 1)", role: .redis, executable: "redis-server",
                       arguments: [config, "--sentinel", "--port", "\(port)", "--bind", "127.0.0.1"])
         }
-        try await awaitRedis(url)
+        try await awaitRedis()
         // The master takes writes only with a replica in sync (min-replicas-to-write): wait for
         // both, so that no member starts against a master that refuses it.
         let logger = Logger(label: "swerve.launcher") { _ in SwiftLogNoOpLogHandler() }
         let deadline = ContinuousClock.now + .seconds(20)
-        let masterClient = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(master)"), logger: logger)
+        var direct = try redisConfiguration()
+        direct.endpoint = .tcp(host: "127.0.0.1", port: master)
+        let masterClient = RedisClient(configuration: direct, logger: logger)
         defer { masterClient.close() }
         while (try? await masterClient.send("WAIT", replicas.count, 100))?.integer != Int64(replicas.count) {
             guard ContinuousClock.now < deadline else { throw LauncherError("the replicas did not sync with the master within 20 s; see \(logDirectory)/redis-replica-*.log") }
@@ -174,6 +194,72 @@ public final class LocalCluster: Sendable {
         guard !settings.highlyAvailable else { throw LauncherError("restartRedis: a highly available Redis fails over instead; signal its master") }
         stop("redis", timeout: .seconds(10))
         try await startRedis()
+    }
+
+    // MARK: Access control
+
+    /// Whether the embedded Redis enforces the ACL users of `swerve acl` (in
+    /// ``Settings/highlyAvailable`` mode): then controllers, node agents (and their workers)
+    /// and routers each connect as their role, and the launcher as the admin user.
+    public var accessControlled: Bool { settings.highlyAvailable && settings.redisURL == nil }
+
+    /// The password files of `swerve acl`, one per role.
+    public var secretsDirectory: String { "\(settings.directory)/secrets" }
+
+    /// The ACL file the embedded servers load.
+    public var aclFile: String { "\(redisDirectory)/users.acl" }
+
+    /// The environment that makes a Swerve process connect as `role` (empty when not
+    /// ``accessControlled``).
+    public func credentials(_ role: AccessRoles.Role) -> [String: String] {
+        guard accessControlled else { return [:] }
+        var environment = ["SWERVE_REDIS_USER": AccessRoles(keys: keys).user(role), "SWERVE_REDIS_PASSWORD_FILE": "\(secretsDirectory)/\(role.rawValue)"]
+        if role == .node {
+            environment["SWERVE_WORKER_REDIS_USER"] = AccessRoles(keys: keys).user(.worker)
+            environment["SWERVE_WORKER_REDIS_PASSWORD_FILE"] = "\(secretsDirectory)/worker"
+        }
+        return environment
+    }
+
+    /// How the launcher and the harnesses around it connect: as the admin user when
+    /// ``accessControlled``.
+    public func redisConfiguration() throws -> RedisConfiguration {
+        var configuration = try RedisConfiguration(url: redisURL, environment: ProcessInfo.processInfo.environment)
+        if accessControlled {
+            configuration.username = AccessRoles(keys: keys).user(.admin)
+            configuration.password = try password(.admin)
+        }
+        return configuration
+    }
+
+    /// Runs `swerve acl`: the ACL file and the password files (kept from an earlier run).
+    private func writeAccessControl() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: settings.swerve)
+        process.arguments = ["acl", "--cluster", settings.cluster, "--secrets", secretsDirectory, "--output", aclFile]
+        let log = "\(logDirectory)/acl.log"
+        guard FileManager.default.createFile(atPath: log, contents: nil), let output = FileHandle(forWritingAtPath: log) else {
+            throw LauncherError("cannot write \(log)")
+        }
+        defer { try? output.close() }
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw LauncherError("swerve acl failed; see \(log)") }
+    }
+
+    private func password(_ role: AccessRoles.Role) throws -> String {
+        let text = try String(contentsOfFile: "\(secretsDirectory)/\(role.rawValue)", encoding: .utf8)
+        return text.trimmingCharacters(in: .newlines)
+    }
+
+    /// Writes `text` to `path` readable by its owner alone.
+    private func writePrivately(_ path: String, _ text: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw LauncherError("cannot write \(path)")
+        }
+        chmod(path, 0o600)
     }
 
     /// Starts a controller; inside its namespace when ``Settings/namespaces`` names one.
@@ -211,6 +297,12 @@ public final class LocalCluster: Sendable {
     private func start(_ name: String, role: Member.Role, executable: String, arguments: [String]) throws {
         var environment = ProcessInfo.processInfo.environment
         environment["SWERVE_LOG_LEVEL"] = settings.logLevel
+        switch role {
+        case .controller: environment.merge(credentials(.controller)) { $1 }
+        case .node: environment.merge(credentials(.node)) { $1 }
+        case .router: environment.merge(credentials(.router)) { $1 }
+        case .redis: break
+        }
         let pid: Int32
         switch spawnProcess(executable: executable, arguments: arguments, environment: environment, newProcessGroup: true,
                             outputPath: "\(logDirectory)/\(name).log") {
@@ -319,9 +411,9 @@ public final class LocalCluster: Sendable {
         return result == pid || (result == -1 && errno == ECHILD)
     }
 
-    private func awaitRedis(_ url: String) async throws {
+    private func awaitRedis() async throws {
         let logger = Logger(label: "swerve.launcher") { _ in SwiftLogNoOpLogHandler() }
-        let client = RedisClient(configuration: try RedisConfiguration(url: url), logger: logger)
+        let client = RedisClient(configuration: try redisConfiguration(), logger: logger)
         defer { client.close() }
         let deadline = ContinuousClock.now + .seconds(15)
         while ContinuousClock.now < deadline {

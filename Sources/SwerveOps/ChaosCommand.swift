@@ -102,6 +102,9 @@ struct ChaosCommand: AsyncParsableCommand {
         // A cluster of its own (supervised, so what a fault kills comes back), or a running one.
         let keys: ClusterKeys
         let redisURL: String
+        /// The harness's own connection: the environment's credentials when attached, the
+        /// admin user's on a cluster of its own with ACLs.
+        let redisConfiguration: RedisConfiguration
         let listen: String
         var owned: LocalCluster?
         var supervisor: Task<Void, Never>?
@@ -112,6 +115,7 @@ struct ChaosCommand: AsyncParsableCommand {
         if let attach, let router {
             keys = try ClusterKeys(cluster: cluster)
             redisURL = attach
+            redisConfiguration = try RedisConfiguration(url: attach, environment: ProcessInfo.processInfo.environment)
             listen = router
             say("attached to cluster \(keys.cluster): redis \(redisURL), router \(listen)")
         } else {
@@ -137,6 +141,7 @@ struct ChaosCommand: AsyncParsableCommand {
             supervisor = cluster.supervise { name in say("supervisor: restarted \(name)") }
             keys = cluster.keys
             redisURL = cluster.redisURL
+            redisConfiguration = try cluster.redisConfiguration()
             say("cluster \(keys.cluster) up: redis \(redisURL), router \(listen), logs \(cluster.logDirectory)"
                 + (namespaces.isEmpty ? "" : "; controllers in namespaces " + namespaces.sorted { $0.key < $1.key }.map(\.value.name).joined(separator: ", ")))
         }
@@ -148,7 +153,7 @@ struct ChaosCommand: AsyncParsableCommand {
         let mayRestartRedis = owned != nil || restartRedis
 
         let logger = Logger(label: "swerve-ops") { _ in SwiftLogNoOpLogHandler() }
-        let redis = RedisClient(configuration: try RedisConfiguration(url: redisURL), logger: logger)
+        let redis = RedisClient(configuration: redisConfiguration, logger: logger)
         defer { redis.close() }
         let client = ClusterClient(keys: keys, client: redis, logger: logger)
         let watch = LeaderWatch(client: client)

@@ -84,14 +84,20 @@ struct UpCommand: AsyncParsableCommand {
         try cluster.startRouter("router-1", listen: listen, admin: admin)
 
         let logger = Logger(label: "swerve-ops") { _ in SwiftLogNoOpLogHandler() }
-        let redis = RedisClient(configuration: try RedisConfiguration(url: cluster.redisURL), logger: logger)
+        let redis = RedisClient(configuration: try cluster.redisConfiguration(), logger: logger)
         defer { redis.close() }
         let client = ClusterClient(keys: cluster.keys, client: redis, logger: logger)
-        let mode = ha ? "highly available: a master, 2 replicas, 3 sentinels; " : self.redis == nil ? "single server; " : "yours"
+        let mode = ha ? "highly available: a master, 2 replicas, 3 sentinels, ACLs; " : self.redis == nil ? "single server; " : "yours"
         print("redis:   \(cluster.redisURL) (\(mode)" + (self.redis == nil ? "data in \(cluster.redisDirectory), AOF on)" : ")"))
         print("router:  http://\(listen)   (routes: http://\(admin)/-/routes, metrics: http://\(admin)/metrics)")
         print("logs:    \(cluster.logDirectory)")
         print("cli:     export SWERVE_REDIS_URL=\(cluster.redisURL) SWERVE_CLUSTER=\(cluster.keys.cluster)")
+        if cluster.accessControlled {
+            // The client role submits and reads; `swerve acl`'s other users are for the services.
+            let client = cluster.credentials(.client)
+            print("         export " + client.keys.sorted().map { "\($0)=\(client[$0]!)" }.joined(separator: " "))
+            print("acl:     a Redis user per role (\(cluster.aclFile)); passwords in \(cluster.secretsDirectory)")
+        }
         if !apply.isEmpty {
             let text = try String(contentsOfFile: apply, encoding: .utf8)
             for spec in try BackendSpec.parse(text, source: apply) {
