@@ -10,8 +10,8 @@
 ///   cannot read the checkpoint or the request stream (which hold replica configs and their
 ///   environments);
 /// - no Swerve role may run a `@dangerous` command (`FLUSHALL`, `CONFIG`, `DEBUG`, `ACL`, `KEYS`…)
-///   and the `default` user is switched off, so a connection that does not authenticate can do
-///   nothing.
+///   and the `default` user has a password (the admin's), so a connection that does not
+///   authenticate can do nothing.
 public struct AccessRoles: Sendable, Hashable {
     /// Who connects: one user each.
     public enum Role: String, CaseIterable, Sendable {
@@ -32,11 +32,20 @@ public struct AccessRoles: Sendable, Hashable {
         case admin
         /// Redis replicas replicating from the master (`masteruser`).
         case replication
-        /// Redis Sentinels watching and failing over the servers (`sentinel auth-user`).
+        /// Redis Sentinels watching and failing over the servers (`sentinel auth-user`); on the
+        /// sentinels, the user they ask of each other (`sentinel sentinel-user`).
         case sentinel
+        /// On the sentinels only: every Swerve process asking where the master is
+        /// (`SWERVE_SENTINEL_USER`); it can ask nothing else, so it cannot point clients at
+        /// another server.
+        case discovery
 
         /// The roles of Swerve's own processes (not Redis's).
         public static let swerveRoles: [Role] = [.controller, .node, .worker, .router, .client, .reader]
+        /// The users of the Redis servers' ACL file.
+        public static let serverRoles: [Role] = allCases.filter { $0 != .discovery }
+        /// The users of the sentinels' ACL.
+        public static let sentinelRoles: [Role] = [.discovery, .sentinel, .admin]
     }
 
     public let keys: ClusterKeys
@@ -65,7 +74,8 @@ public struct AccessRoles: Sendable, Hashable {
     /// `PING`, and `ROLE` behind Sentinel).
     private static let connecting = ["+auth", "+ping", "+client|setname", "+select", "+role"]
 
-    /// `role`'s rules after `resetkeys resetchannels -@all`, in ACL syntax.
+    /// `role`'s rules on the Redis servers after `resetkeys resetchannels -@all`, in ACL syntax
+    /// (none for ``Role/discovery``, which exists on the sentinels alone).
     public func rules(_ role: Role) -> [String] {
         let p = keys.prefix
         switch role {
@@ -98,6 +108,17 @@ public struct AccessRoles: Sendable, Hashable {
         case .sentinel:
             return ["&*", "+multi", "+exec", "+slaveof", "+replicaof", "+ping", "+subscribe", "+publish", "+info", "+role",
                     "+config|rewrite", "+client|setname", "+client|kill", "+script|kill"]
+        case .discovery:
+            return []
+        }
+    }
+
+    /// `role`'s rules on the sentinels, nil for a role that has no user there.
+    public func sentinelRules(_ role: Role) -> [String]? {
+        switch role {
+        case .discovery: return ["+auth", "+ping", "+client|setname", "+sentinel|get-master-addr-by-name"]
+        case .sentinel, .admin: return ["&*", "+@all"]
+        default: return nil
         }
     }
 
@@ -107,13 +128,34 @@ public struct AccessRoles: Sendable, Hashable {
         (["user", user(role), "on", "#" + passwordSHA256, "resetkeys", "resetchannels", "-@all"] + rules(role)).joined(separator: " ")
     }
 
-    /// A whole ACL file: every role's user, with `passwords` (role → password), and the
-    /// `default` user switched off.
+    /// A whole ACL file for the Redis servers: every role's user, with `passwords` (role →
+    /// password).
+    ///
+    /// The `default` user is not switched off but given the admin's password and rights:
+    /// Redis replays an append-only file as `default` and re-checks its permissions at each
+    /// `EXEC` (redis/redis#14541, fixed after 7.2), so with `default` off a restart silently
+    /// drops every transaction in the file — every script's writes, the checkpoint among them.
+    /// A connection that does not authenticate is still refused everything (`NOAUTH`). Without
+    /// an admin password, `default` is switched off.
     public func aclFile(passwords: [Role: String]) -> String {
         var lines = ["user default off resetkeys resetchannels -@all"]
-        for role in Role.allCases {
+        if let admin = passwords[.admin] {
+            lines = ["user default on #\(sha256Hex(Array(admin.utf8))) resetkeys resetchannels -@all " + rules(.admin).joined(separator: " ")]
+        }
+        for role in Role.serverRoles {
             guard let password = passwords[role] else { continue }
             lines.append(aclLine(role, passwordSHA256: sha256Hex(Array(password.utf8))))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The `user` lines for the sentinels' configuration files (Sentinel takes ACL users there,
+    /// not from an ACL file), the `default` user switched off.
+    public func sentinelUsers(passwords: [Role: String]) -> String {
+        var lines = ["user default off resetchannels -@all"]
+        for role in Role.sentinelRoles {
+            guard let password = passwords[role], let rules = sentinelRules(role) else { continue }
+            lines.append((["user", user(role), "on", "#" + sha256Hex(Array(password.utf8)), "resetchannels", "-@all"] + rules).joined(separator: " "))
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -28,7 +28,7 @@ import Testing
         secrets = scratch + "/secrets"
         let (status, output) = try runSwerve(["acl", "--cluster", keys.cluster, "--secrets", secrets, "--output", scratch + "/users.acl"])
         guard status == 0 else { throw TestFailure("swerve acl failed: \(output)") }
-        redis = try RedisServerProcess(extraArguments: ["--aclfile", scratch + "/users.acl"])
+        redis = try RedisServerProcess(extraArguments: ["--aclfile", scratch + "/users.acl", "--appendonly", "yes", "--appendfsync", "always"])
         try await redis.start()
         url = redis.url
         client = RedisClient(configuration: try Self.configuration(redis, secrets, .client), logger: logger)
@@ -168,6 +168,23 @@ import Testing
         // A connection that does not authenticate can do nothing.
         let anonymous = RedisClient(configuration: RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: redis.port)), logger: logger)
         await #expect(throws: RedisError.self) { try await anonymous.send("GET", keys.lease) }
+    }
+
+    /// Redis replays its append-only file as `default`, re-checking each `EXEC`'s permissions
+    /// (redis/redis#14541): had `default` no rights, every script's writes — each fenced step,
+    /// the checkpoint — would silently vanish on restart.
+    @Test func aRestartFromTheAppendOnlyFileKeepsWhatScriptsWrote() async throws {
+        defer { redis.kill() }
+        let controller = try connection(.controller)
+        let script = RedisScript("redis.call('SET', KEYS[1], ARGV[1]) redis.call('SET', KEYS[2], ARGV[1]) return 1")
+        #expect(try await controller.send(script.command(keys: [keys.checkpoint, keys.checkpointEpoch], arguments: ["7"])).integer == 1)
+        redis.kill()
+        try await redis.start()
+        let reopened = try connection(.controller)
+        #expect(try await reopened.send("MGET", keys.checkpoint, keys.checkpointEpoch).array?.map(\.string) == ["7", "7"])
+        // And a connection that does not authenticate is still refused.
+        let anonymous = RedisClient(configuration: RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: redis.port)), logger: logger)
+        await #expect(throws: RedisError.self) { try await anonymous.send("GET", keys.checkpoint) }
     }
 
     /// Returns once the routed replicas satisfy `condition` (10 s at most).

@@ -1,3 +1,4 @@
+import Glibc
 import SwerveProtocol
 import Testing
 
@@ -35,18 +36,43 @@ import Testing
             #expect(!rules.contains("+@admin"), "\(role)")
             if rules.contains("+@read") || rules.contains("+@write") { #expect(rules.contains("-@dangerous"), "\(role)") }
         }
-        // The keys nodes and workers write are not where assignments live.
-        for rule in roles.rules(.node) + roles.rules(.worker) where rule.hasPrefix("~") || rule.hasPrefix("%W") || rule.hasPrefix("%RW") {
-            #expect(!rule.contains("assignments") && !rule.contains("snapshot") && !rule.contains("lease"), "\(rule)")
+        // What only the leader writes matches no pattern a node, worker, router or reader may write.
+        let keys = roles.keys
+        let leaderOnly = [keys.assignments("n1"), keys.assignmentsVersion("n1"), keys.routingSnapshot, keys.configsSnapshot, keys.lease,
+                          keys.epoch, keys.checkpoint, keys.leader, keys.goal("g"), keys.drain("api#1"), keys.userConfig("api#1"), keys.status]
+        for role in [AccessRoles.Role.node, .worker, .router, .client, .reader] {
+            for pattern in patterns(roles.rules(role), writable: true) {
+                for key in leaderOnly { #expect(fnmatch(pattern, key, 0) != 0, "\(role) may write \(key) (\(pattern))") }
+            }
         }
-        #expect(roles.rules(.router).filter { $0.contains("~") } == ["%R~swerve:{prod}:snapshot:*"])
+        // Replica configs and their environments: the checkpoint, the requests, assignments.
+        for role in [AccessRoles.Role.router, .worker, .node] {
+            for pattern in patterns(roles.rules(role), writable: false) {
+                for key in [keys.checkpoint, keys.requests] { #expect(fnmatch(pattern, key, 0) != 0, "\(role) may read \(key) (\(pattern))") }
+            }
+        }
+        #expect(patterns(roles.rules(.router), writable: false).allSatisfy { fnmatch($0, keys.assignments("n1"), 0) != 0 })
     }
 
-    @Test func theFileSwitchesDefaultOffAndHoldsOnlyHashes() {
+    /// The key patterns of `rules` that allow writing (`~`, `%W~`, `%RW~`), or reading (`~`, `%R~`, `%RW~`).
+    func patterns(_ rules: [String], writable: Bool) -> [String] {
+        rules.compactMap { rule in
+            guard let tilde = rule.firstIndex(of: "~") else { return nil }
+            let permission = rule[..<tilde]
+            let allowed = permission.isEmpty || permission.contains(writable ? "W" : "R")
+            return allowed ? String(rule[rule.index(after: tilde)...]) : nil
+        }
+    }
+
+    @Test func theFileHoldsOnlyHashesAndDefaultNeedsAPassword() {
         let file = roles.aclFile(passwords: [.controller: "hunter2", .router: "correct horse"])
         let lines = file.split(separator: "\n")
         #expect(lines.first == "user default off resetkeys resetchannels -@all")
         #expect(lines.count == 3)
+        // With an admin password, default takes it (Redis replays its append-only file as default).
+        let withAdmin = roles.aclFile(passwords: [.admin: "root-pw"]).split(separator: "\n")
+        #expect(withAdmin.first == "user default on #\(sha256Hex(Array("root-pw".utf8))) resetkeys resetchannels -@all ~* &* +@all")
+        #expect(!withAdmin.contains { $0.contains("nopass") })
         #expect(!file.contains("hunter2") && !file.contains("correct horse"))
         #expect(file.contains("user swerve-controller on #\(sha256Hex(Array("hunter2".utf8))) resetkeys resetchannels -@all ~swerve:{prod}:*"))
         #expect(AccessRoles(keys: roles.keys, userPrefix: "prod-").user(.node) == "prod-node")
