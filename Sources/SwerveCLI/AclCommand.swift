@@ -13,7 +13,9 @@ struct AclCommand: ParsableCommand {
             Users: swerve-controller, -node, -worker, -router, -client (the CLI's writing
             commands), -reader (get, describe, events, status, leader, health), -admin (an
             operator's redis-cli), -replication (Redis replicas' masteruser) and -sentinel
-            (Sentinel's auth-user). The default user is switched off. The file names each
+            (Sentinel's auth-user). On the sentinels (--sentinel-output): -discovery, which
+            may only ask where the master is (every Swerve process's SWERVE_SENTINEL_USER),
+            -sentinel (their sentinel-user) and -admin. The default user is switched off. The file names each
             password by its SHA-256 only; the passwords are in DIR, one file per role, made
             (mode 0600) when absent and reused when present, so running this again keeps them.
 
@@ -40,6 +42,9 @@ struct AclCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the ACL file (default: standard output).", valueName: "file"))
     var output: String?
 
+    @Option(help: ArgumentHelp("Where to write the sentinels' users, lines for each sentinel's configuration file.", valueName: "file"))
+    var sentinelOutput: String?
+
     func validate() throws {
         if let problem = AccessRoles.problem(withUserPrefix: userPrefix) { throw ValidationError("--user-prefix: \(problem)") }
         if secrets.isEmpty { throw ValidationError("--secrets: give a directory") }
@@ -61,16 +66,24 @@ struct AclCommand: ParsableCommand {
             FileHandle.standardError.write(Data("swerve acl: \(error.message)\n".utf8))
             throw ExitCode(1)
         }
+        if let sentinelOutput {
+            try write(roles.sentinelUsers(passwords: passwords), to: sentinelOutput, option: "--sentinel-output")
+            FileHandle.standardError.write(Data("wrote \(sentinelOutput): add its lines to each sentinel's configuration file\n".utf8))
+        }
         let file = roles.aclFile(passwords: passwords)
         guard let output else {
             print(file, terminator: "")
             return
         }
-        guard FileManager.default.createFile(atPath: output, contents: Data(file.utf8)) else {
-            FileHandle.standardError.write(Data("swerve acl: --output: cannot write \(output)\n".utf8))
+        try write(file, to: output, option: "--output")
+        FileHandle.standardError.write(Data("wrote \(output): load it with redis-server --aclfile \(output)\n".utf8))
+    }
+
+    private func write(_ text: String, to path: String, option: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+            FileHandle.standardError.write(Data("swerve acl: \(option): cannot write \(path)\n".utf8))
             throw ExitCode(1)
         }
-        FileHandle.standardError.write(Data("wrote \(output): load it with redis-server --aclfile \(output)\n".utf8))
     }
 }
 

@@ -157,7 +157,9 @@ public final class LocalCluster: Sendable {
                 sentinel parallel-syncs \(Self.sentinelMaster) 1
                 sentinel auth-user \(Self.sentinelMaster) \(roles.user(.sentinel))
                 sentinel auth-pass \(Self.sentinelMaster) \(try password(.sentinel))
-
+                sentinel sentinel-user \(roles.user(.sentinel))
+                sentinel sentinel-pass \(try password(.sentinel))
+                \(try String(contentsOfFile: sentinelUsersFile, encoding: .utf8))
                 """)
             try start("sentinel-\(index + 1)", role: .redis, executable: "redis-server",
                       arguments: [config, "--sentinel", "--port", "\(port)", "--bind", "127.0.0.1"])
@@ -178,7 +180,8 @@ public final class LocalCluster: Sendable {
         // The sentinels learn the replicas from the master within a second or so: a failover
         // before that would have nothing to promote.
         for port in sentinels {
-            let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)"), logger: logger)
+            direct.endpoint = .tcp(host: "127.0.0.1", port: port)
+            let client = RedisClient(configuration: direct, logger: logger)
             defer { client.close() }
             while (try? await client.send("SENTINEL", "replicas", Self.sentinelMaster))?.array?.count != replicas.count {
                 guard ContinuousClock.now < deadline else { throw LauncherError("the sentinels did not see both replicas within 20 s; see \(logDirectory)/sentinel-*.log") }
@@ -209,11 +212,15 @@ public final class LocalCluster: Sendable {
     /// The ACL file the embedded servers load.
     public var aclFile: String { "\(redisDirectory)/users.acl" }
 
+    /// The sentinels' users, written into each one's configuration file.
+    private var sentinelUsersFile: String { "\(redisDirectory)/sentinel-users.conf" }
+
     /// The environment that makes a Swerve process connect as `role` (empty when not
     /// ``accessControlled``).
     public func credentials(_ role: AccessRoles.Role) -> [String: String] {
         guard accessControlled else { return [:] }
-        var environment = ["SWERVE_REDIS_USER": AccessRoles(keys: keys).user(role), "SWERVE_REDIS_PASSWORD_FILE": "\(secretsDirectory)/\(role.rawValue)"]
+        var environment = ["SWERVE_REDIS_USER": AccessRoles(keys: keys).user(role), "SWERVE_REDIS_PASSWORD_FILE": "\(secretsDirectory)/\(role.rawValue)",
+                           "SWERVE_SENTINEL_USER": AccessRoles(keys: keys).user(.discovery), "SWERVE_SENTINEL_PASSWORD_FILE": "\(secretsDirectory)/discovery"]
         if role == .node {
             environment["SWERVE_WORKER_REDIS_USER"] = AccessRoles(keys: keys).user(.worker)
             environment["SWERVE_WORKER_REDIS_PASSWORD_FILE"] = "\(secretsDirectory)/worker"
@@ -228,6 +235,11 @@ public final class LocalCluster: Sendable {
         if accessControlled {
             configuration.username = AccessRoles(keys: keys).user(.admin)
             configuration.password = try password(.admin)
+            if case .sentinel(var sentinels) = configuration.endpoint {
+                sentinels.username = AccessRoles(keys: keys).user(.admin)
+                sentinels.password = configuration.password
+                configuration.endpoint = .sentinel(sentinels)
+            }
         }
         return configuration
     }
@@ -236,7 +248,7 @@ public final class LocalCluster: Sendable {
     private func writeAccessControl() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: settings.swerve)
-        process.arguments = ["acl", "--cluster", settings.cluster, "--secrets", secretsDirectory, "--output", aclFile]
+        process.arguments = ["acl", "--cluster", settings.cluster, "--secrets", secretsDirectory, "--output", aclFile, "--sentinel-output", sentinelUsersFile]
         let log = "\(logDirectory)/acl.log"
         guard FileManager.default.createFile(atPath: log, contents: nil), let output = FileHandle(forWritingAtPath: log) else {
             throw LauncherError("cannot write \(log)")
