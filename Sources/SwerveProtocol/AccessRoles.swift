@@ -84,10 +84,11 @@ public struct AccessRoles: Sendable, Hashable {
                     "+@read", "+@write", "+@pubsub", "-@dangerous",
                     "+evalsha", "+script|load", "+info", "+wait", "+scan", "+time"] + Self.connecting
         case .node:
-            return ["%R~\(p)assignments:*", "%R~\(p)replica:*:drain", "%R~\(p)leader",
+            // Reading cordons and the node set: `swerve health node`, the agent's health check.
+            return ["%R~\(p)assignments:*", "%R~\(p)replica:*:drain", "%R~\(p)leader", "%R~\(p)cordons",
                     "~\(p)node:*", "~\(p)nodes", "~\(p)replica:*:exit",
                     "&\(p)wake", "&\(p)node:*:notify",
-                    "+get", "+mget", "+exists", "+hgetall", "+set", "+del", "+pexpire", "+zadd", "+zrem",
+                    "+get", "+mget", "+exists", "+hgetall", "+set", "+del", "+pexpire", "+zadd", "+zrem", "+zrange",
                     "+publish", "+subscribe", "+unsubscribe", "+evalsha", "+script|load"] + Self.connecting
         case .worker:
             return ["%R~\(p)assignments:*", "%R~\(p)replica:*:drain", "%R~\(p)replica:*:config",

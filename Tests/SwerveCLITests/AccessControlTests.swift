@@ -92,6 +92,10 @@ import Testing
         #expect(try await routedReplicas().count == 3)
         try await serves(listen)
 
+        // The agent's health check runs as the agent.
+        let health = try runSwerve(["health", "node", "n1"], environment: credentials(.node).merging(["SWERVE_REDIS_URL": url, "SWERVE_CLUSTER": keys.cluster]) { $1 })
+        #expect(health.status == 0, "\(health.output)")
+
         // The CLI: a reader reads; it may not submit, and says why; a client may.
         let reader = credentials(.reader).merging(["SWERVE_REDIS_URL": url, "SWERVE_CLUSTER": keys.cluster]) { $1 }
         let listed = try runSwerve(["get", "replicas"], environment: reader)
