@@ -39,6 +39,11 @@ struct AclCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Prepended to each role's name to name its user.", valueName: "prefix"))
     var userPrefix: String = AccessRoles.defaultUserPrefix
 
+    @Option(help: ArgumentHelp("""
+        The mode of password files it makes, in octal: 0644 for docker-compose, whose secrets are bind         mounts that keep the host file's owner and mode (the directory itself stays 0700).
+        """, valueName: "mode"))
+    var mode = "0600"
+
     @Option(help: ArgumentHelp("Where to write the ACL file (default: standard output).", valueName: "file"))
     var output: String?
 
@@ -48,6 +53,13 @@ struct AclCommand: ParsableCommand {
     func validate() throws {
         if let problem = AccessRoles.problem(withUserPrefix: userPrefix) { throw ValidationError("--user-prefix: \(problem)") }
         if secrets.isEmpty { throw ValidationError("--secrets: give a directory") }
+        guard fileMode != nil else { throw ValidationError("--mode: an octal mode such as 0600 or 0644, with no write or execute bit for others, got \(mode)") }
+    }
+
+    /// `--mode`, if it is an octal mode that gives others no write or execute.
+    var fileMode: mode_t? {
+        guard let value = mode_t(mode, radix: 8), value <= 0o777, value & 0o033 == 0, value & 0o400 != 0 else { return nil }
+        return value
     }
 
     func run() throws {
@@ -58,7 +70,7 @@ struct AclCommand: ParsableCommand {
         do {
             try PasswordFiles.makeDirectory(secrets)
             for role in AccessRoles.Role.allCases {
-                let (password, made) = try PasswordFiles.password(in: secrets, name: role.rawValue)
+                let (password, made) = try PasswordFiles.password(in: secrets, name: role.rawValue, mode: fileMode ?? 0o600)
                 passwords[role] = password
                 FileHandle.standardError.write(Data("\(made ? "made" : "kept") \(secrets)/\(role.rawValue) (user \(roles.user(role)))\n".utf8))
             }
@@ -103,8 +115,9 @@ enum PasswordFiles {
         guard mkdir(path, 0o700) == 0 else { throw Failure(message: "--secrets: cannot make \(path): \(String(cString: strerror(errno)))") }
     }
 
-    /// The password in `directory/name`, made when the file is absent; `made` says which.
-    static func password(in directory: String, name: String) throws(Failure) -> (password: String, made: Bool) {
+    /// The password in `directory/name`, made (with `mode`) when the file is absent; `made`
+    /// says which.
+    static func password(in directory: String, name: String, mode: mode_t) throws(Failure) -> (password: String, made: Bool) {
         let path = directory + "/" + name
         if let data = FileManager.default.contents(atPath: path) {
             var text = String(decoding: data, as: UTF8.self)
@@ -119,6 +132,7 @@ enum PasswordFiles {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw Failure(message: "cannot make \(path): \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
+        guard fchmod(descriptor, mode) == 0 else { throw Failure(message: "cannot set the mode of \(path): \(String(cString: strerror(errno)))") }
         let bytes = Array((password + "\n").utf8)
         guard write(descriptor, bytes, bytes.count) == bytes.count else { throw Failure(message: "cannot write \(path): \(String(cString: strerror(errno)))") }
         return (password, true)
