@@ -71,17 +71,26 @@ struct ContainerEngine: Sendable {
                 process.arguments = [tool] + arguments
                 process.environment = environment
                 process.standardInput = FileHandle.nullDevice
-                let output = Pipe()
+                // A file, not a pipe: `podman start` leaves conmon holding its output for the
+                // container's life, so a pipe would never reach its end.
+                let path = NSTemporaryDirectory() + "/swerve-engine-\(UUID().uuidString)"
+                guard FileManager.default.createFile(atPath: path, contents: nil), let output = FileHandle(forWritingAtPath: path) else {
+                    continuation.resume(returning: CommandResult(status: -1, output: "cannot create \(path) for \(tool)'s output"))
+                    return
+                }
+                defer { try? FileManager.default.removeItem(atPath: path) }
                 process.standardOutput = output
                 process.standardError = output
                 do {
                     try process.run()
                 } catch {
+                    try? output.close()
                     continuation.resume(returning: CommandResult(status: -1, output: "cannot run \(tool): \(error)"))
                     return
                 }
-                let data = output.fileHandleForReading.readDataToEndOfFile()
                 process.waitUntilExit()
+                try? output.close()
+                let data = FileManager.default.contents(atPath: path) ?? Data()
                 continuation.resume(returning: CommandResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self)))
             }.start()
         }
