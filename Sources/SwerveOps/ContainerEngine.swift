@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SwerveSystem
 
 /// The container engine a compose deployment runs on, driven through its command-line tools:
 /// Podman (`podman` with `podman-compose`) or Docker (`docker` with `docker compose`).
@@ -62,36 +63,31 @@ struct ContainerEngine: Sendable {
         return (String(words[0]), code)
     }
 
+    /// Runs `tool` to its end, its output collected in a file. Not Foundation's `Process`: it
+    /// learns of an exit when a socket it hands the child closes, and `podman start` leaves
+    /// conmon — a daemon for the container's life — holding that socket (and any output
+    /// pipe), so the wait never ended. `waitpid` sees the exit itself.
     private func run(_ tool: String, _ arguments: [String]) async -> CommandResult {
         let environment = ProcessInfo.processInfo.environment.merging(self.environment) { $1 }
         return await withCheckedContinuation { continuation in
             Thread {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                process.arguments = [tool] + arguments
-                process.environment = environment
-                process.standardInput = FileHandle.nullDevice
-                // A file, not a pipe: `podman start` leaves conmon holding its output for the
-                // container's life, so a pipe would never reach its end.
+                guard let executable = findExecutable(tool, path: environment["PATH"] ?? "/usr/bin:/bin") else {
+                    continuation.resume(returning: CommandResult(status: -1, output: "\(tool) is not on the PATH"))
+                    return
+                }
                 let path = NSTemporaryDirectory() + "/swerve-engine-\(UUID().uuidString)"
-                guard FileManager.default.createFile(atPath: path, contents: nil), let output = FileHandle(forWritingAtPath: path) else {
-                    continuation.resume(returning: CommandResult(status: -1, output: "cannot create \(path) for \(tool)'s output"))
-                    return
-                }
                 defer { try? FileManager.default.removeItem(atPath: path) }
-                process.standardOutput = output
-                process.standardError = output
-                do {
-                    try process.run()
-                } catch {
-                    try? output.close()
-                    continuation.resume(returning: CommandResult(status: -1, output: "cannot run \(tool): \(error)"))
-                    return
+                switch spawnProcess(executable: executable, arguments: arguments, environment: environment, newProcessGroup: false, outputPath: path) {
+                case .failure(let error):
+                    continuation.resume(returning: CommandResult(status: -1, output: "cannot run \(tool): \(error.message)"))
+                case .success(let pid):
+                    var status: Int32 = 0
+                    while waitpid(pid, &status, 0) == -1, errno == EINTR {}
+                    // Exited: its code; killed by a signal: 128 + the signal, as a shell says.
+                    let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                    let data = FileManager.default.contents(atPath: path) ?? Data()
+                    continuation.resume(returning: CommandResult(status: code, output: String(decoding: data, as: UTF8.self)))
                 }
-                process.waitUntilExit()
-                try? output.close()
-                let data = FileManager.default.contents(atPath: path) ?? Data()
-                continuation.resume(returning: CommandResult(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self)))
             }.start()
         }
     }
