@@ -5,8 +5,8 @@ import SwerveSystem
 
 /// `swerve-ops compose`: runs the docker-compose deployment for real on a container engine and
 /// checks it: every service healthy, traffic through both routers, the CLI inside a container,
-/// then container chaos — the leader's, a node's, a router's and Redis's container killed, each
-/// under load through a router that stays up. Prints one summary line; exits 1 on any failure.
+/// then container chaos — the leader's, a node's, a router's and the Redis master's container
+/// killed, each under load through a router that stays up. Prints one summary line; exits 1 on any failure.
 struct ComposeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compose", abstract: "Run docker-compose.yml on Podman or Docker, break it, and check it (exit 1 on any failure).",
@@ -36,7 +36,8 @@ struct ComposeCommand: AsyncParsableCommand {
     var ports: [Int] { routerPorts.split(separator: ",").compactMap { Int($0) } }
 
     /// The deployment's long-running services, and the one-shot one.
-    static let services = ["redis", "controller-1", "controller-2", "controller-3", "node-1", "node-2", "router-1", "router-2"]
+    static let services = ["redis-1", "redis-2", "redis-3", "sentinel-1", "sentinel-2", "sentinel-3",
+                           "controller-1", "controller-2", "controller-3", "node-1", "node-2", "router-1", "router-2"]
     static let oneShot = "apply"
 
     func run() async throws {

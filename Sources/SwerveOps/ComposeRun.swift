@@ -91,7 +91,7 @@ final class ComposeRun: Sendable {
         try await killLeader()
         try await killNode()
         try await killRouter()
-        try await killRedis()
+        try await killRedisMaster()
     }
 
     /// `swerve get backends -o json` inside a controller container: every backend healthy.
@@ -155,18 +155,50 @@ final class ComposeRun: Sendable {
         say("router-2 serves again")
     }
 
-    /// Redis's container killed under load through router-2: routers serve from their last
-    /// view meanwhile (no failed request); after the restart (AOF on its volume) the backends
-    /// are still there and healthy.
-    private func killRedis() async throws {
-        say("killing Redis's container under load through router-2")
-        try await underLoad(routers[1], allowedFailures: 0, what: "Redis kill") {
-            try await self.kill("redis")
+    /// The Redis master's container stopped at once (`stop -t 0`: SIGKILL, and no restart)
+    /// under load through router-2: no failed request (routers serve from their last view
+    /// meanwhile); the sentinels promote a replica; the old master, started again, follows it;
+    /// a request submitted afterwards is applied, and the backends are still there and healthy.
+    private func killRedisMaster() async throws {
+        let master = try await redisMaster()
+        say("killing the Redis master's container (\(master)) under load through router-2; it stays down until a replica is promoted")
+        try await underLoad(routers[1], allowedFailures: 0, what: "Redis master kill") {
+            let stopped = await self.containers.engine(["stop", "-t", "0", self.containers.container(master)])
+            guard stopped.succeeded else { throw ComposeFailure("cannot stop \(master): \(stopped.output)") }
+            let promoted: String? = try await self.poll(for: .seconds(60), every: .milliseconds(250)) {
+                let now = try? await self.redisMaster()
+                return now != master ? now : nil
+            }
+            guard let promoted else { throw ComposeFailure("the sentinels promoted no replica within 60 s of \(master)'s death") }
+            self.say("the sentinels promoted \(promoted)")
         }
+        let started = await containers.engine(["start", containers.container(master)])
+        guard started.succeeded else { throw ComposeFailure("cannot start \(master) again: \(started.output)") }
         try await awaitHealthy(every: ComposeCommand.services)
+        say("\(master) is back and follows \(try await redisMaster())")
+        // Control is back: a request through the new master is applied (scaling to what runs).
+        let scaled = await containers.exec("controller-1", ["swerve", "scale", "slow", "1"])
+        guard scaled.succeeded else { throw ComposeFailure("swerve scale slow 1 inside controller-1 failed after the failover:\n\(scaled.output)") }
         try await checkBackendsFromInside()
         _ = try await leader()
-        say("Redis back with its data; a controller leads")
+        say("a request was applied after the Redis master's death; a controller leads")
+    }
+
+    /// The service the sentinels name as the Redis master (sentinel-1, else the others).
+    private func redisMaster() async throws -> String {
+        var last = ""
+        let named: String? = try await poll(for: healthTimeout, every: .milliseconds(500)) {
+            for sentinel in ["sentinel-1", "sentinel-2", "sentinel-3"] {
+                let result = await containers.exec(sentinel, ["sh", "-c",
+                    "redis-cli -p 26379 --no-auth-warning --user swerve-sentinel --pass \"$(cat /run/secrets/swerve-sentinel)\" sentinel get-master-addr-by-name swerve"])
+                last = result.output
+                let host = result.output.split(separator: "\n").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+                if result.succeeded, ComposeCommand.services.contains(host), host.hasPrefix("redis-") { return host }
+            }
+            return nil
+        }
+        guard let named else { throw ComposeFailure("no sentinel names a Redis master service (last answer: \(last))") }
+        return named
     }
 
     /// SIGKILLs the container's main process from the host, as a crash or the OOM killer

@@ -16,7 +16,26 @@ import Yams
         try #require(resolved.status == 0, "docker-compose config: \(resolved.output)")
         let document = try #require(try Yams.load(yaml: resolved.output) as? [String: Any])
         let services = try #require(document["services"] as? [String: [String: Any]])
-        #expect(Set(services.keys) == ["redis", "controller-1", "controller-2", "controller-3", "node-1", "node-2", "router-1", "router-2", "apply"])
+        #expect(Set(services.keys) == ["redis-1", "redis-2", "redis-3", "sentinel-1", "sentinel-2", "sentinel-3",
+                                       "controller-1", "controller-2", "controller-3", "node-1", "node-2", "router-1", "router-2", "apply"])
+        // Secrets are files, never values in the file; each service gets only its role's.
+        let text = try String(contentsOfFile: "\(root)/docker-compose.yml", encoding: .utf8)
+        #expect(!text.contains("SWERVE_REDIS_PASSWORD:") && !text.contains("masterauth") && !text.contains("requirepass"))
+        let secretsOf = { (name: String) -> Set<String> in
+            Set(((services[name]?["secrets"] as? [Any]) ?? []).compactMap { ($0 as? [String: Any])?["source"] as? String ?? $0 as? String })
+        }
+        #expect(secretsOf("controller-1") == ["swerve-controller", "swerve-discovery"])
+        #expect(secretsOf("node-1") == ["swerve-node", "swerve-worker", "swerve-discovery"])
+        #expect(secretsOf("router-1") == ["swerve-router", "swerve-discovery"])
+        #expect(secretsOf("apply") == ["swerve-client", "swerve-discovery"])
+        #expect(secretsOf("redis-2") == ["swerve-acl", "swerve-replication"])
+        #expect(secretsOf("sentinel-3") == ["swerve-sentinel", "swerve-sentinel-users"])
+        // The secrets the services read, as stand-in files (the real ones come from deploy/make-secrets).
+        let secrets = (ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory()) + "/compose-secrets-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true)
+        for name in ["swerve-controller", "swerve-node", "swerve-worker", "swerve-router", "swerve-client", "swerve-discovery"] {
+            try "stand-in\n".write(toFile: "\(secrets)/\(name)", atomically: true, encoding: .utf8)
+        }
 
         let swerve = try swerveBinary()
         for (name, service) in services.sorted(by: { $0.key < $1.key }) {
@@ -38,7 +57,8 @@ import Yams
             let command = try #require(service["command"] as? [String], "\(name) has a command")
             // The image's /etc/swerve/examples is this repository's examples/.
             let arguments = command.map { $0.replacingOccurrences(of: "/etc/swerve/examples", with: "\(root)/examples") }
-            var environment = (service["environment"] as? [String: Any] ?? [:]).mapValues { "\($0)" }
+            var environment = (service["environment"] as? [String: Any] ?? [:]).mapValues { "\($0)".replacingOccurrences(of: "/run/secrets", with: secrets) }
+            #expect(environment["SWERVE_REDIS_USER"] != nil && environment["SWERVE_SENTINEL_USER"] == "swerve-discovery", "\(name) connects as a role")
             environment["SWERVE_DRY_RUN"] = "1"
             environment["PATH"] = ProcessInfo.processInfo.environment["PATH"]
             let checked = try runProcess(swerve, arguments, environment: environment)
