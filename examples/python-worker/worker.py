@@ -42,7 +42,7 @@ def log(message):
     print(f"python-worker replica={TAG}: {message}", file=sys.stderr, flush=True)
 
 
-raw = db.hget(P + "node:" + NODE + ":assignments", TAG)
+raw = db.hget(P + "assignments:" + NODE, TAG)
 if raw is None:
     log("no assignment")
     sys.exit(2)
