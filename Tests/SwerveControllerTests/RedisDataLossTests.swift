@@ -123,6 +123,12 @@ import Testing
             guard ContinuousClock.now < deadline else { throw TestFailure("the router did not serve /api after the restore") }
             try await Task.sleep(for: .milliseconds(50))
         }
+        // The agent says why it keeps the worker once it reads again (its reconnect backoff
+        // may end after everything above).
+        let noticedBy = ContinuousClock.now + .seconds(10)
+        while !agent.stderrSoFar.contains("the assignments' version went back: Redis lost writes"), ContinuousClock.now < noticedBy {
+            try await Task.sleep(for: .milliseconds(50))
+        }
         #expect(agent.stderrSoFar.contains("the assignments' version went back: Redis lost writes"), "\(agent.stderrSoFar)")
     }
 
