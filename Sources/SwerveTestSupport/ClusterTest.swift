@@ -98,6 +98,15 @@ extension ClusterTest {
         }
     }
 
+    /// Returns once the router listening on `listen` answers `path` with 200 (10 s at most).
+    public func awaitServing(_ listen: String, path: String = "/api") async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (try? await httpRequest(listen, path: path))?.status != 200 {
+            guard ContinuousClock.now < deadline else { throw TestFailure("the router on \(listen) did not serve \(path) within 10 s") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     /// The current leader's id, if any controller leads.
     public func leaderID() async throws -> String? {
         guard let bytes = try await client.send("GET", keys.leader).bytes else { return nil }

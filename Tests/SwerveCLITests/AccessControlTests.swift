@@ -68,7 +68,7 @@ import Testing
         #expect(try await request(create, goal: "g-create") == GoalOutcome(goal: "g-create"))
         let routed = try await routedReplicas()
         #expect(routed.count == 2)
-        try await serves(listen)
+        try await awaitServing(listen)
 
         // Workers connect as the worker role, and hold none of the agent's credentials.
         for tag in routed.keys {
@@ -90,7 +90,7 @@ import Testing
         #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(numReplicas: 3)), goal: "g-scale") == GoalOutcome(goal: "g-scale"))
         #expect(try await leaderID() != leader)
         #expect(try await routedReplicas().count == 3)
-        try await serves(listen)
+        try await awaitServing(listen)
 
         // The agent's health check runs as the agent.
         let health = try runSwerve(["health", "node", "n1"], environment: credentials(.node).merging(["SWERVE_REDIS_URL": url, "SWERVE_CLUSTER": keys.cluster]) { $1 })
@@ -196,15 +196,6 @@ import Testing
         let deadline = ContinuousClock.now + .seconds(10)
         while !condition(try await routedReplicas()) {
             guard ContinuousClock.now < deadline else { throw TestFailure("routing never showed what was awaited: \(try await routedReplicas())") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
-    /// The router answers `/api`.
-    func serves(_ listen: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while (try? await httpRequest(listen, path: "/api"))?.status != 200 {
-            guard ContinuousClock.now < deadline else { throw TestFailure("the router did not serve /api") }
             try await Task.sleep(for: .milliseconds(50))
         }
     }

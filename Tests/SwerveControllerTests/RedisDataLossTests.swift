@@ -118,11 +118,7 @@ import Testing
         // No worker was stopped for the loss (the one the backup does not know is kept).
         for (tag, pid) in pids { #expect(kill(pid, 0) == 0, "\(tag)'s worker was stopped") }
         // The router serves from the new leader's snapshots.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while (try? await httpRequest(listen, path: "/api"))?.status != 200 {
-            guard ContinuousClock.now < deadline else { throw TestFailure("the router did not serve /api after the restore") }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        try await awaitServing(listen)
         // The agent says why it keeps the worker once it reads again (its reconnect backoff
         // may end after everything above).
         let noticedBy = ContinuousClock.now + .seconds(10)

@@ -39,7 +39,7 @@ import Testing
         var pids: [String: Int32] = [:]
         for tag in try await routedReplicas().keys { pids[tag] = try await pid(tag) }
         #expect(pids.count == 2)
-        try await serves(listen)
+        try await awaitServing(listen)
         // The replica has everything (asynchronous replication would otherwise lose the tail).
         #expect(try await client.send("WAIT", 1, 5000).integer == 1)
 
@@ -62,7 +62,7 @@ import Testing
             let shown = try await readyPID(tag, becomes: pid)
             #expect(shown == pid, "\(tag) was not restarted: its ready key shows \(shown.map(String.init) ?? "nothing")")
         }
-        try await serves(listen)
+        try await awaitServing(listen)
     }
 
     /// The pid in `tag`'s ready key once it is `expected`, or what it shows after 10 s.
@@ -71,15 +71,6 @@ import Testing
         while true {
             let shown = try await pid(tag)
             if shown == expected || ContinuousClock.now >= deadline { return shown }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
-    /// The router answers `/api` (it follows the new master's snapshots).
-    func serves(_ listen: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while (try? await httpRequest(listen, path: "/api"))?.status != 200 {
-            guard ContinuousClock.now < deadline else { throw TestFailure("the router did not serve /api") }
             try await Task.sleep(for: .milliseconds(50))
         }
     }
