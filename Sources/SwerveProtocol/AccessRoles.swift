@@ -6,7 +6,7 @@
 /// - every rule is confined to this cluster's prefix, except the Redis-wide `admin`,
 ///   `replication` and `sentinel` users;
 /// - only `controller` may write the lease, the epoch, checkpoints, assignments, snapshots,
-///   goals, drain and config keys, or run `INFO`, `WAIT` and `SCAN`; nodes, workers and routers
+///   goals, drain and config keys, or run `INFO` and `WAIT`; nodes, workers and routers
 ///   cannot read the checkpoint or the request stream (which hold replica configs and their
 ///   environments);
 /// - no Swerve role may run a `@dangerous` command (`FLUSHALL`, `CONFIG`, `DEBUG`, `ACL`, `KEYS`…)
