@@ -33,6 +33,19 @@ public struct BackendState: Sendable, Hashable, Codable {
         liveNodes = []
     }
 
+    /// Where every replica is, by tag: its backend's index (nil if retired) and its index.
+    /// O(replicas), once: for finding many replicas, where ``locate(_:)`` (a search through
+    /// the backend's replicas) would make a step quadratic in a large backend.
+    func replicaPositions() -> [String: (backend: Int?, replica: Int)] {
+        var positions: [String: (backend: Int?, replica: Int)] = [:]
+        positions.reserveCapacity(retiredReplicas.count + backends.reduce(0) { $0 + $1.replicas.count })
+        for (b, backend) in backends.enumerated() {
+            for (r, replica) in backend.replicas.enumerated() { positions[replica.tag] = (b, r) }
+        }
+        for (r, replica) in retiredReplicas.enumerated() { positions[replica.tag] = (nil, r) }
+        return positions
+    }
+
     /// Where the replica with `tag` is: its backend's index (or nil if retired) and its index.
     func locate(_ tag: String) -> (backend: Int?, replica: Int)? {
         if let hash = tag.firstIndex(of: "#") {

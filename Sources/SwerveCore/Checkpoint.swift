@@ -152,8 +152,9 @@ extension Reconciler {
     /// is forgotten (its assignment and keys removed), so its node stops the worker.
     public static func orphanedAssignments(in state: BackendState, assigned: [String: [String]]) -> [ReplicaReference] {
         var orphans: [ReplicaReference] = []
+        let known = state.replicaPositions()
         for (node, tags) in assigned.sorted(by: { $0.key < $1.key }) {
-            for tag in tags.sorted() where state.locate(tag) == nil {
+            for tag in tags.sorted() where known[tag] == nil {
                 orphans.append(ReplicaReference(tag: tag, backend: String(tag.prefix { $0 != "#" }), node: node))
             }
         }

@@ -52,8 +52,12 @@ extension ReconcileStep {
         // Visit reported replicas in state order, not the dictionary's (which Swift randomizes
         // per process), so the actions of a step are the same in every run.
         var reported: [(backend: Int, replica: Int, observed: ReplicaObservation)] = []
+        // A few reports are found by searching their backends; many, through one index (a
+        // search each would be quadratic in a large backend).
+        let positions = observations.replicas.count > 16 ? state.replicaPositions() : nil
         for (tag, observed) in observations.replicas {
-            guard let (b, r) = state.locate(tag) else { continue }
+            let position = positions.map { $0[tag] } ?? state.locate(tag)
+            guard let (b, r) = position else { continue }
             reported.append((b ?? Int.max, r, observed))
         }
         reported.sort { ($0.backend, $0.replica) < ($1.backend, $1.replica) }
