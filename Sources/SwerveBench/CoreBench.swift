@@ -26,7 +26,7 @@ struct CoreBench: ParsableCommand {
     var only: String?
 
     func run() throws {
-        let (state, observations) = converged()
+        let (state, observations, readyReports) = converged()
         if let only {
             var changing = observations
             for (index, replica) in state.backends.flatMap(\.replicas).enumerated() where index % 100 == 0 { changing.replicas[replica.tag] = ReplicaObservation(endpoint: nil) }
@@ -54,6 +54,11 @@ struct CoreBench: ParsableCommand {
         let (_, busyActions) = Reconciler.reconcile(state, changing)
         precondition(busyActions.count > victims.count, "the changing step must act")
 
+        // Every replica reported at once, unchanged (what a leader reads after a takeover).
+        let everyone = Observations(now: observations.now, nodes: observations.nodes, replicas: readyReports)
+        let allReported = median { _ = Reconciler.reconcile(state, everyone) }
+        precondition(Reconciler.reconcile(state, everyone).actions.isEmpty, "reports of what is known change nothing")
+
         let encode = median { _ = Checkpoint.encode(state) }
         let bytes = Checkpoint.encode(state)
         let decode = median { _ = try? Checkpoint.decode(bytes) }
@@ -61,12 +66,14 @@ struct CoreBench: ParsableCommand {
         print("state \(backends) backends x \(replicas) replicas, checkpoint \(bytes.count) bytes")
         print("idle_step_ms \(ms(digits: 3, idle))")
         print("one_percent_step_ms \(ms(digits: 3, busy)) (\(victims.count) replicas died)")
+        print("all_reported_step_ms \(ms(digits: 3, allReported)) (\(readyReports.count) replicas reported ready, as after a takeover)")
         print("checkpoint_encode_ms \(ms(digits: 3, encode))")
         print("checkpoint_decode_ms \(ms(digits: 3, decode))")
     }
 
-    /// A converged state: every backend at its target, every replica running.
-    private func converged() -> (BackendState, Observations) {
+    /// A converged state: every backend at its target, every replica running; an idle tick's
+    /// observations; and every replica's ready report.
+    private func converged() -> (BackendState, Observations, [String: ReplicaObservation]) {
         let nodes = (0..<50).map { NodeInfo(id: "node-\($0)", total: Resources(cpu: 1000, memoryBytes: 1 << 40)) }
         var observations = Observations(now: Timestamp(milliseconds: 1_700_000_000_000), nodes: Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0) }))
         var state = BackendState()
@@ -83,8 +90,9 @@ struct CoreBench: ParsableCommand {
         (state, _) = Reconciler.reconcile(state, observations)
         (state, _) = Reconciler.reconcile(state, observations)
         // From here on nothing is new: an idle tick reports no replica.
+        let ready = observations.replicas
         observations.replicas = [:]
-        return (state, observations)
+        return (state, observations, ready)
     }
 
     private func median(_ work: () -> Void) -> Duration {
