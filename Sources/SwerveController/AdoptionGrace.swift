@@ -12,11 +12,14 @@ import SwerveCore
 /// the load):
 /// - a missing ready key on a replica adopted RUNNING that has not confirmed since is no news,
 ///   not a lost heartbeat;
-/// - a node the checkpoint knew alive whose record is missing is no news: alive (its replicas
-///   stay), but not schedulable (its resources are unknown), not gone.
-/// A replica confirms by being seen ready once; a node by its record. Explicit evidence is
-/// always reported: an exit record, and a node that left the `nodes` set (an agent removes
-/// itself on exit).
+/// - a node the checkpoint knew alive whose record is missing — or that is missing from the
+///   `nodes` set itself — is no news: alive (its replicas stay), but not schedulable (its
+///   resources are unknown), not gone. A failover to a replica that lacked the agent's last
+///   registration drops it from the set as easily as its record: counting that as leaving
+///   killed a replica in the chaos run.
+/// A replica confirms by being seen ready once; a node by its record. An exit record is
+/// always reported. A node that left the set on purpose (an agent removes itself on exit) is
+/// therefore gone only once the grace ends; its workers' exit records say so sooner.
 struct AdoptionGrace: Sendable, Equatable {
     private(set) var unconfirmed: Set<String>
     private(set) var unconfirmedNodes: Set<String>
@@ -36,6 +39,12 @@ struct AdoptionGrace: Sendable, Equatable {
         }
         if unconfirmed.contains(tag), observation.exit == nil, now < deadline { return nil }
         return observation
+    }
+
+    /// The nodes still awaiting their record, during the grace (none after it): the ones to
+    /// treat as no news even when the `nodes` set does not list them.
+    func nodesAwaitingConfirmation(now: ContinuousClock.Instant) -> Set<String> {
+        now < deadline ? unconfirmedNodes : []
     }
 
     /// What the reconciler should see for node `id` listed in the `nodes` set: `info` as read,

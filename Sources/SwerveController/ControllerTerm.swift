@@ -203,6 +203,10 @@ struct ControllerTerm {
                                                                draining: record.draining == true || cordons[id] == .drain), now: now)
             }
         }
+        // Known alive at the load, not listed now: no news during the grace (see AdoptionGrace).
+        for id in adoption.nodesAwaitingConfirmation(now: now) where nodes[id] == nil {
+            nodes[id] = adoption.filter(node: id, nil, now: now)
+        }
         nodeSightings = (lastRegistered, withRecord)
         var replicas: [String: ReplicaObservation] = [:]
         if placed.count > 0, let values = replies[4].array {

@@ -34,6 +34,15 @@ import Testing
         #expect(!grace.filter(node: "n9", nil, now: t0).alive, "a node the checkpoint did not know alive gets no grace")
     }
 
+    /// A failover to a replica that lacked the agent's last registration drops the node from
+    /// the set: during the grace it awaits confirmation like a node whose record is missing.
+    @Test func aKnownNodeMissingFromTheSetAwaitsConfirmationDuringTheGraceOnly() {
+        var grace = AdoptionGrace(adopted: [], nodes: ["n1", "n2"], now: t0, grace: .seconds(5))
+        _ = grace.filter(node: "n2", NodeInfo(id: "n2", total: Resources(cpu: 4)), now: t0)
+        #expect(grace.nodesAwaitingConfirmation(now: t0 + .seconds(1)) == ["n1"], "n2 confirmed by its record")
+        #expect(grace.nodesAwaitingConfirmation(now: t0 + .seconds(5)).isEmpty, "after the grace none")
+    }
+
     @Test func aNodeSeenOnceIsJudgedNormally() {
         var grace = AdoptionGrace(adopted: [], nodes: ["n1"], now: t0, grace: .seconds(5))
         let seen = NodeInfo(id: "n1", total: Resources(cpu: 4))

@@ -89,6 +89,39 @@ import Testing
         for (tag, old) in pids { #expect(try await pid(tag) == old, "\(tag) kept, not replaced") }
     }
 
+    /// A failover of Redis to a replica that lacked a node's last registration drops the node
+    /// from the `nodes` set. A new leader that finds a node it knew alive missing from the set
+    /// waits out its adoption grace instead of declaring its replicas dead.
+    @Test func aNodeMissingFromTheSetAtATakeoverKeepsItsReplicas() async throws {
+        let first = try controller("c1")
+        let agent = try node()
+        defer { agent.kill(SIGCONT); agent.kill(SIGTERM) }
+        #expect(try await request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 2),
+                                                 replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1))), goal: "g-1") == GoalOutcome(goal: "g-1"))
+        var pids: [String: Int32] = [:]
+        for tag in try await routedReplicas().keys { pids[tag] = try await pid(tag) }
+        #expect(pids.count == 2)
+
+        // The leader dies; the agent is paused (it would register again) and leaves the set.
+        first.kill(SIGKILL)
+        agent.kill(SIGSTOP)
+        #expect(try await client.send("ZREM", keys.nodes, "n1").integer == 1)
+        let second = try controller("c2")
+        defer { second.kill() }
+        try await awaitLeader("c2")
+        // A request through the new leader settles: its steps ran, and within the grace.
+        #expect(try await request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(maxConcurrentQueries: 7)), goal: "g-2") == GoalOutcome(goal: "g-2"))
+        #expect(Set(try await routedReplicas().keys) == Set(pids.keys), "still routed")
+        agent.kill(SIGCONT)
+        // The agent registers again within a heartbeat: the same workers go on.
+        let back = ContinuousClock.now
+        while try await client.send("ZSCORE", keys.nodes, "n1") == .null, ContinuousClock.now - back < .seconds(5) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        for (tag, pid) in pids { #expect(kill(pid, 0) == 0, "\(tag)'s worker was kept") }
+        #expect(Set(try await routedReplicas().keys) == Set(pids.keys))
+    }
+
     @Test func aLeaderPausedPastItsLeaseWritesNothingWhenItWakesAndFollows() async throws {
         let first = try controller("c1")
         try await awaitLeader("c1")
