@@ -15,9 +15,13 @@ struct AclCommand: ParsableCommand {
             operator's redis-cli), -replication (Redis replicas' masteruser) and -sentinel
             (Sentinel's auth-user). On the sentinels (--sentinel-output): -discovery, which
             may only ask where the master is (every Swerve process's SWERVE_SENTINEL_USER),
-            -sentinel (their sentinel-user) and -admin. The default user is switched off. The file names each
-            password by its SHA-256 only; the passwords are in DIR, one file per role, made
-            (mode 0600) when absent and reused when present, so running this again keeps them.
+            -sentinel (their sentinel-user) and -admin. A connection that does not
+            authenticate can do nothing: the sentinels' default user is off, the servers'
+            takes the admin's password (Redis replays its append-only file as default).
+
+            The files name each password by its SHA-256 only; the passwords are in DIR, one
+            file per role, made (with --mode) when absent and kept when present, so running
+            this again changes nothing.
 
             Each process then connects as its role:
               SWERVE_REDIS_USER=swerve-node SWERVE_REDIS_PASSWORD_FILE=DIR/node swerve node …

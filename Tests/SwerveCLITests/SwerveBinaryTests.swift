@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import SwerveCore
 import SwerveTestSupport
 import Testing
@@ -80,5 +81,34 @@ func runSwerve(_ arguments: [String], environment: [String: String] = [:]) throw
         let (status, output) = try runSwerve(["node", "--redis", "redis://127.0.0.1:1", "--id", "n1", "--allow-command", "/opt/app/bin/*"],
                                              environment: ["SWERVE_DRY_RUN": "1"])
         #expect(status == 0 && output.contains("commands /opt/app/bin/*"), "\(output)")
+    }
+}
+
+/// `swerve acl` as an operator runs it: again and again without changing a password.
+@Suite struct AclFiles {
+    @Test func runningItAgainKeepsEveryPasswordAndTheModeIsTheOneAsked() throws {
+        let directory = (ProcessInfo.processInfo.environment["SWERVE_TEST_TMPDIR"] ?? NSTemporaryDirectory()) + "/acl-files-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if let user = testUser { chown(directory, user.uid, user.gid) }
+        let arguments = ["acl", "--cluster", "prod", "--secrets", "\(directory)/secrets", "--output", "\(directory)/users.acl", "--mode", "0644"]
+        let first = try runSwerve(arguments)
+        #expect(first.status == 0, "\(first.output)")
+        let acl = try String(contentsOfFile: "\(directory)/users.acl", encoding: .utf8)
+        let controller = try String(contentsOfFile: "\(directory)/secrets/controller", encoding: .utf8)
+        #expect(controller.count == 65 && !acl.contains(controller.trimmingCharacters(in: .newlines)), "a 64-digit password the ACL does not hold")
+        let mode = try FileManager.default.attributesOfItem(atPath: "\(directory)/secrets/controller")[.posixPermissions] as? Int
+        #expect(mode == 0o644)
+
+        let again = try runSwerve(arguments)
+        #expect(again.status == 0 && again.output.contains("kept \(directory)/secrets/controller"), "\(again.output)")
+        #expect(try String(contentsOfFile: "\(directory)/users.acl", encoding: .utf8) == acl, "the same passwords, the same file")
+    }
+
+    @Test(arguments: [(["--mode", "0666"], "--mode"), (["--mode", "abc"], "--mode"), (["--user-prefix", "a b"], "--user-prefix"), (["--cluster", "a:b"], "--cluster")])
+    func aBadOptionIsNamed(extra: [String], option: String) throws {
+        let (status, output) = try runSwerve(["acl", "--secrets", "/nonexistent/never-made"] + extra)
+        #expect(status != 0)
+        #expect(output.contains(option), "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: "/nonexistent/never-made"))
     }
 }
