@@ -6,36 +6,137 @@ import SwerveCore
 /// metadata: what an operator reads to learn why a replica started, drained or was killed.
 /// The checkpoint and the snapshots are logged at debug (every step that changes anything
 /// writes them).
+///
+/// A step that takes more than ``perKindLimit`` decisions of one kind (thousands of
+/// placements when a large backend is created, a user config sent to every replica after a
+/// takeover) logs that kind as one summary line instead — counts per backend and node, and
+/// the first few tags — so that logs stay readable at scale. Pure: ``lines(_:now:)`` is what
+/// ``log(_:now:logger:)`` writes.
 enum DecisionLog {
+    /// Decisions of one kind a step logs one by one; above this, one summary line.
+    static let perKindLimit = 20
+
+    /// One line to log.
+    struct Line: Equatable {
+        var level: Logger.Level
+        var message: String
+        var metadata: [String: String]
+    }
+
     static func log(_ actions: [Action], now: Timestamp, logger: Logger) {
+        for line in lines(actions, now: now) {
+            logger.log(level: line.level, "\(line.message)", metadata: line.metadata.mapValues { .string($0) })
+        }
+    }
+
+    /// The lines for a step's `actions`, in the order of their kinds' first actions.
+    static func lines(_ actions: [Action], now: Timestamp) -> [Line] {
+        var kinds: [Kind] = []
+        var byKind: [Kind: [Action]] = [:]
         for action in actions {
+            let kind = Kind(action)
+            if byKind[kind] == nil { kinds.append(kind) }
+            byKind[kind, default: []].append(action)
+        }
+        var lines: [Line] = []
+        for kind in kinds {
+            let group = byKind[kind] ?? []
+            if group.count > perKindLimit, let summary = summary(kind, group) {
+                lines.append(summary)
+            } else {
+                lines += group.map { line($0, now: now) }
+            }
+        }
+        return lines
+    }
+
+    /// What a decision is, for grouping.
+    enum Kind: Hashable {
+        case checkpoint, configs, routing, assign, drain, forceKill, pushUserConfig, forget, completeGoal, failGoal
+
+        init(_ action: Action) {
             switch action {
-            case .writeCheckpoint:
-                logger.debug("wrote the checkpoint")
-            case .publishBackendConfigs(let view):
-                logger.debug("published backend configs", metadata: ["version": "\(view.version)"])
-            case .publishRoutingView(let view):
-                logger.debug("published the routing view", metadata: ["version": "\(view.version)"])
-            case .assign(let assignment):
-                logger.info("assigned \(assignment.replica.tag) to node \(assignment.replica.node)", metadata: metadata(assignment.replica))
-            case .drain(let replica, let deadline):
-                let seconds = String(format: "%.1f", max(0, deadline.seconds(since: now)))
-                logger.info("asked \(replica.tag) to drain; killed in \(seconds) s unless drained", metadata: metadata(replica))
-            case .forceKill(let replica):
-                logger.info("killed \(replica.tag) without draining", metadata: metadata(replica))
-            case .pushUserConfig(let replica, _):
-                logger.info("sent \(replica.tag) its user config", metadata: metadata(replica))
-            case .forget(let replica):
-                logger.info("forgot stopped \(replica.tag)", metadata: metadata(replica))
-            case .completeGoal(let goal):
-                logger.info("goal \(goal) completed", metadata: ["goal": "\(goal)"])
-            case .failGoal(let goal, let reason):
-                logger.notice("goal \(goal) failed: \(reason)", metadata: ["goal": "\(goal)"])
+            case .writeCheckpoint: self = .checkpoint
+            case .publishBackendConfigs: self = .configs
+            case .publishRoutingView: self = .routing
+            case .assign: self = .assign
+            case .drain: self = .drain
+            case .forceKill: self = .forceKill
+            case .pushUserConfig: self = .pushUserConfig
+            case .forget: self = .forget
+            case .completeGoal: self = .completeGoal
+            case .failGoal: self = .failGoal
             }
         }
     }
 
-    private static func metadata(_ replica: ReplicaReference) -> Logger.Metadata {
-        ["backend": "\(replica.backend)", "replica": "\(replica.tag)", "node": "\(replica.node)"]
+    private static func line(_ action: Action, now: Timestamp) -> Line {
+        switch action {
+        case .writeCheckpoint:
+            return Line(level: .debug, message: "wrote the checkpoint", metadata: [:])
+        case .publishBackendConfigs(let view):
+            return Line(level: .debug, message: "published backend configs", metadata: ["version": "\(view.version)"])
+        case .publishRoutingView(let view):
+            return Line(level: .debug, message: "published the routing view", metadata: ["version": "\(view.version)"])
+        case .assign(let assignment):
+            return Line(level: .info, message: "assigned \(assignment.replica.tag) to node \(assignment.replica.node)", metadata: metadata(assignment.replica))
+        case .drain(let replica, let deadline):
+            let seconds = String(format: "%.1f", max(0, deadline.seconds(since: now)))
+            return Line(level: .info, message: "asked \(replica.tag) to drain; killed in \(seconds) s unless drained", metadata: metadata(replica))
+        case .forceKill(let replica):
+            return Line(level: .info, message: "killed \(replica.tag) without draining", metadata: metadata(replica))
+        case .pushUserConfig(let replica, _):
+            return Line(level: .info, message: "sent \(replica.tag) its user config", metadata: metadata(replica))
+        case .forget(let replica):
+            return Line(level: .info, message: "forgot stopped \(replica.tag)", metadata: metadata(replica))
+        case .completeGoal(let goal):
+            return Line(level: .info, message: "goal \(goal) completed", metadata: ["goal": "\(goal)"])
+        case .failGoal(let goal, let reason):
+            return Line(level: .notice, message: "goal \(goal) failed: \(reason)", metadata: ["goal": "\(goal)"])
+        }
+    }
+
+    /// One line for many decisions of `kind`: how many, per backend, on how many nodes, and
+    /// the first few (nil for kinds that are never many: the checkpoint and the views).
+    private static func summary(_ kind: Kind, _ group: [Action]) -> Line? {
+        let replicas: [ReplicaReference] = group.compactMap { action in
+            switch action {
+            case .assign(let assignment): return assignment.replica
+            case .drain(let replica, _), .forceKill(let replica), .pushUserConfig(let replica, _), .forget(let replica): return replica
+            default: return nil
+            }
+        }
+        let verb: String
+        switch kind {
+        case .assign: verb = "assigned"
+        case .drain: verb = "asked to drain"
+        case .forceKill: verb = "killed without draining"
+        case .pushUserConfig: verb = "sent their user config to"
+        case .forget: verb = "forgot stopped"
+        case .completeGoal, .failGoal:
+            let goals = group.compactMap { action -> String? in
+                switch action {
+                case .completeGoal(let goal), .failGoal(let goal, _): return goal
+                default: return nil
+                }
+            }
+            let first = goals.prefix(3).joined(separator: ", ")
+            return Line(level: kind == .failGoal ? .notice : .info,
+                        message: "\(goals.count) goals \(kind == .failGoal ? "failed (each goal's key says why)" : "completed") (first: \(first), …)",
+                        metadata: ["goals": "\(goals.count)"])
+        case .checkpoint, .configs, .routing:
+            return nil
+        }
+        var perBackend: [String: Int] = [:]
+        for replica in replicas { perBackend[replica.backend, default: 0] += 1 }
+        let nodes = Set(replicas.map(\.node)).count
+        let backends = perBackend.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+        let first = replicas.prefix(3).map(\.tag).joined(separator: ", ")
+        return Line(level: .info, message: "\(verb) \(replicas.count) replicas (\(backends)) on \(nodes) node\(nodes == 1 ? "" : "s"); first: \(first), …",
+                    metadata: ["replicas": "\(replicas.count)", "nodes": "\(nodes)"])
+    }
+
+    private static func metadata(_ replica: ReplicaReference) -> [String: String] {
+        ["backend": replica.backend, "replica": replica.tag, "node": replica.node]
     }
 }
