@@ -292,16 +292,18 @@ final class ComposeRun: Sendable {
         throw ComposeFailure("not healthy within \(healthTimeout): \(states.joined(separator: ", "))")
     }
 
-    /// Waits for the one-shot `apply` service to exit 0.
+    /// Waits for the one-shot `apply` service to exit 0 (its `on-failure` policy restarts it
+    /// after a start that found the store not answering yet).
     private func awaitApplied() async throws {
-        let exited = try await poll(for: healthTimeout, every: .milliseconds(250)) {
-            await containers.state(ComposeCommand.oneShot).flatMap { $0.status == "exited" ? $0.exitCode : nil }
+        var last: Int?
+        let applied: Bool? = try await poll(for: healthTimeout, every: .milliseconds(250)) {
+            guard let state = await containers.state(ComposeCommand.oneShot), state.status == "exited" else { return nil }
+            last = state.exitCode
+            return state.exitCode == 0 ? true : nil
         }
-        guard let exitCode = exited else { throw ComposeFailure("the apply service did not finish within \(healthTimeout)") }
-        guard exitCode == 0 else {
-            let logs = await containers.engine(["logs", containers.container(ComposeCommand.oneShot)])
-            throw ComposeFailure("the apply service exited \(exitCode):\n\(logs.output)")
-        }
+        guard applied == nil else { return }
+        let logs = await containers.engine(["logs", containers.container(ComposeCommand.oneShot)])
+        throw ComposeFailure("the apply service did not exit 0 within \(healthTimeout)" + (last.map { " (it last exited \($0))" } ?? "") + ":\n\(logs.output)")
     }
 
     // MARK: Leadership
