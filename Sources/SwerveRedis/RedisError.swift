@@ -21,8 +21,9 @@ extension ErrorCode where Domain == RedisErrorDomain {
     public static let timedOut = Self("timedOut")
     /// The connection broke while a command was in flight; it may or may not have run.
     public static let connectionLost = Self("connectionLost")
-    /// The server is known to be unreachable and the next reconnect attempt is not due yet:
-    /// the command was not sent.
+    /// The command did nothing and may be sent again later: the server is known to be
+    /// unreachable and the next reconnect attempt is not due yet (it was not sent), or the
+    /// server refused it while its store fails over (`NOREPLICAS`, `READONLY`, …).
     public static let unavailable = Self("unavailable")
     /// The server answered the command with an error reply (`WRONGTYPE`, `NOSCRIPT`, …).
     public static let server = Self("server")

@@ -57,10 +57,25 @@ extension RedisReply {
         return nil
     }
 
-    /// This reply, or a ``RedisError`` with code `.server` if it is an error reply.
+    /// The error replies a server gives *instead of running* a command while the store fails
+    /// over or starts: not enough replicas for a write (`NOREPLICAS`), a replica now
+    /// (`READONLY`), its master gone (`MASTERDOWN`), still loading its data (`LOADING`),
+    /// `TRYAGAIN`. Sending the command again later is safe: it did nothing.
+    public var isRefusalUntilFailoverEnds: Bool {
+        guard case .error(let message) = self else { return false }
+        let code = message.prefix { $0 != " " }
+        return ["NOREPLICAS", "READONLY", "MASTERDOWN", "LOADING", "TRYAGAIN"].contains(code)
+    }
+
+    /// This reply, or a ``RedisError`` if it is an error reply: code `.unavailable` for a
+    /// refusal that lasts only while the store fails over (``isRefusalUntilFailoverEnds``: the
+    /// command did nothing and may be sent again), `.server` for any other.
     /// - Parameter command: the command's name, to say which command failed.
     public func throwingServerError(for command: String) throws(RedisError) -> RedisReply {
         if case .error(let message) = self {
+            if isRefusalUntilFailoverEnds {
+                throw RedisError(.unavailable, "Redis refused \(command) while its store fails over (\(message)); it did nothing: try again in a moment")
+            }
             throw RedisError(.server, "Redis refused \(command): \(message)")
         }
         return self
