@@ -313,7 +313,11 @@ struct ChaosCommand: AsyncParsableCommand {
                 try await Task.sleep(for: .seconds(7))
                 let after = try await Self.runningPids(client)
                 let restarted = before.filter { after[$0.key] != $0.value }.map(\.key).sorted()
-                if !restarted.isEmpty { violations.append("\(fault == .pauseRedis ? "pausing" : "stopping") Redis beyond the node TTL restarted \(restarted.joined(separator: ", "))") }
+                if !restarted.isEmpty {
+                    let what = "\(fault == .pauseRedis ? "pausing" : "stopping") Redis beyond the node TTL restarted \(restarted.joined(separator: ", "))"
+                    violations.append(what)
+                    say("VIOLATION: \(what)")
+                }
                 say("Redis back; \(restarted.count) replicas restarted")
             case .failoverRedis:
                 guard let owned else { break }
@@ -348,7 +352,10 @@ struct ChaosCommand: AsyncParsableCommand {
                 try await Task.sleep(for: .seconds(7)) // past the leader's adoption grace
                 let after = try await Self.runningPids(client)
                 let restarted = before.filter { after[$0.key] != $0.value }.map(\.key).sorted()
-                if !restarted.isEmpty { violations.append("failing Redis over restarted \(restarted.joined(separator: ", "))") }
+                if !restarted.isEmpty {
+                    violations.append("failing Redis over restarted \(restarted.joined(separator: ", "))")
+                    say("VIOLATION: failing Redis over restarted \(restarted.joined(separator: ", "))")
+                }
             case .restartRedis:
                 let pid = try await victims.redisPID()
                 say("restarting Redis (SIGTERM pid \(pid); the supervisor starts it again on its port and AOF)")
