@@ -134,6 +134,7 @@ def drain_request():
 
 
 last_heartbeat = time.monotonic()
+last_poll = 0.0
 while True:
     woken = wake_up.wait(timeout=0.1)
     wake_up.clear()
@@ -143,8 +144,9 @@ while True:
     if time.monotonic() - last_heartbeat >= TTL_MS / 3000:
         last_heartbeat = time.monotonic()
         db.set(KEYS["ready"], ready, px=TTL_MS)
-    # Re-read the drain key when told to, and about once a second anyway (messages are hints).
-    if terminated.is_set() or woken or int(time.monotonic() * 10) % 10 == 0:
+    # Re-read the drain key when told to, and every 10 s anyway (messages are hints).
+    if terminated.is_set() or woken or time.monotonic() - last_poll >= 10:
+        last_poll = time.monotonic()
         if terminated.is_set() or drain_request():
             break
 
