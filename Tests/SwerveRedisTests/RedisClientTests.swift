@@ -93,8 +93,16 @@ import Testing
         }
     }
 
+    /// On a server of its own: a SCRIPT FLUSH on the shared one lands between other tests'
+    /// pipelined scripts (a leader's step), where a script loaded before it answers NOSCRIPT
+    /// and a script loaded in the same pipeline runs — a step half applied, seen as a
+    /// duplicated event in `InspectionCommands`.
     @Test func aScriptSurvivesScriptFlush() async throws {
-        let client = try TestEnvironment.sharedClient()
+        let server = try RedisServerProcess()
+        try await server.start()
+        defer { server.kill() }
+        let client = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: TestEnvironment.logger)
+        defer { client.close() }
         let key = TestEnvironment.uniquePrefix()
         let script = RedisScript("return redis.call('INCRBY', KEYS[1], ARGV[1])")
         #expect(try await client.run(script, keys: [key], arguments: [5]) == .integer(5))
