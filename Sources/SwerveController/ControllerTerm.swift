@@ -85,7 +85,7 @@ struct ControllerTerm {
         adoption = AdoptionGrace(adopted: state.replicaTags(placedIn: [.running]), nodes: state.liveNodes, now: .now, grace: confirmationGrace)
         metrics.record(state)
         logger.info("loaded the checkpoint", metadata: ["epoch": "\(scope.epoch)", "backends": "\(state.backends.count)", "replicas": "\(replicas)",
-                                                        "liveNodes": "\(state.liveNodes.count <= 20 ? state.liveNodes.joined(separator: ",") : "\(state.liveNodes.count)")"])
+                                                        "liveNodes": "\(state.liveNodes.count <= DecisionLog.perKindLimit ? state.liveNodes.joined(separator: ",") : "\(state.liveNodes.count)")"])
         // The status of the loaded state goes out first, before any goal outcome recovery
         // announces again.
         let status = StatusLedger.status(of: state)
@@ -151,7 +151,13 @@ struct ControllerTerm {
                 logger.info("removed a node gone for over an hour from the nodes set", metadata: ["node": "\(id)"])
             }
         }
-        if next.liveNodes != state.liveNodes { logLiveNodeChange(from: state.liveNodes, to: next.liveNodes) }
+        if next.liveNodes != state.liveNodes {
+            // Which nodes the leader now counts as gone or alive: what an operator looks for
+            // when replicas were replaced for their node.
+            DecisionLog.write(DecisionLog.nodeLines(gone: Set(state.liveNodes).subtracting(next.liveNodes).sorted(),
+                                                    alive: Set(next.liveNodes).subtracting(state.liveNodes).sorted(),
+                                                    listed: Set(nodeSightings.lastRegistered.keys)), to: logger)
+        }
         if next.requestsApplied > state.requestsApplied { metrics.requestsApplied.increment(by: next.requestsApplied - state.requestsApplied) }
         if !actions.isEmpty || statusLedger.written == nil { metrics.record(next) }
         state = next
@@ -161,28 +167,6 @@ struct ControllerTerm {
             for (tag, backendStatus) in status.sorted(by: { $0.key < $1.key }) {
                 logger.info("\(tag): \(backendStatus.kind.rawValue), \(backendStatus.reason)", metadata: ["backend": "\(tag)"])
             }
-        }
-    }
-
-    /// Says which nodes the leader now counts as gone or alive, and what it saw of a gone one:
-    /// the line an operator looks for when replicas were replaced for their node. More than 20
-    /// of a kind in one step (a fleet starting, a rack lost) are one line with a count.
-    private func logLiveNodeChange(from before: [String], to after: [String]) {
-        let gone = Set(before).subtracting(after).sorted()
-        let joined = Set(after).subtracting(before).sorted()
-        if gone.count > 20 {
-            logger.warning("\(gone.count) nodes are gone (first: \(gone.prefix(5).joined(separator: ", ")), …)", metadata: ["nodes": "\(gone.count)"])
-        } else {
-            for id in gone {
-                let evidence = nodeSightings.lastRegistered[id] != nil ? "its record expired (it is still in the nodes set)"
-                                                                       : "it has no record and left the nodes set"
-                logger.warning("node \(id) is gone: \(evidence)", metadata: ["node": "\(id)"])
-            }
-        }
-        if joined.count > 20 {
-            logger.info("\(joined.count) nodes are alive (first: \(joined.prefix(5).joined(separator: ", ")), …)", metadata: ["nodes": "\(joined.count)"])
-        } else {
-            for id in joined { logger.info("node \(id) is alive", metadata: ["node": "\(id)"]) }
         }
     }
 

@@ -24,9 +24,7 @@ enum DecisionLog {
     }
 
     static func log(_ actions: [Action], now: Timestamp, logger: Logger) {
-        for line in lines(actions, now: now) {
-            logger.log(level: line.level, "\(line.message)", metadata: line.metadata.mapValues { .string($0) })
-        }
+        write(lines(actions, now: now), to: logger)
     }
 
     /// The lines for a step's `actions`, in the order of their kinds' first actions.
@@ -134,6 +132,36 @@ enum DecisionLog {
         let first = replicas.prefix(3).map(\.tag).joined(separator: ", ")
         return Line(level: .info, message: "\(verb) \(replicas.count) replicas (\(backends)) on \(nodes) node\(nodes == 1 ? "" : "s"); first: \(first), …",
                     metadata: ["replicas": "\(replicas.count)", "nodes": "\(nodes)"])
+    }
+
+    /// The lines for a step that changed the set of live nodes: each node now counted `gone`
+    /// (and what was seen of it: still in the `nodes` set, whose ids are `listed`, means its
+    /// record expired) or `alive`; over ``perKindLimit`` of either in one step (a fleet
+    /// starting, a rack lost), one line with the count and the first few.
+    static func nodeLines(gone: [String], alive: [String], listed: Set<String>) -> [Line] {
+        var lines: [Line] = []
+        if gone.count > perKindLimit {
+            lines.append(Line(level: .warning, message: "\(gone.count) nodes are gone (first: \(gone.prefix(5).joined(separator: ", ")), …)",
+                              metadata: ["nodes": "\(gone.count)"]))
+        } else {
+            for id in gone {
+                let evidence = listed.contains(id) ? "its record expired (it is still in the nodes set)" : "it has no record and left the nodes set"
+                lines.append(Line(level: .warning, message: "node \(id) is gone: \(evidence)", metadata: ["node": id]))
+            }
+        }
+        if alive.count > perKindLimit {
+            lines.append(Line(level: .info, message: "\(alive.count) nodes are alive (first: \(alive.prefix(5).joined(separator: ", ")), …)",
+                              metadata: ["nodes": "\(alive.count)"]))
+        } else {
+            lines += alive.map { Line(level: .info, message: "node \($0) is alive", metadata: ["node": $0]) }
+        }
+        return lines
+    }
+
+    static func write(_ lines: [Line], to logger: Logger) {
+        for line in lines {
+            logger.log(level: line.level, "\(line.message)", metadata: line.metadata.mapValues { .string($0) })
+        }
     }
 
     private static func metadata(_ replica: ReplicaReference) -> [String: String] {

@@ -353,8 +353,9 @@ struct ChaosCommand: AsyncParsableCommand {
                 let after = try await Self.runningPids(client)
                 let restarted = before.filter { after[$0.key] != $0.value }.map(\.key).sorted()
                 if !restarted.isEmpty {
-                    violations.append("failing Redis over restarted \(restarted.joined(separator: ", "))")
-                    say("VIOLATION: failing Redis over restarted \(restarted.joined(separator: ", "))")
+                    let what = "failing Redis over restarted \(restarted.joined(separator: ", "))"
+                    violations.append(what)
+                    say("VIOLATION: \(what)")
                 }
             case .restartRedis:
                 let pid = try await victims.redisPID()

@@ -40,4 +40,15 @@ import Testing
         #expect(summary.count == 1 && summary[0].level == .notice)
         #expect(summary[0].message.hasPrefix("\(DecisionLog.perKindLimit + 1) goals failed"))
     }
+
+    @Test func aGoneNodeSaysWhatWasSeenOfItAndAFleetIsOneLine() {
+        let few = DecisionLog.nodeLines(gone: ["n1", "n2"], alive: ["n3"], listed: ["n1", "n3"])
+        #expect(few.map(\.message) == ["node n1 is gone: its record expired (it is still in the nodes set)",
+                                       "node n2 is gone: it has no record and left the nodes set",
+                                       "node n3 is alive"])
+        #expect(few[0].level == .warning && few[2].level == .info && few[0].metadata == ["node": "n1"])
+        let fleet = (0...DecisionLog.perKindLimit).map { "n\($0)" }
+        let many = DecisionLog.nodeLines(gone: fleet, alive: fleet, listed: [])
+        #expect(many.map(\.message) == ["\(fleet.count) nodes are gone (first: n0, n1, n2, n3, n4, …)", "\(fleet.count) nodes are alive (first: n0, n1, n2, n3, n4, …)"])
+    }
 }
