@@ -36,7 +36,11 @@ extension ControllerProcesses {
             let (status, finished) = try await pending.response()
             #expect(status == 200, "\(tag)'s request finished")
             if tag != survivor {
-                #expect(finished <= settled, "\(tag) stopped only after its request finished")
+                // A 200 says the request ran to its end. The close is noted by a reader thread
+                // when it is next scheduled, which on a loaded machine can be a moment after the
+                // goal's message arrived on another; a drain that cut the 2 s request short would
+                // have answered nothing, long before.
+                #expect(finished <= settled + .milliseconds(500), "\(tag) stopped only after its request finished")
             }
         }
         #expect(settled - sent >= .milliseconds(1500), "the goal waited for the drains")
