@@ -7,7 +7,7 @@ public import SwerveRedis
 /// A node as `swerve get nodes` shows it: its record while its agent's heartbeat holds.
 public struct NodeListing: Sendable, Hashable, Codable {
     public var id: String
-    /// nil once the record expired (the agent stopped or lost Redis).
+    /// nil once the node's lease ran out (the agent stopped or lost Redis).
     public var record: NodeRecord?
     /// Set while an operator has cordoned or drained the node.
     public var cordon: NodeCordonDocument.Mode?
@@ -47,16 +47,28 @@ extension ClusterClient {
         return try DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader)
     }
 
-    /// Every node that registered, with its record while it is alive.
+    /// Every node that registered, with its record while it is alive (its lease, the score in
+    /// `nodes`, runs out after Redis's time).
     public func nodes() async throws -> [NodeListing] {
-        let replies = try await client.pipeline([RedisCommand("ZRANGE", keys.nodes, 0, -1), RedisCommand("HGETALL", keys.cordons)])
-        let ids = replies[0].array?.compactMap(\.string) ?? []
+        let replies = try await client.pipeline([RedisCommand("ZRANGE", keys.nodes, 0, -1, "WITHSCORES"), RedisCommand("HGETALL", keys.cordons),
+                                                 RedisCommand("TIME")])
+        let listed = replies[0].array ?? []
+        var ids: [String] = []
+        var deadlines: [Double] = []
+        for index in stride(from: 0, to: listed.count - 1, by: 2) {
+            guard let id = listed[index].string else { continue }
+            ids.append(id)
+            deadlines.append(listed[index + 1].string.flatMap(Double.init) ?? 0)
+        }
         let cordons = try cordons(replies[1])
+        let time = replies[2].array?.compactMap { $0.string.flatMap(Double.init) } ?? []
+        let now = time.count == 2 ? time[0] * 1000 + (time[1] / 1000).rounded(.down) : 0
         guard !ids.isEmpty else { return [] }
         let records = try await client.send(RedisCommand("MGET", arguments: ids.map(keys.node))).array ?? []
-        return zip(ids, records).map { id, reply in
-            NodeListing(id: id, record: reply.bytes.flatMap { try? DocumentCodec.decode(NodeRecord.self, from: $0, source: keys.node(id)) },
-                        cordon: cordons[id])
+        return zip(zip(ids, deadlines), records).map { node, reply in
+            let (id, deadline) = node
+            return NodeListing(id: id, record: deadline > now ? reply.bytes.flatMap { try? DocumentCodec.decode(NodeRecord.self, from: $0, source: keys.node(id)) } : nil,
+                               cordon: cordons[id])
         }
     }
 

@@ -37,6 +37,9 @@ struct AdoptionGrace: Sendable, Equatable {
         deadline = now + grace
     }
 
+    /// Whether the grace still runs.
+    func inGrace(now: ContinuousClock.Instant) -> Bool { now < deadline }
+
     /// What the reconciler should see for `tag`: the observation, or nil for "no news".
     func filter(_ observation: ReplicaObservation, tag: String, now: ContinuousClock.Instant) -> ReplicaObservation? {
         if observation.endpoint == nil, observation.exit == nil, now < deadline, adopted.contains(tag) { return nil }

@@ -26,9 +26,13 @@ struct ControllerTerm {
     let confirmationGrace: Duration
     /// Keys whose value this leader cannot read (a newer format?), each logged once.
     var unreadableLogged = Set<String>()
-    /// What the last observation saw of the `nodes` set: when each node last registered (ms),
-    /// and which still have a record (for ``GoneNodes``).
-    var nodeSightings: (lastRegistered: [String: Int64], withRecord: Set<String>) = ([:], [])
+    /// What the last full read saw of the `nodes` set: when each node's lease runs out (ms),
+    /// and which still have a record (for ``GoneNodes``); nil after an incremental read.
+    var nodeSightings: (lastRegistered: [String: Int64], withRecord: Set<String>)?
+    /// Every node's record and lease, as of the last observation.
+    var leases = NodeLeases()
+    /// When the next observation reads everything rather than what changed.
+    var fullReads = FullReadSchedule()
     /// Inert unless a test armed one (see ``ControllerFailpoint``).
     let failpoints: Failpoints
     let metrics: ControllerMetrics
@@ -48,6 +52,7 @@ struct ControllerTerm {
     /// failed step (`afterFailedStep`), requests it applied (its checkpoint landed) are counted.
     mutating func load(afterFailedStep: Bool = false) async throws -> Bool {
         let appliedBefore = state.requestsApplied
+        fullReads.reset()
         if try await replicaAcknowledgement.decide(client: client) {
             logger.info(replicaAcknowledgement.required > 0 ? "steps wait for Redis replicas to hold their checkpoint before acting"
                                                             : "Redis has no replica: steps act without waiting for one",
@@ -144,8 +149,8 @@ struct ControllerTerm {
         try await execute(actions, status: changedStatus,
                           appliedRequest: next.lastAppliedRequest != state.lastAppliedRequest,
                           events: actions.isEmpty ? [] : ClusterEvent.between(state, next, actions: actions))
-        let gone = GoneNodes.prunable(listed: nodeSightings.lastRegistered, withRecord: nodeSightings.withRecord,
-                                      occupied: next.occupiedNodes, now: observations.now)
+        let gone = nodeSightings.map { GoneNodes.prunable(listed: $0.lastRegistered, withRecord: $0.withRecord,
+                                                          occupied: next.occupiedNodes, now: observations.now) } ?? []
         for id in gone {
             if try await scope.write(.pruneNode(id, cutoff: GoneNodes.cutoff(now: observations.now), keys: keys)).integer == 1 {
                 logger.info("removed a node gone for over an hour from the nodes set", metadata: ["node": "\(id)"])
@@ -156,7 +161,7 @@ struct ControllerTerm {
             // when replicas were replaced for their node.
             DecisionLog.write(DecisionLog.nodeLines(gone: Set(state.liveNodes).subtracting(next.liveNodes).sorted(),
                                                     alive: Set(next.liveNodes).subtracting(state.liveNodes).sorted(),
-                                                    listed: Set(nodeSightings.lastRegistered.keys)), to: logger)
+                                                    listed: Set(leases.sightings.keys)), to: logger)
         }
         if next.requestsApplied > state.requestsApplied { metrics.requestsApplied.increment(by: next.requestsApplied - state.requestsApplied) }
         if !actions.isEmpty || statusLedger.written == nil { metrics.record(next) }
@@ -170,78 +175,147 @@ struct ControllerTerm {
         }
     }
 
+    /// Observes what changed since the last step (see ``ObservedChanges``): one round trip
+    /// when nothing did, two when something did; or, when a full read is due
+    /// (``FullReadSchedule``), every node and placed replica.
     private mutating func observe(randomSeed: UInt64) async throws -> Observations {
+        let now = ContinuousClock.now
+        let full = fullReads.isDue(now: now, adoption: adoption)
         // Exclusive start after the last applied request ("(<id>"), or the stream's beginning.
         let start = state.lastAppliedRequest.map { "(" + $0.description } ?? "-"
-        let placed = state.replicaTags(placedIn: [.starting, .running, .shouldStop, .stopping])
-        var first = [RedisCommand("XRANGE", keys.requests, start, "+", "COUNT", 100), RedisCommand("ZRANGE", keys.nodes, 0, -1, "WITHSCORES"),
-                     RedisCommand("GET", keys.requestAttempt), RedisCommand("HGETALL", keys.cordons)]
-        if !placed.isEmpty {
-            first.append(RedisCommand("MGET", arguments: placed.flatMap { [keys.ready($0), keys.drained($0), keys.exit($0)] }))
-        }
+        var first = [RedisCommand("XRANGE", keys.requests, start, "+", "COUNT", 100), RedisCommand("GET", keys.requestAttempt),
+                     RedisCommand("HGETALL", keys.cordons),
+                     scope.command(.takeChanges(count: Self.changesPerStep, since: full ? nil : leases.redisNow, keys: keys))]
+        if full { first.append(RedisCommand("ZRANGE", keys.nodes, 0, -1, "WITHSCORES")) }
         let replies = try await client.pipeline(first)
-        for (command, reply) in zip(first, replies) {
+        for (index, (command, reply)) in zip(first, replies).enumerated() where index != 3 {
             if let message = reply.errorMessage { throw RedisError(.server, "Redis refused \(command.name) while observing: \(message)") }
         }
-        // `ZRANGE … WITHSCORES`: id, then when it last registered (ms).
-        var lastRegistered: [String: Int64] = [:]
-        let listed = replies[1].array ?? []
-        for index in stride(from: 0, to: listed.count - 1, by: 2) {
-            if let id = listed[index].string { lastRegistered[id] = listed[index + 1].string.flatMap(Double.init).map { Int64($0) } ?? .max }
+        try scope.check(replies[3])
+        guard let changes = ObservedChanges(replies[3]) else { throw RedisError(.server, "the takeChanges script answered \(replies[3])") }
+        let cordons = nodeCordons(replies[2])
+        let replicas: [String: ReplicaObservation]
+        if full {
+            replicas = try await readEverything(listed: replies[4], redisNow: changes.redisNow, now: now)
+            fullReads.read(at: now, adoption: adoption)
+        } else {
+            replicas = try await readChanged(changes, now: now)
+            nodeSightings = nil
         }
-        let nodeIDs = lastRegistered.keys.sorted()
-        let cordons = nodeCordons(replies[3])
-        var nodes: [String: NodeInfo] = [:]
-        let now = ContinuousClock.now
+        let nodes = leases.nodeInfos(cordons: cordons, adoption: adoption, now: now)
+        let read = requests(replies[0])
+        let admitted = try await admit(read.requests, refused: read.refused, record: replies[1])
+        return Observations(now: wallClockNow(), requests: admitted.requests, refusedRequests: admitted.refused,
+                            nodes: nodes, replicas: replicas, randomSeed: randomSeed)
+    }
+
+    /// At most this many changed replicas (and nodes) are taken per step; the rest wait for the next.
+    static let changesPerStep = 10_000
+
+    /// A full read (one more round trip): every listed node's record, and every placed
+    /// replica's ready, drained and exit keys.
+    private mutating func readEverything(listed reply: RedisReply, redisNow: Int64, now: ContinuousClock.Instant) async throws -> [String: ReplicaObservation] {
+        // `ZRANGE … WITHSCORES`: id, then when its lease runs out (ms).
+        var deadlines: [String: Int64] = [:]
+        let listed = reply.array ?? []
+        for index in stride(from: 0, to: listed.count - 1, by: 2) {
+            if let id = listed[index].string { deadlines[id] = listed[index + 1].string.flatMap(Double.init).map { Int64($0) } ?? .max }
+        }
+        let nodeIDs = deadlines.keys.sorted()
+        let placed = state.replicaTags(placedIn: [.starting, .running, .shouldStop, .stopping])
+        var commands: [RedisCommand] = []
+        if !nodeIDs.isEmpty { commands.append(RedisCommand("MGET", arguments: nodeIDs.map(keys.node))) }
+        if !placed.isEmpty { commands.append(RedisCommand("MGET", arguments: placed.flatMap { [keys.ready($0), keys.drained($0), keys.exit($0)] })) }
+        let replies = try await readAll(commands)
+        var sightings: [String: NodeLeases.Sighting] = [:]
         var withRecord = Set<String>()
         if !nodeIDs.isEmpty {
-            let records = try await client.send(RedisCommand("MGET", arguments: nodeIDs.map(keys.node))).array ?? []
-            for (id, reply) in zip(nodeIDs, records) {
-                if reply.bytes != nil { withRecord.insert(id) }
-                guard let bytes = reply.bytes else {
-                    nodes[id] = adoption.filter(node: id, nil, now: now) // missing: no news during the grace, then gone
-                    continue
-                }
-                guard let record = readable(NodeRecord.self, bytes, key: keys.node(id)) else {
-                    // Present but unreadable (a newer agent?): the agent is alive, its record says so.
-                    nodes[id] = NodeInfo(id: id, total: .zero, alive: true, schedulable: false)
-                    continue
-                }
-                nodes[id] = adoption.filter(node: id, NodeInfo(id: id, total: record.resources, alive: true, schedulable: cordons[id] == nil,
-                                                               draining: record.draining == true || cordons[id] == .drain), now: now)
+            for (id, record) in zip(nodeIDs, replies[0].array ?? []) {
+                if record.bytes != nil { withRecord.insert(id) }
+                sightings[id] = sighting(id, record: record, deadline: deadlines[id])
             }
         }
-        // Known alive at the load, not listed now: no news during the grace (see AdoptionGrace).
-        for id in adoption.nodesInGrace(now: now) where nodes[id] == nil {
-            nodes[id] = adoption.filter(node: id, nil, now: now)
+        leases.replaceAll(sightings, redisNow: redisNow)
+        nodeSightings = (deadlines, withRecord)
+        return placed.isEmpty ? [:] : replicaObservations(placed, replies[replies.count - 1], now: now)
+    }
+
+    /// An incremental read (one more round trip, none when nothing changed): the records and
+    /// leases of the nodes changed or lapsed, the keys of the replicas changed.
+    private mutating func readChanged(_ changes: ObservedChanges, now: ContinuousClock.Instant) async throws -> [String: ReplicaObservation] {
+        let nodeIDs = changes.touchedNodes
+        let tags = Array(Set(changes.replicas)).sorted()
+        var commands: [RedisCommand] = []
+        if !nodeIDs.isEmpty {
+            commands.append(RedisCommand("MGET", arguments: nodeIDs.map(keys.node)))
+            commands.append(RedisCommand("ZMSCORE", arguments: [keys.nodes] + nodeIDs))
         }
-        nodeSightings = (lastRegistered, withRecord)
+        if !tags.isEmpty { commands.append(RedisCommand("MGET", arguments: tags.flatMap { [keys.ready($0), keys.drained($0), keys.exit($0)] })) }
+        let replies = try await readAll(commands)
+        var updated: [String: NodeLeases.Sighting] = [:]
+        if !nodeIDs.isEmpty {
+            for (index, (id, record)) in zip(nodeIDs, replies[0].array ?? []).enumerated() {
+                let scores = replies[1].array ?? []
+                let score = index < scores.count ? scores[index].string.flatMap(Double.init).map { Int64($0) } : nil
+                updated[id] = sighting(id, record: record, deadline: score)
+            }
+        }
+        leases.update(updated, redisNow: changes.redisNow)
+        return tags.isEmpty ? [:] : replicaObservations(tags, replies[replies.count - 1], now: now)
+    }
+
+    /// Sends `commands` in one round trip (none when empty); throws on any refusal.
+    private func readAll(_ commands: [RedisCommand]) async throws -> [RedisReply] {
+        guard !commands.isEmpty else { return [] }
+        let replies = try await client.pipeline(commands)
+        for (command, reply) in zip(commands, replies) {
+            if let message = reply.errorMessage { throw RedisError(.server, "Redis refused \(command.name) while observing: \(message)") }
+        }
+        return replies
+    }
+
+    /// A node as its record (`GET` reply) and lease say.
+    private mutating func sighting(_ id: String, record reply: RedisReply, deadline: Int64?) -> NodeLeases.Sighting {
+        guard let bytes = reply.bytes else { return NodeLeases.Sighting(deadline: deadline) }
+        guard let record = readable(NodeRecord.self, bytes, key: keys.node(id)) else {
+            return NodeLeases.Sighting(unreadable: true, deadline: deadline)
+        }
+        return NodeLeases.Sighting(record: record, deadline: deadline)
+    }
+
+    /// What `tags`' keys (an `MGET` of ready, drained and exit for each) say, through the
+    /// adoption grace's filter.
+    private mutating func replicaObservations(_ tags: [String], _ reply: RedisReply, now: ContinuousClock.Instant) -> [String: ReplicaObservation] {
+        guard let values = reply.array, values.count == tags.count * 3 else { return [:] }
         var replicas: [String: ReplicaObservation] = [:]
-        if placed.count > 0, let values = replies[4].array {
-            for (index, tag) in placed.enumerated() {
-                var observation = ReplicaObservation()
-                var unreadable = false
-                if let bytes = values[index * 3].bytes {
-                    if let ready = readable(ReadyRecord.self, bytes, key: keys.ready(tag)) {
-                        observation.endpoint = ReplicaEndpoint(address: ready.address, pid: ready.pid)
-                    } else {
-                        unreadable = true
-                    }
+        for (index, tag) in tags.enumerated() {
+            var observation = ReplicaObservation()
+            var unreadable = false
+            if let bytes = values[index * 3].bytes {
+                if let ready = readable(ReadyRecord.self, bytes, key: keys.ready(tag)) {
+                    observation.endpoint = ReplicaEndpoint(address: ready.address, pid: ready.pid)
+                } else {
+                    unreadable = true
                 }
-                observation.drained = !values[index * 3 + 1].isNull
-                if let bytes = values[index * 3 + 2].bytes {
-                    // An exit record that cannot be read still says the process exited.
-                    observation.exit = readable(ExitRecord.self, bytes, key: keys.exit(tag))?.reason ?? "exited (its record cannot be read)"
-                }
-                // A ready key that exists but cannot be read is a heartbeat in a format this
-                // leader does not know: no news, never a lost heartbeat.
-                if unreadable, observation.exit == nil, !observation.drained { continue }
-                replicas[tag] = adoption.filter(observation, tag: tag, now: now)
             }
+            observation.drained = !values[index * 3 + 1].isNull
+            if let bytes = values[index * 3 + 2].bytes {
+                // An exit record that cannot be read still says the process exited.
+                observation.exit = readable(ExitRecord.self, bytes, key: keys.exit(tag))?.reason ?? "exited (its record cannot be read)"
+            }
+            // A ready key that exists but cannot be read is a record in a format this leader
+            // does not know: no news, never a lost replica.
+            if unreadable, observation.exit == nil, !observation.drained { continue }
+            replicas[tag] = adoption.filter(observation, tag: tag, now: now)
         }
+        return replicas
+    }
+
+    /// The requests of an `XRANGE` reply, and those that cannot be read (refused).
+    private func requests(_ reply: RedisReply) -> (requests: [Request], refused: [RefusedRequest]) {
         var requests: [Request] = []
         var refused: [RefusedRequest] = []
-        for entry in replies[0].streamEntries {
+        for entry in reply.streamEntries {
             switch RequestEntry.decode(id: entry.id, fields: entry.fields, source: keys.requests) {
             case .success(let request):
                 requests.append(request)
@@ -253,9 +327,7 @@ struct ControllerTerm {
                 refused.append(RefusedRequest(id: id, goal: unreadable.goal, reason: "request \(entry.id) cannot be read: \(unreadable.error.message)"))
             }
         }
-        let admitted = try await admit(requests, refused: refused, record: replies[2])
-        return Observations(now: wallClockNow(), requests: admitted.requests, refusedRequests: admitted.refused,
-                            nodes: nodes, replicas: replicas, randomSeed: randomSeed)
+        return (requests, refused)
     }
 
     /// `bytes` decoded, or nil when they cannot be (an unknown `schemaVersion`, say): logged

@@ -66,6 +66,27 @@ extension FencedCall {
         return 1
         """)
 
+    /// Takes (`SPOP`) up to `count` replicas and nodes marked changed, and lists the nodes whose
+    /// lease ran out after `since` (Redis ms; none when nil) up to now: what an incremental
+    /// observation re-reads. Replies `{now (ms, Redis's clock), replica tags, node ids, lapsed
+    /// node ids}`. Fenced, so a deposed leader still stepping cannot take changes away from the
+    /// leader.
+    static func takeChanges(count: Int, since: Int64?, keys: ClusterKeys) -> FencedCall {
+        FencedCall(takeChangesScript, name: "takeChanges", keys: [keys.changedReplicas, keys.changedNodes, keys.nodes],
+                   arguments: [count, since.map(String.init) ?? ""])
+    }
+
+    /// KEYS: lease, replicas:changed, nodes:changed, nodes.  ARGV: value, count, since ("" none).
+    private static let takeChangesScript = FencedScript(body: """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local replicas = redis.call('SPOP', KEYS[2], ARGV[2])
+        local nodes = redis.call('SPOP', KEYS[3], ARGV[2])
+        local lapsed = {}
+        if ARGV[3] ~= '' then lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[3], string.format('%.0f', now)) end
+        return {string.format('%.0f', now), replicas, nodes, lapsed}
+        """)
+
     /// The batch of requests a step is about to apply (see `RequestAdmission`).
     static func recordRequestAttempt(_ attempt: RequestAttempt, keys: ClusterKeys) -> FencedCall {
         FencedCall(writeStatusScript, name: "recordRequestAttempt", keys: [keys.requestAttempt],

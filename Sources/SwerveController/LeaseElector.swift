@@ -41,17 +41,27 @@ public struct LeadershipScope: Sendable {
     @discardableResult
     public func writeAll(_ calls: [FencedCall], then trailing: RedisCommand? = nil) async throws -> [RedisReply] {
         guard !calls.isEmpty || trailing != nil else { return [] }
-        let commands = calls.map { $0.command(lease: keys.lease, leaseValue: leaseValue) } + (trailing.map { [$0] } ?? [])
+        let commands = calls.map(command) + (trailing.map { [$0] } ?? [])
         let replies = try await client.pipeline(commands)
-        for reply in replies.prefix(calls.count) {
-            guard let message = reply.errorMessage else { continue }
-            if message.hasPrefix("FENCED") {
-                refused()
-                throw LeaseError(.fenced, "write refused under epoch \(epoch): \(message)")
-            }
-            throw RedisError(.server, "Redis refused a fenced script: \(message)")
-        }
+        for reply in replies.prefix(calls.count) { try check(reply) }
         return replies
+    }
+
+    /// The command that runs `call` under this term's lease, for a caller's own pipeline (whose
+    /// reply it must pass to ``check(_:)``).
+    func command(_ call: FencedCall) -> RedisCommand {
+        call.command(lease: keys.lease, leaseValue: leaseValue)
+    }
+
+    /// Throws if a fenced call's reply is a refusal: ``LeaseError/Code/fenced`` (ending this
+    /// leadership at once) when the lease moved on, a ``RedisError`` for anything else.
+    func check(_ reply: RedisReply) throws {
+        guard let message = reply.errorMessage else { return }
+        if message.hasPrefix("FENCED") {
+            refused()
+            throw LeaseError(.fenced, "write refused under epoch \(epoch): \(message)")
+        }
+        throw RedisError(.server, "Redis refused a fenced script: \(message)")
     }
 
     /// Runs a fenced script: it changes nothing unless the lease still holds ``leaseValue``.

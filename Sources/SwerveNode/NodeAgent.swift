@@ -20,6 +20,8 @@ public enum NodeAgent {
     enum Event: Sendable {
         case tick
         case notified
+        /// The notification channel was (re)subscribed: Redis may have restarted or failed over.
+        case resubscribed
         case terminate
     }
 
@@ -51,9 +53,13 @@ public enum NodeAgent {
             group.addTask {
                 let subscriber = RedisSubscriber(configuration: configuration.redis, logger: logger)
                 try? await subscriber.subscribe(to: [configuration.keys.nodeNotify(configuration.id)]) { subscription in
+                    var subscribedBefore = false
                     for await event in subscription {
                         switch event {
-                        case .subscribed, .mayHaveMissedMessages, .message: continuation.yield(.notified)
+                        case .subscribed:
+                            continuation.yield(subscribedBefore ? .resubscribed : .notified)
+                            subscribedBefore = true
+                        case .mayHaveMissedMessages, .message: continuation.yield(.notified)
                         case .disconnected: break
                         }
                     }
@@ -93,7 +99,8 @@ struct NodeAgentRun {
     var view = NodeView()
     /// The assignments' version the view was read at.
     var viewVersion: Int64?
-    var lastHeartbeat = ContinuousClock.now
+    /// What the next heartbeat sends (see ``NodeHeartbeat``).
+    var heartbeat: NodeHeartbeat
     var lastPoll = ContinuousClock.now
     /// Set on SIGTERM: when (Unix ms) workers still running are killed.
     var shutdownDeadline: Timestamp?
@@ -107,27 +114,41 @@ struct NodeAgentRun {
     var keys: ClusterKeys { configuration.keys }
     var id: String { configuration.id }
 
+    init(configuration: NodeConfiguration, client: RedisClient, logger: Logger) {
+        self.configuration = configuration
+        self.client = client
+        self.logger = logger
+        heartbeat = NodeHeartbeat(ttl: configuration.nodeTTL)
+    }
+
+    /// How long the claim and the record outlive the agent's last renewal.
+    var recordTTL: Duration { max(ClusterKeys.nodeRecordTTL, configuration.nodeTTL * 3) }
+
     /// Claims the node id (`SET NX` of the owner key). A claim of this host's previous agent,
-    /// now dead, is taken over at once; any other claim left by an agent that died expires
-    /// within the node TTL, so this waits that long; one still held after it belongs to a live
-    /// agent.
+    /// now dead, is taken over at once; so is one whose node lease (its score in `nodes`) ran
+    /// out — its agent stopped heartbeating. Otherwise this waits a node TTL for the lease to
+    /// run out; a claim whose lease is still renewed after it belongs to a live agent.
     /// - Throws: ``NodeAgentError`` `.nodeIDTaken`, naming the holder.
     func claimNodeID() async throws {
         let claim = DocumentCodec.encode(owner)
         let patience = ContinuousClock.now + configuration.nodeTTL + .seconds(1)
         var waited = false
         while true {
-            let reply = try await client.send(RedisCommand("SET", keys.nodeOwner(id), claim, "NX", "PX", configuration.nodeTTL.wholeMilliseconds))
+            let reply = try await client.send(RedisCommand("SET", keys.nodeOwner(id), claim, "NX", "PX", recordTTL.wholeMilliseconds))
             if reply == .simpleString("OK") { return }
-            let held = try await client.send("GET", keys.nodeOwner(id)).bytes
+            let replies = try await client.pipeline([RedisCommand("GET", keys.nodeOwner(id)), RedisCommand("ZSCORE", keys.nodes, id),
+                                                     RedisCommand("TIME")])
+            let held = replies[0].bytes
             let holder = held.flatMap { try? DocumentCodec.decode(NodeOwnerDocument.self, from: $0, source: keys.nodeOwner(id)) }
-            if let held, let holder, isDeadPredecessor(holder) {
-                // This host's previous agent died (a crash and a supervisor's restart): take its
-                // claim over now rather than wait for it to expire.
+            let leaseRanOut = (replies[1].string.flatMap(Double.init) ?? 0) < Double(Self.milliseconds(time: replies[2]) ?? 0)
+            if let held, let holder, isDeadPredecessor(holder) || leaseRanOut {
+                // This host's previous agent died (a crash and a supervisor's restart), or the
+                // holder stopped heartbeating: take its claim over now.
                 let taken = try await client.run(Self.takeOverClaim, keys: [keys.nodeOwner(id)],
-                                                 arguments: [held, claim, configuration.nodeTTL.wholeMilliseconds])
+                                                 arguments: [held, claim, recordTTL.wholeMilliseconds])
                 if taken.integer == 1 {
-                    logger.info("took over the node id from this host's previous agent", metadata: ["previous pid": "\(holder.pid)"])
+                    logger.info(leaseRanOut ? "took over the node id from an agent whose lease ran out" : "took over the node id from this host's previous agent",
+                                metadata: ["previous pid": "\(holder.pid)", "previous host": "\(holder.host)"])
                     return
                 }
                 continue
@@ -167,29 +188,115 @@ struct NodeAgentRun {
         return 0
         """)
 
-    /// Writes the node record (with the heartbeat TTL) and renews the claim on the id.
-    func register() async throws(RedisError) {
+    /// Unix ms from a `TIME` reply (seconds, microseconds).
+    static func milliseconds(time reply: RedisReply) -> Int64? {
+        guard let parts = reply.array, parts.count == 2, let seconds = parts[0].string.flatMap(Int64.init),
+              let micros = parts[1].string.flatMap(Int64.init) else { return nil }
+        return seconds * 1000 + micros / 1000
+    }
+
+    /// Sends the heartbeat due now (see ``NodeHeartbeat``): a full registration, a renewal of
+    /// the record and the claim, or the lease alone.
+    mutating func sendHeartbeat() async throws(RedisError) {
+        let now = ContinuousClock.now
+        let kind = heartbeat.kind(now: now)
+        heartbeat.attempted(at: now)
+        do {
+            switch kind {
+            case .register:
+                try await register()
+            case .renew:
+                let replies = try await client.pipeline([
+                    Self.renewClaim.command(keys: [keys.nodeOwner(id)], arguments: [DocumentCodec.encode(owner), recordTTL.wholeMilliseconds]),
+                    RedisCommand("PEXPIRE", keys.node(id), recordTTL.wholeMilliseconds),
+                    RedisCommand("ZADD", keys.nodes, heartbeat.leaseDeadline(wallClock: wallClockMilliseconds()), id),
+                ])
+                _ = try replies[2].throwingServerError(for: "ZADD")
+                reportLostClaim(replies[0])
+                heartbeat.succeeded(.renew, at: now)
+                // The record or the lease was gone (Redis lost them): register again at once.
+                if replies[1].integer == 0 || replies[2].integer == 1 { await redisLostKeys(rereadAssignments: true) }
+            case .beat:
+                let reply = try await client.send(RedisCommand("ZADD", keys.nodes, heartbeat.leaseDeadline(wallClock: wallClockMilliseconds()), id))
+                _ = try reply.throwingServerError(for: "ZADD")
+                heartbeat.succeeded(.beat, at: now)
+                if reply.integer == 1 { await redisLostKeys(rereadAssignments: true) }
+            }
+        } catch {
+            heartbeat.registerNext()
+            throw error
+        }
+    }
+
+    /// Writes the node record and its lease, renews the claim on the id, marks the node
+    /// changed and wakes the leader: one script, so the lease is written on Redis's clock.
+    mutating func register() async throws(RedisError) {
+        let now = ContinuousClock.now
         let record = NodeRecord(id: id, address: configuration.address, resources: configuration.resources, pid: getpid(),
                                 startedAt: startedAt, draining: shutdownDeadline != nil)
-        let replies = try await client.pipeline([
-            Self.renewClaim.command(keys: [keys.nodeOwner(id)], arguments: [DocumentCodec.encode(owner), configuration.nodeTTL.wholeMilliseconds]),
-            RedisCommand("SET", keys.node(id), DocumentCodec.encode(record), "PX", configuration.nodeTTL.wholeMilliseconds),
-            RedisCommand("ZADD", keys.nodes, wallClockMilliseconds(), id),
-            RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: shutdownDeadline != nil ? .nodeChanged : .nodeJoined, subject: id))),
-        ])
+        let wake = WakeUp(event: shutdownDeadline != nil ? .nodeChanged : .nodeJoined, subject: id)
+        let reply = try await client.run(Self.registerScript, keys: [keys.nodeOwner(id), keys.node(id), keys.nodes, keys.changedNodes],
+                                         arguments: [DocumentCodec.encode(owner), recordTTL.wholeMilliseconds, DocumentCodec.encode(record), id,
+                                                     configuration.nodeTTL.wholeMilliseconds, keys.wake, DocumentCodec.encode(wake)])
         // Refused (an ACL without this node's rights, say): the leader would never see the node.
-        _ = try replies[1].throwingServerError(for: "SET")
-        if replies.first?.integer == 0 {
+        _ = try reply.throwingServerError(for: "EVALSHA (register)")
+        let parts = reply.array ?? []
+        reportLostClaim(parts.first ?? .null)
+        let redisTime = parts.count > 1 ? parts[1].string.flatMap(Int64.init) ?? parts[1].integer : nil
+        let registeredBefore = heartbeat.lastSuccess != nil
+        heartbeat.succeeded(.register, at: now, redisTimeMs: redisTime, wallClock: wallClockMilliseconds())
+        // Registered before, yet the lease was not in `nodes`: Redis lost it.
+        if registeredBefore, parts.count > 2, parts[2].integer == 0 { await redisLostKeys(rereadAssignments: true) }
+    }
+
+    /// The node's lease or record was missing: Redis lost keys (an operator's `FLUSHALL`, a
+    /// restart or failover that kept the connections of some). Registers again at the next
+    /// heartbeat, re-reads the assignments (when `rereadAssignments`: their version may have
+    /// gone back too), and asks every worker to re-check its keys
+    /// (``ControlMessage/Event/recheck``): a worker whose ready record is gone writes it again.
+    mutating func redisLostKeys(rereadAssignments: Bool) async {
+        heartbeat.registerNext()
+        if rereadAssignments { await readView(force: true) }
+        guard !running.isEmpty else { return }
+        logger.warning("Redis lost this node's lease or record: registering again and asking the workers to re-check their keys",
+                       metadata: ["workers": "\(running.count)"])
+        let message = DocumentCodec.encode(ControlMessage(event: .recheck))
+        _ = try? await client.pipeline(running.keys.sorted().map { RedisCommand("PUBLISH", keys.control($0), message) })
+    }
+
+    private func reportLostClaim(_ reply: RedisReply) {
+        if reply.integer == 0 {
             logger.critical("another agent claimed this node id while this one could not renew its claim; both run its workers until one stops",
                             metadata: ["key": "\(keys.nodeOwner(id))"])
         }
     }
+
+    /// KEYS: owner, record, nodes, nodes:changed.  ARGV: owner document, record TTL (ms),
+    /// record, id, node TTL (ms), wake channel, wake-up. Renews (or takes back) the claim if it
+    /// is this agent's, writes the record and the lease (Redis's `TIME` + the node TTL), adds
+    /// the node to `nodes:changed`, publishes the wake-up; returns the claim's fate (1 kept, 0
+    /// another agent's), Redis's time (ms), and whether the lease was there (1) or not (0).
+    private static let registerScript = RedisScript("""
+        local claim = 0
+        local current = redis.call('GET', KEYS[1])
+        if current == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) claim = 1
+        elseif current == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) claim = 1 end
+        redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+        local had = redis.call('ZSCORE', KEYS[3], ARGV[4])
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        redis.call('ZADD', KEYS[3], string.format('%.0f', now + tonumber(ARGV[5])), ARGV[4])
+        redis.call('SADD', KEYS[4], ARGV[4])
+        redis.call('PUBLISH', ARGV[6], ARGV[7])
+        return {claim, string.format('%.0f', now), had and 1 or 0}
+        """)
 
     func deregister() async {
         _ = try? await client.pipeline([
             RedisCommand("DEL", keys.node(id)),
             RedisCommand("ZREM", keys.nodes, id),
             Self.releaseClaim.command(keys: [keys.nodeOwner(id)], arguments: [DocumentCodec.encode(owner)]),
+            RedisCommand("SADD", keys.changedNodes, id),
             RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .nodeLeft, subject: id))),
         ])
     }
@@ -209,16 +316,21 @@ struct NodeAgentRun {
             // workers to exit, and kills what still runs at the deadline.
             logger.info("draining the node (SIGTERM/SIGINT)", metadata: ["workers": "\(running.count)"])
             shutdownDeadline = wallClockNow().adding(milliseconds: configuration.shutdownTimeout.wholeMilliseconds)
-            lastHeartbeat = .now
+            heartbeat.attempted(at: .now)
             do { try await register() } catch { logger.warning("cannot mark the node draining", metadata: ["error": "\(error.message)"]) }
             await drainWorkersIfNoLeader()
         case .notified:
             await readView(force: true)
+        case .resubscribed:
+            // Redis may have restarted or failed over, losing the record or the lease.
+            heartbeat.registerNext()
+            await readView(force: true)
         case .tick:
             let now = ContinuousClock.now
-            if now - lastHeartbeat >= configuration.nodeTTL / 3 {
-                lastHeartbeat = now
-                try? await register()
+            if heartbeat.isDue(now: now) {
+                do { try await sendHeartbeat() } catch {
+                    logger.warning("cannot send the heartbeat", metadata: ["error": "\(error.message)"])
+                }
             }
             if shutdownDeadline != nil { await drainWorkersIfNoLeader() }
             if now - lastPoll >= configuration.pollInterval { await readView(force: false) }
@@ -258,6 +370,7 @@ struct NodeAgentRun {
                 fresh.keptAfterLoss.formUnion(running.keys)
                 logger.critical("the assignments' version went back: Redis lost writes (restored from an older file, restarted empty, or failed over to a replica that lacked them); keeping every running worker until a leader assigns, drains or force-kills it",
                                 metadata: ["version": "\(version.map(String.init) ?? "none")", "was": "\(viewVersion ?? 0)", "kept": "\(unlisted.sorted().joined(separator: ","))"])
+                await redisLostKeys(rereadAssignments: false)
             }
             if known.count > 0 { fresh.drains = drainRequests(known, replies[1]) }
             if force || version != viewVersion || viewVersion == nil {
@@ -350,16 +463,19 @@ struct NodeAgentRun {
         await writeExitRecord(record)
     }
 
-    /// Writes `record` and wakes the leader. Not retried: without it the leader still learns
-    /// of the exit when the replica's heartbeat expires, only later — hence the warning.
+    /// Writes `record`, retracts the replica's ready record (the node vouched for it), marks
+    /// the replica changed and wakes the leader. Not retried: without it the leader learns of
+    /// the exit only at its next full re-read of every replica — hence the warning.
     private func writeExitRecord(_ record: ExitRecord) async {
         do {
             _ = try await client.pipeline([
                 RedisCommand("SET", keys.exit(record.tag), DocumentCodec.encode(record), "EX", 3600),
+                RedisCommand("DEL", keys.ready(record.tag)),
+                RedisCommand("SADD", keys.changedReplicas, record.tag),
                 RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: record.tag))),
             ])[0].throwingServerError(for: "SET")
         } catch {
-            logger.warning("cannot record the worker's exit; the leader learns of it when its heartbeat expires",
+            logger.warning("cannot record the worker's exit; the leader learns of it at its next full re-read",
                            metadata: ["replica": "\(record.tag)", "error": "\(error.message)"])
         }
     }

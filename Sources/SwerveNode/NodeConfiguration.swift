@@ -27,7 +27,7 @@ public struct NodeConfiguration: Sendable {
 
     public init(redisURL: String, redis: RedisConfiguration, keys: ClusterKeys, id: String, address: String = "127.0.0.1",
                 resources: Resources, nodeTTL: Duration = .seconds(3), workerHeartbeatTTL: Duration = .seconds(3),
-                pollInterval: Duration = .seconds(1), shutdownTimeout: Duration = .seconds(30),
+                pollInterval: Duration = .seconds(10), shutdownTimeout: Duration = .seconds(30),
                 workerCommand: [String], environment: [String: String] = [:]) {
         self.redisURL = redisURL
         self.redis = redis

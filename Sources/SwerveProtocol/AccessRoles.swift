@@ -17,7 +17,8 @@ public struct AccessRoles: Sendable, Hashable {
     public enum Role: String, CaseIterable, Sendable {
         /// `swerve controller`: leads, follows, fences its writes.
         case controller
-        /// `swerve node`: registers and heartbeats its node, reads its assignments, records exits.
+        /// `swerve node`: registers and heartbeats its node, reads its assignments, records its
+        /// workers' exits (and retracts their ready records).
         case node
         /// `swerve worker`: its replica's ready and drained records; reads its assignment.
         case worker
@@ -86,22 +87,25 @@ public struct AccessRoles: Sendable, Hashable {
         case .node:
             // Reading cordons and the node set: `swerve health node`, the agent's health check.
             return ["%R~\(p)assignments:*", "%R~\(p)replica:*:drain", "%R~\(p)leader", "%R~\(p)cordons",
-                    "~\(p)node:*", "~\(p)nodes", "~\(p)replica:*:exit",
-                    "&\(p)wake", "&\(p)node:*:notify",
-                    "+get", "+mget", "+exists", "+hgetall", "+set", "+del", "+pexpire", "+zadd", "+zrem", "+zrange",
+                    "~\(p)node:*", "~\(p)nodes", "~\(p)nodes:changed", "~\(p)replica:*:exit",
+                    "~\(p)replicas:changed", "&\(p)wake", "&\(p)node:*:notify", "&\(p)replica:*:control",
+                    "+get", "+mget", "+exists", "+hgetall", "+set", "+del", "+pexpire", "+zadd", "+zrem", "+zrange", "+zscore",
+                    "+sadd", "+time",
+                    // A selector: its workers' ready records it may only delete (on their exit).
+                    "(~\(p)replica:*:ready +del)",
                     "+publish", "+subscribe", "+unsubscribe", "+evalsha", "+script|load"] + Self.connecting
         case .worker:
             return ["%R~\(p)assignments:*", "%R~\(p)replica:*:drain", "%R~\(p)replica:*:config",
-                    "~\(p)replica:*:ready", "~\(p)replica:*:drained",
+                    "~\(p)replica:*:ready", "~\(p)replica:*:drained", "~\(p)replicas:changed",
                     "&\(p)wake", "&\(p)replica:*:control",
-                    "+get", "+hget", "+set", "+del", "+publish", "+subscribe", "+unsubscribe"] + Self.connecting
+                    "+get", "+mget", "+hget", "+set", "+del", "+sadd", "+publish", "+subscribe", "+unsubscribe"] + Self.connecting
         case .router:
             return ["%R~\(p)snapshot:*", "&\(p)snapshots", "+get", "+subscribe", "+unsubscribe"] + Self.connecting
         case .client:
             return ["%R~\(p)*", "%W~\(p)requests", "%W~\(p)cordons", "&\(p)*",
-                    "+@read", "-@dangerous", "+xadd", "+hset", "+hdel", "+publish", "+subscribe", "+unsubscribe"] + Self.connecting
+                    "+@read", "-@dangerous", "+xadd", "+hset", "+hdel", "+publish", "+subscribe", "+unsubscribe", "+time"] + Self.connecting
         case .reader:
-            return ["%R~\(p)*", "&\(p)*", "+@read", "-@dangerous", "+subscribe", "+unsubscribe"] + Self.connecting
+            return ["%R~\(p)*", "&\(p)*", "+@read", "-@dangerous", "+subscribe", "+unsubscribe", "+time"] + Self.connecting
         case .admin:
             return ["~*", "&*", "+@all"]
         case .replication:

@@ -24,14 +24,23 @@ public struct ClusterKeys: Sendable, Hashable {
 
     // MARK: Nodes
 
-    /// STRING, a ``NodeRecord``, with the node TTL: present while the node agent lives.
+    /// STRING, a ``NodeRecord``, written when it changes and kept by the agent for
+    /// ``nodeRecordTTL`` (renewed well before): what the node offers. Whether the node is alive
+    /// is its score in ``nodes``, not this key.
     public func node(_ id: String) -> String { prefix + "node:" + id }
-    /// STRING, a ``NodeOwnerDocument`` with the node TTL: which agent process runs node `id`.
+    /// STRING, a ``NodeOwnerDocument`` with ``nodeRecordTTL``: which agent process runs node `id`.
     public func nodeOwner(_ id: String) -> String { prefix + "node:" + id + ":owner" }
+    /// How long a node record and its owner claim outlive their agent's last renewal.
+    public static let nodeRecordTTL = Duration.seconds(60)
     /// HASH node id → ``NodeCordonDocument``: nodes operators cordoned or drained.
     public var cordons: String { prefix + "cordons" }
-    /// ZSET of node ids, scored by last heartbeat (Unix ms): how the leader finds nodes.
+    /// ZSET of node ids, scored by when the node's lease runs out (Unix ms, Redis's clock): the
+    /// node's heartbeat. A node is alive while its score is ahead of Redis's `TIME` and its
+    /// record exists.
     public var nodes: String { prefix + "nodes" }
+    /// SET of node ids whose record or liveness changed (joined, draining, left, back after its
+    /// lease ran out) since the leader last took them (`SPOP`): what the leader re-reads.
+    public var changedNodes: String { prefix + "nodes:changed" }
     /// HASH replica tag → ``AssignmentDocument``: exactly the replicas the node must run.
     /// Not under `node:`, which node agents may write (see ``AccessRoles``): only the leader
     /// writes what a node runs.
@@ -43,7 +52,8 @@ public struct ClusterKeys: Sendable, Hashable {
 
     // MARK: Replicas
 
-    /// STRING, a ``ReadyRecord``, with the heartbeat TTL: present while the replica is ready.
+    /// STRING, a ``ReadyRecord``, written once when the replica is ready (no TTL: its node's
+    /// heartbeat vouches for it); deleted when it stops serving (unhealthy, drained, exited).
     public func ready(_ tag: String) -> String { replica(tag) + ":ready" }
     /// STRING, a ``DrainRequest``: the replica must stop.
     public func drain(_ tag: String) -> String { replica(tag) + ":drain" }
@@ -55,6 +65,10 @@ public struct ClusterKeys: Sendable, Hashable {
     public func userConfig(_ tag: String) -> String { replica(tag) + ":config" }
     /// Channel: a ``ControlMessage`` for the replica (drain, config).
     public func control(_ tag: String) -> String { replica(tag) + ":control" }
+
+    /// SET of replica tags whose ready, drained or exit key changed since the leader last took
+    /// them (`SPOP`): workers and node agents add a tag right after writing its key.
+    public var changedReplicas: String { prefix + "replicas:changed" }
 
     /// Every key of a replica, for clean-up.
     public func replicaKeys(_ tag: String) -> [String] {

@@ -224,6 +224,10 @@ public struct ControlMessage: ProtocolDocument {
         case drain
         /// Read the config key.
         case config
+        /// From the replica's node agent: Redis may have lost keys (the node's lease or its
+        /// assignments' version went missing or back). Re-read the control keys, and write the
+        /// ready record again if it is missing.
+        case recheck
     }
 
     public init(event: Event) { self.event = event }
@@ -239,6 +243,8 @@ public struct WakeUp: ProtocolDocument {
 
     public enum Event: String, Codable, Sendable, Hashable {
         case ready, drained, exited, nodeJoined, nodeLeft
+        /// A replica's health check failed: it retracted its ready record.
+        case unhealthy
         /// A node was cordoned, uncordoned or started draining.
         case nodeChanged
         /// A client appended a request.

@@ -33,6 +33,9 @@ public struct WorkerLaunchEnvironment: Sendable, Hashable {
     public var replicaTag: String
     /// The node agent's pid: when the worker's parent is no longer this, the agent died.
     public var agentPID: Int32?
+    /// The ready record's TTL of the protocol before node leases (workers renewed it). Still
+    /// set, so workers written for it start; a worker of this protocol ignores it: its ready
+    /// record has no TTL (its node's heartbeat vouches for it).
     public var heartbeatTTL: Duration
 
     public init(redisURL: String, keys: ClusterKeys, nodeID: String, nodeAddress: String, replicaTag: String,

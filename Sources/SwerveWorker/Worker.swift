@@ -20,6 +20,8 @@ public enum Worker {
         case requestFinished
         case control(ControlMessage?)
         case pollNow
+        /// The control channel was (re)subscribed: Redis may have restarted or failed over.
+        case resubscribed
         /// SIGTERM (the node agent is shutting down): drain as if asked to, within 10 s.
         case terminate
     }
@@ -78,9 +80,13 @@ public enum Worker {
             group.addTask {
                 let subscriber = RedisSubscriber(configuration: configuration.redis, logger: logger)
                 try? await subscriber.subscribe(to: [keys.control(tag)]) { subscription in
+                    var subscribedBefore = false
                     for await event in subscription {
                         switch event {
-                        case .subscribed, .mayHaveMissedMessages: continuation.yield(.pollNow)
+                        case .subscribed:
+                            continuation.yield(subscribedBefore ? .resubscribed : .pollNow)
+                            subscribedBefore = true
+                        case .mayHaveMissedMessages: continuation.yield(.pollNow)
                         case .message(let message): continuation.yield(.control(try? DocumentCodec.decode(ControlMessage.self, from: message.payload, source: keys.control(tag))))
                         case .disconnected: break
                         }
@@ -136,12 +142,9 @@ struct WorkerRun {
     let code: any ReplicaService
     let logger: Logger
     var lifecycle = WorkerLifecycle()
-    /// A command's last health probe; a built-in is healthy while it runs.
-    var healthy = true
     var lastProbe = ContinuousClock.now
     /// The user config last handed to the code (the assignment's at first).
     lazy var appliedUserConfig: JSONValue? = assignment.userConfig
-    var lastHeartbeat = ContinuousClock.now
     var lastPoll = ContinuousClock.now
 
     var keys: ClusterKeys { configuration.keys }
@@ -163,13 +166,9 @@ struct WorkerRun {
             }
             if lifecycle.state == .ready, now - lastProbe >= .seconds(1) {
                 lastProbe = now
-                let wasHealthy = healthy
-                healthy = await code.isHealthy()
-                if wasHealthy != healthy { logger.warning(healthy ? "healthy again" : "unhealthy: no longer renewing the ready key") }
-            }
-            if healthy, now - lastHeartbeat >= configuration.heartbeatTTL / 3 {
-                lastHeartbeat = now
-                if let code = await perform(lifecycle.heartbeatDue()) { return code }
+                let healthy = await code.isHealthy()
+                if healthy != lifecycle.healthy { logger.warning(healthy ? "healthy again: ready" : "unhealthy: retracting the ready record") }
+                if let code = await perform(lifecycle.healthProbed(healthy: healthy)) { return code }
             }
             if now - lastPoll >= configuration.controlPollInterval {
                 if let code = await poll() { return code }
@@ -178,6 +177,9 @@ struct WorkerRun {
         case .requestFinished:
             return await perform(lifecycle.timePassed(now: wallClockNow(), inFlight: code.requestsInFlight ?? 0))
         case .control, .pollNow:
+            return await poll()
+        case .resubscribed:
+            if let code = await perform(lifecycle.reconnected()) { return code }
             return await poll()
         case .terminate:
             logger.info("SIGTERM: draining")
@@ -194,21 +196,33 @@ struct WorkerRun {
             return await perform(lifecycle.codeStopped())
         }
         logger.error("its code exited", metadata: ["status": "\(status)"])
-        _ = try? await client.send("DEL", keys.ready(tag))
+        _ = try? await client.pipeline(retractReady)
         return 1
     }
 
-    /// Reads the drain and config keys (one round trip) and acts on them.
+    /// Reads the drain and config keys and, while ready and healthy, writes the ready record
+    /// if it is missing (`SET NX`: Redis lost it) — one round trip — and acts on them.
     mutating func poll() async -> Int32? {
         lastPoll = ContinuousClock.now
+        var commands = [RedisCommand("MGET", keys.drain(tag), keys.userConfig(tag))]
+        let reassert = lifecycle.holdsReadyRecord
+        if reassert { commands.append(RedisCommand("SET", keys.ready(tag), DocumentCodec.encode(ready), "NX")) }
         let replies: [RedisReply]
         do {
-            replies = try await client.pipeline([RedisCommand("GET", keys.drain(tag)), RedisCommand("GET", keys.userConfig(tag))])
+            replies = try await client.pipeline(commands)
+            _ = try replies[0].throwingServerError(for: "MGET")
         } catch {
             logger.warning("cannot read control keys", metadata: ["error": "\(error.message)"])
             return nil
         }
-        if let bytes = replies[1].bytes {
+        if reassert, replies[1] == .simpleString("OK") {
+            logger.warning("the ready record was missing (Redis lost it): written again")
+            _ = try? await client.pipeline([RedisCommand("SADD", keys.changedReplicas, tag),
+                                            RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .ready, subject: tag)))])
+        }
+        let values = replies[0].array ?? []
+        let drainBytes = values.first?.bytes
+        if let bytes = values.count > 1 ? values[1].bytes : nil {
             do {
                 let document = try DocumentCodec.decode(UserConfigDocument.self, from: bytes, source: keys.userConfig(tag))
                 if document.userConfig != appliedUserConfig {
@@ -220,7 +234,7 @@ struct WorkerRun {
                 logger.error("ignoring a bad user config", metadata: ["error": "\(error.message)"])
             }
         }
-        guard let bytes = replies[0].bytes else { return nil }
+        guard let bytes = drainBytes else { return nil }
         do {
             let drain = try DocumentCodec.decode(DrainRequest.self, from: bytes, source: keys.drain(tag))
             let actions = lifecycle.drainRequested(now: wallClockNow(), waitLoopS: assignment.gracefulShutdownWaitLoopS,
@@ -233,18 +247,33 @@ struct WorkerRun {
         }
     }
 
+    /// Deletes the ready record, marks the replica changed, wakes the leader.
+    var retractReady: [RedisCommand] {
+        [RedisCommand("DEL", keys.ready(tag)), RedisCommand("SADD", keys.changedReplicas, tag),
+         RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .unhealthy, subject: tag)))]
+    }
+
     /// Carries out lifecycle actions; returns the exit code when the worker is done.
     mutating func perform(_ actions: [WorkerLifecycle.Action]) async -> Int32? {
         for action in actions {
             switch action {
             case .writeReady(let announce):
-                var commands = [RedisCommand("SET", keys.ready(tag), DocumentCodec.encode(ready), "PX", configuration.heartbeatTTL.wholeMilliseconds)]
-                if announce { commands.append(RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .ready, subject: tag)))) }
+                let commands = [RedisCommand("SET", keys.ready(tag), DocumentCodec.encode(ready)),
+                                RedisCommand("SADD", keys.changedReplicas, tag),
+                                RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .ready, subject: tag)))]
                 do {
                     _ = try await client.pipeline(commands)[0].throwingServerError(for: "SET")
                     if announce { logger.info("ready", metadata: ["address": "\(ready.address)"]) }
                 } catch {
+                    // Written again when the worker reconnects; until then the leader's start
+                    // timeout (or, once running, nothing) decides.
                     logger.warning("cannot write the ready key", metadata: ["error": "\(error.message)"])
+                }
+            case .retractReady:
+                do {
+                    _ = try await client.pipeline(retractReady)[0].throwingServerError(for: "DEL")
+                } catch {
+                    logger.warning("cannot retract the ready key", metadata: ["error": "\(error.message)"])
                 }
             case .stopAccepting:
                 await code.stopAccepting()
@@ -258,6 +287,7 @@ struct WorkerRun {
                 let commands = [
                     RedisCommand("SET", keys.drained(tag), DocumentCodec.encode(DrainedRecord(tag: tag, drainedAt: wallClockNow())), "EX", 3600),
                     RedisCommand("DEL", keys.ready(tag)),
+                    RedisCommand("SADD", keys.changedReplicas, tag),
                     RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .drained, subject: tag))),
                 ]
                 do {

@@ -13,23 +13,22 @@ public struct WorkerConfiguration: Sendable {
     public var tag: String
     /// The node agent's pid: when the worker's parent is no longer this, the agent died.
     public var agentPID: Int32?
-    public var heartbeatTTL: Duration
-    /// How often the drain and config keys are re-read without a message: a safety net only.
-    /// The control channel says when they change, and the worker re-reads them whenever its
-    /// subscription (re)starts, so a message is lost only with a connection, and then re-read.
-    /// Each re-read is two commands per replica: at 10 s, 10,000 replicas cost Redis 2,000
-    /// commands a second rather than 20,000.
+    /// How often the drain and config keys are re-read (and a missing ready record written
+    /// again) without a message: a safety net only. The control channel says when they change
+    /// (and the node agent asks for a re-check when it finds Redis lost keys), and the worker
+    /// re-reads them whenever its subscription (re)starts, so a message is lost only with a
+    /// connection, and then re-read. Each re-read is two commands: at 60 s, 10,000 replicas cost
+    /// Redis 330 commands a second.
     public var controlPollInterval: Duration
 
     public init(redis: RedisConfiguration, keys: ClusterKeys, nodeID: String, nodeAddress: String, tag: String,
-                agentPID: Int32? = nil, heartbeatTTL: Duration = .seconds(3), controlPollInterval: Duration = .seconds(10)) {
+                agentPID: Int32? = nil, controlPollInterval: Duration = .seconds(60)) {
         self.redis = redis
         self.keys = keys
         self.nodeID = nodeID
         self.nodeAddress = nodeAddress
         self.tag = tag
         self.agentPID = agentPID
-        self.heartbeatTTL = heartbeatTTL
         self.controlPollInterval = controlPollInterval
     }
 
@@ -49,6 +48,6 @@ public struct WorkerConfiguration: Sendable {
             throw WorkerError(.invalidEnvironment, "swerve worker: \(WorkerLaunchEnvironment.Variable.redisURL): \(error)")
         }
         return WorkerConfiguration(redis: redis, keys: launch.keys, nodeID: launch.nodeID, nodeAddress: launch.nodeAddress,
-                                   tag: launch.replicaTag, agentPID: launch.agentPID, heartbeatTTL: launch.heartbeatTTL)
+                                   tag: launch.replicaTag, agentPID: launch.agentPID)
     }
 }

@@ -1,10 +1,12 @@
 import SwerveCore
-/// A worker's life as a pure state machine: what to do when its code is ready, when a
-/// heartbeat is due, when a drain is requested, as time passes and requests finish.
+/// A worker's life as a pure state machine: what to do when its code is ready, when its health
+/// changes, after a reconnect, when a drain is requested, as time passes and requests finish.
 ///
 /// States:
 /// - `starting`: the code is not serving yet;
-/// - `ready`: serving; the ready key is renewed every heartbeat;
+/// - `ready`: serving; the ready record is written once (its node's heartbeat vouches for it),
+///   retracted while the code is unhealthy, and written again after a reconnect (Redis may have
+///   lost it);
 /// - `draining(acceptUntil:deadline:)`: asked to drain; still accepting stragglers from routers
 ///   that have not seen it leave until `acceptUntil` (the backend's wait loop);
 /// - `closing(deadline:)`: the listener is closed (new connections are refused, which routers
@@ -22,8 +24,12 @@ struct WorkerLifecycle: Sendable, Equatable {
     }
 
     enum Action: Sendable, Equatable {
-        /// Write (or renew) the ready key and, the first time, publish the `ready` wake-up.
+        /// Write the ready record (and mark the replica changed, and wake the leader); `announce`
+        /// the first time (logged).
         case writeReady(announce: Bool)
+        /// Delete the ready record (and mark the replica changed, and wake the leader): the code
+        /// is unhealthy, the leader replaces the replica.
+        case retractReady
         /// Close the listening socket.
         case stopAccepting
         /// Stop the replica's code (SIGTERM to a command) and report `codeStopped`.
@@ -33,6 +39,8 @@ struct WorkerLifecycle: Sendable, Equatable {
     }
 
     private(set) var state: State = .starting
+    /// The code's last health probe (a built-in is healthy while it runs).
+    private(set) var healthy = true
 
     mutating func codeBecameReady() -> [Action] {
         guard state == .starting else { return [] }
@@ -40,8 +48,21 @@ struct WorkerLifecycle: Sendable, Equatable {
         return [.writeReady(announce: true)]
     }
 
-    mutating func heartbeatDue() -> [Action] {
-        state == .ready ? [.writeReady(announce: false)] : []
+    /// The worker reconnected to Redis (which may have restarted or failed over and lost the
+    /// ready record): write it again while ready and healthy.
+    mutating func reconnected() -> [Action] {
+        holdsReadyRecord ? [.writeReady(announce: false)] : []
+    }
+
+    /// Whether the ready record should exist now: ready and healthy.
+    var holdsReadyRecord: Bool { state == .ready && healthy }
+
+    /// A health probe answered. A change while ready retracts or restores the ready record.
+    mutating func healthProbed(healthy now: Bool) -> [Action] {
+        guard now != healthy else { return [] }
+        healthy = now
+        guard state == .ready else { return [] }
+        return [now ? .writeReady(announce: false) : .retractReady]
     }
 
     /// A drain request was read. Repeated requests change nothing; a forced one means no

@@ -108,6 +108,32 @@ import Testing
         #expect(scaled.status == 0, "\(scaled.output)")
     }
 
+    /// The commands of the liveness protocol that a slow path would otherwise cover up (a worker
+    /// refused its control re-read still stops, killed at its drain deadline), tried as each role.
+    @Test func eachRoleMayDoWhatItsProcessesDo() async throws {
+        defer { redis.kill() }
+        let allowed: [AccessRoles.Role: [RedisCommand]] = [
+            .worker: [RedisCommand("MGET", keys.drain("api#1"), keys.userConfig("api#1")),
+                      RedisCommand("SET", keys.ready("api#1"), "{}", "NX"),
+                      RedisCommand("SADD", keys.changedReplicas, "api#1"),
+                      RedisCommand("DEL", keys.ready("api#1"))],
+            .node: [RedisCommand("ZADD", keys.nodes, 1, "n1"),
+                    RedisCommand("SADD", keys.changedNodes, "n1"),
+                    RedisCommand("SADD", keys.changedReplicas, "api#1"),
+                    RedisCommand("DEL", keys.ready("api#1")),
+                    RedisCommand("TIME"),
+                    RedisCommand("PUBLISH", keys.control("api#1"), "{}")],
+            .reader: [RedisCommand("TIME"), RedisCommand("ZRANGE", keys.nodes, 0, -1, "WITHSCORES")],
+        ]
+        for (role, commands) in allowed {
+            let connection = try connection(role)
+            for command in commands {
+                let reply = try await connection.pipeline([command])[0]
+                #expect(reply.errorMessage == nil, "\(role) may \(command.name): it got \(reply)")
+            }
+        }
+    }
+
     /// What must never be possible, role by role, tried against the real server.
     @Test func eachRoleIsRefusedWhatItMustNotDo() async throws {
         defer { redis.kill() }

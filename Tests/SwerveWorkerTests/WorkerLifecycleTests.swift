@@ -9,17 +9,33 @@ import Testing
         return lifecycle
     }
 
-    @Test func readinessIsAnnouncedOnceAndThenRenewed() {
+    @Test func readinessIsAnnouncedOnceAndWrittenAgainAfterAReconnect() {
         var lifecycle = ready()
         #expect(lifecycle.codeBecameReady() == [])
-        #expect(lifecycle.heartbeatDue() == [.writeReady(announce: false)])
+        #expect(lifecycle.reconnected() == [.writeReady(announce: false)])
+    }
+
+    @Test func anUnhealthyReplicaRetractsItsReadyRecordOnceAndRestoresItWhenHealthy() {
+        var lifecycle = ready()
+        #expect(lifecycle.healthProbed(healthy: true) == [], "no change, nothing written")
+        #expect(lifecycle.healthProbed(healthy: false) == [.retractReady])
+        #expect(lifecycle.healthProbed(healthy: false) == [])
+        #expect(lifecycle.reconnected() == [], "an unhealthy replica does not write itself ready after a reconnect")
+        #expect(lifecycle.healthProbed(healthy: true) == [.writeReady(announce: false)])
+    }
+
+    @Test func healthChangesWhileDrainingWriteNothing() {
+        var lifecycle = ready()
+        _ = lifecycle.drainRequested(now: 0, waitLoopS: 5, deadline: 10_000, inFlight: 1)
+        #expect(lifecycle.healthProbed(healthy: false) == [])
+        #expect(lifecycle.healthProbed(healthy: true) == [])
     }
 
     @Test func aDrainKeepsAcceptingStragglersForTheWaitLoopThenStopsAccepting() {
         var lifecycle = ready()
         #expect(lifecycle.drainRequested(now: 1000, waitLoopS: 2, deadline: 20_000, inFlight: 1) == [])
         #expect(lifecycle.acceptsRequests)
-        #expect(lifecycle.heartbeatDue() == [], "no heartbeat while draining")
+        #expect(lifecycle.reconnected() == [], "not written ready again while draining")
         #expect(lifecycle.timePassed(now: 2999, inFlight: 1) == [])
         #expect(lifecycle.timePassed(now: 3000, inFlight: 1) == [.stopAccepting])
         #expect(!lifecycle.acceptsRequests)

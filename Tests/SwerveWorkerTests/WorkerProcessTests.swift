@@ -64,8 +64,8 @@ import Testing
         let ready = try #require(try await readyRecord(tag))
         #expect(ready.node == "n1" && ready.version == "v1" && ready.backend == "api")
         #expect(ready.pid == worker?.process.processIdentifier)
-        let ttl = try await client.send("PTTL", keys.ready(tag)).integer ?? 0
-        #expect(ttl > 0 && ttl <= 3000, "the ready key lives by its heartbeat")
+        #expect(try await client.send("PTTL", keys.ready(tag)).integer == -1, "written once: its node's heartbeat vouches for it")
+        #expect(try await client.send("SISMEMBER", keys.changedReplicas, tag).integer == 1, "marked changed for the leader")
         let response = try await httpRequest(ready.address, method: "POST", body: Array("hello".utf8))
         #expect(response.status == 200)
         #expect(response.body == Array("hello".utf8))

@@ -23,7 +23,6 @@ TAG = env["SWERVE_REPLICA_TAG"]
 NODE = env["SWERVE_NODE_ID"]
 ADDRESS = env["SWERVE_NODE_ADDRESS"]
 AGENT_PID = int(env["SWERVE_AGENT_PID"]) if env.get("SWERVE_AGENT_PID") else None
-TTL_MS = int(env.get("SWERVE_HEARTBEAT_TTL_MS", "3000"))
 P = "swerve:{%s}:" % env.get("SWERVE_CLUSTER", "default")
 KEYS = {name: P + "replica:" + TAG + ":" + name for name in ("ready", "drain", "drained", "config", "control")}
 
@@ -98,7 +97,11 @@ server = http.server.ThreadingHTTPServer((ADDRESS, 0), Echo)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 ready = document(tag=TAG, backend=assignment["backend"], node=NODE, version=assignment["version"],
                  address=f"{ADDRESS}:{server.server_address[1]}", pid=os.getpid(), startedAt=now_ms(), readyAt=now_ms())
-db.set(KEYS["ready"], ready, px=TTL_MS)
+# Written once, no TTL: the node's heartbeat vouches for its workers. Every write of the
+# ready, drained or exit key is followed by the tag in the changed set, which is all the
+# leader reads (then the wake-up, so it reads now).
+db.set(KEYS["ready"], ready)
+db.sadd(P + "replicas:changed", TAG)
 db.publish(P + "wake", document(event="ready", subject=TAG))
 log("ready at " + json.loads(ready)["address"])
 
@@ -116,7 +119,9 @@ signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def listen():
-    pubsub = db.pubsub(ignore_subscribe_messages=True)
+    # Subscription confirmations wake the loop too: after a reconnect (Redis restarted or
+    # failed over) the keys are re-checked.
+    pubsub = db.pubsub(ignore_subscribe_messages=False)
     pubsub.subscribe(KEYS["control"])
     for _ in pubsub.listen():
         wake_up.set()
@@ -133,7 +138,14 @@ def drain_request():
     return None if drain.get("schemaVersion") != 1 or drain.get("force") else drain
 
 
-last_heartbeat = time.monotonic()
+def recheck_ready():
+    # Redis may have lost the ready record (its node asked, or a reconnect): write it if missing.
+    if db.set(KEYS["ready"], ready, nx=True):
+        log("the ready record was missing: written again")
+        db.sadd(P + "replicas:changed", TAG)
+        db.publish(P + "wake", document(event="ready", subject=TAG))
+
+
 last_poll = 0.0
 while True:
     woken = wake_up.wait(timeout=0.1)
@@ -141,14 +153,12 @@ while True:
     if AGENT_PID is not None and os.getppid() != AGENT_PID:
         log("node agent is gone; exiting")
         sys.exit(1)
-    if time.monotonic() - last_heartbeat >= TTL_MS / 3000:
-        last_heartbeat = time.monotonic()
-        db.set(KEYS["ready"], ready, px=TTL_MS)
-    # Re-read the drain key when told to, and every 10 s anyway (messages are hints).
-    if terminated.is_set() or woken or time.monotonic() - last_poll >= 10:
+    # Re-read the drain key when told to, and every 60 s anyway (messages are hints).
+    if terminated.is_set() or woken or time.monotonic() - last_poll >= 60:
         last_poll = time.monotonic()
         if terminated.is_set() or drain_request():
             break
+        recheck_ready()
 
 # Drain: keep accepting stragglers for the wait loop, stop accepting, wait for in-flight.
 log("draining")
@@ -160,6 +170,7 @@ server.shutdown()
 server.server_close()
 db.set(KEYS["drained"], document(tag=TAG, drainedAt=now_ms()), ex=3600)
 db.delete(KEYS["ready"])
+db.sadd(P + "replicas:changed", TAG)
 db.publish(P + "wake", document(event="drained", subject=TAG))
 log("drained; exiting")
 sys.exit(0)
