@@ -197,6 +197,7 @@ let package = Package(
             dependencies: [
                 "SwerveErrors",
                 "SwerveLauncher",
+                "SwerveNode",
                 "SwerveClient",
                 "SwerveCore",
                 "SwerveProtocol",

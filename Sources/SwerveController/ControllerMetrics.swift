@@ -10,7 +10,10 @@ import SwerveCore
 /// - `swerve_controller_requests_applied_total`, `swerve_controller_fenced_writes_refused_total`
 ///   and `swerve_controller_step_failures_total` (counters);
 /// - `swerve_controller_replicas{state=…}` (gauge): the replicas the leader records, by state
-///   (followers report 0).
+///   (followers report 0);
+/// - `swerve_controller_written_bytes_total` (counter): the bytes of every step's fenced writes
+///   (their keys and arguments: checkpoint, snapshots, assignments, events…), what one change
+///   costs Redis and its replicas.
 public final class ControllerMetrics: Sendable {
     /// The reconcile histogram's label, for choosing its buckets.
     public static let reconcileDurationLabel = "swerve_controller_reconcile_duration_seconds"
@@ -26,6 +29,7 @@ public final class ControllerMetrics: Sendable {
     let requestsApplied = Counter(label: "swerve_controller_requests_applied_total")
     let fencedWritesRefused = Counter(label: "swerve_controller_fenced_writes_refused_total")
     let stepFailures = Counter(label: "swerve_controller_step_failures_total")
+    let writtenBytes = Counter(label: "swerve_controller_written_bytes_total")
     let replicas: [ReplicaState: Gauge] = Dictionary(uniqueKeysWithValues: ReplicaState.allCases.map {
         ($0, Gauge(label: "swerve_controller_replicas", dimensions: [("state", $0.rawValue)]))
     })

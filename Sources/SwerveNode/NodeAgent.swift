@@ -217,7 +217,7 @@ struct NodeAgentRun {
                 // The record or the lease was gone (Redis lost them): register again at once.
                 if replies[1].integer == 0 || replies[2].integer == 1 { await redisLostKeys(rereadAssignments: true) }
             case .beat:
-                let reply = try await client.send(RedisCommand("ZADD", keys.nodes, heartbeat.leaseDeadline(wallClock: wallClockMilliseconds()), id))
+                let reply = try await client.send(NodeLeaseCommands.beat(keys: keys, id: id, deadline: heartbeat.leaseDeadline(wallClock: wallClockMilliseconds())))
                 _ = try reply.throwingServerError(for: "ZADD")
                 heartbeat.succeeded(.beat, at: now)
                 if reply.integer == 1 { await redisLostKeys(rereadAssignments: true) }
@@ -235,9 +235,8 @@ struct NodeAgentRun {
         let record = NodeRecord(id: id, address: configuration.address, resources: configuration.resources, pid: getpid(),
                                 startedAt: startedAt, draining: shutdownDeadline != nil)
         let wake = WakeUp(event: shutdownDeadline != nil ? .nodeChanged : .nodeJoined, subject: id)
-        let reply = try await client.run(Self.registerScript, keys: [keys.nodeOwner(id), keys.node(id), keys.nodes, keys.changedNodes],
-                                         arguments: [DocumentCodec.encode(owner), recordTTL.wholeMilliseconds, DocumentCodec.encode(record), id,
-                                                     configuration.nodeTTL.wholeMilliseconds, keys.wake, DocumentCodec.encode(wake)])
+        let reply = try await client.send(NodeLeaseCommands.register(keys: keys, owner: owner, record: record, recordTTL: recordTTL,
+                                                                     nodeTTL: configuration.nodeTTL, wake: wake))
         // Refused (an ACL without this node's rights, say): the leader would never see the node.
         _ = try reply.throwingServerError(for: "EVALSHA (register)")
         let parts = reply.array ?? []
@@ -271,25 +270,6 @@ struct NodeAgentRun {
         }
     }
 
-    /// KEYS: owner, record, nodes, nodes:changed.  ARGV: owner document, record TTL (ms),
-    /// record, id, node TTL (ms), wake channel, wake-up. Renews (or takes back) the claim if it
-    /// is this agent's, writes the record and the lease (Redis's `TIME` + the node TTL), adds
-    /// the node to `nodes:changed`, publishes the wake-up; returns the claim's fate (1 kept, 0
-    /// another agent's), Redis's time (ms), and whether the lease was there (1) or not (0).
-    private static let registerScript = RedisScript("""
-        local claim = 0
-        local current = redis.call('GET', KEYS[1])
-        if current == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) claim = 1
-        elseif current == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) claim = 1 end
-        redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
-        local had = redis.call('ZSCORE', KEYS[3], ARGV[4])
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        redis.call('ZADD', KEYS[3], string.format('%.0f', now + tonumber(ARGV[5])), ARGV[4])
-        redis.call('SADD', KEYS[4], ARGV[4])
-        redis.call('PUBLISH', ARGV[6], ARGV[7])
-        return {claim, string.format('%.0f', now), had and 1 or 0}
-        """)
 
     func deregister() async {
         _ = try? await client.pipeline([
@@ -468,12 +448,7 @@ struct NodeAgentRun {
     /// the exit only at its next full re-read of every replica — hence the warning.
     private func writeExitRecord(_ record: ExitRecord) async {
         do {
-            _ = try await client.pipeline([
-                RedisCommand("SET", keys.exit(record.tag), DocumentCodec.encode(record), "EX", 3600),
-                RedisCommand("DEL", keys.ready(record.tag)),
-                RedisCommand("SADD", keys.changedReplicas, record.tag),
-                RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: record.tag))),
-            ])[0].throwingServerError(for: "SET")
+            _ = try await client.pipeline(NodeLeaseCommands.recordExit(record, keys: keys))[0].throwingServerError(for: "SET")
         } catch {
             logger.warning("cannot record the worker's exit; the leader learns of it at its next full re-read",
                            metadata: ["replica": "\(record.tag)", "error": "\(error.message)"])

@@ -7,6 +7,6 @@ struct SwerveOps: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swerve-ops",
         abstract: "Run a local Swerve cluster (up), break one on purpose and check it (chaos), or check the compose deployment (compose).",
-        subcommands: [UpCommand.self, ChaosCommand.self, ComposeCommand.self, FuzzCommand.self]
+        subcommands: [UpCommand.self, ChaosCommand.self, ComposeCommand.self, FuzzCommand.self, SimCommand.self]
     )
 }

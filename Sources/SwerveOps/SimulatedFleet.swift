@@ -1,0 +1,345 @@
+import Foundation
+import Logging
+import SwerveCore
+import SwerveErrors
+import SwerveNode
+import SwerveProtocol
+import SwerveRedis
+import SwerveSystem
+
+/// Thousands of node agents and their workers in one process, speaking the node/worker protocol
+/// of `docs/PROTOCOL.md` against a real Redis and real controllers: registration and node
+/// leases (``NodeLeaseCommands``, as `swerve node` sends them), assignments read on their
+/// notify channel, workers that report ready at once or after a delay, drains, exits — and
+/// failures on demand. What it does not simulate: HTTP. Replicas advertise addresses nobody
+/// serves; the simulated routers only follow the snapshots.
+///
+/// Batched where a fleet of separate processes would not be: each 100 ms tick sends one
+/// pipeline of the beats due (a tenth of the nodes), and the ready and exit records of that
+/// tick with one wake-up. What Redis and the leader see per node and per replica is the same.
+final class SimulatedFleet: Sendable {
+    struct Settings: Sendable {
+        var redis: RedisConfiguration
+        var keys: ClusterKeys
+        var nodes: Int
+        /// Node ids are `PREFIX-1`…`PREFIX-N`.
+        var prefix = "sim"
+        var cpu: Double = 64
+        var nodeTTL = Duration.seconds(3)
+        /// How long a started worker takes to report ready.
+        var readyDelay = Duration.zero
+        /// Simulated routers following the routing snapshot.
+        var routers = 1
+    }
+
+    enum Event: Sendable {
+        case tick
+        case notified(String)
+        case resubscribed
+        case command(String)
+        case stop
+    }
+
+    let settings: Settings
+    let logger: Logger
+
+    init(settings: Settings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Runs until `events` yields `.stop` (or ends). Prints `registered N` once every node
+    /// registered, and one line per command.
+    func run(events: AsyncStream<Event>, continuation: AsyncStream<Event>.Continuation) async throws {
+        let client = RedisClient(configuration: settings.redis, logger: logger)
+        defer { client.close() }
+        var state = FleetState(settings: settings)
+        try await state.registerAll(client)
+        say("registered \(settings.nodes)")
+
+        let keys = settings.keys
+        let redis = settings.redis
+        let logger = logger
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(100))
+                    continuation.yield(.tick)
+                }
+            }
+            group.addTask {
+                let subscriber = RedisSubscriber(configuration: redis, logger: logger)
+                try? await subscriber.subscribe(to: [], patterns: [keys.nodeNotify("*")]) { subscription in
+                    for await event in subscription {
+                        switch event {
+                        case .subscribed, .mayHaveMissedMessages: continuation.yield(.resubscribed)
+                        case .message(let message):
+                            let id = message.channel.dropFirst(keys.prefix.count + "node:".count).dropLast(":notify".count)
+                            continuation.yield(.notified(String(id)))
+                        case .disconnected: break
+                        }
+                    }
+                }
+            }
+            for index in 0..<settings.routers {
+                group.addTask { await SimulatedRouter(index: index, redis: redis, keys: keys, logger: logger).run() }
+            }
+            for await event in events {
+                if case .stop = event { break }
+                do {
+                    try await state.handle(event, client: client)
+                } catch {
+                    logger.warning("simulated fleet: \(error)")
+                }
+            }
+            group.cancelAll()
+        }
+    }
+}
+
+/// One simulated worker.
+struct SimulatedReplica: Sendable {
+    var backend: String
+    var version: String
+    var port: UInt16
+    var pid: Int32
+    var readyAt: ContinuousClock.Instant?
+    var ready = false
+}
+
+/// One simulated node agent.
+struct SimulatedNode: Sendable {
+    var id: String
+    var replicas: [String: SimulatedReplica] = [:]
+    /// Lost on demand: it beats and answers no more.
+    var lost = false
+    /// Extra time its workers take to report ready.
+    var slowness = Duration.zero
+}
+
+/// The fleet's state between events, and how it reacts (one task owns it).
+struct FleetState {
+    let settings: FleetSettingsView
+    var nodes: [SimulatedNode]
+    var index: [String: Int] = [:]
+    var dirty = Set<Int>()
+    var tick = 0
+    var clockOffsetMs: Int64 = 0
+    var nextPort: UInt16 = 1024
+    var nextPID: Int32 = 100_000
+    var outbox: [RedisCommand] = []
+    var changed: [String] = []
+    let owner = NodeOwnerDocument(token: UUID().uuidString, host: "sim", pid: getpid(), startedAt: wallClockNow())
+
+    typealias FleetSettingsView = SimulatedFleet.Settings
+    var keys: ClusterKeys { settings.keys }
+
+    init(settings: SimulatedFleet.Settings) {
+        self.settings = settings
+        nodes = (1...max(settings.nodes, 1)).map { SimulatedNode(id: "\(settings.prefix)-\($0)") }
+        for (position, node) in nodes.enumerated() { index[node.id] = position }
+    }
+
+    func record(_ node: SimulatedNode) -> NodeRecord {
+        NodeRecord(id: node.id, address: "127.0.0.1", resources: Resources(cpu: settings.cpu, memoryBytes: 1 << 40), pid: getpid(), startedAt: owner.startedAt)
+    }
+
+    mutating func registerAll(_ client: RedisClient) async throws {
+        let time = try await client.send("TIME").array?.compactMap { $0.string.flatMap(Int64.init) } ?? []
+        if time.count == 2 { clockOffsetMs = time[0] * 1000 + time[1] / 1000 - wallClockMilliseconds() }
+        for chunk in stride(from: 0, to: nodes.count, by: 500) {
+            let commands = nodes[chunk..<min(chunk + 500, nodes.count)].map {
+                NodeLeaseCommands.register(keys: keys, owner: owner, record: record($0), recordTTL: ClusterKeys.nodeRecordTTL,
+                                           nodeTTL: settings.nodeTTL, wake: WakeUp(event: .nodeJoined, subject: $0.id))
+            }
+            for reply in try await client.pipeline(commands) { _ = try reply.throwingServerError(for: "EVALSHA (register)") }
+        }
+    }
+
+    mutating func handle(_ event: SimulatedFleet.Event, client: RedisClient) async throws {
+        switch event {
+        case .tick:
+            tick += 1
+            try await beat(client)
+            if !dirty.isEmpty { try await readAssignments(client) }
+            startDueWorkers()
+        case .notified(let id):
+            if let position = index[id], !nodes[position].lost { dirty.insert(position) }
+        case .resubscribed:
+            dirty = Set(nodes.indices.filter { !nodes[$0].lost })
+        case .command(let line):
+            command(line)
+        case .stop:
+            return
+        }
+        try await flush(client)
+    }
+
+    /// The beats due this tick: every node beats once a third of the TTL, spread over ticks.
+    mutating func beat(_ client: RedisClient) async throws {
+        let ticksPerBeat = max(Int(settings.nodeTTL.wholeMilliseconds / 3 / 100), 1)
+        let deadline = wallClockMilliseconds() + clockOffsetMs + settings.nodeTTL.wholeMilliseconds
+        var commands: [RedisCommand] = []
+        for position in stride(from: tick % ticksPerBeat, to: nodes.count, by: ticksPerBeat) where !nodes[position].lost {
+            commands.append(NodeLeaseCommands.beat(keys: keys, id: nodes[position].id, deadline: deadline))
+        }
+        for chunk in stride(from: 0, to: commands.count, by: 1000) {
+            _ = try await client.pipeline(Array(commands[chunk..<min(chunk + 1000, commands.count)]))
+        }
+    }
+
+    /// Re-reads the assignments and drain keys of the nodes notified, and converges each: starts
+    /// what is new, kills what is gone, drains what is asked.
+    mutating func readAssignments(_ client: RedisClient) async throws {
+        let positions = dirty.sorted()
+        dirty.removeAll()
+        for chunk in stride(from: 0, to: positions.count, by: 200) {
+            let batch = Array(positions[chunk..<min(chunk + 200, positions.count)])
+            let replies = try await client.pipeline(batch.map { RedisCommand("HGETALL", keys.assignments(nodes[$0].id)) })
+            var drainReads: [(position: Int, tags: [String])] = []
+            for (position, reply) in zip(batch, replies) {
+                var assigned: [String: AssignmentDocument] = [:]
+                for (tag, bytes) in reply.fieldPairs {
+                    assigned[tag] = try? DocumentCodec.decode(AssignmentDocument.self, from: bytes, source: tag)
+                }
+                for tag in nodes[position].replicas.keys where assigned[tag] == nil { workerExited(position, tag, code: nil, signal: SIGKILL) }
+                for (tag, assignment) in assigned where nodes[position].replicas[tag] == nil {
+                    start(position, tag, assignment)
+                }
+                let tags = nodes[position].replicas.keys.sorted()
+                if !tags.isEmpty { drainReads.append((position, tags)) }
+            }
+            guard !drainReads.isEmpty else { continue }
+            let drains = try await client.pipeline(drainReads.map { RedisCommand("MGET", arguments: $0.tags.map(keys.drain)) })
+            let now = wallClockNow()
+            for (read, reply) in zip(drainReads, drains) {
+                for (tag, value) in zip(read.tags, reply.array ?? []) {
+                    guard let bytes = value.bytes, let drain = try? DocumentCodec.decode(DrainRequest.self, from: bytes, source: tag) else { continue }
+                    if drain.force || drain.deadline <= now {
+                        workerExited(read.position, tag, code: nil, signal: SIGKILL)
+                    } else {
+                        // Drained at once: nothing is in flight in a simulated replica.
+                        outbox.append(RedisCommand("SET", keys.drained(tag), DocumentCodec.encode(DrainedRecord(tag: tag, drainedAt: now)), "EX", 3600))
+                        workerExited(read.position, tag, code: 0, signal: nil)
+                    }
+                }
+            }
+        }
+    }
+
+    mutating func start(_ position: Int, _ tag: String, _ assignment: AssignmentDocument) {
+        nextPort = nextPort == .max ? 1024 : nextPort + 1
+        nextPID += 1
+        let delay = settings.readyDelay + nodes[position].slowness
+        nodes[position].replicas[tag] = SimulatedReplica(backend: assignment.backend, version: assignment.version, port: nextPort, pid: nextPID,
+                                                         readyAt: .now + delay)
+    }
+
+    /// Workers whose time to report ready came: their ready records.
+    mutating func startDueWorkers() {
+        let now = ContinuousClock.now
+        for position in nodes.indices where !nodes[position].lost {
+            for (tag, replica) in nodes[position].replicas where !replica.ready {
+                guard let readyAt = replica.readyAt, readyAt <= now else { continue }
+                nodes[position].replicas[tag]?.ready = true
+                let ready = ReadyRecord(tag: tag, backend: replica.backend, node: nodes[position].id, version: replica.version,
+                                        address: HostPort(host: "127.0.0.1", port: replica.port), pid: replica.pid,
+                                        startedAt: wallClockNow(), readyAt: wallClockNow())
+                outbox.append(RedisCommand("SET", keys.ready(tag), DocumentCodec.encode(ready)))
+                changed.append(tag)
+            }
+        }
+    }
+
+    /// The worker `tag` exited: its node's exit record (the ready record retracted).
+    mutating func workerExited(_ position: Int, _ tag: String, code: Int32?, signal: Int32?) {
+        guard let replica = nodes[position].replicas.removeValue(forKey: tag) else { return }
+        let record = ExitRecord(tag: tag, node: nodes[position].id, pid: replica.pid, code: code, signal: signal, exitedAt: wallClockNow())
+        outbox.append(contentsOf: NodeLeaseCommands.recordExit(record, keys: keys).filter { $0.name != "SADD" && $0.name != "PUBLISH" })
+        changed.append(tag)
+    }
+
+    /// Sends the records of this tick: then the tags changed, and one wake-up.
+    mutating func flush(_ client: RedisClient) async throws {
+        guard !outbox.isEmpty || !changed.isEmpty else { return }
+        var commands = outbox
+        for chunk in stride(from: 0, to: changed.count, by: 1000) {
+            commands.append(RedisCommand("SADD", arguments: [keys.changedReplicas] + changed[chunk..<min(chunk + 1000, changed.count)]))
+        }
+        commands.append(RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .ready, subject: settings.prefix))))
+        outbox = []
+        changed = []
+        for chunk in stride(from: 0, to: commands.count, by: 2000) {
+            for reply in try await client.pipeline(Array(commands[chunk..<min(chunk + 2000, commands.count)])) {
+                if let message = reply.errorMessage { throw RedisError(.server, "Redis refused a simulated write: \(message)") }
+            }
+        }
+    }
+
+    /// `kill-replica [TAG]`, `lose-node [ID]`, `slow-node ID SECONDS`, `status`: each answers one line.
+    mutating func command(_ line: String) {
+        let words = line.split(separator: " ").map(String.init)
+        switch words.first {
+        case "kill-replica":
+            let candidates = nodes.indices.filter { !nodes[$0].lost }.flatMap { position in
+                nodes[position].replicas.filter { $0.value.ready }.keys.map { (position, $0) }
+            }
+            guard let (position, tag) = words.count > 1 ? candidates.first(where: { $0.1 == words[1] }) : candidates.randomElement() else {
+                say("error no such replica"); break
+            }
+            workerExited(position, tag, code: nil, signal: SIGKILL)
+            say("killed \(tag)")
+        case "lose-node":
+            guard let position = words.count > 1 ? index[words[1]] : nodes.indices.filter({ !nodes[$0].lost }).randomElement() else {
+                say("error no such node"); break
+            }
+            nodes[position].lost = true
+            say("lost \(nodes[position].id) with \(nodes[position].replicas.count) replicas")
+        case "slow-node":
+            guard words.count > 2, let position = index[words[1]], let seconds = Double(words[2]) else { say("error usage: slow-node ID SECONDS"); break }
+            nodes[position].slowness = .milliseconds(Int64(seconds * 1000))
+            say("slowed \(words[1])")
+        case "status":
+            let replicas = nodes.reduce(0) { $0 + $1.replicas.count }
+            let ready = nodes.reduce(0) { $0 + $1.replicas.values.filter(\.ready).count }
+            say("status nodes=\(nodes.count) lost=\(nodes.filter(\.lost).count) replicas=\(replicas) ready=\(ready)")
+        default:
+            say("error unknown command \(line) (kill-replica [TAG], lose-node [ID], slow-node ID SECONDS, status)")
+        }
+    }
+}
+
+/// A router that follows the routing snapshot as `swerve router` does — the channel, then a
+/// `GET` — and checks that no view it reads goes back (epoch, then version).
+struct SimulatedRouter: Sendable {
+    let index: Int
+    let redis: RedisConfiguration
+    let keys: ClusterKeys
+    let logger: Logger
+
+    func run() async {
+        let client = RedisClient(configuration: redis, logger: logger)
+        defer { client.close() }
+        let subscriber = RedisSubscriber(configuration: redis, logger: logger)
+        var last: (epoch: Int64, version: Int)?
+        try? await subscriber.subscribe(to: [keys.snapshots]) { subscription in
+            for await event in subscription {
+                guard case .message(let message) = event,
+                      let notice = try? DocumentCodec.decode(SnapshotNotice.self, from: message.payload, source: keys.snapshots),
+                      notice.kind == .routing else { continue }
+                guard let bytes = try? await client.send("GET", keys.routingSnapshot).bytes,
+                      let snapshot = try? DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot) else { continue }
+                let read = (snapshot.epoch, snapshot.view.version)
+                if let last, read < last {
+                    say("VIOLATION router \(index) read view \(read) after \(last)")
+                            }
+                if last.map({ read > $0 }) ?? true { last = read }
+            }
+        }
+    }
+}
+
+/// One line on stdout, at once (whoever drives the simulator reads it line by line).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
