@@ -300,8 +300,10 @@ struct FleetState {
             nodes[position].slowness = .milliseconds(Int64(seconds * 1000))
             say("slowed \(words[1])")
         case "status":
-            let replicas = nodes.reduce(0) { $0 + $1.replicas.count }
-            let ready = nodes.reduce(0) { $0 + $1.replicas.values.filter(\.ready).count }
+            // A lost node's workers died with it.
+            let live = nodes.filter { !$0.lost }
+            let replicas = live.reduce(0) { $0 + $1.replicas.count }
+            let ready = live.reduce(0) { $0 + $1.replicas.values.filter(\.ready).count }
             say("status nodes=\(nodes.count) lost=\(nodes.filter(\.lost).count) replicas=\(replicas) ready=\(ready)")
         default:
             say("error unknown command \(line) (kill-replica [TAG], lose-node [ID], slow-node ID SECONDS, status)")
