@@ -19,6 +19,9 @@ struct CoreBench: ParsableCommand {
     @Option(help: "Replicas per backend.")
     var replicas = 10
 
+    @Option(help: "Live nodes to place replicas on.")
+    var nodes = 50
+
     @Option(help: "Timed repetitions of each measurement (the median is printed).")
     var repetitions = 21
 
@@ -42,6 +45,11 @@ struct CoreBench: ParsableCommand {
             return
         }
 
+        // Every replica created and placed in one step (a scan of every node per replica was
+        // quadratic: seconds at 100,000 replicas on 10,000 nodes).
+        let creation = Observations(now: observations.now, requests: requests(), nodes: observations.nodes)
+        let create = median { _ = Reconciler.reconcile(BackendState(), creation) }
+
         let idle = median { _ = Reconciler.reconcile(state, observations) }
         let (_, idleActions) = Reconciler.reconcile(state, observations)
         precondition(idleActions.isEmpty, "the converged state must be idle")
@@ -63,7 +71,8 @@ struct CoreBench: ParsableCommand {
         let bytes = Checkpoint.encode(state)
         let decode = median { _ = try? Checkpoint.decode(bytes) }
 
-        print("state \(backends) backends x \(replicas) replicas, checkpoint \(bytes.count) bytes")
+        print("state \(backends) backends x \(replicas) replicas on \(nodes) nodes, checkpoint \(bytes.count) bytes")
+        print("create_step_ms \(ms(digits: 3, create))")
         print("idle_step_ms \(ms(digits: 3, idle))")
         print("one_percent_step_ms \(ms(digits: 3, busy)) (\(victims.count) replicas died)")
         print("all_reported_step_ms \(ms(digits: 3, allReported)) (\(readyReports.count) replicas reported ready, as after a takeover)")
@@ -74,14 +83,11 @@ struct CoreBench: ParsableCommand {
     /// A converged state: every backend at its target, every replica running; an idle tick's
     /// observations; and every replica's ready report.
     private func converged() -> (BackendState, Observations, [String: ReplicaObservation]) {
-        let nodes = (0..<50).map { NodeInfo(id: "node-\($0)", total: Resources(cpu: 1000, memoryBytes: 1 << 40)) }
-        var observations = Observations(now: Timestamp(milliseconds: 1_700_000_000_000), nodes: Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0) }))
+        let cpu = Double(backends * replicas) * 0.1 / Double(nodes) * 2 + 1
+        let fleet = (0..<nodes).map { NodeInfo(id: "node-\($0)", total: Resources(cpu: cpu, memoryBytes: 1 << 40)) }
+        var observations = Observations(now: Timestamp(milliseconds: 1_700_000_000_000), nodes: Dictionary(uniqueKeysWithValues: fleet.map { ($0.id, $0) }))
         var state = BackendState()
-        observations.requests = (0..<backends).map { index in
-            Request(id: RequestID(milliseconds: 1, sequence: UInt64(index)), goal: "g\(index)", operation: .createBackend(
-                tag: "backend-\(index)", config: BackendConfig(numReplicas: replicas, routePrefix: "/b\(index)"),
-                replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 0.1))))
-        }
+        observations.requests = requests()
         (state, _) = Reconciler.reconcile(state, observations)
         observations.requests = []
         for replica in state.backends.flatMap(\.replicas) {
@@ -93,6 +99,15 @@ struct CoreBench: ParsableCommand {
         let ready = observations.replicas
         observations.replicas = [:]
         return (state, observations, ready)
+    }
+
+    /// One create request per backend.
+    private func requests() -> [Request] {
+        (0..<backends).map { index in
+            Request(id: RequestID(milliseconds: 1, sequence: UInt64(index)), goal: "g\(index)", operation: .createBackend(
+                tag: "backend-\(index)", config: BackendConfig(numReplicas: replicas, routePrefix: "/b\(index)"),
+                replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 0.1))))
+        }
     }
 
     private func median(_ work: () -> Void) -> Duration {

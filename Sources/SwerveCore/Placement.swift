@@ -24,12 +24,16 @@ extension ReconcileStep {
             for r in backend.replicas.indices where backend.replicas[r].state.occupiesNode {
                 if let node = backend.replicas[r].node, let p = position[node] { perNode[p] += 1 }
             }
+            // Fewest of this backend first, then most free CPU, then node id (the order). Free
+            // resources only shrink while this backend places, so a node that cannot take one
+            // of its replicas never will in this pass: it leaves the queue.
+            var queue = PlacementQueue(free.indices.filter { free[$0].fits(need) }.map {
+                PlacementQueue.Entry(position: $0, perNode: perNode[$0], freeCPU: free[$0].cpu)
+            })
             for r in backend.replicas.indices where backend.replicas[r].state == .shouldStart {
-                // Fewest of this backend first, then most free CPU, then node id (the order).
                 var chosen: Int?
-                for p in free.indices where free[p].fits(need) {
-                    guard let best = chosen else { chosen = p; continue }
-                    if perNode[p] < perNode[best] || (perNode[p] == perNode[best] && free[p].cpu > free[best].cpu) { chosen = p }
+                while let best = queue.popBest() {
+                    if free[best.position].fits(need) { chosen = best.position; break }
                 }
                 guard let p = chosen else {
                     let reason = Self.unplaceableReason(need: need, free: freeByNode.merging(zip(nodeOrder, free), uniquingKeysWith: { $1 }), nodeOrder: nodeOrder)
@@ -43,6 +47,7 @@ extension ReconcileStep {
                 state.backends[b].replicas[r].placed(on: node, at: now, userConfigVersion: backend.userConfigVersion)
                 free[p].subtract(need, times: 1)
                 perNode[p] += 1
+                if free[p].fits(need) { queue.insert(PlacementQueue.Entry(position: p, perNode: perNode[p], freeCPU: free[p].cpu)) }
                 assignments.append(.assign(ReplicaAssignment(
                     replica: state.backends[b].replicas[r].reference,
                     version: backend.version,
