@@ -28,8 +28,8 @@ public struct ControllerConfiguration: Sendable {
     /// How many Redis replicas must acknowledge a step's checkpoint (`WAIT`) before the step
     /// acts on it; nil: 1 when the master has replicas at the time of a load, else 0.
     public var minReplicaAcks: Int?
-    /// How long a step waits for them; past it the step fails without acting. Keep it well
-    /// under the renew interval: lease renewals share the connection and queue behind it.
+    /// How long a step waits for them; past it the step fails without acting. Keep it short:
+    /// the step's connection waits with it (the lease is renewed on another).
     public var replicaAckTimeout: Duration = .milliseconds(250)
     /// Inert unless a test armed one (see ``ControllerFailpoint``).
     public var failpoints: Failpoints
@@ -55,7 +55,10 @@ public enum Controller {
     public static func run(_ configuration: ControllerConfiguration, logger: Logger) async throws {
         let client = RedisClient(configuration: configuration.redis, logger: logger)
         defer { client.close() }
-        let elector = try LeaseElector(keys: configuration.keys, client: client, identity: configuration.identity,
+        // The lease on a connection of its own: a step's writes never delay a renewal.
+        let leaseClient = RedisClient(configuration: configuration.redis, logger: logger)
+        defer { leaseClient.close() }
+        let elector = try LeaseElector(keys: configuration.keys, client: leaseClient, writeClient: client, identity: configuration.identity,
                                        ttl: configuration.leaseTTL, renewInterval: configuration.leaseRenewInterval,
                                        retryPeriod: configuration.leaseRetryPeriod, metrics: configuration.metrics, logger: logger)
         let memory = ClusterMemory()

@@ -95,7 +95,10 @@ public final class LeaseElector: Sendable {
     }
 
     let keys: ClusterKeys
+    /// The connection the lease is acquired, renewed and released on.
     let client: RedisClient
+    /// The connection a term's fenced writes go on (``LeadershipScope/client``).
+    let writeClient: RedisClient
     let subscriberConfiguration: RedisConfiguration
     let identity: ControllerIdentity
     let timing: LeaseStateMachine.Timing
@@ -108,8 +111,11 @@ public final class LeaseElector: Sendable {
 
     /// - Throws: ``LeaseError/Code/invalidTiming`` when the TTL, renew interval, margin and retry
     ///   period do not fit together (see ``LeaseStateMachine/Timing/problem``).
-    /// `renewInterval` defaults to ttl/3 and `retryPeriod` to ttl/6.
-    public init(keys: ClusterKeys, client: RedisClient, identity: ControllerIdentity, ttl: Duration = .milliseconds(1500),
+    /// `renewInterval` defaults to ttl/3 and `retryPeriod` to ttl/6. `writeClient` (default:
+    /// `client`) carries the term's writes: give it a connection of its own, or renewals queue
+    /// behind a large step (a 20 MB checkpoint, 100,000 assignments) and the lease runs out
+    /// while the leader is working.
+    public init(keys: ClusterKeys, client: RedisClient, writeClient: RedisClient? = nil, identity: ControllerIdentity, ttl: Duration = .milliseconds(1500),
                 renewInterval: Duration? = nil, retryPeriod: Duration? = nil, metrics: ControllerMetrics = ControllerMetrics(), logger: Logger) throws {
         var timing = LeaseStateMachine.Timing.defaults(ttl: ttl)
         if let renewInterval { timing.renewInterval = renewInterval }
@@ -117,6 +123,7 @@ public final class LeaseElector: Sendable {
         if let problem = timing.problem { throw LeaseError(.invalidTiming, "invalid lease timing: \(problem)") }
         self.keys = keys
         self.client = client
+        self.writeClient = writeClient ?? client
         self.subscriberConfiguration = client.configuration
         self.identity = identity
         self.timing = timing
@@ -221,7 +228,7 @@ public final class LeaseElector: Sendable {
             logger.info("leading", metadata: ["epoch": "\(epoch)"])
             metrics.leading(epoch: epoch)
             _ = try? await client.send("PUBLISH", keys.leaderEvents, DocumentCodec.encode(LeaderEvent(event: .elected, id: identity.id, epoch: epoch)))
-            let scope = LeadershipScope(epoch: epoch, controllerID: identity.id, leaseValue: leaseValue(epoch), keys: keys, client: client,
+            let scope = LeadershipScope(epoch: epoch, controllerID: identity.id, leaseValue: leaseValue(epoch), keys: keys, client: writeClient,
                                         refused: { [self] in
                                             // Counted before the write's caller sees the error.
                                             refused.add(1, ordering: .relaxed)

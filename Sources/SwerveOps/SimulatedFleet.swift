@@ -103,7 +103,6 @@ struct SimulatedReplica: Sendable {
     var version: String
     var port: UInt16
     var pid: Int32
-    var readyAt: ContinuousClock.Instant?
     var ready = false
 }
 
@@ -128,6 +127,8 @@ struct FleetState {
     var nextPort: UInt16 = 1024
     var nextPID: Int32 = 100_000
     var outbox: [RedisCommand] = []
+    /// Workers started and not ready yet: when each reports ready.
+    var starting: [(readyAt: ContinuousClock.Instant, position: Int, tag: String)] = []
     var changed: [String] = []
     let owner = NodeOwnerDocument(token: UUID().uuidString, host: "sim", pid: getpid(), startedAt: wallClockNow())
 
@@ -231,16 +232,22 @@ struct FleetState {
         nextPort = nextPort == .max ? 1024 : nextPort + 1
         nextPID += 1
         let delay = settings.readyDelay + nodes[position].slowness
-        nodes[position].replicas[tag] = SimulatedReplica(backend: assignment.backend, version: assignment.version, port: nextPort, pid: nextPID,
-                                                         readyAt: .now + delay)
+        nodes[position].replicas[tag] = SimulatedReplica(backend: assignment.backend, version: assignment.version, port: nextPort, pid: nextPID)
+        starting.append((.now + delay, position, tag))
     }
 
     /// Workers whose time to report ready came: their ready records.
     mutating func startDueWorkers() {
+        guard !starting.isEmpty else { return }
         let now = ContinuousClock.now
-        for position in nodes.indices where !nodes[position].lost {
-            for (tag, replica) in nodes[position].replicas where !replica.ready {
-                guard let readyAt = replica.readyAt, readyAt <= now else { continue }
+        var due: [(position: Int, tag: String)] = []
+        starting.removeAll { entry in
+            guard entry.readyAt <= now else { return false }
+            due.append((entry.position, entry.tag))
+            return true
+        }
+        for (position, tag) in due where !nodes[position].lost {
+            if let replica = nodes[position].replicas[tag], !replica.ready {
                 nodes[position].replicas[tag]?.ready = true
                 let ready = ReadyRecord(tag: tag, backend: replica.backend, node: nodes[position].id, version: replica.version,
                                         address: HostPort(host: "127.0.0.1", port: replica.port), pid: replica.pid,
