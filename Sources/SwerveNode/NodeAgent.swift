@@ -180,13 +180,6 @@ struct NodeAgentRun {
         return 0
         """)
 
-    /// Renews the claim if it is still this agent's (a script, so it never extends another's).
-    private static let renewClaim = RedisScript("""
-        local current = redis.call('GET', KEYS[1])
-        if current == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-        if current == false then return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 end
-        return 0
-        """)
 
     /// Unix ms from a `TIME` reply (seconds, microseconds).
     static func milliseconds(time reply: RedisReply) -> Int64? {
@@ -206,11 +199,8 @@ struct NodeAgentRun {
             case .register:
                 try await register()
             case .renew:
-                let replies = try await client.pipeline([
-                    Self.renewClaim.command(keys: [keys.nodeOwner(id)], arguments: [DocumentCodec.encode(owner), recordTTL.wholeMilliseconds]),
-                    RedisCommand("PEXPIRE", keys.node(id), recordTTL.wholeMilliseconds),
-                    RedisCommand("ZADD", keys.nodes, heartbeat.leaseDeadline(wallClock: wallClockMilliseconds()), id),
-                ])
+                let replies = try await client.pipeline(NodeLeaseCommands.renew(keys: keys, id: id, owner: owner, recordTTL: recordTTL,
+                                                                                deadline: heartbeat.leaseDeadline(wallClock: wallClockMilliseconds())))
                 _ = try replies[2].throwingServerError(for: "ZADD")
                 reportLostClaim(replies[0])
                 heartbeat.succeeded(.renew, at: now)

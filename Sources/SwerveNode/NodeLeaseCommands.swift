@@ -22,6 +22,23 @@ public enum NodeLeaseCommands {
         RedisCommand("ZADD", keys.nodes, deadline, id)
     }
 
+    /// Every ``ClusterKeys/nodeRecordTTL``/3: renews `owner`'s claim (only if it still holds
+    /// it), the record's TTL, and the lease. Replies: the claim's fate (1 kept, 0 another
+    /// agent's), `PEXPIRE`'s (0: the record is gone), `ZADD`'s (1: the node was missing).
+    public static func renew(keys: ClusterKeys, id: String, owner: NodeOwnerDocument, recordTTL: Duration, deadline: Int64) -> [RedisCommand] {
+        [renewClaim.command(keys: [keys.nodeOwner(id)], arguments: [DocumentCodec.encode(owner), recordTTL.wholeMilliseconds]),
+         RedisCommand("PEXPIRE", keys.node(id), recordTTL.wholeMilliseconds),
+         beat(keys: keys, id: id, deadline: deadline)]
+    }
+
+    /// Renews the claim if it is still this agent's (a script, so it never extends another's).
+    static let renewClaim = RedisScript("""
+        local current = redis.call('GET', KEYS[1])
+        if current == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        if current == false then return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 end
+        return 0
+        """)
+
     /// Records a worker's exit: the exit record (kept an hour), the ready record retracted (the
     /// node no longer vouches for it), the replica marked changed, the leader woken.
     public static func recordExit(_ record: ExitRecord, keys: ClusterKeys) -> [RedisCommand] {

@@ -6,6 +6,7 @@ import SwerveNode
 import SwerveProtocol
 import SwerveRedis
 import SwerveSystem
+import Synchronization
 
 /// Thousands of node agents and their workers in one process, speaking the node/worker protocol
 /// of `docs/PROTOCOL.md` against a real Redis and real controllers: registration and node
@@ -17,6 +18,9 @@ import SwerveSystem
 /// Batched where a fleet of separate processes would not be: each 100 ms tick sends one
 /// pipeline of the beats due (a tenth of the nodes), and the ready and exit records of that
 /// tick with one wake-up. What Redis and the leader see per node and per replica is the same.
+/// Heartbeats run on a task and connection of their own (``SimulatedHeartbeats``), as each
+/// agent's do: a burst of assignments to converge must not make the whole fleet miss its
+/// leases.
 final class SimulatedFleet: Sendable {
     struct Settings: Sendable {
         var redis: RedisConfiguration
@@ -53,7 +57,8 @@ final class SimulatedFleet: Sendable {
     func run(events: AsyncStream<Event>, continuation: AsyncStream<Event>.Continuation) async throws {
         let client = RedisClient(configuration: settings.redis, logger: logger)
         defer { client.close() }
-        var state = FleetState(settings: settings)
+        let lost = SharedFleetState()
+        var state = FleetState(settings: settings, lost: lost)
         try await state.registerAll(client)
         say("registered \(settings.nodes)")
 
@@ -81,8 +86,11 @@ final class SimulatedFleet: Sendable {
                     }
                 }
             }
+            group.addTask { [settings, logger, owner = state.owner, offset = state.clockOffsetMs] in
+                await SimulatedHeartbeats(settings: settings, owner: owner, clockOffsetMs: offset, lost: lost, logger: logger).run()
+            }
             for index in 0..<settings.routers {
-                group.addTask { await SimulatedRouter(index: index, redis: redis, keys: keys, logger: logger).run() }
+                group.addTask { await SimulatedRouter(index: index, redis: redis, keys: keys, shared: lost, logger: logger).run() }
             }
             for await event in events {
                 if case .stop = event { break }
@@ -116,13 +124,83 @@ struct SimulatedNode: Sendable {
     var slowness = Duration.zero
 }
 
+/// The nodes lost on demand, shared with the heartbeats' task; and how many routing views
+/// the simulated routers checked, for `status`.
+final class SharedFleetState: Sendable {
+    private let positions = Mutex<Set<Int>>([])
+    let routerViews = Atomic<Int>(0)
+    func insert(_ position: Int) { positions.withLock { _ = $0.insert(position) } }
+    var all: Set<Int> { positions.withLock { $0 } }
+}
+
+/// The fleet's heartbeats, as each agent sends them (``NodeLeaseCommands``): every node beats
+/// once a third of the TTL, spread over 100 ms ticks, in one pipeline per tick; renews its
+/// record and claim every third of their 60 s; and registers in full instead when its last beat
+/// is more than half a TTL old (its lease may have run out).
+struct SimulatedHeartbeats {
+    let settings: SimulatedFleet.Settings
+    let owner: NodeOwnerDocument
+    let clockOffsetMs: Int64
+    let lost: SharedFleetState
+    let logger: Logger
+
+    func run() async {
+        let client = RedisClient(configuration: settings.redis, logger: logger)
+        defer { client.close() }
+        let keys = settings.keys
+        let ticksPerBeat = max(Int(settings.nodeTTL.wholeMilliseconds / 3 / 100), 1)
+        // Encoded once: three JSON documents per node per late tick would cost the simulator
+        // more CPU than the fleet it stands for, and make it late again.
+        let registrations = (0..<settings.nodes).map { position in
+            let id = "\(settings.prefix)-\(position + 1)"
+            return NodeLeaseCommands.register(keys: keys, owner: owner, record: FleetState.record(id, settings: settings, owner: owner),
+                                              recordTTL: ClusterKeys.nodeRecordTTL, nodeTTL: settings.nodeTTL,
+                                              wake: WakeUp(event: .nodeJoined, subject: id))
+        }
+        var lastSuccess = [ContinuousClock.Instant](repeating: .now, count: ticksPerBeat)
+        var lastRenewal = [ContinuousClock.Instant](repeating: .now, count: ticksPerBeat)
+        let renewalInterval = ClusterKeys.nodeRecordTTL / 3
+        var tick = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(100))
+            tick += 1
+            let bucket = tick % ticksPerBeat
+            let now = ContinuousClock.now
+            let late = now - lastSuccess[bucket] >= settings.nodeTTL / 2
+            let renewing = !late && now - lastRenewal[bucket] >= renewalInterval
+            let deadline = wallClockMilliseconds() + clockOffsetMs + settings.nodeTTL.wholeMilliseconds
+            let skipped = lost.all
+            var commands: [RedisCommand] = []
+            for position in stride(from: bucket, to: settings.nodes, by: ticksPerBeat) where !skipped.contains(position) {
+                let id = "\(settings.prefix)-\(position + 1)"
+                if late {
+                    commands.append(registrations[position])
+                } else if renewing {
+                    commands += NodeLeaseCommands.renew(keys: keys, id: id, owner: owner, recordTTL: ClusterKeys.nodeRecordTTL, deadline: deadline)
+                } else {
+                    commands.append(NodeLeaseCommands.beat(keys: keys, id: id, deadline: deadline))
+                }
+            }
+            do {
+                for chunk in stride(from: 0, to: commands.count, by: 1000) {
+                    _ = try await client.pipeline(Array(commands[chunk..<min(chunk + 1000, commands.count)]))
+                }
+                lastSuccess[bucket] = now
+                if late || renewing { lastRenewal[bucket] = now }
+            } catch {
+                logger.warning("simulated heartbeats: \(error)")
+            }
+        }
+    }
+}
+
 /// The fleet's state between events, and how it reacts (one task owns it).
 struct FleetState {
     let settings: FleetSettingsView
+    let lost: SharedFleetState
     var nodes: [SimulatedNode]
     var index: [String: Int] = [:]
     var dirty = Set<Int>()
-    var tick = 0
     var clockOffsetMs: Int64 = 0
     var nextPort: UInt16 = 1024
     var nextPID: Int32 = 100_000
@@ -135,14 +213,15 @@ struct FleetState {
     typealias FleetSettingsView = SimulatedFleet.Settings
     var keys: ClusterKeys { settings.keys }
 
-    init(settings: SimulatedFleet.Settings) {
+    init(settings: SimulatedFleet.Settings, lost: SharedFleetState) {
         self.settings = settings
+        self.lost = lost
         nodes = (1...max(settings.nodes, 1)).map { SimulatedNode(id: "\(settings.prefix)-\($0)") }
         for (position, node) in nodes.enumerated() { index[node.id] = position }
     }
 
-    func record(_ node: SimulatedNode) -> NodeRecord {
-        NodeRecord(id: node.id, address: "127.0.0.1", resources: Resources(cpu: settings.cpu, memoryBytes: 1 << 40), pid: getpid(), startedAt: owner.startedAt)
+    static func record(_ id: String, settings: SimulatedFleet.Settings, owner: NodeOwnerDocument) -> NodeRecord {
+        NodeRecord(id: id, address: "127.0.0.1", resources: Resources(cpu: settings.cpu, memoryBytes: 1 << 40), pid: getpid(), startedAt: owner.startedAt)
     }
 
     mutating func registerAll(_ client: RedisClient) async throws {
@@ -150,7 +229,7 @@ struct FleetState {
         if time.count == 2 { clockOffsetMs = time[0] * 1000 + time[1] / 1000 - wallClockMilliseconds() }
         for chunk in stride(from: 0, to: nodes.count, by: 500) {
             let commands = nodes[chunk..<min(chunk + 500, nodes.count)].map {
-                NodeLeaseCommands.register(keys: keys, owner: owner, record: record($0), recordTTL: ClusterKeys.nodeRecordTTL,
+                NodeLeaseCommands.register(keys: keys, owner: owner, record: Self.record($0.id, settings: settings, owner: owner), recordTTL: ClusterKeys.nodeRecordTTL,
                                            nodeTTL: settings.nodeTTL, wake: WakeUp(event: .nodeJoined, subject: $0.id))
             }
             for reply in try await client.pipeline(commands) { _ = try reply.throwingServerError(for: "EVALSHA (register)") }
@@ -160,8 +239,6 @@ struct FleetState {
     mutating func handle(_ event: SimulatedFleet.Event, client: RedisClient) async throws {
         switch event {
         case .tick:
-            tick += 1
-            try await beat(client)
             if !dirty.isEmpty { try await readAssignments(client) }
             startDueWorkers()
         case .notified(let id):
@@ -174,19 +251,6 @@ struct FleetState {
             return
         }
         try await flush(client)
-    }
-
-    /// The beats due this tick: every node beats once a third of the TTL, spread over ticks.
-    mutating func beat(_ client: RedisClient) async throws {
-        let ticksPerBeat = max(Int(settings.nodeTTL.wholeMilliseconds / 3 / 100), 1)
-        let deadline = wallClockMilliseconds() + clockOffsetMs + settings.nodeTTL.wholeMilliseconds
-        var commands: [RedisCommand] = []
-        for position in stride(from: tick % ticksPerBeat, to: nodes.count, by: ticksPerBeat) where !nodes[position].lost {
-            commands.append(NodeLeaseCommands.beat(keys: keys, id: nodes[position].id, deadline: deadline))
-        }
-        for chunk in stride(from: 0, to: commands.count, by: 1000) {
-            _ = try await client.pipeline(Array(commands[chunk..<min(chunk + 1000, commands.count)]))
-        }
     }
 
     /// Re-reads the assignments and drain keys of the nodes notified, and converges each: starts
@@ -301,6 +365,7 @@ struct FleetState {
                 say("error no such node"); break
             }
             nodes[position].lost = true
+            lost.insert(position)
             say("lost \(nodes[position].id) with \(nodes[position].replicas.count) replicas")
         case "slow-node":
             guard words.count > 2, let position = index[words[1]], let seconds = Double(words[2]) else { say("error usage: slow-node ID SECONDS"); break }
@@ -311,7 +376,7 @@ struct FleetState {
             let live = nodes.filter { !$0.lost }
             let replicas = live.reduce(0) { $0 + $1.replicas.count }
             let ready = live.reduce(0) { $0 + $1.replicas.values.filter(\.ready).count }
-            say("status nodes=\(nodes.count) lost=\(nodes.filter(\.lost).count) replicas=\(replicas) ready=\(ready)")
+            say("status nodes=\(nodes.count) lost=\(nodes.filter(\.lost).count) replicas=\(replicas) ready=\(ready) views=\(lost.routerViews.load(ordering: .relaxed))")
         default:
             say("error unknown command \(line) (kill-replica [TAG], lose-node [ID], slow-node ID SECONDS, status)")
         }
@@ -324,6 +389,8 @@ struct SimulatedRouter: Sendable {
     let index: Int
     let redis: RedisConfiguration
     let keys: ClusterKeys
+    /// Counts the views checked.
+    let shared: SharedFleetState
     let logger: Logger
 
     func run() async {
@@ -337,14 +404,47 @@ struct SimulatedRouter: Sendable {
                       let notice = try? DocumentCodec.decode(SnapshotNotice.self, from: message.payload, source: keys.snapshots),
                       notice.kind == .routing else { continue }
                 guard let bytes = try? await client.send("GET", keys.routingSnapshot).bytes,
-                      let snapshot = try? DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot) else { continue }
-                let read = (snapshot.epoch, snapshot.view.version)
+                      let read = Self.header(bytes) else { continue }
                 if let last, read < last {
                     say("VIOLATION router \(index) read view \(read) after \(last)")
                             }
                 if last.map({ read > $0 }) ?? true { last = read }
+                shared.routerViews.add(1, ordering: .relaxed)
             }
         }
+    }
+}
+
+extension SimulatedRouter {
+    /// A routing snapshot's epoch and view version, without decoding its replicas: decoding
+    /// 7 MB (100,000 replicas) per change would starve the simulated fleet's own heartbeats on
+    /// this 2-core machine. Keys are sorted (`epoch` < `schemaVersion` < `view`, and in the view
+    /// `backends` < `version`), so the first `"epoch":` is the snapshot's and the last
+    /// `"version":` is the view's.
+    static func header(_ bytes: [UInt8]) -> (Int64, Int)? {
+        func number(after key: String, last: Bool) -> Int64? {
+            let pattern = Array(key.utf8)
+            guard bytes.count > pattern.count else { return nil }
+            func value(at start: Int) -> Int64? {
+                guard bytes[start..<(start + pattern.count)].elementsEqual(pattern) else { return nil }
+                var value: Int64 = 0
+                var index = start + pattern.count
+                while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) {
+                    value = value * 10 + Int64(bytes[index] - UInt8(ascii: "0"))
+                    index += 1
+                }
+                return index > start + pattern.count ? value : nil
+            }
+            let starts = 0...(bytes.count - pattern.count)
+            if last {
+                for start in starts.reversed() where bytes[start] == pattern[0] { if let found = value(at: start) { return found } }
+            } else {
+                for start in starts where bytes[start] == pattern[0] { if let found = value(at: start) { return found } }
+            }
+            return nil
+        }
+        guard let epoch = number(after: "\"epoch\":", last: false), let version = number(after: "\"version\":", last: true) else { return nil }
+        return (epoch, Int(version))
     }
 }
 

@@ -59,6 +59,8 @@ import Testing
         sim.send("status")
         let status = try #require(sim.nextLine())
         #expect(status.hasPrefix("status nodes=20 lost=1 replicas=61 ready=61"), "\(status)")
+        let views = status.split(separator: " ").first { $0.hasPrefix("views=") }.flatMap { Int($0.dropFirst("views=".count)) } ?? 0
+        #expect(views >= 2 * 4, "each router checked every routing view it was told of: \(status)")
         #expect(sim.violations.isEmpty, "\(sim.violations)")
     }
 
