@@ -106,7 +106,12 @@ public struct BackendSpec: Sendable, Hashable {
             case "retryIdempotentRequests": object[name] = .bool(try child.bool())
             case "routePrefix": object[name] = .string(try child.string())
             case "maxSurge", "maxUnavailable":
-                if let count = child.node.int { object[name] = .number(Double(count)) } else { object[name] = .string(try child.string()) }
+                if child.node.tagName == .int {
+                    guard let count = child.wholeNumber else { throw child.error("must be a count such as 2 or a percentage such as \"25%\", got \(try child.scalarText())") }
+                    object[name] = .number(Double(count))
+                } else {
+                    object[name] = .string(try child.string())
+                }
             default: object[name] = try child.json()
             }
         }
@@ -221,12 +226,48 @@ private struct SpecField {
     }
 
     func integer() throws -> Int {
-        guard node.tagName == .int, let value = node.int else { throw error("must be a whole number, got \(describe(node))") }
+        guard node.tagName == .int, let value = wholeNumber else { throw error("must be a whole number, got \(describe(node))") }
         return value
     }
 
+    /// The scalar as a YAML 1.1 integer (decimal, `0x`, `0o`, `0b`, or sexagesimal `1:30`),
+    /// nil when it is none or does not fit an `Int`. Not Yams' `Node.int`, which traps on an
+    /// overflowing sexagesimal (`184467440737095516:6` crashed `swerve apply`; found by
+    /// `ops/fuzz`).
+    var wholeNumber: Int? {
+        guard case .scalar(let scalar) = node else { return nil }
+        var text = scalar.string.replacingOccurrences(of: "_", with: "")
+        var negative = false
+        if let sign = text.first, sign == "-" || sign == "+" {
+            negative = sign == "-"
+            text.removeFirst()
+        }
+        var magnitude: Int?
+        if text.contains(":") {
+            var total = 0
+            for part in text.split(separator: ":", omittingEmptySubsequences: false) {
+                guard let digit = Int(part), digit >= 0 else { return nil }
+                let (shifted, overflow) = total.multipliedReportingOverflow(by: 60)
+                let (sum, overflowAgain) = shifted.addingReportingOverflow(digit)
+                guard !overflow, !overflowAgain else { return nil }
+                total = sum
+            }
+            magnitude = total
+        } else if text.hasPrefix("0x") {
+            magnitude = Int(text.dropFirst(2), radix: 16)
+        } else if text.hasPrefix("0o") {
+            magnitude = Int(text.dropFirst(2), radix: 8)
+        } else if text.hasPrefix("0b") {
+            magnitude = Int(text.dropFirst(2), radix: 2)
+        } else {
+            magnitude = Int(text)
+        }
+        guard let magnitude, magnitude >= 0 else { return nil }
+        return negative ? -magnitude : magnitude
+    }
+
     func number() throws -> Double {
-        if node.tagName == .int, let value = node.int { return Double(value) }
+        if node.tagName == .int, let value = wholeNumber { return Double(value) }
         guard node.tagName == .float, let value = node.float else { throw error("must be a number, got \(describe(node))") }
         return value
     }

@@ -43,9 +43,19 @@ import Testing
         #expect(try BackendSpec.parse("backends:\n  - {tag: a, replicaConfig: {builtin: echo}}\n  - {tag: b, replicaConfig: {builtin: echo}}\n", source: "s").map(\.tag) == expected)
     }
 
+    @Test func yamlIntegersInEveryNotationAreRead() throws {
+        for (written, value) in [("90", 90), ("1:30", 90), ("0x5A", 90), ("0o132", 90), ("0b1011010", 90), ("9_0", 90)] {
+            let spec = try BackendSpec.parse("tag: a\nconfig: {numReplicas: \(written)}\nreplicaConfig: {builtin: echo}", source: "s")
+            #expect(spec.first?.config.numReplicas == value, "\(written)")
+        }
+    }
+
     @Test(arguments: [
         ("tag: a\nconfig: {numReplica: 2}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.numReplica: unknown field; known: numReplicas,"),
         ("tag: a\nconfig: {numReplicas: two}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.numReplicas: must be a whole number, got \"two\" (line 2)"),
+        // A YAML 1.1 base-60 number too large for 64 bits: Yams' own reading traps (ops/fuzz).
+        ("tag: a\nconfig: {numReplicas: 184467440737095516:6}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.numReplicas: must be a whole number, got 184467440737095516:6"),
+        ("tag: a\nconfig: {maxSurge: 0x7fffffffffffffffff}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.maxSurge: must be a count such as 2 or a percentage such as \"25%\", got 0x7fffffffffffffffff"),
         ("tag: a\nconfig: {retryIdempotentRequests: maybe}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.retryIdempotentRequests: must be true or false, got \"maybe\""),
         ("tag: a\nconfig: {maxSurge: lots}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.maxSurge: expected a count such as 2 or a percentage"),
         ("tag: a\nreplicaConfig: {builtin: echo, healthPath: /h}", "f.yaml: a: replicaConfig.healthPath: applies to commands, not built-ins"),
