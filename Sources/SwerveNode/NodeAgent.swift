@@ -101,6 +101,8 @@ struct NodeAgentRun {
     var viewVersion: Int64?
     /// What the next heartbeat sends (see ``NodeHeartbeat``).
     var heartbeat: NodeHeartbeat
+    /// Set while heartbeats fail (so an outage is logged once).
+    var heartbeatFailing = false
     var lastPoll = ContinuousClock.now
     /// Set on SIGTERM: when (Unix ms) workers still running are killed.
     var shutdownDeadline: Timestamp?
@@ -179,7 +181,6 @@ struct NodeAgentRun {
         if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end
         return 0
         """)
-
 
     /// Unix ms from a `TIME` reply (seconds, microseconds).
     static func milliseconds(time reply: RedisReply) -> Int64? {
@@ -260,7 +261,6 @@ struct NodeAgentRun {
         }
     }
 
-
     func deregister() async {
         _ = try? await client.pipeline([
             RedisCommand("DEL", keys.node(id)),
@@ -298,8 +298,14 @@ struct NodeAgentRun {
         case .tick:
             let now = ContinuousClock.now
             if heartbeat.isDue(now: now) {
-                do { try await sendHeartbeat() } catch {
-                    logger.warning("cannot send the heartbeat", metadata: ["error": "\(error.message)"])
+                // Logged once per outage: a registration owed is retried every 200 ms.
+                do {
+                    try await sendHeartbeat()
+                    if heartbeatFailing { logger.info("heartbeat restored") }
+                    heartbeatFailing = false
+                } catch {
+                    if !heartbeatFailing { logger.warning("cannot send the heartbeat; retrying", metadata: ["error": "\(error.message)"]) }
+                    heartbeatFailing = true
                 }
             }
             if shutdownDeadline != nil { await drainWorkersIfNoLeader() }
