@@ -61,8 +61,7 @@ extension ClusterClient {
             deadlines.append(listed[index + 1].string.flatMap(Double.init) ?? 0)
         }
         let cordons = try cordons(replies[1])
-        let time = replies[2].array?.compactMap { $0.string.flatMap(Double.init) } ?? []
-        let now = time.count == 2 ? time[0] * 1000 + (time[1] / 1000).rounded(.down) : 0
+        let now = Double(replies[2].timeMilliseconds ?? 0)
         guard !ids.isEmpty else { return [] }
         let records = try await client.send(RedisCommand("MGET", arguments: ids.map(keys.node))).array ?? []
         return zip(zip(ids, deadlines), records).map { node, reply in

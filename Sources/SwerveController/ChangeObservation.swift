@@ -23,7 +23,7 @@ struct ObservedChanges: Sendable, Equatable {
     /// Parses `{now, replicas, nodes, lapsed}`; nil for anything else.
     init?(_ reply: RedisReply) {
         guard let parts = reply.array, parts.count == 4,
-              let now = parts[0].string.flatMap(Int64.init) ?? parts[0].integer,
+              let now = parts[0].integer,
               let replicas = parts[1].array, let nodes = parts[2].array, let lapsed = parts[3].array else { return nil }
         redisNow = now
         self.replicas = replicas.compactMap(\.string)

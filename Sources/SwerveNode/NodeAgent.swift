@@ -142,7 +142,7 @@ struct NodeAgentRun {
                                                      RedisCommand("TIME")])
             let held = replies[0].bytes
             let holder = held.flatMap { try? DocumentCodec.decode(NodeOwnerDocument.self, from: $0, source: keys.nodeOwner(id)) }
-            let leaseRanOut = (replies[1].string.flatMap(Double.init) ?? 0) < Double(Self.milliseconds(time: replies[2]) ?? 0)
+            let leaseRanOut = (replies[1].string.flatMap(Double.init) ?? 0) < Double(replies[2].timeMilliseconds ?? 0)
             if let held, let holder, isDeadPredecessor(holder) || leaseRanOut {
                 // This host's previous agent died (a crash and a supervisor's restart), or the
                 // holder stopped heartbeating: take its claim over now.
@@ -181,13 +181,6 @@ struct NodeAgentRun {
         if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end
         return 0
         """)
-
-    /// Unix ms from a `TIME` reply (seconds, microseconds).
-    static func milliseconds(time reply: RedisReply) -> Int64? {
-        guard let parts = reply.array, parts.count == 2, let seconds = parts[0].string.flatMap(Int64.init),
-              let micros = parts[1].string.flatMap(Int64.init) else { return nil }
-        return seconds * 1000 + micros / 1000
-    }
 
     /// Sends the heartbeat due now (see ``NodeHeartbeat``): a full registration, a renewal of
     /// the record and the claim, or the lease alone.
@@ -232,7 +225,7 @@ struct NodeAgentRun {
         _ = try reply.throwingServerError(for: "EVALSHA (register)")
         let parts = reply.array ?? []
         reportLostClaim(parts.first ?? .null)
-        let redisTime = parts.count > 1 ? parts[1].string.flatMap(Int64.init) ?? parts[1].integer : nil
+        let redisTime = parts.count > 1 ? parts[1].integer : nil
         let registeredBefore = heartbeat.lastSuccess != nil
         heartbeat.succeeded(.register, at: now, redisTimeMs: redisTime, wallClock: wallClockMilliseconds())
         // Registered before, yet the lease was not in `nodes`: Redis lost it.

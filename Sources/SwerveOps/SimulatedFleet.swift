@@ -225,8 +225,7 @@ struct FleetState {
     }
 
     mutating func registerAll(_ client: RedisClient) async throws {
-        let time = try await client.send("TIME").array?.compactMap { $0.string.flatMap(Int64.init) } ?? []
-        if time.count == 2 { clockOffsetMs = time[0] * 1000 + time[1] / 1000 - wallClockMilliseconds() }
+        if let redisNow = try await client.send("TIME").timeMilliseconds { clockOffsetMs = redisNow - wallClockMilliseconds() }
         for chunk in stride(from: 0, to: nodes.count, by: 500) {
             let commands = nodes[chunk..<min(chunk + 500, nodes.count)].map {
                 NodeLeaseCommands.register(keys: keys, owner: owner, record: Self.record($0.id, settings: settings, owner: owner), recordTTL: ClusterKeys.nodeRecordTTL,

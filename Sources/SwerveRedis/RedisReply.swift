@@ -44,6 +44,12 @@ extension RedisReply {
         }
     }
 
+    /// A `TIME` reply (seconds, microseconds) as Unix milliseconds, else nil.
+    public var timeMilliseconds: Int64? {
+        guard let parts = array, parts.count == 2, let seconds = parts[0].integer, let micros = parts[1].integer else { return nil }
+        return seconds * 1000 + micros / 1000
+    }
+
     public var array: [RedisReply]? {
         if case .array(let elements) = self { return elements }
         return nil

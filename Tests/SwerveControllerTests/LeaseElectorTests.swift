@@ -123,10 +123,7 @@ import Testing
 
     /// Redis's clock in milliseconds.
     func redisMilliseconds() async throws -> Int64 {
-        let time = try #require(try await client.send("TIME").array)
-        let seconds = try #require(time.first?.string.flatMap { Int64($0) })
-        let microseconds = try #require(time.last?.string.flatMap { Int64($0) })
-        return seconds * 1000 + microseconds / 1000
+        try #require(try await client.send("TIME").timeMilliseconds)
     }
 
     @Test func theEpochIsAtLeastRedisClockSoALostCounterCannotHandOutAnOldOne() async throws {

@@ -73,8 +73,7 @@ import Testing
         #expect(record.resources == Resources(cpu: 4, memoryBytes: 1 << 30))
         // Its lease: the score in `nodes`, on Redis's clock, a node TTL (3 s) ahead at most.
         let lease = try #require(try await client.send("ZSCORE", keys.nodes, "n1").string.flatMap(Double.init))
-        let time = try await client.send("TIME").array?.compactMap { $0.string.flatMap(Double.init) } ?? []
-        let redisNow = time[0] * 1000 + time[1] / 1000
+        let redisNow = Double(try #require(try await client.send("TIME").timeMilliseconds))
         #expect(lease > redisNow && lease <= redisNow + 3000, "lease \(lease), Redis time \(redisNow)")
         #expect(try await client.send("SISMEMBER", keys.changedNodes, "n1").integer == 1, "marked changed for the leader")
         let ttl = try await client.send("PTTL", keys.node("n1")).integer ?? 0
