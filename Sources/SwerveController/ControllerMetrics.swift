@@ -11,9 +11,9 @@ import SwerveCore
 ///   and `swerve_controller_step_failures_total` (counters);
 /// - `swerve_controller_replicas{state=…}` (gauge): the replicas the leader records, by state
 ///   (followers report 0);
-/// - `swerve_controller_written_bytes_total` (counter): the bytes of every step's fenced writes
-///   (their keys and arguments: checkpoint, snapshots, assignments, events…), what one change
-///   costs Redis and its replicas.
+/// - `swerve_controller_written_bytes_total` (counter): the bytes of every fenced write (keys and
+///   arguments: checkpoint, snapshots, assignments, events, request attempts…), counted as they
+///   are sent: what one change costs Redis and its replicas.
 public final class ControllerMetrics: Sendable {
     /// The reconcile histogram's label, for choosing its buckets.
     public static let reconcileDurationLabel = "swerve_controller_reconcile_duration_seconds"

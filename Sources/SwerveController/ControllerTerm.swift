@@ -395,7 +395,6 @@ struct ControllerTerm {
                                 events: events.map { EventEntry(epoch: scope.epoch, controller: scope.controllerID, at: now, event: $0) },
                                 epoch: scope.epoch, keys: keys)
         var calls = writes.calls
-        metrics.writtenBytes.increment(by: calls.reduce(0) { $0 + scope.command($1).arguments.reduce(0) { $0 + $1.count } })
         if !failpoints.plan.isEmpty, let (through, point, after) = writes.split(where: { failpoints.isArmed($0.rawValue) }) {
             try await scope.writeAll(through)
             try failpoints.hit(point.rawValue)

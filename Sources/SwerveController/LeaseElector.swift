@@ -32,6 +32,8 @@ public struct LeadershipScope: Sendable {
     public let leaseValue: String
     let keys: ClusterKeys
     let client: RedisClient
+    /// Counts the bytes written (`swerve_controller_written_bytes_total`).
+    let metrics: ControllerMetrics
     let refused: @Sendable () -> Void
 
     /// Runs fenced scripts in order, in one round trip. Stops at the first refusal: that one
@@ -42,6 +44,7 @@ public struct LeadershipScope: Sendable {
     public func writeAll(_ calls: [FencedCall], then trailing: RedisCommand? = nil) async throws -> [RedisReply] {
         guard !calls.isEmpty || trailing != nil else { return [] }
         let commands = calls.map(command) + (trailing.map { [$0] } ?? [])
+        metrics.writtenBytes.increment(by: commands.prefix(calls.count).reduce(0) { $0 + $1.arguments.reduce(0) { $0 + $1.count } })
         let replies = try await client.pipeline(commands)
         for reply in replies.prefix(calls.count) { try check(reply) }
         return replies
@@ -229,6 +232,7 @@ public final class LeaseElector: Sendable {
             metrics.leading(epoch: epoch)
             _ = try? await client.send("PUBLISH", keys.leaderEvents, DocumentCodec.encode(LeaderEvent(event: .elected, id: identity.id, epoch: epoch)))
             let scope = LeadershipScope(epoch: epoch, controllerID: identity.id, leaseValue: leaseValue(epoch), keys: keys, client: writeClient,
+                                        metrics: metrics,
                                         refused: { [self] in
                                             // Counted before the write's caller sees the error.
                                             refused.add(1, ordering: .relaxed)

@@ -62,9 +62,12 @@ extension ControllerProcesses {
         #expect(leading["swerve_controller_replicas{state=\"RUNNING\"}"] == 2 && leading["swerve_controller_replicas{state=\"STARTING\"}"] == 0)
         #expect((leading["swerve_controller_reconcile_duration_seconds_count"] ?? 0) > 0)
         #expect(leading["swerve_controller_fenced_writes_refused_total"] == 0)
+        // At least the checkpoint that created the backend, which alone is hundreds of bytes.
+        #expect((leading["swerve_controller_written_bytes_total"] ?? 0) > 500)
 
         let following = try await scrapeWhenUp(followerAddress)
         #expect(following["swerve_controller_is_leader"] == 0 && following["swerve_controller_replicas{state=\"RUNNING\"}"] == 0)
+        #expect(following["swerve_controller_written_bytes_total"] == 0, "a follower writes nothing fenced")
 
         try await awaitLeader("c2", after: { first.kill(SIGTERM) })
         // A goal settled by the new leader: it has loaded the checkpoint by then.
