@@ -42,10 +42,15 @@ public enum NodeLeaseCommands {
     /// Records a worker's exit: the exit record (kept an hour), the ready record retracted (the
     /// node no longer vouches for it), the replica marked changed, the leader woken.
     public static func recordExit(_ record: ExitRecord, keys: ClusterKeys) -> [RedisCommand] {
+        exitWrites(record, keys: keys) + [RedisCommand("SADD", keys.changedReplicas, record.tag),
+                                          RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: record.tag)))]
+    }
+
+    /// The exit record and the retraction alone, for a caller that marks many replicas changed
+    /// in one `SADD` and wakes the leader once (the simulated fleet).
+    public static func exitWrites(_ record: ExitRecord, keys: ClusterKeys) -> [RedisCommand] {
         [RedisCommand("SET", keys.exit(record.tag), DocumentCodec.encode(record), "EX", 3600),
-         RedisCommand("DEL", keys.ready(record.tag)),
-         RedisCommand("SADD", keys.changedReplicas, record.tag),
-         RedisCommand("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .exited, subject: record.tag)))]
+         RedisCommand("DEL", keys.ready(record.tag))]
     }
 
     /// KEYS: owner, record, nodes, nodes:changed.  ARGV: owner document, record TTL (ms),

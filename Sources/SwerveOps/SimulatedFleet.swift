@@ -57,8 +57,8 @@ final class SimulatedFleet: Sendable {
     func run(events: AsyncStream<Event>, continuation: AsyncStream<Event>.Continuation) async throws {
         let client = RedisClient(configuration: settings.redis, logger: logger)
         defer { client.close() }
-        let lost = SharedFleetState()
-        var state = FleetState(settings: settings, lost: lost)
+        let shared = SharedFleetState()
+        var state = FleetState(settings: settings, shared: shared)
         try await state.registerAll(client)
         say("registered \(settings.nodes)")
 
@@ -87,10 +87,10 @@ final class SimulatedFleet: Sendable {
                 }
             }
             group.addTask { [settings, logger, owner = state.owner, offset = state.clockOffsetMs] in
-                await SimulatedHeartbeats(settings: settings, owner: owner, clockOffsetMs: offset, lost: lost, logger: logger).run()
+                await SimulatedHeartbeats(settings: settings, owner: owner, clockOffsetMs: offset, shared: shared, logger: logger).run()
             }
             for index in 0..<settings.routers {
-                group.addTask { await SimulatedRouter(index: index, redis: redis, keys: keys, shared: lost, logger: logger).run() }
+                group.addTask { await SimulatedRouter(index: index, redis: redis, keys: keys, shared: shared, logger: logger).run() }
             }
             for await event in events {
                 if case .stop = event { break }
@@ -129,8 +129,8 @@ struct SimulatedNode: Sendable {
 final class SharedFleetState: Sendable {
     private let positions = Mutex<Set<Int>>([])
     let routerViews = Atomic<Int>(0)
-    func insert(_ position: Int) { positions.withLock { _ = $0.insert(position) } }
-    var all: Set<Int> { positions.withLock { $0 } }
+    func lose(_ position: Int) { positions.withLock { _ = $0.insert(position) } }
+    var lostNodes: Set<Int> { positions.withLock { $0 } }
 }
 
 /// The fleet's heartbeats, as each agent sends them (``NodeLeaseCommands``): every node beats
@@ -141,7 +141,7 @@ struct SimulatedHeartbeats {
     let settings: SimulatedFleet.Settings
     let owner: NodeOwnerDocument
     let clockOffsetMs: Int64
-    let lost: SharedFleetState
+    let shared: SharedFleetState
     let logger: Logger
 
     func run() async {
@@ -169,7 +169,7 @@ struct SimulatedHeartbeats {
             let late = now - lastSuccess[bucket] >= settings.nodeTTL / 2
             let renewing = !late && now - lastRenewal[bucket] >= renewalInterval
             let deadline = wallClockMilliseconds() + clockOffsetMs + settings.nodeTTL.wholeMilliseconds
-            let skipped = lost.all
+            let skipped = shared.lostNodes
             var commands: [RedisCommand] = []
             for position in stride(from: bucket, to: settings.nodes, by: ticksPerBeat) where !skipped.contains(position) {
                 let id = "\(settings.prefix)-\(position + 1)"
@@ -196,8 +196,9 @@ struct SimulatedHeartbeats {
 
 /// The fleet's state between events, and how it reacts (one task owns it).
 struct FleetState {
-    let settings: FleetSettingsView
-    let lost: SharedFleetState
+    let settings: SimulatedFleet.Settings
+    /// Mirrors each node's `lost` for the heartbeats' task.
+    let shared: SharedFleetState
     var nodes: [SimulatedNode]
     var index: [String: Int] = [:]
     var dirty = Set<Int>()
@@ -210,12 +211,11 @@ struct FleetState {
     var changed: [String] = []
     let owner = NodeOwnerDocument(token: UUID().uuidString, host: "sim", pid: getpid(), startedAt: wallClockNow())
 
-    typealias FleetSettingsView = SimulatedFleet.Settings
     var keys: ClusterKeys { settings.keys }
 
-    init(settings: SimulatedFleet.Settings, lost: SharedFleetState) {
+    init(settings: SimulatedFleet.Settings, shared: SharedFleetState) {
         self.settings = settings
-        self.lost = lost
+        self.shared = shared
         nodes = (1...max(settings.nodes, 1)).map { SimulatedNode(id: "\(settings.prefix)-\($0)") }
         for (position, node) in nodes.enumerated() { index[node.id] = position }
     }
@@ -325,7 +325,7 @@ struct FleetState {
     mutating func workerExited(_ position: Int, _ tag: String, code: Int32?, signal: Int32?) {
         guard let replica = nodes[position].replicas.removeValue(forKey: tag) else { return }
         let record = ExitRecord(tag: tag, node: nodes[position].id, pid: replica.pid, code: code, signal: signal, exitedAt: wallClockNow())
-        outbox.append(contentsOf: NodeLeaseCommands.recordExit(record, keys: keys).filter { $0.name != "SADD" && $0.name != "PUBLISH" })
+        outbox.append(contentsOf: NodeLeaseCommands.exitWrites(record, keys: keys))
         changed.append(tag)
     }
 
@@ -364,7 +364,7 @@ struct FleetState {
                 say("error no such node"); break
             }
             nodes[position].lost = true
-            lost.insert(position)
+            shared.lose(position)
             say("lost \(nodes[position].id) with \(nodes[position].replicas.count) replicas")
         case "slow-node":
             guard words.count > 2, let position = index[words[1]], let seconds = Double(words[2]) else { say("error usage: slow-node ID SECONDS"); break }
@@ -375,7 +375,7 @@ struct FleetState {
             let live = nodes.filter { !$0.lost }
             let replicas = live.reduce(0) { $0 + $1.replicas.count }
             let ready = live.reduce(0) { $0 + $1.replicas.values.filter(\.ready).count }
-            say("status nodes=\(nodes.count) lost=\(nodes.filter(\.lost).count) replicas=\(replicas) ready=\(ready) views=\(lost.routerViews.load(ordering: .relaxed))")
+            say("status nodes=\(nodes.count) lost=\(nodes.filter(\.lost).count) replicas=\(replicas) ready=\(ready) views=\(shared.routerViews.load(ordering: .relaxed))")
         default:
             say("error unknown command \(line) (kill-replica [TAG], lose-node [ID], slow-node ID SECONDS, status)")
         }
