@@ -197,14 +197,14 @@ struct NodeAgentRun {
                                                                                 deadline: heartbeat.leaseDeadline(wallClock: wallClockMilliseconds())))
                 _ = try replies[2].throwingServerError(for: "ZADD")
                 reportLostClaim(replies[0])
-                heartbeat.succeeded(.renew, at: now)
-                // The record or the lease was gone (Redis lost them): register again at once.
-                if replies[1].integer == 0 || replies[2].integer == 1 { await redisLostKeys(rereadAssignments: true) }
+                // PEXPIRE 0: the record was gone; ZADD 1: the lease was.
+                if heartbeat.succeeded(.renew, at: now, leaseWasThere: replies[2].integer != 1, recordWasThere: replies[1].integer != 0) {
+                    await redisLostKeys(rereadAssignments: true)
+                }
             case .beat:
                 let reply = try await client.send(NodeLeaseCommands.beat(keys: keys, id: id, deadline: heartbeat.leaseDeadline(wallClock: wallClockMilliseconds())))
                 _ = try reply.throwingServerError(for: "ZADD")
-                heartbeat.succeeded(.beat, at: now)
-                if reply.integer == 1 { await redisLostKeys(rereadAssignments: true) }
+                if heartbeat.succeeded(.beat, at: now, leaseWasThere: reply.integer != 1) { await redisLostKeys(rereadAssignments: true) }
             }
         } catch {
             heartbeat.registerNext()
@@ -226,10 +226,10 @@ struct NodeAgentRun {
         let parts = reply.array ?? []
         reportLostClaim(parts.first ?? .null)
         let redisTime = parts.count > 1 ? parts[1].integer : nil
-        let registeredBefore = heartbeat.lastSuccess != nil
-        heartbeat.succeeded(.register, at: now, redisTimeMs: redisTime, wallClock: wallClockMilliseconds())
-        // Registered before, yet the lease was not in `nodes`: Redis lost it.
-        if registeredBefore, parts.count > 2, parts[2].integer == 0 { await redisLostKeys(rereadAssignments: true) }
+        if heartbeat.succeeded(.register, at: now, redisTimeMs: redisTime, wallClock: wallClockMilliseconds(),
+                               leaseWasThere: parts.count < 3 || parts[2].integer != 0) {
+            await redisLostKeys(rereadAssignments: true)
+        }
     }
 
     /// The node's lease or record was missing: Redis lost keys (an operator's `FLUSHALL`, a

@@ -66,11 +66,26 @@ struct NodeHeartbeat: Sendable, Equatable {
 
     /// A heartbeat of `kind` went through at `now`. `redisTimeMs` (a registration's) is
     /// Redis's clock as the script read it, `wallClock` this host's at about the same moment.
-    mutating func succeeded(_ kind: Kind, at now: ContinuousClock.Instant, redisTimeMs: Int64? = nil, wallClock: Int64 = 0) {
+    /// `leaseWasThere` and `recordWasThere` are what Redis answered about the keys it touched.
+    ///
+    /// Returns whether Redis lost this node's keys (then the next heartbeat registers again):
+    /// a beat or a renewal that found the lease missing, a renewal that found the record
+    /// missing, or a registration that found no lease although this agent registered before.
+    @discardableResult
+    mutating func succeeded(_ kind: Kind, at now: ContinuousClock.Instant, redisTimeMs: Int64? = nil, wallClock: Int64 = 0,
+                            leaseWasThere: Bool = true, recordWasThere: Bool = true) -> Bool {
+        let registeredBefore = lastSuccess != nil
         lastSuccess = now
         if kind != .beat { lastRenewal = now }
         if kind == .register { mustRegister = false }
         if let redisTimeMs { clockOffsetMs = redisTimeMs - wallClock }
+        let lost = switch kind {
+        case .beat: !leaseWasThere
+        case .renew: !leaseWasThere || !recordWasThere
+        case .register: registeredBefore && !leaseWasThere
+        }
+        if lost { mustRegister = true }
+        return lost
     }
 
     /// The leader may not know what the agent knows: the next heartbeat registers in full.

@@ -48,4 +48,26 @@ import Testing
         heartbeat.succeeded(.register, at: t0 + .milliseconds(2_200))
         #expect(heartbeat.kind(now: t0 + .seconds(3)) == .beat)
     }
+
+    /// What Redis answered says whether it lost the node's keys; losing them means registering
+    /// again next, whatever else is due.
+    @Test func aMissingLeaseOrRecordMeansRedisLostKeys() {
+        var heartbeat = NodeHeartbeat(ttl: .seconds(3), renewalInterval: .seconds(20))
+        var lost = heartbeat.succeeded(.register, at: t0, leaseWasThere: false)
+        #expect(!lost, "the first registration finds no lease: nothing lost")
+        lost = heartbeat.succeeded(.beat, at: t0 + .seconds(1))
+        #expect(!lost)
+        #expect(heartbeat.kind(now: t0 + .seconds(2)) == .beat)
+        lost = heartbeat.succeeded(.beat, at: t0 + .seconds(2), leaseWasThere: false)
+        #expect(lost)
+        #expect(heartbeat.kind(now: t0 + .seconds(3)) == .register)
+        lost = heartbeat.succeeded(.register, at: t0 + .seconds(3), leaseWasThere: false)
+        #expect(lost, "registered before, and the lease is gone")
+        #expect(heartbeat.kind(now: t0 + .seconds(4)) == .register)
+        lost = heartbeat.succeeded(.register, at: t0 + .seconds(4))
+        #expect(!lost)
+        lost = heartbeat.succeeded(.renew, at: t0 + .seconds(5), recordWasThere: false)
+        #expect(lost)
+        #expect(heartbeat.kind(now: t0 + .seconds(6)) == .register)
+    }
 }
