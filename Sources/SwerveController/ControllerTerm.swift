@@ -188,10 +188,8 @@ struct ControllerTerm {
                      scope.command(.takeChanges(count: Self.changesPerStep, since: full ? nil : leases.redisNow, keys: keys))]
         if full { first.append(RedisCommand("ZRANGE", keys.nodes, 0, -1, "WITHSCORES")) }
         let replies = try await client.pipeline(first)
-        for (index, (command, reply)) in zip(first, replies).enumerated() where index != 3 {
-            if let message = reply.errorMessage { throw RedisError(.server, "Redis refused \(command.name) while observing: \(message)") }
-        }
         try scope.check(replies[3])
+        try throwRefusals(first, replies)
         guard let changes = ObservedChanges(replies[3]) else { throw RedisError(.server, "the takeChanges script answered \(replies[3])") }
         let cordons = nodeCordons(replies[2])
         let replicas: [String: ReplicaObservation]
@@ -268,10 +266,15 @@ struct ControllerTerm {
     private func readAll(_ commands: [RedisCommand]) async throws -> [RedisReply] {
         guard !commands.isEmpty else { return [] }
         let replies = try await client.pipeline(commands)
+        try throwRefusals(commands, replies)
+        return replies
+    }
+
+    /// Throws the first refusal among an observation's replies.
+    private func throwRefusals(_ commands: [RedisCommand], _ replies: [RedisReply]) throws {
         for (command, reply) in zip(commands, replies) {
             if let message = reply.errorMessage { throw RedisError(.server, "Redis refused \(command.name) while observing: \(message)") }
         }
-        return replies
     }
 
     /// A node as its record (`GET` reply) and lease say.
