@@ -33,13 +33,13 @@ struct CoreBench: ParsableCommand {
         if let only {
             var changing = observations
             for (index, replica) in state.backends.flatMap(\.replicas).enumerated() where index % 100 == 0 { changing.replicas[replica.tag] = ReplicaObservation(endpoint: nil) }
-            let bytes = Checkpoint.encode(state)
+            let stored = Checkpoint.encode(state)
             for _ in 0..<repetitions {
                 switch only {
                 case "idle": _ = Reconciler.reconcile(state, observations)
                 case "busy": _ = Reconciler.reconcile(state, changing)
                 case "encode": _ = Checkpoint.encode(state)
-                default: _ = try? Checkpoint.decode(bytes)
+                default: _ = try? Checkpoint.decode(stored)
                 }
             }
             return
@@ -68,16 +68,29 @@ struct CoreBench: ParsableCommand {
         precondition(Reconciler.reconcile(state, everyone).actions.isEmpty, "reports of what is known change nothing")
 
         let encode = median { _ = Checkpoint.encode(state) }
-        let bytes = Checkpoint.encode(state)
-        let decode = median { _ = try? Checkpoint.decode(bytes) }
+        let stored = Checkpoint.encode(state)
+        let decode = median { _ = try? Checkpoint.decode(stored) }
+        // What a step's checkpoint writes when 1% of replicas changed (the ledger goes back
+        // and forth between the two states, so each write is such a step's).
+        let (changed, _) = Reconciler.reconcile(state, changing)
+        var ledger = CheckpointLedger()
+        _ = ledger.write(state)
+        var toChanged = true
+        var changeBytes = 0
+        let change = median {
+            changeBytes = ledger.write(toChanged ? changed : state).byteCount
+            toChanged.toggle()
+        }
+        let storedBytes = stored.parts.reduce(stored.header.count) { $0 + $1.key.utf8.count + $1.value.count }
 
-        print("state \(backends) backends x \(replicas) replicas on \(nodes) nodes, checkpoint \(bytes.count) bytes")
+        print("state \(backends) backends x \(replicas) replicas on \(nodes) nodes, checkpoint \(storedBytes) bytes in \(stored.parts.count) parts")
         print("create_step_ms \(ms(digits: 3, create))")
         print("idle_step_ms \(ms(digits: 3, idle))")
         print("one_percent_step_ms \(ms(digits: 3, busy)) (\(victims.count) replicas died)")
         print("all_reported_step_ms \(ms(digits: 3, allReported)) (\(readyReports.count) replicas reported ready, as after a takeover)")
         print("checkpoint_encode_ms \(ms(digits: 3, encode))")
         print("checkpoint_decode_ms \(ms(digits: 3, decode))")
+        print("checkpoint_change_ms \(ms(digits: 3, change)) (\(changeBytes) bytes written for the 1% step)")
     }
 
     /// A converged state: every backend at its target, every replica running; an idle tick's

@@ -27,9 +27,10 @@ extension ClusterClient {
     /// The leader's last checkpoint (empty before the first one).
     /// - Throws: ``CheckpointError`` naming the key when it cannot be decoded.
     public func checkpoint() async throws -> BackendState {
-        guard let bytes = try await client.send("GET", keys.checkpoint).bytes else { return BackendState() }
+        let results = try await client.transaction([RedisCommand("GET", keys.checkpoint), RedisCommand("HGETALL", keys.checkpointParts)])
+        guard let header = results[0].bytes else { return BackendState() }
         do {
-            return try Checkpoint.decode(bytes)
+            return try Checkpoint.decode(Checkpoint.Stored(header: header, parts: Dictionary(results[1].fieldPairs.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })))
         } catch {
             throw CheckpointError(error.code, "\(keys.checkpoint): \(error.message)")
         }

@@ -40,6 +40,10 @@ struct ControllerTerm {
     var replicaAcknowledgement = ReplicaAcknowledgement(configured: 0, timeout: .zero)
     /// Whether this controller process ever saw the checkpoint (across its terms).
     var memory = ClusterMemory()
+    /// What the stored checkpoint holds, part by part: a step's checkpoint writes only what
+    /// it changed. Set at every load (a failed step reloads, so it never describes a write
+    /// that may not have landed).
+    var checkpoints = CheckpointLedger()
 
     /// Loads the checkpoint and repeats its idempotent recovery actions — at the start of a
     /// term, and again after a step failed part-way (Redis, not memory, is then the truth: the
@@ -58,7 +62,8 @@ struct ControllerTerm {
                                                             : "Redis has no replica: steps act without waiting for one",
                         metadata: ["replicas": "\(replicaAcknowledgement.required)", "timeoutMs": "\(replicaAcknowledgement.timeout.wholeMilliseconds)"])
         }
-        guard let bytes = try await client.send("GET", keys.checkpoint).bytes else {
+        checkpoints = CheckpointLedger()
+        guard let stored = try await readCheckpoint() else {
             // No checkpoint: a new cluster — or a Redis that lost everything while workers still
             // run. Starting empty then would have every node agent stop every one of them.
             let reporting = try await replicasReportingReady(limit: 3)
@@ -78,7 +83,7 @@ struct ControllerTerm {
         }
         memory.checkpointSeen()
         do {
-            state = try Checkpoint.decode(bytes)
+            (state, checkpoints) = try Checkpoint.load(stored)
             if afterFailedStep, state.requestsApplied > appliedBefore {
                 metrics.requestsApplied.increment(by: state.requestsApplied - appliedBefore)
             }
@@ -102,6 +107,13 @@ struct ControllerTerm {
         try await execute(Reconciler.recoveryActions(for: state) + orphans.map { .forget($0) }, status: status)
         statusLedger.wrote(status)
         return true
+    }
+
+    /// The stored checkpoint, header and parts read in one transaction; nil when there is none.
+    private func readCheckpoint() async throws -> Checkpoint.Stored? {
+        let results = try await client.transaction([RedisCommand("GET", keys.checkpoint), RedisCommand("HGETALL", keys.checkpointParts)])
+        guard let header = results[0].bytes else { return nil }
+        return Checkpoint.Stored(header: header, parts: Dictionary(results[1].fieldPairs.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first }))
     }
 
     /// Up to `limit` replicas whose ready key exists (a `SCAN` of this cluster's ready keys).
@@ -391,12 +403,12 @@ struct ControllerTerm {
 
     /// Carries out a step's actions, in order, as fenced scripts in one round trip (see
     /// ``StepWrites`` for the order); a test's armed failpoint fires between two of them.
-    private func execute(_ actions: [Action], status: [String: BackendStatus]? = nil, appliedRequest: Bool = false,
+    private mutating func execute(_ actions: [Action], status: [String: BackendStatus]? = nil, appliedRequest: Bool = false,
                          events: [ClusterEvent] = []) async throws {
         let now = wallClockNow()
         let writes = StepWrites(actions, status: status, appliedRequest: appliedRequest,
                                 events: events.map { EventEntry(epoch: scope.epoch, controller: scope.controllerID, at: now, event: $0) },
-                                epoch: scope.epoch, keys: keys)
+                                epoch: scope.epoch, keys: keys, checkpoints: &checkpoints)
         var calls = writes.calls
         if !failpoints.plan.isEmpty, let (through, point, after) = writes.split(where: { failpoints.isArmed($0.rawValue) }) {
             try await scope.writeAll(through)

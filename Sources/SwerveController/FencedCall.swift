@@ -30,18 +30,32 @@ public struct FencedCall: Sendable {
 }
 
 extension FencedCall {
-    /// The checkpoint of `state`, and its epoch (a floor for the next leader's).
-    /// The checkpoint, and the request stream trimmed to its cursor in the same script: an
-    /// entry leaves the stream only once a checkpoint that applied it is stored, so nothing a
-    /// leader has not applied is ever trimmed, and the stream does not grow with the cluster's age.
-    static func writeCheckpoint(_ state: BackendState, epoch: Int64, keys: ClusterKeys) -> FencedCall {
-        FencedCall(writeCheckpointScript, name: "writeCheckpoint", keys: [keys.checkpoint, keys.checkpointEpoch, keys.requests],
-                   arguments: [Checkpoint.encode(state), epoch, state.lastAppliedRequest?.description ?? ""])
+    /// A checkpoint — its header and the parts that changed (see ``CheckpointLedger``) — and
+    /// its epoch (a floor for the next leader's); and the request stream trimmed to its cursor
+    /// in the same script: an entry leaves the stream only once a checkpoint that applied it is
+    /// stored, so nothing a leader has not applied is ever trimmed, and the stream does not
+    /// grow with the cluster's age.
+    static func writeCheckpoint(_ write: CheckpointWrite, lastApplied: RequestID?, epoch: Int64, keys: ClusterKeys) -> FencedCall {
+        var arguments: [any RedisArgumentConvertible] = [write.header, epoch, lastApplied?.description ?? "", write.replacesAll ? "1" : "0", write.removed.count]
+        arguments.reserveCapacity(arguments.count + write.removed.count + 2 * write.parts.count)
+        for field in write.removed { arguments.append(field) }
+        for part in write.parts {
+            arguments.append(part.field)
+            arguments.append(part.value)
+        }
+        return FencedCall(writeCheckpointScript, name: "writeCheckpoint", keys: [keys.checkpoint, keys.checkpointEpoch, keys.requests, keys.checkpointParts],
+                          arguments: arguments)
     }
 
-    /// KEYS: lease, checkpoint, checkpoint:epoch, requests.  ARGV: value, checkpoint, epoch,
-    /// the last applied request id ("" for none). `MINID` keeps the cursor's own entry.
+    /// KEYS: lease, checkpoint, checkpoint:epoch, requests, checkpoint:parts.  ARGV: value,
+    /// header, epoch, the last applied request id ("" for none), "1" to replace every part,
+    /// how many parts to delete (d), the d fields, then field, value… to set. `MINID` keeps the
+    /// cursor's own entry. Fields go in chunks: Lua's `unpack` has a stack limit.
     private static let writeCheckpointScript = FencedScript(body: """
+        if ARGV[5] == '1' then redis.call('DEL', KEYS[5]) end
+        local d = tonumber(ARGV[6])
+        for i = 7, 6 + d, 1000 do redis.call('HDEL', KEYS[5], unpack(ARGV, i, math.min(i + 999, 6 + d))) end
+        for i = 7 + d, #ARGV, 1000 do redis.call('HSET', KEYS[5], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
         redis.call('SET', KEYS[2], ARGV[2])
         redis.call('SET', KEYS[3], ARGV[3])
         if ARGV[4] ~= '' then redis.call('XTRIM', KEYS[4], 'MINID', ARGV[4]) end

@@ -15,12 +15,15 @@ struct StepWrites {
     ///   - appliedRequest: the checkpoint records a newly applied request (where
     ///     ``ControllerFailpoint/afterRequest`` sits).
     ///   - events: written right after the checkpoint (and the status).
-    init(_ actions: [Action], status: [String: BackendStatus]?, appliedRequest: Bool, events: [EventEntry], epoch: Int64, keys: ClusterKeys) {
+    ///   - checkpoints: what the stored checkpoint holds; a checkpoint writes only what differs,
+    ///     and the ledger then describes it.
+    init(_ actions: [Action], status: [String: BackendStatus]?, appliedRequest: Bool, events: [EventEntry], epoch: Int64, keys: ClusterKeys,
+         checkpoints: inout CheckpointLedger) {
         var wroteStatus = false
         for action in actions {
             switch action {
             case .writeCheckpoint(let state):
-                calls.append(.writeCheckpoint(state, epoch: epoch, keys: keys))
+                calls.append(.writeCheckpoint(checkpoints.write(state), lastApplied: state.lastAppliedRequest, epoch: epoch, keys: keys))
                 failpoints[.afterCheckpoint] = calls.count - 1
                 if appliedRequest { failpoints[.afterRequest] = calls.count - 1 }
                 if let status {

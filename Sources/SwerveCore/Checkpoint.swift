@@ -1,14 +1,227 @@
 import Foundation
 public import SwerveErrors
 
-/// The checkpoint: the whole ``BackendState`` as versioned JSON.
+/// The checkpoint: the whole ``BackendState``, stored in parts so that a change rewrites only
+/// what it changed.
 ///
-/// Encoding is deterministic (sorted keys; backends sorted by tag), so the same state always
-/// gives the same bytes. Decoding refuses an unknown schema version and any corrupted or
-/// incomplete document with an error that names the problem: it never yields an empty state
-/// that could overwrite the real one.
+/// Stored form (schema version 2): a header — `{"schemaVersion":2,"state":{…scalars…},
+/// "parts":{"backends":B,"replicas":R}}` — and a hash of parts: `backend:<tag>` (the record
+/// without its replicas), `replica:<tag>` (`{"replica":{…},"retired":false,"seq":N}`, `seq`
+/// ordering each list of replicas), `nodes` (the live nodes) and `goals` (the recent goal
+/// outcomes). ``CheckpointLedger`` works out
+/// which parts a new state changes. Version 1 — the whole state in one document — still loads;
+/// the first write after it replaces it with parts.
+///
+/// Encoding is deterministic (sorted keys), so the same state always gives the same parts.
+/// Decoding refuses an unknown schema version and any corrupted, incomplete or inconsistent
+/// checkpoint with an error that names the problem (and the part): it never yields an empty
+/// or partial state that could overwrite the real one.
 public enum Checkpoint {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
+
+    /// A checkpoint as Redis holds it: the header (the `checkpoint` key) and the parts (the
+    /// `checkpoint:parts` hash; none for version 1).
+    public struct Stored: Sendable, Hashable {
+        public var header: [UInt8]
+        public var parts: [String: [UInt8]]
+
+        public init(header: [UInt8], parts: [String: [UInt8]] = [:]) {
+            self.header = header
+            self.parts = parts
+        }
+    }
+
+    static let backendFieldPrefix = "backend:"
+    static let replicaFieldPrefix = "replica:"
+    static let liveNodesField = "nodes"
+    static let goalOutcomesField = "goals"
+    static func backendField(_ tag: String) -> String { backendFieldPrefix + tag }
+    static func replicaField(_ tag: String) -> String { replicaFieldPrefix + tag }
+
+    /// Every part of `state`, as a first write stores it.
+    public static func encode(_ state: BackendState) -> Stored {
+        var ledger = CheckpointLedger()
+        let write = ledger.write(state)
+        return Stored(header: write.header, parts: Dictionary(write.parts.map { ($0.field, $0.value) }, uniquingKeysWith: { _, last in last }))
+    }
+
+    public static func decode(_ stored: Stored) throws(CheckpointError) -> BackendState {
+        try load(stored).state
+    }
+
+    /// The state, and the ledger of what is stored (for writing only what changes next).
+    public static func load(_ stored: Stored) throws(CheckpointError) -> (state: BackendState, ledger: CheckpointLedger) {
+        let decoder = JSONDecoder()
+        let version: Int
+        do {
+            version = try decoder.decode(VersionOnly.self, from: Data(stored.header)).schemaVersion
+        } catch {
+            throw CheckpointError(.corrupted, "the checkpoint is not a versioned Swerve checkpoint: \(describe(error))")
+        }
+        let state: BackendState
+        let ledger: CheckpointLedger
+        switch version {
+        case 1:
+            guard stored.parts.isEmpty else { throw CheckpointError(.corrupted, "the checkpoint is of version 1 but has parts") }
+            do {
+                state = try decoder.decode(Envelope.self, from: Data(stored.header)).state
+            } catch {
+                throw CheckpointError(.corrupted, "the checkpoint is corrupted: \(describe(error))")
+            }
+            ledger = CheckpointLedger()
+        case schemaVersion:
+            (state, ledger) = try assemble(stored, decoder: decoder)
+        default:
+            throw CheckpointError(.unknownVersion, "the checkpoint has schema version \(version), but this Swerve reads only versions 1 and \(schemaVersion): upgrade this controller, or stop the newer one that wrote it")
+        }
+        if let problem = consistencyProblem(state) {
+            throw CheckpointError(.corrupted, "the checkpoint is inconsistent: \(problem)")
+        }
+        return (state, ledger)
+    }
+
+    /// A version 2 checkpoint's state from its header and parts.
+    private static func assemble(_ stored: Stored, decoder: JSONDecoder) throws(CheckpointError) -> (BackendState, CheckpointLedger) {
+        let header: Header
+        do {
+            header = try decoder.decode(Header.self, from: Data(stored.header))
+        } catch {
+            throw CheckpointError(.corrupted, "the checkpoint's header is corrupted: \(describe(error))")
+        }
+        var backends: [String: BackendRecord] = [:]
+        var replicaFields: [String] = []
+        var liveNodes: [String]?
+        var goalOutcomes: [GoalOutcome]?
+        // All replica parts are decoded as one array: one decoder pass, not one per replica.
+        var replicaArray: [UInt8] = [UInt8(ascii: "[")]
+        for (field, value) in stored.parts.sorted(by: { $0.key < $1.key }) {
+            do {
+                if field == liveNodesField {
+                    liveNodes = try decoder.decode([String].self, from: Data(value))
+                } else if field == goalOutcomesField {
+                    goalOutcomes = try decoder.decode([GoalOutcome].self, from: Data(value))
+                } else if field.hasPrefix(backendFieldPrefix) {
+                    let backend = try decoder.decode(BackendRecord.self, from: Data(value))
+                    guard backend.tag == field.dropFirst(backendFieldPrefix.count), backend.replicas.isEmpty else {
+                        throw CheckpointError(.corrupted, "the checkpoint's part \(field) holds backend \(backend.tag) with \(backend.replicas.count) replicas")
+                    }
+                    backends[backend.tag] = backend
+                } else if field.hasPrefix(replicaFieldPrefix) {
+                    if replicaFields.count > 0 { replicaArray.append(UInt8(ascii: ",")) }
+                    replicaArray += value
+                    replicaFields.append(field)
+                } else {
+                    throw CheckpointError(.corrupted, "the checkpoint has a part no Swerve writes: \(field)")
+                }
+            } catch let error as CheckpointError {
+                throw error
+            } catch {
+                throw CheckpointError(.corrupted, "the checkpoint's part \(field) is corrupted: \(describe(error))")
+            }
+        }
+        replicaArray.append(UInt8(ascii: "]"))
+        let parts: [ReplicaPart]
+        do {
+            parts = try decoder.decode([ReplicaPart].self, from: Data(replicaArray))
+        } catch {
+            throw CheckpointError(.corrupted, "the checkpoint's replica parts are corrupted: \(describe(error, fields: replicaFields))")
+        }
+        guard parts.count == replicaFields.count else {
+            throw CheckpointError(.corrupted, "the checkpoint's replica parts hold \(parts.count) records in \(replicaFields.count) fields")
+        }
+        guard let liveNodes else { throw CheckpointError(.corrupted, "the checkpoint has no part \(liveNodesField)") }
+        guard let goalOutcomes else { throw CheckpointError(.corrupted, "the checkpoint has no part \(goalOutcomesField)") }
+        guard backends.count == header.parts.backends, parts.count == header.parts.replicas else {
+            throw CheckpointError(.corrupted, "the checkpoint's header counts \(header.parts.backends) backends and \(header.parts.replicas) replicas, but its parts hold \(backends.count) and \(parts.count): parts are missing or left over")
+        }
+        var stored: [String: CheckpointLedger.StoredReplica] = [:]
+        stored.reserveCapacity(parts.count)
+        var lists: [String: [ReplicaPart]] = [:]
+        var retired: [ReplicaPart] = []
+        var seqs = Set<Int>()
+        for (field, part) in zip(replicaFields, parts) {
+            guard part.replica.tag == field.dropFirst(replicaFieldPrefix.count) else {
+                throw CheckpointError(.corrupted, "the checkpoint's part \(field) holds replica \(part.replica.tag)")
+            }
+            guard (0..<(1 << 53)).contains(part.seq) else { throw CheckpointError(.corrupted, "the checkpoint's part \(field) has order key \(part.seq), outside 0..<2^53") }
+            guard seqs.insert(part.seq).inserted else { throw CheckpointError(.corrupted, "the checkpoint's part \(field) repeats order key \(part.seq)") }
+            stored[part.replica.tag] = .init(record: part.replica, retired: part.retired, seq: part.seq, mark: 0)
+            if part.retired {
+                retired.append(part)
+            } else {
+                guard backends[part.replica.backend] != nil else {
+                    throw CheckpointError(.corrupted, "the checkpoint's part \(field) names backend \(part.replica.backend), which it does not hold")
+                }
+                lists[part.replica.backend, default: []].append(part)
+            }
+        }
+        var state = BackendState()
+        state.backends = backends.keys.sorted().map { tag in
+            var backend = backends[tag]!
+            backend.replicas = (lists[tag] ?? []).sorted { $0.seq < $1.seq }.map(\.replica)
+            return backend
+        }
+        state.retiredReplicas = retired.sorted { $0.seq < $1.seq }.map(\.replica)
+        state.liveNodes = liveNodes
+        state.configsVersion = header.state.configsVersion
+        state.lastAppliedRequest = header.state.lastAppliedRequest
+        state.nextGeneration = header.state.nextGeneration
+        state.recentGoalOutcomes = goalOutcomes
+        state.requestsApplied = header.state.requestsApplied
+        state.routingVersion = header.state.routingVersion
+        return (state, CheckpointLedger(backends: state.backends, replicas: stored, liveNodes: liveNodes, goalOutcomes: goalOutcomes))
+    }
+
+    /// Version 1: the whole state in one document (still loaded; tests write it).
+    static func encodeVersion1(_ state: BackendState) -> [UInt8] {
+        var writer = CheckpointWriter(capacity: 4096 + 300 * state.backends.reduce(0) { $0 + 1 + $1.replicas.count })
+        writer.write(state, schemaVersion: 1)
+        return writer.bytes
+    }
+
+    /// Version 1 through `JSONEncoder`: the reference the fast writer is tested against.
+    static func encodeWithFoundation(_ state: BackendState) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(Envelope(schemaVersion: 1, state: state)) else {
+            preconditionFailure("a BackendState must always encode")
+        }
+        return Array(data)
+    }
+
+    static func encodeHeader(_ state: BackendState, backends: Int, replicas: Int) -> [UInt8] {
+        var writer = CheckpointWriter(capacity: 512)
+        writer.writeHeader(state, schemaVersion: schemaVersion, backends: backends, replicas: replicas)
+        return writer.bytes
+    }
+
+    static func encodePart(backend: BackendRecord) -> [UInt8] {
+        var writer = CheckpointWriter(capacity: 512)
+        writer.write(backend)
+        return writer.bytes
+    }
+
+    static func encodePart(replica: ReplicaRecord, retired: Bool, seq: Int) -> [UInt8] {
+        var writer = CheckpointWriter(capacity: 256)
+        writer.object { o in
+            o.member("replica") { $0.write(replica) }
+            o.member("retired") { $0.bool(retired) }
+            o.member("seq") { $0.integer(seq) }
+        }
+        return writer.bytes
+    }
+
+    static func encodePart(goalOutcomes: [GoalOutcome]) -> [UInt8] {
+        var writer = CheckpointWriter(capacity: 128 * goalOutcomes.count + 2)
+        writer.write(goalOutcomes)
+        return writer.bytes
+    }
+
+    static func encodePart(liveNodes: [String]) -> [UInt8] {
+        var writer = CheckpointWriter(capacity: 16 * liveNodes.count + 2)
+        writer.array(liveNodes) { $0.string($1) }
+        return writer.bytes
+    }
 
     private struct Envelope: Codable {
         var schemaVersion: Int
@@ -19,44 +232,27 @@ public enum Checkpoint {
         var schemaVersion: Int
     }
 
-    public static func encode(_ state: BackendState) -> [UInt8] {
-        var writer = CheckpointWriter(capacity: 4096 + 300 * state.backends.reduce(0) { $0 + 1 + $1.replicas.count })
-        writer.write(state, schemaVersion: schemaVersion)
-        return writer.bytes
+    private struct Header: Decodable {
+        struct Scalars: Decodable {
+            var configsVersion: Int
+            var lastAppliedRequest: RequestID?
+            var nextGeneration: Int
+            var requestsApplied: Int
+            var routingVersion: Int
+        }
+        struct Counts: Decodable {
+            var backends: Int
+            var replicas: Int
+        }
+        var schemaVersion: Int
+        var state: Scalars
+        var parts: Counts
     }
 
-    /// The same document through `JSONEncoder`: the reference the fast writer is tested against.
-    static func encodeWithFoundation(_ state: BackendState) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(Envelope(schemaVersion: schemaVersion, state: state)) else {
-            preconditionFailure("a BackendState must always encode")
-        }
-        return Array(data)
-    }
-
-    public static func decode(_ bytes: [UInt8]) throws(CheckpointError) -> BackendState {
-        let data = Data(bytes)
-        let decoder = JSONDecoder()
-        let version: Int
-        do {
-            version = try decoder.decode(VersionOnly.self, from: data).schemaVersion
-        } catch {
-            throw CheckpointError(.corrupted, "the checkpoint is not a versioned Swerve checkpoint: \(describe(error))")
-        }
-        guard version == schemaVersion else {
-            throw CheckpointError(.unknownVersion, "the checkpoint has schema version \(version), but this Swerve reads only version \(schemaVersion): upgrade this controller, or stop the newer one that wrote it")
-        }
-        let state: BackendState
-        do {
-            state = try decoder.decode(Envelope.self, from: data).state
-        } catch {
-            throw CheckpointError(.corrupted, "the checkpoint is corrupted: \(describe(error))")
-        }
-        if let problem = consistencyProblem(state) {
-            throw CheckpointError(.corrupted, "the checkpoint is inconsistent: \(problem)")
-        }
-        return state
+    private struct ReplicaPart: Decodable {
+        var replica: ReplicaRecord
+        var retired: Bool
+        var seq: Int
     }
 
     /// Structure JSON alone cannot promise.
@@ -78,10 +274,14 @@ public enum Checkpoint {
         return nil
     }
 
-    private static func describe(_ error: any Error) -> String {
+    /// A decoding error, its path in the document; `fields` name the elements of an array of
+    /// parts (its index becomes the part's field).
+    private static func describe(_ error: any Error, fields: [String] = []) -> String {
         guard let error = error as? DecodingError else { return "\(error)" }
         func path(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            var codingPath = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }
+            if !fields.isEmpty, let index = context.codingPath.first?.intValue, index < fields.count { codingPath[0] = "(part \(fields[index]))" }
+            let keys = codingPath.joined()
             return keys.isEmpty ? "at the top level" : "at \(keys.hasPrefix(".") ? String(keys.dropFirst()) : keys)"
         }
         switch error {

@@ -122,18 +122,42 @@ extension CheckpointWriter {
                     if let last = state.lastAppliedRequest { s.member("lastAppliedRequest") { $0.string(last.description) } }
                     s.member("liveNodes") { $0.array(state.liveNodes) { $0.string($1) } }
                     s.member("nextGeneration") { $0.integer(state.nextGeneration) }
-                    s.member("recentGoalOutcomes") { w in
-                        w.array(state.recentGoalOutcomes) { w, outcome in
-                            w.object { g in
-                                if let failure = outcome.failure { g.member("failure") { $0.string(failure) } }
-                                g.member("goal") { $0.string(outcome.goal) }
-                            }
-                        }
-                    }
+                    s.member("recentGoalOutcomes") { $0.write(state.recentGoalOutcomes) }
                     s.member("requestsApplied") { $0.integer(state.requestsApplied) }
                     s.member("retiredReplicas") { $0.array(state.retiredReplicas) { $0.write($1) } }
                     s.member("routingVersion") { $0.integer(state.routingVersion) }
                 }
+            }
+        }
+    }
+
+    /// A version 2 checkpoint's header: the state's scalars and how many parts it has.
+    mutating func writeHeader(_ state: BackendState, schemaVersion: Int, backends: Int, replicas: Int) {
+        object { o in
+            o.member("parts") { w in
+                w.object { p in
+                    p.member("backends") { $0.integer(backends) }
+                    p.member("replicas") { $0.integer(replicas) }
+                }
+            }
+            o.member("schemaVersion") { $0.integer(schemaVersion) }
+            o.member("state") { w in
+                w.object { s in
+                    s.member("configsVersion") { $0.integer(state.configsVersion) }
+                    if let last = state.lastAppliedRequest { s.member("lastAppliedRequest") { $0.string(last.description) } }
+                    s.member("nextGeneration") { $0.integer(state.nextGeneration) }
+                    s.member("requestsApplied") { $0.integer(state.requestsApplied) }
+                    s.member("routingVersion") { $0.integer(state.routingVersion) }
+                }
+            }
+        }
+    }
+
+    mutating func write(_ outcomes: [GoalOutcome]) {
+        array(outcomes) { w, outcome in
+            w.object { g in
+                if let failure = outcome.failure { g.member("failure") { $0.string(failure) } }
+                g.member("goal") { $0.string(outcome.goal) }
             }
         }
     }

@@ -15,7 +15,7 @@ enum FuzzTarget: String, CaseIterable, Sendable {
     /// Reads `bytes` the way the process that meets them does; the outcome is ignored.
     func run(_ bytes: [UInt8]) {
         switch self {
-        case .checkpoint: _ = try? Checkpoint.decode(bytes)
+        case .checkpoint: _ = try? Checkpoint.decode(Self.storedCheckpoint(bytes))
         case .assignment: decode(AssignmentDocument.self, bytes)
         case .ready: decode(ReadyRecord.self, bytes)
         case .drain: decode(DrainRequest.self, bytes)
@@ -50,6 +50,22 @@ enum FuzzTarget: String, CaseIterable, Sendable {
 
     private func decode<Document: ProtocolDocument>(_ type: Document.Type, _ bytes: [UInt8]) {
         _ = try? DocumentCodec.decode(type, from: bytes, source: "fuzz")
+    }
+
+    /// A checkpoint as stored: a version 1 document is the header alone; a version 2 one is
+    /// written (the corpus's form) as `{"header": {…}, "parts": {field: value…}}`, each value
+    /// JSON in place.
+    static func storedCheckpoint(_ bytes: [UInt8]) -> Checkpoint.Stored {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+              let header = object["header"], let parts = object["parts"] as? [String: Any],
+              let headerBytes = try? JSONSerialization.data(withJSONObject: header, options: .fragmentsAllowed) else {
+            return Checkpoint.Stored(header: bytes)
+        }
+        var stored = Checkpoint.Stored(header: Array(headerBytes))
+        for (field, value) in parts {
+            if let data = try? JSONSerialization.data(withJSONObject: value, options: .fragmentsAllowed) { stored.parts[field] = Array(data) }
+        }
+        return stored
     }
 
     /// A stream entry's fields, written as a JSON object of strings (the corpus's form).

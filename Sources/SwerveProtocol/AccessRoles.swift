@@ -83,7 +83,7 @@ public struct AccessRoles: Sendable, Hashable {
         case .controller:
             return ["~\(p)*", "&\(p)*",
                     "+@read", "+@write", "+@pubsub", "-@dangerous",
-                    "+evalsha", "+script|load", "+info", "+wait", "+scan", "+time"] + Self.connecting
+                    "+evalsha", "+script|load", "+info", "+wait", "+scan", "+time", "+multi", "+exec"] + Self.connecting
         case .node:
             // Reading cordons and the node set: `swerve health node`, the agent's health check.
             return ["%R~\(p)assignments:*", "%R~\(p)replica:*:drain", "%R~\(p)leader", "%R~\(p)cordons",
@@ -103,9 +103,9 @@ public struct AccessRoles: Sendable, Hashable {
             return ["%R~\(p)snapshot:*", "&\(p)snapshots", "+get", "+subscribe", "+unsubscribe"] + Self.connecting
         case .client:
             return ["%R~\(p)*", "%W~\(p)requests", "%W~\(p)cordons", "&\(p)*",
-                    "+@read", "-@dangerous", "+xadd", "+hset", "+hdel", "+publish", "+subscribe", "+unsubscribe", "+time"] + Self.connecting
+                    "+@read", "-@dangerous", "+xadd", "+hset", "+hdel", "+publish", "+subscribe", "+unsubscribe", "+time", "+multi", "+exec"] + Self.connecting
         case .reader:
-            return ["%R~\(p)*", "&\(p)*", "+@read", "-@dangerous", "+subscribe", "+unsubscribe", "+time"] + Self.connecting
+            return ["%R~\(p)*", "&\(p)*", "+@read", "-@dangerous", "+subscribe", "+unsubscribe", "+time", "+multi", "+exec"] + Self.connecting
         case .admin:
             return ["~*", "&*", "+@all"]
         case .replication:

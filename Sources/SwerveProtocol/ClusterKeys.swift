@@ -95,8 +95,11 @@ public struct ClusterKeys: Sendable, Hashable {
     /// STRING, a ``RequestAttemptDocument``: the batch of requests the leader is applying and
     /// how often its first was attempted; written (fenced) before the step that applies them.
     public var requestAttempt: String { prefix + "request-attempt" }
-    /// STRING, the checkpoint (`SwerveCore.Checkpoint`), written by the leader (fenced).
+    /// STRING, the checkpoint's header (`SwerveCore.Checkpoint`), written by the leader (fenced).
     public var checkpoint: String { prefix + "checkpoint" }
+    /// HASH, the checkpoint's parts (one per backend and per replica, and the live nodes),
+    /// written by the leader in the same script as the header.
+    public var checkpointParts: String { prefix + "checkpoint:parts" }
     /// STRING, a `GoalOutcome`, written when the goal completes or fails; kept a day.
     public func goal(_ id: String) -> String { prefix + "goal:" + id }
     /// Channel: a `GoalOutcome` when any goal settles.

@@ -76,6 +76,25 @@ public final class RedisClient: Sendable {
         return try await submit(commands, timeout: timeout)
     }
 
+    /// Runs `commands` as one transaction (`MULTI` … `EXEC`, in one round trip): no other
+    /// client's command runs between them. Returns one reply per command; throws
+    /// ``RedisError/Code/server`` naming the command when Redis refused one (or the whole
+    /// transaction).
+    public func transaction(_ commands: [RedisCommand], timeout: Duration? = nil) async throws(RedisError) -> [RedisReply] {
+        guard !commands.isEmpty else { return [] }
+        let replies = try await submit([RedisCommand("MULTI")] + commands + [RedisCommand("EXEC")], timeout: timeout)
+        for (command, reply) in zip([RedisCommand("MULTI")] + commands, replies) {
+            if let message = reply.errorMessage { throw RedisError(.server, "Redis refused \(command.name) in a transaction: \(message)") }
+        }
+        guard let results = replies.last?.array, results.count == commands.count else {
+            throw RedisError(.server, "Redis refused the transaction: EXEC answered \(replies.last.map { "\($0)" } ?? "nothing")")
+        }
+        for (command, reply) in zip(commands, results) {
+            if let message = reply.errorMessage { throw RedisError(.server, "Redis refused \(command.name): \(message)") }
+        }
+        return results
+    }
+
     /// Runs a Lua script by `EVALSHA`, loading it on this connection when needed.
     @discardableResult
     public func run(_ script: RedisScript, keys: [any RedisArgumentConvertible] = [], arguments: [any RedisArgumentConvertible] = []) async throws(RedisError) -> RedisReply {

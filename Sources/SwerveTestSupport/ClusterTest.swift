@@ -57,6 +57,11 @@ extension ClusterTest {
         return try await outcome(of: goal)
     }
 
+    /// The stored checkpoint (header and parts, read as `swerve get` reads them).
+    public func checkpoint() async throws -> BackendState {
+        try await ClusterClient(keys: keys, client: client, logger: logger).checkpoint()
+    }
+
     /// The routed replicas of `backend` in the stored routing snapshot: tag → address.
     public func routedReplicas(_ backend: String = "api") async throws -> [String: String] {
         guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes else { return [:] }

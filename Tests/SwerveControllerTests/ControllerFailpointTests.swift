@@ -76,7 +76,7 @@ extension ControllerProcesses {
     /// Three running replicas at the current config, routed and answering; three requests
     /// applied, the last one last; one assignment per replica (nothing started twice).
     func expectTheScriptsEndState() async throws {
-        let state = try Checkpoint.decode(try #require(try await client.send("GET", keys.checkpoint).bytes))
+        let state = try await checkpoint()
         let lastRequest = try #require(try await client.send("XREVRANGE", keys.requests, "+", "-", "COUNT", 1).array?.first?.array?.first?.string)
         #expect(state.requestsApplied == 3, "each request applied exactly once")
         #expect(state.lastAppliedRequest?.description == lastRequest)

@@ -29,7 +29,7 @@ extension ControllerProcesses {
             try await append(.createBackend(tag: "api", config: config, replicaConfig: echo("v2")), goal: "g-2")
             while let event = await iterator.next() {
                 guard case .message = event else { continue }
-                let state = try Checkpoint.decode(try #require(try await client.send("GET", keys.checkpoint).bytes))
+                let state = try await checkpoint()
                 let replicas = state.backends.first?.replicas ?? []
                 if replicas.contains(where: { $0.version == newVersion && $0.state == .running }),
                    replicas.contains(where: { $0.version != newVersion }) {
@@ -48,7 +48,7 @@ extension ControllerProcesses {
         #expect(ContinuousClock.now - killed < .milliseconds(2750))
 
         #expect(try await outcome(of: "g-2") == GoalOutcome(goal: "g-2"), "the rollout completed under the new leader")
-        let state = try Checkpoint.decode(try #require(try await client.send("GET", keys.checkpoint).bytes))
+        let state = try await checkpoint()
         let replicas = try #require(state.backends.first?.replicas)
         #expect(replicas.count == 3 && replicas.allSatisfy { $0.version == newVersion && $0.state == .running })
         for replica in replicas {

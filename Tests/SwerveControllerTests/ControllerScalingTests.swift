@@ -44,7 +44,7 @@ extension ControllerProcesses {
             }
         }
         #expect(settled - sent >= .milliseconds(1500), "the goal waited for the drains")
-        let state = try Checkpoint.decode(try #require(try await client.send("GET", keys.checkpoint).bytes))
+        let state = try await checkpoint()
         #expect(state.backends.first?.replicas.map(\.tag) == [survivor], "the drained replicas stopped and were forgotten")
         // A drained worker exits right after writing its drained key; the node reaps it.
         for (tag, pid) in pids where tag != survivor {

@@ -10,11 +10,12 @@ import Testing
 
 @Suite struct ReplicaAcknowledgementRules {
     @Test func aStepRecordsFirstAndActsAfter() {
+        var ledger = CheckpointLedger()
         let keys = try! ClusterKeys(cluster: "t")
         let replica = ReplicaReference(tag: "api#1", backend: "api", node: "n1")
         let writes = StepWrites([.writeCheckpoint(BackendState()), .drain(replica, deadline: 5), .completeGoal("g")],
                                 status: [:], appliedRequest: true, events: [EventEntry(epoch: 1, controller: "c", at: Timestamp(milliseconds: 1), event: ClusterEvent(kind: .goalCompleted, backend: "api", message: "done"))],
-                                epoch: 1, keys: keys)
+                                epoch: 1, keys: keys, checkpoints: &ledger)
         let (record, act) = ReplicaAcknowledgement.split(writes.calls)
         #expect(record.map(\.name) == ["writeCheckpoint", "writeStatus", "appendEvents"])
         #expect(act.map(\.name) == ["drain", "settleGoal"])
@@ -74,7 +75,7 @@ import Testing
         // The leader applies it and writes the checkpoint, but acts on nothing: no second
         // assignment, no goal outcome. Watched for a second (absence has no event to await).
         try await poll("the checkpoint that applied the scale") {
-            try await client.send("GET", keys.checkpoint).string?.contains("\"numReplicas\":2") == true
+            try await checkpoint().backend("api")?.config.numReplicas == 2
         }
         let watchUntil = ContinuousClock.now + .seconds(1)
         while ContinuousClock.now < watchUntil {

@@ -15,30 +15,34 @@ import Testing
     let event = EventEntry(epoch: 1, controller: "c", at: Timestamp(milliseconds: 1), event: ClusterEvent(kind: .backendCreated, backend: "api", message: "created"))
 
     @Test func theStatusAndEventsFollowTheCheckpointAndGoalsComeLast() {
+        var ledger = CheckpointLedger()
         let writes = StepWrites([.writeCheckpoint(BackendState()), .assign(assignment), .publishRoutingView(RoutingView(version: 1, backends: [:])), .completeGoal("g")],
-                                status: status, appliedRequest: true, events: [event], epoch: 1, keys: keys)
+                                status: status, appliedRequest: true, events: [event], epoch: 1, keys: keys, checkpoints: &ledger)
         #expect(writes.calls.map(\.name) == ["writeCheckpoint", "writeStatus", "appendEvents", "assign", "publishSnapshot", "settleGoal"])
         #expect(writes.failpoints == [.afterCheckpoint: 0, .afterRequest: 0, .afterAssign: 3, .beforeGoalOutcomes: 4])
     }
 
     @Test func aStatusWithoutACheckpointGoesFirstAndShiftsTheFailpoints() {
-        let writes = StepWrites([.assign(assignment), .failGoal("g", reason: "r")], status: status, appliedRequest: false, events: [], epoch: 1, keys: keys)
+        var ledger = CheckpointLedger()
+        let writes = StepWrites([.assign(assignment), .failGoal("g", reason: "r")], status: status, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger)
         #expect(writes.calls.map(\.name) == ["writeStatus", "assign", "settleGoal"])
         #expect(writes.failpoints == [.afterAssign: 1, .beforeGoalOutcomes: 1])
     }
 
     @Test func failpointsWithNothingOnTheirOtherSideAreLeftOut() {
-        let onlyCheckpoint = StepWrites([.writeCheckpoint(BackendState())], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys)
+        var ledger = CheckpointLedger()
+        let onlyCheckpoint = StepWrites([.writeCheckpoint(BackendState())], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger)
         #expect(onlyCheckpoint.failpoints.isEmpty, "after the checkpoint needs something after it")
-        let onlyGoal = StepWrites([.completeGoal("g")], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys)
+        let onlyGoal = StepWrites([.completeGoal("g")], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger)
         #expect(onlyGoal.failpoints.isEmpty, "before goal outcomes needs something before them")
-        let unplaced = StepWrites([.forceKill(ReplicaReference(tag: "api#2", backend: "api", node: ""))], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys)
+        let unplaced = StepWrites([.forceKill(ReplicaReference(tag: "api#2", backend: "api", node: ""))], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger)
         #expect(unplaced.calls.isEmpty, "a replica never placed has no process to kill")
     }
 
     @Test func theSplitStopsAtTheFirstArmedFailpointInCallOrder() throws {
+        var ledger = CheckpointLedger()
         let writes = StepWrites([.writeCheckpoint(BackendState()), .assign(assignment), .drain(replica, deadline: Timestamp(milliseconds: 9)), .completeGoal("g")],
-                                status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys)
+                                status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger)
         let split = try #require(writes.split { $0 == .beforeGoalOutcomes || $0 == .afterAssign })
         #expect(split.point == .afterAssign)
         #expect(split.through.map(\.name) == ["writeCheckpoint", "assign"])

@@ -25,9 +25,11 @@ import Testing
         let state = busyState()
         #expect(state.backends.flatMap(\.replicas).map(\.state).contains(.shouldStart))
         #expect(state.backends.flatMap(\.replicas).map(\.state).contains(.stopping))
-        let bytes = Checkpoint.encode(state)
-        #expect(try Checkpoint.decode(bytes) == state)
-        #expect(Checkpoint.encode(try Checkpoint.decode(bytes)) == bytes)
+        let stored = Checkpoint.encode(state)
+        let replicas = state.backends.flatMap(\.replicas) + state.retiredReplicas
+        #expect(Set(stored.parts.keys) == Set(["nodes", "goals"] + state.backends.map { "backend:" + $0.tag } + replicas.map { "replica:" + $0.tag }))
+        #expect(try Checkpoint.decode(stored) == state)
+        #expect(Checkpoint.encode(try Checkpoint.decode(stored)) == stored)
     }
 
     @Test func theFastWriterWritesWhatFoundationWouldMeaningTheSameState() throws {
@@ -42,11 +44,13 @@ import Testing
                                                                     resources: Resources(cpu: 0.25, memoryBytes: 1 << 30, custom: ["gpu": 1, "a.b": 0.5]))))
         h.settle()
         let state = h.state
-        let fast = try Checkpoint.decode(Checkpoint.encode(state))
-        let reference = try Checkpoint.decode(Checkpoint.encodeWithFoundation(state))
+        let parts = try Checkpoint.decode(Checkpoint.encode(state))
+        let fast = try Checkpoint.decode(Checkpoint.Stored(header: Checkpoint.encodeVersion1(state)))
+        let reference = try Checkpoint.decode(Checkpoint.Stored(header: Checkpoint.encodeWithFoundation(state)))
+        #expect(parts == state)
         #expect(fast == state)
         #expect(reference == state)
-        #expect(fast.backends[0].config.userConfig == awkward)
+        #expect(parts.backends[0].config.userConfig == awkward)
     }
 
     @Test(arguments: [0, 7, -7, 10, 120, 1_700_000_000_000, 999_999_999_999_999_999, 1_000_000_000_000_000_000, Int64.max, Int64.min])
@@ -57,13 +61,13 @@ import Testing
     }
 
     @Test func anUnknownVersionIsRefusedNamingBothVersions() {
-        var text = String(decoding: Checkpoint.encode(BackendState()), as: UTF8.self)
-        text = text.replacingOccurrences(of: "\"schemaVersion\":1", with: "\"schemaVersion\":7")
+        var stored = Checkpoint.encode(BackendState())
+        stored.header = Array(String(decoding: stored.header, as: UTF8.self).replacingOccurrences(of: "\"schemaVersion\":2", with: "\"schemaVersion\":7").utf8)
         #expect {
-            try Checkpoint.decode(Array(text.utf8))
+            try Checkpoint.decode(stored)
         } throws: { error in
             let error = error as! CheckpointError
-            return error.code == .unknownVersion && error.message.contains("schema version 7") && error.message.contains("only version 1")
+            return error.code == .unknownVersion && error.message.contains("schema version 7") && error.message.contains("versions 1 and 2")
         }
     }
 
@@ -72,27 +76,136 @@ import Testing
         ("{\"state\":{}}", "missing \"schemaVersion\""),
         ("{\"schemaVersion\":1}", "missing \"state\""),
         ("{\"schemaVersion\":1,\"state\":{\"backends\":[]}}", "missing \"retiredReplicas\" at state"),
+        ("{\"schemaVersion\":2,\"state\":{}}", "header is corrupted"),
     ])
     func aCorruptedCheckpointIsAnErrorNotAnEmptyState(text: String, expected: String) {
         #expect {
-            try Checkpoint.decode(Array(text.utf8))
+            try Checkpoint.decode(Checkpoint.Stored(header: Array(text.utf8)))
         } throws: { error in
             let error = error as! CheckpointError
             return error.code == .corrupted && error.message.contains(expected)
         }
     }
 
-    @Test func aTruncatedCheckpointIsRefused() {
-        let bytes = Checkpoint.encode(busyState())
-        #expect(throws: CheckpointError.self) { try Checkpoint.decode(Array(bytes.prefix(bytes.count / 2))) }
+    @Test func aTruncatedHeaderOrPartIsRefused() throws {
+        let stored = Checkpoint.encode(busyState())
+        var header = stored
+        header.header = Array(stored.header.prefix(stored.header.count / 2))
+        #expect(throws: CheckpointError.self) { try Checkpoint.decode(header) }
+        for field in stored.parts.keys {
+            var part = stored
+            part.parts[field] = Array(stored.parts[field]!.prefix(stored.parts[field]!.count / 2))
+            #expect(throws: CheckpointError.self, "\(field)") { try Checkpoint.decode(part) }
+        }
+    }
+
+    @Test func aMissingStrayOrMisfiledPartIsRefusedNamingIt() throws {
+        let state = busyState()
+        let stored = Checkpoint.encode(state)
+        let tag = state.backends[0].replicas[0].tag
+        var missing = stored
+        missing.parts["replica:" + tag] = nil
+        #expect { try Checkpoint.decode(missing) } throws: { ($0 as! CheckpointError).message.contains("parts are missing or left over") }
+        var stray = stored
+        stray.parts["replica:api#stray"] = stored.parts["replica:" + tag]
+        stray.parts["replica:" + tag] = nil
+        #expect { try Checkpoint.decode(stray) } throws: { ($0 as! CheckpointError).message.contains("part replica:api#stray holds replica \(tag)") }
+        var unknown = stored
+        unknown.parts["future"] = Array("{}".utf8)
+        #expect { try Checkpoint.decode(unknown) } throws: { ($0 as! CheckpointError).message.contains("a part no Swerve writes: future") }
+        var orphan = stored
+        orphan.parts["backend:api"] = nil
+        orphan.header = Checkpoint.encodeHeader(state, backends: state.backends.count - 1, replicas: state.backends.reduce(state.retiredReplicas.count) { $0 + $1.replicas.count })
+        #expect { try Checkpoint.decode(orphan) } throws: { ($0 as! CheckpointError).message.contains("names backend api, which it does not hold") }
+    }
+
+    @Test func aCorruptedReplicaPartIsNamed() throws {
+        let state = busyState()
+        var stored = Checkpoint.encode(state)
+        let field = "replica:" + state.backends[0].replicas[1].tag
+        stored.parts[field] = Array(String(decoding: stored.parts[field]!, as: UTF8.self).replacingOccurrences(of: "\"state\":\"", with: "\"state\":\"x").utf8)
+        #expect { try Checkpoint.decode(stored) } throws: { error in
+            let message = (error as! CheckpointError).message
+            return message.contains("(part \(field))") && message.contains("state")
+        }
     }
 
     @Test func anInconsistentCheckpointIsRefused() throws {
         var state = busyState()
         state.backends[0].replicas.append(state.backends[0].replicas[0])
         #expect {
-            try Checkpoint.decode(Checkpoint.encode(state))
+            try Checkpoint.decode(Checkpoint.Stored(header: Checkpoint.encodeVersion1(state)))
         } throws: { ($0 as! CheckpointError).message.contains("appears twice") }
+        #expect(throws: CheckpointError.self, "a replica listed twice is stored once, and the header's count gives it away") {
+            try Checkpoint.decode(Checkpoint.encode(state))
+        }
+    }
+}
+
+@Suite struct IncrementalCheckpoints {
+    let busy = Checkpoints().busyState()
+
+    @Test func aChangeToOneReplicaWritesItsPartAndTheHeaderOnly() throws {
+        var ledger = CheckpointLedger()
+        let first = ledger.write(busy)
+        #expect(first.replacesAll)
+        var stored = Checkpoint.Stored.applying(first, to: nil)
+        #expect(stored == Checkpoint.encode(busy))
+
+        #expect(ledger.write(busy) == CheckpointWrite(header: first.header, replacesAll: false, removed: [], parts: []), "nothing changed: the header alone")
+
+        var next = busy
+        let changed = try #require(next.backends[0].replicas.firstIndex { $0.state == .running })
+        next.backends[0].replicas[changed].state = .shouldStop
+        next.requestsApplied += 1
+        let write = ledger.write(next)
+        #expect(!write.replacesAll && write.removed.isEmpty)
+        #expect(write.parts.map(\.field) == ["replica:" + next.backends[0].replicas[changed].tag])
+        #expect(write.byteCount < 1_000)
+        stored = Checkpoint.Stored.applying(write, to: stored)
+        #expect(try Checkpoint.decode(stored) == next)
+    }
+
+    @Test func forgottenReplicasAndBackendsAreRemovedAndOrderSurvivesRetirement() throws {
+        var h = Harness(world: SimulatedWorld(nodes: [NodeInfo(id: "a", total: Resources(cpu: 16))]))
+        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 4), replicaConfig: echo()))
+        h.world.request(.createBackend(tag: "web", config: BackendConfig(numReplicas: 3), replicaConfig: echo()))
+        h.settle()
+        var ledger = CheckpointLedger()
+        var stored = Checkpoint.Stored.applying(ledger.write(h.state), to: nil)
+        h.world.holdDrains = true
+        h.world.request(.deleteBackend(tag: "api", force: false))
+        h.world.request(.updateBackendConfig(tag: "web", patch: BackendConfigPatch(numReplicas: 1)))
+        for _ in 0..<4 {
+            h.step()
+            stored = Checkpoint.Stored.applying(ledger.write(h.state), to: stored)
+            #expect(try Checkpoint.decode(stored) == h.state)
+        }
+        #expect(!h.state.retiredReplicas.isEmpty || h.state.backend("api")?.deleting == true, "api's replicas are draining")
+        h.world.holdDrains = false
+        h.settle()
+        let write = ledger.write(h.state)
+        stored = Checkpoint.Stored.applying(write, to: stored)
+        #expect(try Checkpoint.decode(stored) == h.state)
+        #expect(h.state.backend("api") == nil)
+        #expect(stored.parts.keys.filter { $0.hasPrefix("backend:") } == ["backend:web"])
+        #expect(stored.parts.count == 3 + h.state.backends[0].replicas.count, "forgotten replicas' parts are gone")
+    }
+
+    @Test func aLoadedLedgerWritesOnlyWhatChangesAndAVersion1CheckpointIsReplacedWhole() throws {
+        let stored = Checkpoint.encode(busy)
+        var (state, ledger) = try Checkpoint.load(stored)
+        #expect(ledger.write(state).parts.isEmpty, "the ledger knows what was loaded")
+        state.liveNodes.append("z")
+        #expect(ledger.write(state).parts.map(\.field) == ["nodes"])
+
+        var (old, oldLedger) = try Checkpoint.load(Checkpoint.Stored(header: Checkpoint.encodeVersion1(busy)))
+        #expect(old == busy)
+        let upgrade = oldLedger.write(old)
+        #expect(upgrade.replacesAll && upgrade.parts.count == Checkpoint.encode(busy).parts.count)
+        #expect(try Checkpoint.decode(Checkpoint.Stored.applying(upgrade, to: nil)) == busy)
+        old.requestsApplied += 1
+        #expect(oldLedger.write(old).parts.isEmpty)
     }
 }
 

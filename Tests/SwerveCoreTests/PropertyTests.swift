@@ -80,6 +80,10 @@ struct Summary: Equatable, CustomStringConvertible {
 
     func checkInvariants(before: BackendState, after: BackendState, faulted: Bool, world: SimulatedWorld, seed: UInt64) throws {
         #expect(try Checkpoint.decode(Checkpoint.encode(after)) == after, "seed \(seed): checkpoint round trip")
+        if let stored = world.storedCheckpoint {
+            // Every step wrote only what it changed; the parts add up to the state all the same.
+            #expect(try Checkpoint.decode(stored) == after, "seed \(seed): the incrementally written checkpoint is not the state")
+        }
         for backend in after.backends where !backend.deleting {
             let target = backend.config.numReplicas
             let (surge, unavailable) = backend.config.rollingBudget(target: target)
@@ -123,7 +127,8 @@ struct Summary: Equatable, CustomStringConvertible {
                     let (_, actions) = Reconciler.reconcile(h.state, h.world.observe(), settings: h.settings)
                     if case .writeCheckpoint(let written)? = actions.first {
                         h.world.perform([actions[0]])
-                        h.state = try Checkpoint.decode(Checkpoint.encode(written))
+                        h.state = try Checkpoint.decode(try #require(h.world.storedCheckpoint))
+                        #expect(h.state == written)
                     }
                     h.world.perform([.writeCheckpoint(h.state)] + Reconciler.recoveryActions(for: h.state))
                 } else {

@@ -21,7 +21,9 @@ struct SimulatedWorld {
     var outcomes: [GoalID: GoalOutcome] = [:]
     var routingView: RoutingView?
     var configsView: BackendConfigsView?
-    var lastCheckpoint: [UInt8]?
+    /// The checkpoint as Redis would hold it: every write applied to the last, part by part.
+    var storedCheckpoint: Checkpoint.Stored?
+    var checkpointLedger = CheckpointLedger()
     var actionLog: [[Action]] = []
 
     init(nodes: [NodeInfo] = [NodeInfo(id: "a", total: Resources(cpu: 8, memoryBytes: 16 << 30)), NodeInfo(id: "b", total: Resources(cpu: 8, memoryBytes: 16 << 30))]) {
@@ -60,7 +62,7 @@ struct SimulatedWorld {
         for action in actions {
             switch action {
             case .writeCheckpoint(let state):
-                lastCheckpoint = Checkpoint.encode(state)
+                storedCheckpoint = Checkpoint.Stored.applying(checkpointLedger.write(state), to: storedCheckpoint)
             case .publishBackendConfigs(let view):
                 if let old = configsView, view.version < old.version { Issue.record("configs view went backwards", sourceLocation: sourceLocation) }
                 configsView = view
