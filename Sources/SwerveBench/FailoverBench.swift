@@ -184,7 +184,6 @@ struct FailoverBench: AsyncParsableCommand {
 
 /// The replica tags of the stored routing snapshot.
 private func routedTags(keys: ClusterKeys, client: RedisClient) async throws -> Set<String> {
-    guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes else { return [] }
-    let snapshot = try DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot)
+    guard let snapshot = try await ClusterClient.routingSnapshot(client: client, keys: keys) else { return [] }
     return Set(snapshot.view.backends.values.flatMap { $0.map(\.tag) })
 }

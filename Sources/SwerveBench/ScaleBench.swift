@@ -179,8 +179,7 @@ struct ScaleBench: AsyncParsableCommand {
     /// Until `tag` is gone from the routing snapshot and `total` replicas run again.
     private func awaitReplaced(_ tag: String, total: Int, client: RedisClient, keys: ClusterKeys) async throws {
         while true {
-            if let bytes = try await client.send("GET", keys.routingSnapshot).bytes,
-               let snapshot = try? DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot) {
+            if let snapshot = try? await ClusterClient.routingSnapshot(client: client, keys: keys) {
                 let routed = snapshot.view.backends.values.reduce(0) { $0 + $1.count }
                 let still = snapshot.view.backends.values.contains { $0.contains { $0.tag == tag } }
                 if !still, routed == total { return }

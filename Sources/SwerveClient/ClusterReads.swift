@@ -36,6 +36,21 @@ extension ClusterClient {
         }
     }
 
+    /// The routing view routers follow: the stored snapshot brought up to date by the deltas
+    /// stored after it (read in one transaction); nil before the first.
+    public func routingSnapshot() async throws -> Snapshot<RoutingView>? {
+        try await Self.routingSnapshot(client: client, keys: keys)
+    }
+
+    /// ``routingSnapshot()`` through any connection (benchmarks, chaos checks).
+    public static func routingSnapshot(client: RedisClient, keys: ClusterKeys) async throws -> Snapshot<RoutingView>? {
+        let replies = try await client.transaction([RedisCommand("GET", keys.routingSnapshot), RedisCommand("LRANGE", keys.routingDeltas, 0, -1)])
+        guard let bytes = replies[0].bytes else { return nil }
+        let whole = try DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot)
+        let deltas = try (replies[1].array ?? []).map { try DocumentCodec.decode(SnapshotNotice.self, from: $0.bytes ?? [], source: keys.routingDeltas) }
+        return whole.following(deltas).snapshot
+    }
+
     /// A goal's outcome, nil while it has not settled (or after its key expired, a day on).
     public func goalOutcome(_ goal: GoalID) async throws -> GoalOutcome? {
         guard let bytes = try await client.send("GET", keys.goal(goal)).bytes else { return nil }

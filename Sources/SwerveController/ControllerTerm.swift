@@ -44,6 +44,8 @@ struct ControllerTerm {
     /// it changed. Set at every load (a failed step reloads, so it never describes a write
     /// that may not have landed).
     var checkpoints = CheckpointLedger()
+    /// How routing views go out: the first after every load whole, then as deltas.
+    var routing = RoutingPublisher()
 
     /// Loads the checkpoint and repeats its idempotent recovery actions — at the start of a
     /// term, and again after a step failed part-way (Redis, not memory, is then the truth: the
@@ -63,6 +65,7 @@ struct ControllerTerm {
                         metadata: ["replicas": "\(replicaAcknowledgement.required)", "timeoutMs": "\(replicaAcknowledgement.timeout.wholeMilliseconds)"])
         }
         checkpoints = CheckpointLedger()
+        routing = RoutingPublisher()
         guard let stored = try await readCheckpoint() else {
             // No checkpoint: a new cluster — or a Redis that lost everything while workers still
             // run. Starting empty then would have every node agent stop every one of them.
@@ -408,7 +411,7 @@ struct ControllerTerm {
         let now = wallClockNow()
         let writes = StepWrites(actions, status: status, appliedRequest: appliedRequest,
                                 events: events.map { EventEntry(epoch: scope.epoch, controller: scope.controllerID, at: now, event: $0) },
-                                epoch: scope.epoch, keys: keys, checkpoints: &checkpoints)
+                                epoch: scope.epoch, keys: keys, checkpoints: &checkpoints, routing: &routing)
         var calls = writes.calls
         if !failpoints.plan.isEmpty, let (through, point, after) = writes.split(where: { failpoints.isArmed($0.rawValue) }) {
             try await scope.writeAll(through)

@@ -118,12 +118,35 @@ extension FencedCall {
         return 1
         """)
 
-    /// A snapshot under `epoch`, then its notice to routers.
+    /// The whole routing view under `epoch`, the deltas after the last one dropped, then its
+    /// notice to routers.
     static func publishSnapshot(routing view: RoutingView, epoch: Int64, keys: ClusterKeys) -> FencedCall {
-        FencedCall(publishSnapshotScript, name: "publishSnapshot", keys: [keys.routingSnapshot],
+        FencedCall(publishRoutingScript, name: "publishSnapshot", keys: [keys.routingSnapshot, keys.routingDeltas],
                    arguments: [DocumentCodec.encode(Snapshot(epoch: epoch, view: view)), keys.snapshots,
                                DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: epoch, version: view.version))])
     }
+
+    /// KEYS: lease, snapshot, deltas.  ARGV: value, snapshot, channel, notice.
+    private static let publishRoutingScript = FencedScript(body: """
+        redis.call('SET', KEYS[2], ARGV[2])
+        redis.call('DEL', KEYS[3])
+        redis.call('PUBLISH', ARGV[3], ARGV[4])
+        return 1
+        """)
+
+    /// A routing delta under `epoch`: appended to the deltas after the snapshot, and sent to
+    /// routers as the notice itself.
+    static func publishRoutingDelta(_ delta: RoutingDelta, epoch: Int64, keys: ClusterKeys) -> FencedCall {
+        FencedCall(publishDeltaScript, name: "publishDelta", keys: [keys.routingDeltas],
+                   arguments: [DocumentCodec.encode(SnapshotNotice(epoch: epoch, delta: delta)), keys.snapshots])
+    }
+
+    /// KEYS: lease, deltas.  ARGV: value, notice with its delta, channel.
+    private static let publishDeltaScript = FencedScript(body: """
+        redis.call('RPUSH', KEYS[2], ARGV[2])
+        redis.call('PUBLISH', ARGV[3], ARGV[2])
+        return 1
+        """)
 
     /// A snapshot under `epoch`, then its notice to routers.
     static func publishSnapshot(configs view: BackendConfigsView, epoch: Int64, keys: ClusterKeys) -> FencedCall {

@@ -17,8 +17,9 @@ struct StepWrites {
     ///   - events: written right after the checkpoint (and the status).
     ///   - checkpoints: what the stored checkpoint holds; a checkpoint writes only what differs,
     ///     and the ledger then describes it.
+    ///   - routing: how the routing view goes out (whole or as a delta).
     init(_ actions: [Action], status: [String: BackendStatus]?, appliedRequest: Bool, events: [EventEntry], epoch: Int64, keys: ClusterKeys,
-         checkpoints: inout CheckpointLedger) {
+         checkpoints: inout CheckpointLedger, routing: inout RoutingPublisher) {
         var wroteStatus = false
         for action in actions {
             switch action {
@@ -34,7 +35,10 @@ struct StepWrites {
             case .publishBackendConfigs(let view):
                 calls.append(.publishSnapshot(configs: view, epoch: epoch, keys: keys))
             case .publishRoutingView(let view):
-                calls.append(.publishSnapshot(routing: view, epoch: epoch, keys: keys))
+                switch routing.publish(view) {
+                case .whole(let view): calls.append(.publishSnapshot(routing: view, epoch: epoch, keys: keys))
+                case .delta(let delta): calls.append(.publishRoutingDelta(delta, epoch: epoch, keys: keys))
+                }
             case .assign(let assignment):
                 calls.append(.assign(assignment, keys: keys))
                 failpoints[.afterAssign] = calls.count - 1

@@ -480,8 +480,7 @@ struct ChaosCommand: AsyncParsableCommand {
 
     private func awaitRouted(_ redis: RedisClient, keys: ClusterKeys) async throws {
         for _ in 0..<500 {
-            if let bytes = try? await redis.send("GET", keys.routingSnapshot).bytes,
-               let snapshot = try? DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot),
+            if let snapshot = try? await ClusterClient.routingSnapshot(client: redis, keys: keys),
                snapshot.view.backends["chaos"]?.isEmpty == false { return }
             try await Task.sleep(for: .milliseconds(20))
         }

@@ -382,8 +382,9 @@ struct FleetState {
     }
 }
 
-/// A router that follows the routing snapshot as `swerve router` does — the channel, then a
-/// `GET` — and checks that no view it reads goes back (epoch, then version).
+/// A router that follows the routing view as `swerve router` does — a notice's delta when it
+/// follows the held view, otherwise the snapshot and the deltas after it — and checks that no
+/// view it reaches goes back (epoch, then version).
 struct SimulatedRouter: Sendable {
     let index: Int
     let redis: RedisConfiguration
@@ -402,8 +403,13 @@ struct SimulatedRouter: Sendable {
                 guard case .message(let message) = event,
                       let notice = try? DocumentCodec.decode(SnapshotNotice.self, from: message.payload, source: keys.snapshots),
                       notice.kind == .routing else { continue }
-                guard let bytes = try? await client.send("GET", keys.routingSnapshot).bytes,
-                      let read = Self.header(bytes) else { continue }
+                let read: (Int64, Int)
+                if let delta = notice.delta, let held = last, held == (notice.epoch, delta.from) {
+                    read = (notice.epoch, delta.version) // follows the held view: applied, nothing read
+                } else {
+                    guard let chained = try? await readChain(client) else { continue }
+                    read = chained
+                }
                 if let last, read < last {
                     say("VIOLATION router \(index) read view \(read) after \(last)")
                             }
@@ -415,6 +421,18 @@ struct SimulatedRouter: Sendable {
 }
 
 extension SimulatedRouter {
+    /// The routing snapshot's epoch and version, followed through the deltas stored after it.
+    func readChain(_ client: RedisClient) async throws -> (Int64, Int)? {
+        let replies = try await client.transaction([RedisCommand("GET", keys.routingSnapshot), RedisCommand("LRANGE", keys.routingDeltas, 0, -1)])
+        guard let bytes = replies[0].bytes, var (epoch, version) = Self.header(bytes) else { return nil }
+        for reply in replies[1].array ?? [] {
+            guard let notice = try? DocumentCodec.decode(SnapshotNotice.self, from: reply.bytes ?? [], source: keys.routingDeltas),
+                  let delta = notice.delta, notice.epoch == epoch, delta.from == version else { break }
+            (epoch, version) = (notice.epoch, delta.version)
+        }
+        return (epoch, version)
+    }
+
     /// A routing snapshot's epoch and view version, without decoding its replicas: decoding
     /// 7 MB (100,000 replicas) per change would starve the simulated fleet's own heartbeats on
     /// this 2-core machine. Keys are sorted (`epoch` < `schemaVersion` < `view`, and in the view

@@ -100,7 +100,7 @@ public struct AccessRoles: Sendable, Hashable {
                     "&\(p)wake", "&\(p)replica:*:control",
                     "+get", "+mget", "+hget", "+set", "+del", "+sadd", "+publish", "+subscribe", "+unsubscribe"] + Self.connecting
         case .router:
-            return ["%R~\(p)snapshot:*", "&\(p)snapshots", "+get", "+subscribe", "+unsubscribe"] + Self.connecting
+            return ["%R~\(p)snapshot:*", "&\(p)snapshots", "+get", "+lrange", "+multi", "+exec", "+subscribe", "+unsubscribe"] + Self.connecting
         case .client:
             return ["%R~\(p)*", "%W~\(p)requests", "%W~\(p)cordons", "&\(p)*",
                     "+@read", "-@dangerous", "+xadd", "+hset", "+hdel", "+publish", "+subscribe", "+unsubscribe", "+time", "+multi", "+exec"] + Self.connecting

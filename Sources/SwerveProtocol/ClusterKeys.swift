@@ -104,8 +104,12 @@ public struct ClusterKeys: Sendable, Hashable {
     public func goal(_ id: String) -> String { prefix + "goal:" + id }
     /// Channel: a `GoalOutcome` when any goal settles.
     public var goals: String { prefix + "goals" }
-    /// STRING, the routing view (`SwerveCore.RoutingView`) with the leader's epoch.
+    /// STRING, the routing view (`SwerveCore.RoutingView`) with the leader's epoch: the whole
+    /// view, rewritten when the deltas after it outweigh it.
     public var routingSnapshot: String { prefix + "snapshot:routing" }
+    /// LIST of ``SnapshotNotice``s with a `delta`, oldest first: the changes since the routing
+    /// snapshot (emptied whenever it is rewritten).
+    public var routingDeltas: String { prefix + "snapshot:routing:deltas" }
     /// STRING, the backend configs view (`SwerveCore.BackendConfigsView`) with the leader's epoch.
     public var configsSnapshot: String { prefix + "snapshot:configs" }
     /// Channel: `{"kind": "routing" | "configs", "epoch", "version"}` after a snapshot changed.

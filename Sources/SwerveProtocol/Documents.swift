@@ -314,14 +314,18 @@ public struct Snapshot<View: Codable & Sendable & Hashable>: ProtocolDocument {
     }
 }
 
-/// A message on `swerve:{C}:snapshots`: a snapshot was written. A hint to re-read it; the
-/// snapshot key, not the message, is the truth.
+/// A message on `swerve:{C}:snapshots`: a snapshot changed. A configs notice, or a routing one
+/// without `delta`, is a hint to re-read the snapshot. A routing notice with `delta` carries
+/// the change itself (and is also appended to `…:snapshot:routing:deltas`): a router holding
+/// the view it follows applies it; any other re-reads. The keys, not the messages, are the truth.
 public struct SnapshotNotice: ProtocolDocument {
     public static let currentSchemaVersion = 1
     public var schemaVersion = Self.currentSchemaVersion
     public var kind: Kind
     public var epoch: Int64
     public var version: Int
+    /// The change from the previous routing view (`delta.version == version`).
+    public var delta: RoutingDelta?
 
     public enum Kind: String, Codable, Sendable, Hashable {
         case routing, configs
@@ -331,5 +335,29 @@ public struct SnapshotNotice: ProtocolDocument {
         self.kind = kind
         self.epoch = epoch
         self.version = version
+    }
+
+    /// A routing delta's notice.
+    public init(epoch: Int64, delta: RoutingDelta) {
+        self.init(kind: .routing, epoch: epoch, version: delta.version)
+        self.delta = delta
+    }
+}
+
+extension Snapshot where View == RoutingView {
+    /// This full snapshot brought up to date by the deltas stored after it (the list
+    /// `…:snapshot:routing:deltas`, oldest first), each applied when it follows the view built
+    /// so far under the same epoch. Stops at the first that does not follow (`complete` false:
+    /// a read raced a leader's write, or the list is damaged); deltas at or before the view
+    /// are skipped. Replicas come sorted by tag.
+    public func following(_ deltas: [SnapshotNotice]) -> (snapshot: Self, complete: Bool) {
+        var current = Snapshot(epoch: epoch, view: view.sortedByTag)
+        for notice in deltas {
+            guard let delta = notice.delta, notice.kind == .routing, notice.epoch == epoch else { return (current, false) }
+            if delta.version <= current.view.version { continue }
+            guard let next = delta.applied(to: current.view) else { return (current, false) }
+            current.view = next
+        }
+        return (current, true)
     }
 }

@@ -1,6 +1,7 @@
 import NIOCore
 import SwerveCore
 import SwerveHTTP
+import SwerveProtocol
 import Synchronization
 
 /// How the proxy behaves under load, and what it allows its clients. Each value is a flag of
@@ -131,16 +132,30 @@ final class ProxyState: Sendable {
     func updateView(_ change: (inout RouterView) -> RouterView.Acceptance) -> RouterView.Acceptance {
         let (acceptance, updated) = view.withLock { view in (change(&view), view) }
         guard acceptance != .unchanged else { return acceptance }
-        let table = updated.table
-        tableBox.withLock { $0 = TableBox(table: table) }
         metrics.viewChanged(updated)
+        publish(updated.table)
+        return acceptance
+    }
+
+    /// Takes a notice (see ``RouterView/take(_:)``): a routing delta that follows the held view
+    /// is applied here, at the cost of the backends it changes.
+    func take(_ notice: SnapshotNotice) -> RouterView.NoticeEffect {
+        let (effect, updated) = view.withLock { view in (view.take(notice), view) }
+        guard case .applied(let left) = effect else { return effect }
+        metrics.deltaApplied(updated, left: left)
+        publish(updated.table)
+        return effect
+    }
+
+    /// Makes `table` the one requests read, and hands waiting requests its replicas.
+    private func publish(_ table: RoutingTable) {
+        tableBox.withLock { $0 = TableBox(table: table) }
         for backend in table.backends.values { releaseWaiters(of: backend) }
         let waiting = tableWaiters.withLock { waiters in
             defer { waiters.removeAll() }
             return Array(waiters.values)
         }
         for promise in waiting { promise.succeed(()) }
-        return acceptance
     }
 
     /// Takes a replica that refused a connection out of this router's table until the next

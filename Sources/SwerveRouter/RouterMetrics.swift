@@ -108,6 +108,18 @@ final class RouterMetrics: Sendable {
 
     func viewChanged(_ view: RouterView) {
         forgetInFlight(except: Set(view.table.backends.values.flatMap { $0.replicas.map(\.tag) }))
+        versionsChanged(view)
+    }
+
+    /// After a routing delta: only the replicas that left the view lose their idle in-flight
+    /// series (one still busy then goes at the next whole re-read), so a delta costs O(what it
+    /// changed).
+    func deltaApplied(_ view: RouterView, left: [String]) {
+        forgetInFlight(left)
+        versionsChanged(view)
+    }
+
+    private func versionsChanged(_ view: RouterView) {
         if let configs = view.configs {
             adjust("swerve_router_view_version", [("kind", "configs")], to: configs.view.version)
             adjust("swerve_router_view_epoch", [("kind", "configs")], to: Int(configs.epoch))
@@ -121,6 +133,13 @@ final class RouterMetrics: Sendable {
 
     /// Drops the in-flight series of replicas the view no longer lists and nothing is in flight
     /// on, so a router's metrics do not grow with every replica the cluster ever ran.
+    func forgetInFlight(_ tags: [String]) {
+        let gone = inFlight.withLock { inFlight -> [Gauge] in
+            tags.compactMap { tag in inFlight[tag]?.value == 0 ? inFlight.removeValue(forKey: tag)?.gauge : nil }
+        }
+        for gauge in gone { gauge.destroy() }
+    }
+
     func forgetInFlight(except routed: Set<String>) {
         let gone = inFlight.withLock { inFlight -> [Gauge] in
             let tags = inFlight.filter { !routed.contains($0.key) && $0.value.value == 0 }.map(\.key)

@@ -35,6 +35,36 @@ public struct RouterView: Sendable {
         case both
     }
 
+    /// What taking a notice did.
+    public enum NoticeEffect: Sendable, Hashable {
+        /// It names nothing newer than what is held.
+        case ignored
+        /// A routing delta that follows the held view: applied in place (the table's changed
+        /// backends only), with the tags of the replicas that left the view.
+        case applied(left: [String])
+        /// Something must be read from Redis.
+        case reread(Reread)
+    }
+
+    /// Applies a routing notice's delta when it follows the held view (same epoch, its `from`
+    /// the held version): O(the backends it changes). Otherwise says what to re-read (see
+    /// ``reread(for:)``).
+    public mutating func take(_ notice: SnapshotNotice) -> NoticeEffect {
+        guard let reread = reread(for: notice) else { return .ignored }
+        guard notice.kind == .routing, let delta = notice.delta, delta.version == notice.version,
+              let held = routing, held.epoch == notice.epoch, let next = delta.applied(to: held.view) else {
+            return .reread(reread)
+        }
+        routing = Snapshot(epoch: held.epoch, view: next)
+        var left: [String] = []
+        for (tag, change) in delta.backends {
+            table.replaceReplicas(of: tag, with: next.backends[tag] ?? [])
+            let readded = Set(change.added.map(\.tag))
+            left += change.gone == true ? (held.view.backends[tag] ?? []).map(\.tag) : change.removed.filter { !readded.contains($0) }
+        }
+        return .applied(left: left.sorted())
+    }
+
     /// Nil for a notice that names nothing newer; the named snapshot when it directly follows
     /// the held one; both snapshots on a gap.
     public func reread(for notice: SnapshotNotice) -> Reread? {
@@ -138,6 +168,13 @@ public struct RoutingTable: Sendable, Hashable {
             if let prefix = config.routePrefix { routes.append((Self.normalized(prefix), tag)) }
         }
         routes.sort { $0.prefix.count != $1.prefix.count ? $0.prefix.count > $1.prefix.count : $0.prefix < $1.prefix }
+    }
+
+    /// Gives `backend` (when it routes: its config is known) these replicas, sorted by tag as
+    /// every table holds them.
+    mutating func replaceReplicas(of backend: String, with replicas: [RoutedReplica]) {
+        guard backends[backend] != nil else { return }
+        backends[backend]!.replicas = replicas.sorted { $0.tag < $1.tag }
     }
 
     /// This table without replica `tag` of `backend` (passive health: it refused a

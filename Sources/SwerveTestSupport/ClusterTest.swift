@@ -62,13 +62,17 @@ extension ClusterTest {
         try await ClusterClient(keys: keys, client: client, logger: logger).checkpoint()
     }
 
-    /// The routed replicas of `backend` in the stored routing snapshot: tag → address.
+    /// The routed replicas of `backend` in the stored routing view: tag → address.
     public func routedReplicas(_ backend: String = "api") async throws -> [String: String] {
-        guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes else { return [:] }
-        let snapshot = try DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot)
         var replicas: [String: String] = [:]
-        for replica in snapshot.view.backends[backend] ?? [] { replicas[replica.tag] = replica.address.description }
+        for replica in try await routed(backend) { replicas[replica.tag] = replica.address.description }
         return replicas
+    }
+
+    /// The routed replicas of `backend`, as routers see them: the stored routing snapshot and
+    /// the deltas after it.
+    public func routed(_ backend: String = "api") async throws -> [RoutedReplica] {
+        try await ClusterClient.routingSnapshot(client: client, keys: keys)?.view.backends[backend] ?? []
     }
 
     /// The worker pid in `tag`'s ready key, if it has one.

@@ -80,8 +80,7 @@ import Testing
     }
 
     func current() async throws -> [RoutedReplica] {
-        guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes else { return [] }
-        return try DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot).view.backends["api"] ?? []
+        try await routed()
     }
 }
 

@@ -28,7 +28,7 @@ import Testing
                                                      replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 1)))
         #expect(try await request(create, goal: "g-create") == GoalOutcome(goal: "g-create"))
         let routed = try await routedReplicas()
-        let snapshotText = try await client.send("GET", keys.routingSnapshot).string ?? "none"
+        let snapshotText = try await self.routed().map(\.tag).joined(separator: ",")
         let statusText = try await client.send("GET", keys.status).string ?? "none"
         #expect(routed.count == 3, "snapshot: \(snapshotText); status: \(statusText)")
         for address in routed.values {

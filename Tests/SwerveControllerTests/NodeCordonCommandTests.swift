@@ -9,8 +9,7 @@ import Testing
 /// `swerve node cordon|drain|uncordon`, as an operator uses them, against a real leader.
 extension ControllerProcesses {
     func placements() async throws -> [String] {
-        guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes else { return [] }
-        return try DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot).view.backends["api", default: []].map(\.node).sorted()
+        try await routed().map(\.node).sorted()
     }
 
     @Test func anOperatorDrainsCordonsAndUncordonsNodes() async throws {

@@ -11,11 +11,12 @@ import Testing
 @Suite struct ReplicaAcknowledgementRules {
     @Test func aStepRecordsFirstAndActsAfter() {
         var ledger = CheckpointLedger()
+        var routing = RoutingPublisher()
         let keys = try! ClusterKeys(cluster: "t")
         let replica = ReplicaReference(tag: "api#1", backend: "api", node: "n1")
         let writes = StepWrites([.writeCheckpoint(BackendState()), .drain(replica, deadline: 5), .completeGoal("g")],
                                 status: [:], appliedRequest: true, events: [EventEntry(epoch: 1, controller: "c", at: Timestamp(milliseconds: 1), event: ClusterEvent(kind: .goalCompleted, backend: "api", message: "done"))],
-                                epoch: 1, keys: keys, checkpoints: &ledger)
+                                epoch: 1, keys: keys, checkpoints: &ledger, routing: &routing)
         let (record, act) = ReplicaAcknowledgement.split(writes.calls)
         #expect(record.map(\.name) == ["writeCheckpoint", "writeStatus", "appendEvents"])
         #expect(act.map(\.name) == ["drain", "settleGoal"])

@@ -14,35 +14,52 @@ import Testing
     let status: [String: BackendStatus] = [:]
     let event = EventEntry(epoch: 1, controller: "c", at: Timestamp(milliseconds: 1), event: ClusterEvent(kind: .backendCreated, backend: "api", message: "created"))
 
+    @Test func aRoutingViewAfterTheFirstGoesAsADeltaAndTheCheckpointAsItsChangedParts() {
+        var ledger = CheckpointLedger()
+        var routing = RoutingPublisher()
+        let replicas = (0..<4).map { RoutedReplica(tag: "api#\($0)", address: HostPort(host: "10.0.0.1", port: 1), node: "n1") }
+        let first = StepWrites([.writeCheckpoint(BackendState()), .publishRoutingView(RoutingView(version: 1, backends: ["api": Array(replicas.prefix(3))]))],
+                               status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger, routing: &routing)
+        #expect(first.calls.map(\.name) == ["writeCheckpoint", "publishSnapshot"])
+        let second = StepWrites([.writeCheckpoint(BackendState()), .publishRoutingView(RoutingView(version: 2, backends: ["api": replicas]))],
+                                status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger, routing: &routing)
+        #expect(second.calls.map(\.name) == ["writeCheckpoint", "publishDelta"])
+        #expect(second.calls[0].arguments.count == 5, "the header alone: no part changed")
+    }
+
     @Test func theStatusAndEventsFollowTheCheckpointAndGoalsComeLast() {
         var ledger = CheckpointLedger()
+        var routing = RoutingPublisher()
         let writes = StepWrites([.writeCheckpoint(BackendState()), .assign(assignment), .publishRoutingView(RoutingView(version: 1, backends: [:])), .completeGoal("g")],
-                                status: status, appliedRequest: true, events: [event], epoch: 1, keys: keys, checkpoints: &ledger)
+                                status: status, appliedRequest: true, events: [event], epoch: 1, keys: keys, checkpoints: &ledger, routing: &routing)
         #expect(writes.calls.map(\.name) == ["writeCheckpoint", "writeStatus", "appendEvents", "assign", "publishSnapshot", "settleGoal"])
         #expect(writes.failpoints == [.afterCheckpoint: 0, .afterRequest: 0, .afterAssign: 3, .beforeGoalOutcomes: 4])
     }
 
     @Test func aStatusWithoutACheckpointGoesFirstAndShiftsTheFailpoints() {
         var ledger = CheckpointLedger()
-        let writes = StepWrites([.assign(assignment), .failGoal("g", reason: "r")], status: status, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger)
+        var routing = RoutingPublisher()
+        let writes = StepWrites([.assign(assignment), .failGoal("g", reason: "r")], status: status, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger, routing: &routing)
         #expect(writes.calls.map(\.name) == ["writeStatus", "assign", "settleGoal"])
         #expect(writes.failpoints == [.afterAssign: 1, .beforeGoalOutcomes: 1])
     }
 
     @Test func failpointsWithNothingOnTheirOtherSideAreLeftOut() {
         var ledger = CheckpointLedger()
-        let onlyCheckpoint = StepWrites([.writeCheckpoint(BackendState())], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger)
+        var routing = RoutingPublisher()
+        let onlyCheckpoint = StepWrites([.writeCheckpoint(BackendState())], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger, routing: &routing)
         #expect(onlyCheckpoint.failpoints.isEmpty, "after the checkpoint needs something after it")
-        let onlyGoal = StepWrites([.completeGoal("g")], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger)
+        let onlyGoal = StepWrites([.completeGoal("g")], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger, routing: &routing)
         #expect(onlyGoal.failpoints.isEmpty, "before goal outcomes needs something before them")
-        let unplaced = StepWrites([.forceKill(ReplicaReference(tag: "api#2", backend: "api", node: ""))], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger)
+        let unplaced = StepWrites([.forceKill(ReplicaReference(tag: "api#2", backend: "api", node: ""))], status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger, routing: &routing)
         #expect(unplaced.calls.isEmpty, "a replica never placed has no process to kill")
     }
 
     @Test func theSplitStopsAtTheFirstArmedFailpointInCallOrder() throws {
         var ledger = CheckpointLedger()
+        var routing = RoutingPublisher()
         let writes = StepWrites([.writeCheckpoint(BackendState()), .assign(assignment), .drain(replica, deadline: Timestamp(milliseconds: 9)), .completeGoal("g")],
-                                status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger)
+                                status: nil, appliedRequest: false, events: [], epoch: 1, keys: keys, checkpoints: &ledger, routing: &routing)
         let split = try #require(writes.split { $0 == .beforeGoalOutcomes || $0 == .afterAssign })
         #expect(split.point == .afterAssign)
         #expect(split.through.map(\.name) == ["writeCheckpoint", "assign"])

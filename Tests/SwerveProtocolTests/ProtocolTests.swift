@@ -95,3 +95,23 @@ import Testing
         }
     }
 }
+
+@Suite struct RoutingSnapshotChains {
+    func replica(_ tag: String) -> RoutedReplica { RoutedReplica(tag: tag, address: HostPort(host: "10.0.0.1", port: 1), node: "n1") }
+
+    @Test func theDeltasAfterASnapshotBringItUpToDateAndAGapStopsThem() {
+        let v1 = RoutingView(version: 1, backends: ["api": [replica("api#1")]])
+        let v2 = RoutingView(version: 2, backends: ["api": [replica("api#1"), replica("api#2")]])
+        let v3 = RoutingView(version: 3, backends: ["api": [replica("api#2")]])
+        let v4 = RoutingView(version: 4, backends: [:])
+        let whole = Snapshot(epoch: 7, view: v1)
+        let deltas = [RoutingDelta(from: v1, to: v2), RoutingDelta(from: v2, to: v3)].map { SnapshotNotice(epoch: 7, delta: $0) }
+        let (current, complete) = whole.following(deltas)
+        #expect(complete && current.epoch == 7 && current.view == v3)
+        // A snapshot rewritten at version 2 with the list not yet emptied: delta 2 is skipped.
+        #expect(Snapshot(epoch: 7, view: v2).following(deltas) == (Snapshot(epoch: 7, view: v3), true))
+        let gap = [deltas[0], SnapshotNotice(epoch: 7, delta: RoutingDelta(from: v3, to: v4))]
+        #expect(whole.following(gap) == (Snapshot(epoch: 7, view: v2), false), "version 3's delta is missing")
+        #expect(whole.following([SnapshotNotice(epoch: 8, delta: deltas[0].delta!)]) == (whole, false), "another term's delta")
+    }
+}

@@ -15,8 +15,7 @@ extension RouterProcesses {
     }
 
     func nodesOfRoutedReplicas() async throws -> [String] {
-        guard let bytes = try await client.send("GET", keys.routingSnapshot).bytes else { return [] }
-        return try DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot).view.backends["api", default: []].map(\.node).sorted()
+        try await routed().map(\.node).sorted()
     }
 
     @Test(arguments: [SIGTERM, SIGINT])

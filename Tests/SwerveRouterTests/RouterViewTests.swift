@@ -50,6 +50,28 @@ func routing(_ version: Int, epoch: Int64 = 1, _ backends: [String: [String]]) -
         #expect(view.reread(for: SnapshotNotice(kind: .configs, epoch: 0, version: 9)) == nil, "a deposed leader's")
     }
 
+    @Test func aDeltaThatFollowsTheHeldViewIsAppliedInPlaceAndAnyOtherRereads() throws {
+        var view = RouterView()
+        view.accept(configs: configs(3, ["api": ("/api", 1), "web": ("/web", 1)]))
+        view.accept(routing: routing(5, ["api": ["api#1", "api#2"], "web": ["web#1"]]))
+        let next = routing(6, ["api": ["api#2", "api#3"], "web": ["web#1"]])
+        let delta = RoutingDelta(from: try #require(view.routing).view, to: next.view)
+        #expect(delta.backends.keys.sorted() == ["api"], "web did not change")
+
+        #expect(view.take(SnapshotNotice(epoch: 1, delta: delta)) == .applied(left: ["api#1"]))
+        #expect(view.routing?.view.version == 6)
+        #expect(view.table.backends["api"]?.replicas.map(\.tag) == ["api#2", "api#3"])
+        #expect(view.table == RoutingTable(configs: view.configs?.view, routing: next.view), "the same table a whole read builds")
+        #expect(view.take(SnapshotNotice(epoch: 1, delta: delta)) == .ignored, "held already")
+
+        let skipped = RoutingDelta(from: 7, version: 8, backends: [:])
+        #expect(view.take(SnapshotNotice(epoch: 1, delta: skipped)) == .reread(.both), "version 7 was missed")
+        let otherTerm = RoutingDelta(from: 6, version: 7, backends: [:])
+        #expect(view.take(SnapshotNotice(epoch: 2, delta: otherTerm)) == .reread(.both), "a new term's")
+        #expect(view.take(SnapshotNotice(kind: .routing, epoch: 1, version: 7)) == .reread(.snapshot(.routing)), "a whole snapshot's notice")
+        #expect(view.routing?.view.version == 6, "nothing applied")
+    }
+
     @Test func theLongestPrefixOnASegmentBoundaryWins() {
         var view = RouterView()
         view.accept(configs: configs(1, ["root": ("/", 1), "api": ("/api", 1), "v2": ("/api/v2/", 1), "hidden": (nil, 1)]))
