@@ -113,13 +113,15 @@ struct ScaleBench: AsyncParsableCommand {
         print("redis_memory_mib \(String(format: "%.1f", (Double(used) ?? 0) / 1_048_576))")
         print("leader_rss_mib \(String(format: "%.1f", Double(rssKiB(leader.pid)) / 1024))")
         print("sim_rss_mib \(String(format: "%.1f", Double(rssKiB(sim.pid)) / 1024))")
-        for name in ["checkpoint", "snapshot:routing"] {
-            let length = try await client.send("STRLEN", keys.prefix + name).integer ?? 0
-            print("\(name.replacingOccurrences(of: "snapshot:", with: ""))_bytes \(length)")
-        }
+        // The checkpoint: its header and every part (what a full write would send).
+        let header = try await client.send("STRLEN", keys.checkpoint).integer ?? 0
+        let parts = try await client.send("HGETALL", keys.checkpointParts).array ?? []
+        print("checkpoint_bytes \(parts.reduce(Int(header)) { $0 + ($1.bytes?.count ?? 0) })")
+        print("routing_bytes \(try await client.send("STRLEN", keys.routingSnapshot).integer ?? 0)")
 
         // One change: a replica killed, replaced, the replacement running.
-        let bytesBefore = scrape(port: leaderPort)["swerve_controller_written_bytes_total"] ?? 0
+        let samplesBefore = scrape(port: leaderPort)
+        let bytesBefore = samplesBefore["swerve_controller_written_bytes_total"] ?? 0
         sim.send("kill-replica")
         guard let killed = sim.nextLine(), killed.hasPrefix("killed ") else { throw ValidationError("the simulator killed nothing") }
         try await awaitReplaced(String(killed.dropFirst("killed ".count)), total: replicas, client: client, keys: keys)
@@ -132,6 +134,12 @@ struct ScaleBench: AsyncParsableCommand {
             bytesAfter = now
         }
         print("one_change_bytes \(Int(bytesAfter - bytesBefore))")
+        let prefix = "swerve_controller_written_bytes_total{call=\""
+        let byCall = scrape(port: leaderPort).filter { $0.key.hasPrefix(prefix) }.compactMap { key, value -> String? in
+            let written = Int(value - (samplesBefore[key] ?? 0))
+            return written > 0 ? "\(key.dropFirst(prefix.count).dropLast(2))=\(written)" : nil
+        }
+        print("one_change_by_call \(byCall.sorted().joined(separator: " "))")
 
         // Failover: the leader SIGKILLed → the new leader's first completed step.
         let subscriber = RedisSubscriber(configuration: configuration, logger: logger)
@@ -228,7 +236,10 @@ func scrape(port: Int) -> [String: Double] {
     var samples: [String: Double] = [:]
     for line in String(decoding: response, as: UTF8.self).split(separator: "\n") where !line.hasPrefix("#") {
         let parts = line.split(separator: " ")
-        if parts.count == 2, !parts[0].contains("{"), let value = Double(parts[1]) { samples[String(parts[0])] = value }
+        guard parts.count == 2, let value = Double(parts[1]) else { continue }
+        // A labelled series under its own name, and summed under its metric's.
+        samples[String(parts[0])] = value
+        if let brace = parts[0].firstIndex(of: "{") { samples[String(parts[0][..<brace]), default: 0] += value }
     }
     return samples
 }

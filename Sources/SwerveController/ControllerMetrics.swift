@@ -1,4 +1,5 @@
 import Metrics
+import Synchronization
 import SwerveCore
 
 /// The controller's metrics, recorded through swift-metrics (`swerve controller` exports them
@@ -11,9 +12,9 @@ import SwerveCore
 ///   and `swerve_controller_step_failures_total` (counters);
 /// - `swerve_controller_replicas{state=…}` (gauge): the replicas the leader records, by state
 ///   (followers report 0);
-/// - `swerve_controller_written_bytes_total` (counter): the bytes of every fenced write (keys and
-///   arguments: checkpoint, snapshots, assignments, events, request attempts…), counted as they
-///   are sent: what one change costs Redis and its replicas.
+/// - `swerve_controller_written_bytes_total{call=…}` (counter): the bytes of every fenced write
+///   (script hash, keys and arguments), by call (`writeCheckpoint`, `publishDelta`, `assign`,
+///   `appendEvents`…), counted as they are sent: what one change costs Redis and its replicas.
 public final class ControllerMetrics: Sendable {
     /// The reconcile histogram's label, for choosing its buckets.
     public static let reconcileDurationLabel = "swerve_controller_reconcile_duration_seconds"
@@ -29,7 +30,18 @@ public final class ControllerMetrics: Sendable {
     let requestsApplied = Counter(label: "swerve_controller_requests_applied_total")
     let fencedWritesRefused = Counter(label: "swerve_controller_fenced_writes_refused_total")
     let stepFailures = Counter(label: "swerve_controller_step_failures_total")
-    let writtenBytes = Counter(label: "swerve_controller_written_bytes_total")
+    private let writtenBytes = Mutex<[String: Counter]>([:])
+
+    /// Counts `bytes` written by fenced calls named `call`.
+    func wrote(_ bytes: Int, call: String) {
+        let counter = writtenBytes.withLock { counters in
+            if let counter = counters[call] { return counter }
+            let counter = Counter(label: "swerve_controller_written_bytes_total", dimensions: [("call", call)])
+            counters[call] = counter
+            return counter
+        }
+        counter.increment(by: bytes)
+    }
     let replicas: [ReplicaState: Gauge] = Dictionary(uniqueKeysWithValues: ReplicaState.allCases.map {
         ($0, Gauge(label: "swerve_controller_replicas", dimensions: [("state", $0.rawValue)]))
     })

@@ -44,7 +44,7 @@ public struct LeadershipScope: Sendable {
     public func writeAll(_ calls: [FencedCall], then trailing: RedisCommand? = nil) async throws -> [RedisReply] {
         guard !calls.isEmpty || trailing != nil else { return [] }
         let commands = calls.map(command) + (trailing.map { [$0] } ?? [])
-        metrics.writtenBytes.increment(by: commands.prefix(calls.count).reduce(0) { $0 + $1.arguments.reduce(0) { $0 + $1.count } })
+        for (call, command) in zip(calls, commands) { metrics.wrote(command.arguments.reduce(0) { $0 + $1.count }, call: call.name) }
         let replies = try await client.pipeline(commands)
         for reply in replies.prefix(calls.count) { try check(reply) }
         return replies
