@@ -104,6 +104,8 @@ struct NodeAgentRun {
     /// Set while heartbeats fail (so an outage is logged once).
     var heartbeatFailing = false
     var lastPoll = ContinuousClock.now
+    /// The last read of the assignments failed (said once per outage; retried at every tick).
+    var readFailing = false
     /// Set on SIGTERM: when (Unix ms) workers still running are killed.
     var shutdownDeadline: Timestamp?
     /// When this agent started (Unix ms): its record says so on every re-registration.
@@ -365,8 +367,15 @@ struct NodeAgentRun {
             // A kept worker its assignment lists again is judged like any other from then on.
             fresh.keptAfterLoss.subtract(fresh.assigned.keys)
             view = fresh
+            if readFailing { logger.info("assignments read again") }
+            readFailing = false
         } catch {
-            logger.warning("cannot read assignments", metadata: ["error": "\(error.message)"])
+            // Retried at the next tick, not after a whole poll interval: a re-read owed after
+            // Redis came back (its subscription may reconnect before this connection does)
+            // would otherwise wait seconds to learn what Redis lost.
+            lastPoll = .now - configuration.pollInterval
+            if !readFailing { logger.warning("cannot read assignments; retrying at every tick", metadata: ["error": "\(error.message)"]) }
+            readFailing = true
         }
     }
 
