@@ -30,6 +30,14 @@ public struct FencedCall: Sendable {
 }
 
 extension FencedCall {
+    /// The scripts a ``FencedBatch`` can run together: every named call's but `takeChanges`
+    /// (read in the observation's own pipeline, for its reply). Append only: a batch names a
+    /// script by its position.
+    static let batchable: [FencedScript] = [
+        writeCheckpointScript, pruneNodeScript, writeStatusScript, publishRoutingScript, publishDeltaScript, publishSnapshotScript,
+        assignScript, drainScript, pushUserConfigScript, forgetScript, settleGoalScript, appendEventsScript,
+    ]
+
     /// A checkpoint — its header and the parts that changed (see ``CheckpointLedger``) — and
     /// its epoch (a floor for the next leader's); and the request stream trimmed to its cursor
     /// in the same script: an entry leaves the stream only once a checkpoint that applied it is

@@ -36,18 +36,25 @@ public struct LeadershipScope: Sendable {
     let metrics: ControllerMetrics
     let refused: @Sendable () -> Void
 
-    /// Runs fenced scripts in order, in one round trip. Stops at the first refusal: that one
-    /// and every later one changed nothing (each checks the lease itself). A `trailing` command
-    /// (a `WAIT` for what they wrote) goes in the same round trip; its reply comes last,
-    /// unchecked.
+    /// Runs fenced calls in order, in one round trip, in batches (``FencedBatch``: one script
+    /// run, one fence check for many calls). Throws at the first refusal: the calls after it in
+    /// its batch did not run, and every later batch checks the lease itself. A `trailing`
+    /// command (a `WAIT` for what they wrote) goes in the same round trip; its reply comes last,
+    /// unchecked. Returns one reply per call, then the trailing one.
     @discardableResult
     public func writeAll(_ calls: [FencedCall], then trailing: RedisCommand? = nil) async throws -> [RedisReply] {
         guard !calls.isEmpty || trailing != nil else { return [] }
-        let commands = calls.map(command) + (trailing.map { [$0] } ?? [])
-        for (call, command) in zip(calls, commands) { metrics.wrote(command.arguments.reduce(0) { $0 + $1.count }, call: call.name) }
-        let replies = try await client.pipeline(commands)
-        for reply in replies.prefix(calls.count) { try check(reply) }
-        return replies
+        let batches = FencedBatch.commands(calls, lease: keys.lease, leaseValue: leaseValue)
+        for batch in batches {
+            for (call, count) in batch.bytes { metrics.wrote(count, call: call) }
+        }
+        let replies = try await client.pipeline(batches.map(\.command) + (trailing.map { [$0] } ?? []))
+        var perCall: [RedisReply] = []
+        perCall.reserveCapacity(calls.count + 1)
+        for (batch, reply) in zip(batches, replies) { perCall += FencedBatch.replies(of: batch, reply) }
+        for reply in perCall { try check(reply) }
+        if trailing != nil, let last = replies.last { perCall.append(last) }
+        return perCall
     }
 
     /// The command that runs `call` under this term's lease, for a caller's own pipeline (whose

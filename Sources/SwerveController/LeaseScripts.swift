@@ -70,8 +70,11 @@ enum LeaseScripts {
 /// `ARGV[2]` on.
 public struct FencedScript: Sendable, Hashable {
     let script: RedisScript
+    /// What runs after the fence (a ``FencedBatch`` runs it as a function).
+    let body: String
 
     public init(body: String) {
+        self.body = body
         script = RedisScript(LeaseScripts.fencePrologue + body)
     }
 }

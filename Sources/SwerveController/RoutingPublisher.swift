@@ -14,7 +14,8 @@ struct RoutingPublisher {
         case delta(RoutingDelta)
     }
 
-    static let maximumDeltas = 1_000
+    /// At most this many deltas follow a whole view (1,000 unless a test says otherwise).
+    let maximumDeltas: Int
 
     private var published: RoutingView?
     /// The size (``RoutingView/size``) of the last whole snapshot, and of the deltas since.
@@ -22,11 +23,15 @@ struct RoutingPublisher {
     private var deltaSize = 0
     private var deltas = 0
 
+    init(maximumDeltas: Int = 1_000) {
+        self.maximumDeltas = maximumDeltas
+    }
+
     mutating func publish(_ view: RoutingView) -> Publication {
         defer { published = view }
         if let published, view.version > published.version {
             let delta = RoutingDelta(from: published, to: view)
-            if deltaSize + delta.size <= wholeSize, deltas < Self.maximumDeltas {
+            if deltaSize + delta.size <= wholeSize, deltas < maximumDeltas {
                 deltaSize += delta.size
                 deltas += 1
                 return .delta(delta)

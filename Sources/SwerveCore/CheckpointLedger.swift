@@ -2,9 +2,10 @@
 /// parts that differ: a change to one replica writes that replica's part and the header, not
 /// the whole state (see ``Checkpoint`` for the stored form).
 ///
-/// Guarantees: applying a ``CheckpointWrite`` to the parts this ledger describes yields
-/// exactly ``Checkpoint/encode(_:)`` of the state written — the same parts, and order keys
-/// (`seq`) that give every list of replicas back in its order. A ledger that does not know
+/// Guarantees: applying a ``CheckpointWrite`` to the parts this ledger describes yields parts
+/// that load as exactly the state written — the same records, with order keys (`seq`) that
+/// give every list of replicas back in its order (the keys themselves may differ from those
+/// of a fresh ``Checkpoint/encode(_:)``). A ledger that does not know
 /// what is stored (a new one, or one after a version 1 checkpoint) asks its first write to
 /// replace every part. It is correct only while each write it returns is stored: when one
 /// may have failed, the caller loads the checkpoint again (and with it a new ledger).
@@ -154,7 +155,7 @@ public struct CheckpointWrite: Sendable, Hashable {
 
 extension Checkpoint.Stored {
     /// What Redis holds after `write` is stored over `stored` (nil: nothing stored): what the
-    /// leader's `writeCheckpoint` script does, for tests and the simulator.
+    /// leader's `writeCheckpoint` script does, for tests.
     static func applying(_ write: CheckpointWrite, to stored: Self?) -> Self {
         var parts = write.replacesAll ? [:] : stored?.parts ?? [:]
         for field in write.removed { parts[field] = nil }

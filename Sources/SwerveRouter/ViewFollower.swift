@@ -104,10 +104,19 @@ struct ViewFollower: Sendable {
                     position = RouterView.SnapshotPosition(epoch: snapshot.epoch, version: snapshot.view.version)
                 case .routing:
                     let whole = try DocumentCodec.decode(Snapshot<RoutingView>.self, from: bytes, source: keys.routingSnapshot)
-                    let notices = try (deltas?.array ?? []).map { reply in
-                        try DocumentCodec.decode(SnapshotNotice.self, from: reply.bytes ?? [], source: keys.routingDeltas)
+                    // The deltas up to the first that cannot be read (a newer leader's format?):
+                    // the view follows as far as it can rather than not at all.
+                    var notices: [SnapshotNotice] = []
+                    var readable = true
+                    for reply in deltas?.array ?? [] {
+                        guard let notice = try? DocumentCodec.decode(SnapshotNotice.self, from: reply.bytes ?? [], source: keys.routingDeltas) else {
+                            readable = false
+                            break
+                        }
+                        notices.append(notice)
                     }
-                    let (snapshot, complete) = whole.following(notices)
+                    let (snapshot, chained) = whole.following(notices)
+                    let complete = chained && readable
                     if !complete {
                         logger.warning("a routing delta does not follow the view before it; following the view up to it (the next notice or re-read heals it)",
                                        metadata: ["snapshot": "\(whole.epoch)/\(whole.view.version)", "reached": "\(snapshot.view.version)"])

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 @testable import SwerveController
+import SwerveCore
 import SwerveErrors
 import SwerveProtocol
 import SwerveRedis
@@ -161,6 +162,42 @@ import Testing
         // steps down at its next renew and leads again — above what it held, not at the clock.
         try await client.send("DEL", keys.lease, keys.leader, keys.epoch, keys.checkpointEpoch)
         #expect(try #require(await terms.next()).epoch == 9_000_000_000_002)
+    }
+
+    @Test func aBatchRunsItsCallsInOrderUnderOneFenceAndAStaleOneChangesNothing() async throws {
+        let running = try start("a")
+        defer { running.task.cancel() }
+        var terms = running.terms.makeAsyncIterator()
+        let scope = try #require(await terms.next())
+        let own = FencedScript(body: "redis.call('APPEND', KEYS[2], ARGV[2]) return 1")
+        let trail = keys.prefix + "batch-trail"
+        // Named calls batch; a script of the caller's own runs alone, between two batches.
+        let calls: [FencedCall] = [
+            .settleGoal(GoalOutcome(goal: "b1"), keys: keys), .settleGoal(GoalOutcome(goal: "b2", failure: "no"), keys: keys),
+            FencedCall(own, keys: [trail], arguments: ["x"]), .settleGoal(GoalOutcome(goal: "b3"), keys: keys),
+        ]
+        #expect(FencedBatch.commands(calls, lease: keys.lease, leaseValue: scope.leaseValue).map(\.calls) == [0..<2, 2..<3, 3..<4])
+        let replies = try await scope.writeAll(calls)
+        #expect(replies.map(\.integer) == [1, 1, 1, 1])
+        for goal in ["b1", "b2", "b3"] { #expect(try await client.send("EXISTS", keys.goal(goal)).integer == 1, "\(goal)") }
+        #expect(try await client.send("GET", trail).string == "x")
+
+        // The lease gone (as when another leader took it): the whole batch is refused, nothing lands.
+        try await client.send("DEL", keys.lease)
+        await #expect(throws: LeaseError.self) {
+            try await scope.writeAll([.settleGoal(GoalOutcome(goal: "b4"), keys: keys), .settleGoal(GoalOutcome(goal: "b5"), keys: keys)])
+        }
+        #expect(try await client.send("EXISTS", keys.goal("b4"), keys.goal("b5")).integer == 0)
+    }
+
+    @Test func batchesStopAtTheirCallLimit() {
+        let calls = (0..<(FencedBatch.maximumCalls * 2 + 1)).map { FencedCall.settleGoal(GoalOutcome(goal: "g\($0)"), keys: keys) }
+        let batches = FencedBatch.commands(calls, lease: keys.lease, leaseValue: "a:1")
+        #expect(batches.map(\.calls.count) == [FencedBatch.maximumCalls, FencedBatch.maximumCalls, 1])
+        #expect(batches.allSatisfy { $0.batched })
+        // Bytes by call add up to what is sent: the batch's own overhead counted once per batch.
+        let sent = batches.reduce(0) { $0 + $1.command.arguments.reduce(0) { $0 + $1.count } }
+        #expect(batches.reduce(0) { $0 + $1.bytes.reduce(0) { $0 + $1.count } } == sent)
     }
 
     @Test func renewingKeepsLeadershipLongPastTheTTL() async throws {

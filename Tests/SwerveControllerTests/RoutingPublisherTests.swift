@@ -29,15 +29,16 @@ import Testing
     }
 
     @Test func atMostTheLimitOfDeltasFollowAWholeView() {
-        var publisher = RoutingPublisher()
-        _ = publisher.publish(view(1, 5_000))
+        var publisher = RoutingPublisher(maximumDeltas: 10)
+        _ = publisher.publish(view(1, 500))
         var wholes = 0
-        for version in 2...(RoutingPublisher.maximumDeltas + 2) {
+        for version in 2...(publisher.maximumDeltas + 2) {
             // Replica 0 toggles: each delta is tiny.
-            var next = view(version, 5_000)
+            var next = view(version, 500)
             if version % 2 == 0 { next.backends["api"]!.removeFirst() }
             if case .whole = publisher.publish(next) { wholes += 1 }
         }
-        #expect(wholes == 1, "after \(RoutingPublisher.maximumDeltas) deltas the view goes whole once")
+        #expect(wholes == 1, "after \(publisher.maximumDeltas) deltas the view goes whole once")
+        #expect(RoutingPublisher().maximumDeltas == 1_000)
     }
 }

@@ -246,6 +246,41 @@ import Testing
         #expect((page["routing"] as? [String: Any])?["version"] as? Int == 3)
     }
 
+    /// A delta that follows the router's view is applied from its notice alone; one that shows a
+    /// gap makes the router read the snapshot and the deltas stored after it; an unreadable
+    /// delta in the list stops the chain without costing the view.
+    @Test func deltasApplyInPlaceAndAGapHealsFromTheStoredList() async throws {
+        let front = try await router(["--resync-ms", "600000"])
+        defer { front.process.kill() }
+        func view(_ version: Int, _ count: Int) -> RoutingView {
+            RoutingView(version: version, backends: ["api": (1...count).map { RoutedReplica(tag: "api#\($0)", address: HostPort(host: "127.0.0.1", port: 9), node: "n1") }])
+        }
+        try await client.send("SET", keys.configsSnapshot, DocumentCodec.encode(Snapshot(epoch: 3, view: BackendConfigsView(version: 1, backends: ["api": RoutedBackendConfig(routePrefix: "/api", maxConcurrentQueries: 5)]))))
+        try await client.send("SET", keys.routingSnapshot, DocumentCodec.encode(Snapshot(epoch: 3, view: view(1, 1))))
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 3, version: 1)))
+        try await awaitRouted(front, backend: "api", count: 1)
+
+        // Version 2 only on the channel: Redis holds nothing of it, so only the notice can bring it.
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(epoch: 3, delta: RoutingDelta(from: view(1, 1), to: view(2, 2)))))
+        try await awaitRouted(front, backend: "api", count: 2)
+
+        // Versions 2 to 4 stored after the snapshot; only 4's notice arrives: a gap, healed by the list.
+        let stored = [RoutingDelta(from: view(1, 1), to: view(2, 2)), RoutingDelta(from: view(2, 2), to: view(3, 3)), RoutingDelta(from: view(3, 3), to: view(4, 4))]
+        for delta in stored { try await client.send("RPUSH", keys.routingDeltas, DocumentCodec.encode(SnapshotNotice(epoch: 3, delta: delta))) }
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(epoch: 3, delta: stored[2])))
+        try await awaitRouted(front, backend: "api", count: 4)
+        #expect(((try await routesPage(front)["routing"]) as? [String: Any])?["version"] as? Int == 4)
+
+        // An unreadable delta, then version 6's notice (a gap): the chain stops at version 4 and
+        // the router keeps serving it; the next whole snapshot moves it on.
+        try await client.send("RPUSH", keys.routingDeltas, "{not a delta")
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(epoch: 3, delta: RoutingDelta(from: view(5, 5), to: view(6, 6)))))
+        try await client.send("SET", keys.routingSnapshot, DocumentCodec.encode(Snapshot(epoch: 3, view: view(7, 5))))
+        try await client.send("DEL", keys.routingDeltas)
+        try await client.send("PUBLISH", keys.snapshots, DocumentCodec.encode(SnapshotNotice(kind: .routing, epoch: 3, version: 7)))
+        try await awaitRouted(front, backend: "api", count: 5)
+    }
+
     /// A replica that refuses connections (nothing was sent) costs a retry on another, not a
     /// failed request. (No controller here: the test writes the snapshots itself.)
     /// A live replica: python3's file server on a free loopback port, started and answering.
