@@ -107,7 +107,8 @@ struct ControllerTerm {
             logger.warning("forgetting an assignment the checkpoint does not know (a step's writes broke after its checkpoint)",
                            metadata: ["replica": "\(orphan.tag)", "node": "\(orphan.node)"])
         }
-        try await execute(Reconciler.recoveryActions(for: state) + orphans.map { .forget($0) }, status: status)
+        try await execute(Reconciler.recoveryActions(for: state, pendingUserConfigs: checkpoints.pendingUserConfigs) + orphans.map { .forget($0) },
+                          status: status)
         statusLedger.wrote(status)
         return true
     }

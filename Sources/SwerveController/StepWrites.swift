@@ -24,7 +24,13 @@ struct StepWrites {
         for action in actions {
             switch action {
             case .writeCheckpoint(let state):
-                calls.append(.writeCheckpoint(checkpoints.write(state), lastApplied: state.lastAppliedRequest, epoch: epoch, keys: keys))
+                // The user configs this step pushes are recorded with its checkpoint: a leader
+                // that loads it pushes those again (this one may die before it does).
+                let pushing = actions.compactMap { action -> String? in
+                    if case .pushUserConfig(let replica, _) = action { return replica.tag }
+                    return nil
+                }
+                calls.append(.writeCheckpoint(checkpoints.write(state, pushing: pushing), lastApplied: state.lastAppliedRequest, epoch: epoch, keys: keys))
                 failpoints[.afterCheckpoint] = calls.count - 1
                 if appliedRequest { failpoints[.afterRequest] = calls.count - 1 }
                 if let status {

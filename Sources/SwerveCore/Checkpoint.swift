@@ -164,7 +164,8 @@ public enum Checkpoint {
         state.recentGoalOutcomes = goalOutcomes
         state.requestsApplied = header.state.requestsApplied
         state.routingVersion = header.state.routingVersion
-        return (state, CheckpointLedger(backends: state.backends, replicas: stored, liveNodes: liveNodes, goalOutcomes: goalOutcomes))
+        return (state, CheckpointLedger(backends: state.backends, replicas: stored, liveNodes: liveNodes, goalOutcomes: goalOutcomes,
+                                        pendingUserConfigs: header.pendingUserConfigs.map(Set.init)))
     }
 
     /// The replica parts, decoded as arrays (one decoder pass per slice, not one per replica),
@@ -221,9 +222,9 @@ public enum Checkpoint {
         return Array(data)
     }
 
-    static func encodeHeader(_ state: BackendState, backends: Int, replicas: Int) -> [UInt8] {
-        var writer = CheckpointWriter(capacity: 512)
-        writer.writeHeader(state, schemaVersion: schemaVersion, backends: backends, replicas: replicas)
+    static func encodeHeader(_ state: BackendState, backends: Int, replicas: Int, pushing: [String] = []) -> [UInt8] {
+        var writer = CheckpointWriter(capacity: 512 + 32 * pushing.count)
+        writer.writeHeader(state, schemaVersion: schemaVersion, backends: backends, replicas: replicas, pushing: pushing)
         return writer.bytes
     }
 
@@ -279,6 +280,8 @@ public enum Checkpoint {
         var schemaVersion: Int
         var state: Scalars
         var parts: Counts
+        /// Absent from checkpoints written before it (every RUNNING replica's is pushed then).
+        var pendingUserConfigs: [String]?
     }
 
     private struct ReplicaPart: Decodable {
@@ -342,9 +345,11 @@ extension Reconciler {
     /// What a new leader does after loading a checkpoint, before its first step: it adopts
     /// every replica as it is and repeats every action the old leader may not have finished
     /// (all are idempotent). STARTING replicas are assigned again and keep waiting for
-    /// readiness; RUNNING ones are adopted untouched (nothing restarts); STOPPING ones are asked
-    /// to drain again with their original deadline; recent goal outcomes are announced again.
-    public static func recoveryActions(for state: BackendState) -> [Action] {
+    /// readiness; RUNNING ones are adopted untouched (nothing restarts), and those in
+    /// `pendingUserConfigs` (the pushes of the step that wrote the checkpoint; nil: unknown,
+    /// every one) get their user config pushed again; STOPPING ones are asked to drain again
+    /// with their original deadline; recent goal outcomes are announced again.
+    public static func recoveryActions(for state: BackendState, pendingUserConfigs: Set<String>? = nil) -> [Action] {
         var actions: [Action] = [.publishBackendConfigs(state.backendConfigsView), .publishRoutingView(state.routingView)]
         var assignments: [Action] = []
         var pushes: [Action] = []
@@ -360,8 +365,10 @@ extension Reconciler {
                         replica: replica.reference, version: replica.version, replicaConfig: backend.replicaConfig,
                         userConfig: backend.config.userConfig, maxConcurrentQueries: backend.config.maxConcurrentQueries,
                         gracefulShutdownWaitLoopS: backend.config.gracefulShutdownWaitLoopS)))
-                case .running:
+                case .running where pendingUserConfigs?.contains(replica.tag) ?? true:
                     pushes.append(.pushUserConfig(replica.reference, userConfig: backend.config.userConfig))
+                case .running:
+                    break // its push landed: the step after it ran
                 case .starting, .shouldStart, .shouldStop, .stopped:
                     break // the next step stops, places, drains or forgets them
                 }

@@ -29,13 +29,19 @@ public struct CheckpointLedger: Sendable {
     private var goalOutcomes: [GoalOutcome] = []
     private var nextSeq = 0
     private var writes = 0
+    /// The replicas whose user config the step that wrote the stored checkpoint pushed (its
+    /// header lists them): a new leader pushes these again, in case the old one died before
+    /// it did. Nil when not known (a version 1 checkpoint, or none yet): then every RUNNING
+    /// replica's.
+    public private(set) var pendingUserConfigs: Set<String>?
 
     /// A ledger that knows nothing stored: its first write replaces every part.
     public init() {}
 
     /// The ledger of a checkpoint just loaded, part for part.
-    init(backends: [BackendRecord], replicas: [String: StoredReplica], liveNodes: [String], goalOutcomes: [GoalOutcome]) {
+    init(backends: [BackendRecord], replicas: [String: StoredReplica], liveNodes: [String], goalOutcomes: [GoalOutcome], pendingUserConfigs: Set<String>?) {
         known = true
+        self.pendingUserConfigs = pendingUserConfigs
         for backend in backends {
             var head = backend
             head.replicas = []
@@ -48,8 +54,9 @@ public struct CheckpointLedger: Sendable {
     }
 
     /// The write that stores `state`, given what this ledger says is stored; the ledger then
-    /// describes `state`.
-    public mutating func write(_ state: BackendState) -> CheckpointWrite {
+    /// describes `state`. `pushing`: the replicas whose user config the step writing it pushes
+    /// after it (recorded in the header; see ``pendingUserConfigs``).
+    public mutating func write(_ state: BackendState, pushing: [String] = []) -> CheckpointWrite {
         let replacesAll = !known
         if replacesAll {
             backends = [:]
@@ -93,7 +100,8 @@ public struct CheckpointLedger: Sendable {
             parts.append(.init(field: Checkpoint.goalOutcomesField, value: Checkpoint.encodePart(goalOutcomes: state.recentGoalOutcomes)))
         }
         known = true
-        return CheckpointWrite(header: Checkpoint.encodeHeader(state, backends: state.backends.count, replicas: listed),
+        pendingUserConfigs = Set(pushing)
+        return CheckpointWrite(header: Checkpoint.encodeHeader(state, backends: state.backends.count, replicas: listed, pushing: pushing.sorted()),
                                replacesAll: replacesAll, removed: removed.sorted(), parts: parts)
     }
 

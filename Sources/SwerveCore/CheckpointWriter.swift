@@ -132,7 +132,7 @@ extension CheckpointWriter {
     }
 
     /// A version 2 checkpoint's header: the state's scalars and how many parts it has.
-    mutating func writeHeader(_ state: BackendState, schemaVersion: Int, backends: Int, replicas: Int) {
+    mutating func writeHeader(_ state: BackendState, schemaVersion: Int, backends: Int, replicas: Int, pushing: [String]) {
         object { o in
             o.member("parts") { w in
                 w.object { p in
@@ -140,6 +140,7 @@ extension CheckpointWriter {
                     p.member("replicas") { $0.integer(replicas) }
                 }
             }
+            o.member("pendingUserConfigs") { $0.array(pushing) { $0.string($1) } }
             o.member("schemaVersion") { $0.integer(schemaVersion) }
             o.member("state") { w in
                 w.object { s in

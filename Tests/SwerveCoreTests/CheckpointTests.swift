@@ -250,6 +250,39 @@ import Testing
         #expect(h.step().isEmpty, "nothing restarts")
     }
 
+    @Test func onlyTheUserConfigsTheLastCheckpointedStepPushedArePushedAgain() throws {
+        var h = Harness(world: SimulatedWorld(nodes: [NodeInfo(id: "a", total: Resources(cpu: 8))]))
+        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 2), replicaConfig: echo()))
+        h.world.request(.createBackend(tag: "web", config: BackendConfig(numReplicas: 1), replicaConfig: echo()))
+        h.settle()
+        var ledger = CheckpointLedger()
+        var stored = Checkpoint.Stored.applying(ledger.write(h.state), to: nil)
+        #expect(try Checkpoint.load(stored).ledger.pendingUserConfigs == [], "a step that pushed nothing")
+        #expect(try Checkpoint.load(Checkpoint.Stored(header: Checkpoint.encodeVersion1(h.state))).ledger.pendingUserConfigs == nil,
+                "a version 1 checkpoint does not say")
+
+        // A new user config for api: its step checkpoints, then pushes to api's two replicas — and
+        // the leader dies in between.
+        h.world.request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(userConfig: .set(.object(["k": .number(2)])))))
+        let (next, actions) = Reconciler.reconcile(h.state, h.world.observe(), settings: h.settings)
+        let pushed = Set(actions.compactMap { action -> String? in
+            if case .pushUserConfig(let replica, _) = action { return replica.tag }
+            return nil
+        })
+        #expect(pushed == Set(next.backend("api")!.replicas.map(\.tag)))
+        stored = Checkpoint.Stored.applying(ledger.write(next, pushing: Array(pushed)), to: stored)
+
+        let (recovered, loaded) = try Checkpoint.load(stored)
+        #expect(loaded.pendingUserConfigs == pushed)
+        let again = Reconciler.recoveryActions(for: recovered, pendingUserConfigs: loaded.pendingUserConfigs).compactMap { action -> String? in
+            if case .pushUserConfig(let replica, _) = action { return replica.tag }
+            return nil
+        }
+        #expect(Set(again) == pushed, "api's replicas again, web's not")
+        #expect(Reconciler.recoveryActions(for: recovered).filter { if case .pushUserConfig = $0 { true } else { false } }.count == 3,
+                "unknown: every RUNNING replica's")
+    }
+
     @Test func aStartingReplicaIsAssignedAgainWithItsFullConfigAndKeepsWaiting() throws {
         // The seed called start() on recovered STARTING replicas without the backend info.
         var (h, tag, _) = try crashWithAReplica(in: .starting)
