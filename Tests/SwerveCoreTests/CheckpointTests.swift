@@ -167,10 +167,7 @@ import Testing
     }
 
     @Test func forgottenReplicasAndBackendsAreRemovedAndOrderSurvivesRetirement() throws {
-        var h = Harness(world: SimulatedWorld(nodes: [NodeInfo(id: "a", total: Resources(cpu: 16))]))
-        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 4), replicaConfig: echo()))
-        h.world.request(.createBackend(tag: "web", config: BackendConfig(numReplicas: 3), replicaConfig: echo()))
-        h.settle()
+        var h = settled(api: 4, web: 3, cpu: 16)
         var ledger = CheckpointLedger()
         var stored = Checkpoint.Stored.applying(ledger.write(h.state), to: nil)
         h.world.holdDrains = true
@@ -251,10 +248,7 @@ import Testing
     }
 
     @Test func onlyTheUserConfigsTheLastCheckpointedStepPushedArePushedAgain() throws {
-        var h = Harness(world: SimulatedWorld(nodes: [NodeInfo(id: "a", total: Resources(cpu: 8))]))
-        h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: 2), replicaConfig: echo()))
-        h.world.request(.createBackend(tag: "web", config: BackendConfig(numReplicas: 1), replicaConfig: echo()))
-        h.settle()
+        var h = settled(api: 2, web: 1, cpu: 8)
         var ledger = CheckpointLedger()
         var stored = Checkpoint.Stored.applying(ledger.write(h.state), to: nil)
         #expect(try Checkpoint.load(stored).ledger.pendingUserConfigs == [], "a step that pushed nothing")
@@ -265,22 +259,15 @@ import Testing
         // the leader dies in between.
         h.world.request(.updateBackendConfig(tag: "api", patch: BackendConfigPatch(userConfig: .set(.object(["k": .number(2)])))))
         let (next, actions) = Reconciler.reconcile(h.state, h.world.observe(), settings: h.settings)
-        let pushed = Set(actions.compactMap { action -> String? in
-            if case .pushUserConfig(let replica, _) = action { return replica.tag }
-            return nil
-        })
+        let pushed = Set(actions.pushedTags)
         #expect(pushed == Set(next.backend("api")!.replicas.map(\.tag)))
         stored = Checkpoint.Stored.applying(ledger.write(next, pushing: Array(pushed)), to: stored)
 
         let (recovered, loaded) = try Checkpoint.load(stored)
         #expect(loaded.pendingUserConfigs == pushed)
-        let again = Reconciler.recoveryActions(for: recovered, pendingUserConfigs: loaded.pendingUserConfigs).compactMap { action -> String? in
-            if case .pushUserConfig(let replica, _) = action { return replica.tag }
-            return nil
-        }
-        #expect(Set(again) == pushed, "api's replicas again, web's not")
-        #expect(Reconciler.recoveryActions(for: recovered).filter { if case .pushUserConfig = $0 { true } else { false } }.count == 3,
-                "unknown: every RUNNING replica's")
+        #expect(Set(Reconciler.recoveryActions(for: recovered, pendingUserConfigs: loaded.pendingUserConfigs).pushedTags) == pushed,
+                "api's replicas again, web's not")
+        #expect(Reconciler.recoveryActions(for: recovered).pushedTags.count == 3, "unknown: every RUNNING replica's")
     }
 
     @Test func aStartingReplicaIsAssignedAgainWithItsFullConfigAndKeepsWaiting() throws {
@@ -370,4 +357,13 @@ import Testing
         h.settle()
         #expect(Reconciler.recoveryActions(for: h.state).completedGoals == [goal])
     }
+}
+
+/// A harness whose backends `api` and `web`, of these sizes, run on one node of `cpu` CPUs.
+func settled(api: Int, web: Int, cpu: Double) -> Harness {
+    var h = Harness(world: SimulatedWorld(nodes: [NodeInfo(id: "a", total: Resources(cpu: cpu))]))
+    h.world.request(.createBackend(tag: "api", config: BackendConfig(numReplicas: api), replicaConfig: echo()))
+    h.world.request(.createBackend(tag: "web", config: BackendConfig(numReplicas: web), replicaConfig: echo()))
+    h.settle()
+    return h
 }
