@@ -108,6 +108,15 @@ struct ScaleBench: AsyncParsableCommand {
         let stepTime = (stepsAfter["swerve_controller_reconcile_duration_seconds_sum"] ?? 0) - (stepsBefore["swerve_controller_reconcile_duration_seconds_sum"] ?? 0)
         print("idle_step_ms \(String(format: "%.2f", steps > 0 ? stepTime / steps * 1000 : 0))")
         print("idle_steps_per_second \(String(format: "%.1f", steps / rest))")
+        // At rest the leader should write nothing: anything here is churn (a lease that lapsed,
+        // a replica replaced), by call.
+        let written = "swerve_controller_written_bytes_total"
+        print("idle_written_bytes \(Int((stepsAfter[written] ?? 0) - (stepsBefore[written] ?? 0)))")
+        let idleByCall = stepsAfter.filter { $0.key.hasPrefix(written + "{") }.compactMap { key, value -> String? in
+            let bytes = Int(value - (stepsBefore[key] ?? 0))
+            return bytes > 0 ? "\(key.dropFirst(written.count + "{call=\"".count).dropLast(2))=\(bytes)" : nil
+        }
+        print("idle_written_by_call \(idleByCall.sorted().joined(separator: " "))")
         let memory = try await client.send("INFO", "memory").string ?? ""
         let used = memory.split(separator: "\r\n").first { $0.hasPrefix("used_memory:") }.map { $0.dropFirst("used_memory:".count) } ?? "0"
         print("redis_memory_mib \(String(format: "%.1f", (Double(used) ?? 0) / 1_048_576))")
