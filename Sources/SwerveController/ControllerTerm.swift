@@ -31,6 +31,8 @@ struct ControllerTerm {
     var nodeSightings: (lastRegistered: [String: Int64], withRecord: Set<String>)?
     /// Every node's record and lease, as of the last observation.
     var leases = NodeLeases()
+    /// Ready records as last read: an unchanged one is not decoded again.
+    var readyRecords = ReadyRecordCache()
     /// When the next observation reads everything rather than what changed.
     var fullReads = FullReadSchedule()
     /// Inert unless a test armed one (see ``ControllerFailpoint``).
@@ -251,6 +253,8 @@ struct ControllerTerm {
         }
         leases.replaceAll(sightings, redisNow: redisNow)
         nodeSightings = (deadlines, withRecord)
+        readyRecords.beginFullRead()
+        defer { readyRecords.endFullRead() }
         return placed.isEmpty ? [:] : replicaObservations(placed, replies[replies.count - 1], now: now)
     }
 
@@ -307,15 +311,21 @@ struct ControllerTerm {
     private mutating func replicaObservations(_ tags: [String], _ reply: RedisReply, now: ContinuousClock.Instant) -> [String: ReplicaObservation] {
         guard let values = reply.array, values.count == tags.count * 3 else { return [:] }
         var replicas: [String: ReplicaObservation] = [:]
+        var cache = readyRecords
+        defer { readyRecords = cache }
         for (index, tag) in tags.enumerated() {
             var observation = ReplicaObservation()
             var unreadable = false
             if let bytes = values[index * 3].bytes {
-                if let ready = readable(ReadyRecord.self, bytes, key: keys.ready(tag)) {
-                    observation.endpoint = ReplicaEndpoint(address: ready.address, pid: ready.pid)
+                if let endpoint = cache.endpoint(tag, bytes, decode: { bytes in
+                    readable(ReadyRecord.self, bytes, key: keys.ready(tag)).map { ReplicaEndpoint(address: $0.address, pid: $0.pid) }
+                }) {
+                    observation.endpoint = endpoint
                 } else {
                     unreadable = true
                 }
+            } else {
+                cache.forget(tag)
             }
             observation.drained = !values[index * 3 + 1].isNull
             if let bytes = values[index * 3 + 2].bytes {
