@@ -30,7 +30,7 @@ extension ClusterClient {
         let results = try await client.transaction([RedisCommand("GET", keys.checkpoint), RedisCommand("HGETALL", keys.checkpointParts)])
         guard let header = results[0].bytes else { return BackendState() }
         do {
-            return try Checkpoint.decode(Checkpoint.Stored(header: header, parts: Dictionary(results[1].fieldPairs.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first })))
+            return try Checkpoint.decode(Checkpoint.Stored(header: header, parts: results[1].fields))
         } catch {
             throw CheckpointError(error.code, "\(keys.checkpoint): \(error.message)")
         }

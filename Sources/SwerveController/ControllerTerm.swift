@@ -119,7 +119,7 @@ struct ControllerTerm {
     private func readCheckpoint() async throws -> Checkpoint.Stored? {
         let results = try await client.transaction([RedisCommand("GET", keys.checkpoint), RedisCommand("HGETALL", keys.checkpointParts)])
         guard let header = results[0].bytes else { return nil }
-        return Checkpoint.Stored(header: header, parts: Dictionary(results[1].fieldPairs.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first }))
+        return Checkpoint.Stored(header: header, parts: results[1].fields)
     }
 
     /// Up to `limit` replicas whose ready key exists (a `SCAN` of this cluster's ready keys).

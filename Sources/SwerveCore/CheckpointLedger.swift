@@ -86,9 +86,11 @@ public struct CheckpointLedger: Sendable {
         }
         let listed = state.backends.reduce(state.retiredReplicas.count) { $0 + $1.replicas.count }
         if replicas.count != listed {
-            for (tag, stored) in replicas where stored.mark != writes { removed.append(Checkpoint.replicaField(tag)) }
-            for field in removed where field.hasPrefix(Checkpoint.replicaFieldPrefix) {
-                replicas[String(field.dropFirst(Checkpoint.replicaFieldPrefix.count))] = nil
+            var forgotten: [String] = []
+            for (tag, stored) in replicas where stored.mark != writes { forgotten.append(tag) }
+            for tag in forgotten {
+                replicas[tag] = nil
+                removed.append(Checkpoint.replicaField(tag))
             }
         }
         if replacesAll || liveNodes != state.liveNodes {

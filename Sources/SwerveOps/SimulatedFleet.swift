@@ -402,7 +402,7 @@ struct SimulatedRouter: Sendable {
             for await event in subscription {
                 guard case .message(let message) = event,
                       let notice = try? JSONDecoder().decode(NoticePosition.self, from: Data(message.payload)),
-                      notice.kind == SnapshotNotice.Kind.routing.rawValue else { continue }
+                      notice.kind == .routing else { continue }
                 let read: (Int64, Int)
                 if let delta = notice.delta, let held = last, held == (notice.epoch, delta.from) {
                     read = (notice.epoch, delta.version) // follows the held view: applied, nothing read
@@ -447,7 +447,7 @@ extension SimulatedRouter {
 
     /// A notice's kind and place, its delta's versions when it has one.
     struct NoticePosition: Decodable {
-        var kind: String
+        var kind: SnapshotNotice.Kind
         var epoch: Int64
         var version: Int
         var delta: DeltaPosition.Versions?

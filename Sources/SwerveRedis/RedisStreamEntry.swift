@@ -14,9 +14,7 @@ public struct RedisStreamEntry: Sendable, Hashable {
     /// An entry from its reply (`[id, [field, value, …]]`); nil when the reply has another shape.
     init?(_ reply: RedisReply) {
         guard let parts = reply.array, parts.count == 2, let id = parts[0].string, let flat = parts[1].array else { return nil }
-        var fields: [String: [UInt8]] = [:]
-        for (name, value) in parts[1].fieldPairs { fields[name] = value }
-        self.init(id: id, fields: fields)
+        self.init(id: id, fields: parts[1].fields)
     }
 }
 
@@ -31,6 +29,11 @@ extension RedisReply {
             if let name = flat[index].string, let value = flat[index + 1].bytes { pairs.append((name, value)) }
         }
         return pairs
+    }
+
+    /// ``fieldPairs`` by name (a repeated name keeps its last value).
+    public var fields: [String: [UInt8]] {
+        Dictionary(fieldPairs.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
     }
 
     /// The entries of an `XRANGE` or `XREVRANGE` reply, in the order returned; entries of
