@@ -7,6 +7,7 @@ import SwerveCore
 import SwerveErrors
 import SwerveMetrics
 import SwerveProtocol
+import SwerveRedis
 import SwerveSystem
 
 /// `swerve controller`: one of the 2–5 controllers; the one holding the lease runs the cluster.
@@ -27,13 +28,13 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "This controller's id (default: SWERVE_CONTROLLER_ID, else HOST-PID).")
     var id: String? = ProcessInfo.processInfo.environment["SWERVE_CONTROLLER_ID"].flatMap { $0.isEmpty ? nil : $0 }
 
-    @Option(help: "The lease's time to live, in milliseconds (default: SWERVE_LEASE_TTL_MS, else 1500).")
+    @Option(help: "The lease's time to live, in milliseconds (default: SWERVE_LEASE_TTL_MS, else 1000). A dead leader is replaced at once; a frozen or cut-off one after about this long.")
     var leaseTTLMs: Int?
 
-    @Option(help: "How often the leader renews the lease, in milliseconds (default: SWERVE_LEASE_RENEW_MS, else TTL/3).")
+    @Option(help: "How often the leader renews the lease, in milliseconds (default: SWERVE_LEASE_RENEW_MS, else TTL/5).")
     var leaseRenewMs: Int?
 
-    @Option(help: "How often a follower tries for the lease, in milliseconds (default: SWERVE_LEASE_RETRY_MS, else TTL/6).")
+    @Option(help: "How often a follower tries for the lease, in milliseconds (default: SWERVE_LEASE_RETRY_MS, else 20, or TTL/6 if less); also how soon it notices a dead leader.")
     var leaseRetryMs: Int?
 
     @Option(help: "The control loop runs at least this often, in milliseconds (default: SWERVE_TICK_MS, else 100).")
@@ -70,7 +71,7 @@ struct ControllerCommand: AsyncParsableCommand {
 
     /// The flags, else their environment variables, else the defaults; every value checked.
     func timing() throws -> (ttl: Int, renew: Int?, retry: Int?, tick: Int) {
-        let ttl = try leaseTTLMs ?? environmentInteger("SWERVE_LEASE_TTL_MS") ?? 1500
+        let ttl = try leaseTTLMs ?? environmentInteger("SWERVE_LEASE_TTL_MS") ?? Int(ControllerConfiguration.defaultLeaseTTL.wholeMilliseconds)
         let renew = try leaseRenewMs ?? environmentInteger("SWERVE_LEASE_RENEW_MS")
         let retry = try leaseRetryMs ?? environmentInteger("SWERVE_LEASE_RETRY_MS")
         let tick = try tickMs ?? environmentInteger("SWERVE_TICK_MS") ?? 100
@@ -83,7 +84,7 @@ struct ControllerCommand: AsyncParsableCommand {
 
     func validate() throws {
         let timing = try timing()
-        _ = try replicaAcks(renewMs: timing.renew ?? timing.ttl / 3)
+        _ = try replicaAcks(renewMs: timing.renew ?? Int(ControllerConfiguration.defaultRenewInterval(ttl: .milliseconds(timing.ttl)).wholeMilliseconds))
         _ = try failpoints()
         _ = try metricsEndpoint()
     }
@@ -125,13 +126,18 @@ struct ControllerCommand: AsyncParsableCommand {
             identity.address = endpoint?.address
             logger.info("serving metrics", metadata: ["url": "http://\(endpoint?.address ?? "")/metrics"])
         }
+        // Named in `CLIENT LIST` (`swerve-controller-CLUSTER-ID`), so that an operator sees
+        // which connection is whose, also where clusters share a Redis.
+        var redis = try cluster.redisConfiguration()
+        let name = "\(try cluster.keys().cluster)-\(identity.id)"
+        redis.clientName = "swerve-controller-" + String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) ? $0 : "_" })
         var configuration = ControllerConfiguration(
-            redis: try cluster.redisConfiguration(), keys: try cluster.keys(), identity: identity,
+            redis: redis, keys: try cluster.keys(), identity: identity,
             leaseTTL: .milliseconds(timing.ttl), tick: .milliseconds(timing.tick),
             failpoints: try failpoints())
         configuration.leaseRenewInterval = timing.renew.map { .milliseconds($0) }
         configuration.leaseRetryPeriod = timing.retry.map { .milliseconds($0) }
-        let acks = try replicaAcks(renewMs: timing.renew ?? timing.ttl / 3)
+        let acks = try replicaAcks(renewMs: timing.renew ?? Int(ControllerConfiguration.defaultRenewInterval(ttl: .milliseconds(timing.ttl)).wholeMilliseconds))
         configuration.minReplicaAcks = acks.required
         configuration.replicaAckTimeout = .milliseconds(acks.timeoutMs)
         try await runUntilTerminated("controller") { [configuration, logger] in try await Controller.run(configuration, logger: logger) }

@@ -13,7 +13,8 @@ public struct ControllerConfiguration: Sendable {
     public var keys: ClusterKeys
     public var identity: ControllerIdentity
     public var leaseTTL: Duration
-    /// How often the leader renews (nil: ttl/3) and a follower retries (nil: ttl/6).
+    /// How often the leader renews (nil: ``defaultRenewInterval(ttl:)``) and a follower retries
+    /// (nil: 20 ms, or ttl/6 if shorter).
     public var leaseRenewInterval: Duration?
     public var leaseRetryPeriod: Duration?
     /// The control loop runs at least this often, and at once on any wake-up.
@@ -35,7 +36,16 @@ public struct ControllerConfiguration: Sendable {
     public var failpoints: Failpoints
     public var metrics = ControllerMetrics()
 
-    public init(redis: RedisConfiguration, keys: ClusterKeys, identity: ControllerIdentity, leaseTTL: Duration = .milliseconds(1500),
+    /// The lease TTL when none is given: it bounds a frozen or cut-off leader's failover (a dead
+    /// one's is taken over at once); see ``LeaseStateMachine/Timing/defaults(ttl:)``.
+    public static let defaultLeaseTTL: Duration = .milliseconds(1000)
+
+    /// How often a leader renews a lease of `ttl` when not told: ttl/5.
+    public static func defaultRenewInterval(ttl: Duration) -> Duration {
+        LeaseStateMachine.Timing.defaults(ttl: ttl).renewInterval
+    }
+
+    public init(redis: RedisConfiguration, keys: ClusterKeys, identity: ControllerIdentity, leaseTTL: Duration = ControllerConfiguration.defaultLeaseTTL,
                 tick: Duration = .milliseconds(100), settings: ReconcilerSettings = ReconcilerSettings(), adoptionGrace: Duration = .seconds(5),
                 failpoints: Failpoints = .none) {
         self.adoptionGrace = adoptionGrace

@@ -93,6 +93,8 @@ public final class LeaseElector: Sendable {
     enum Event: Sendable {
         case tick
         case leaderLeft
+        /// This process's presence channel is subscribed (true) or its connection was lost.
+        case presence(Bool)
         case fencedWriteRefused
         /// The acquire script answered (nil: someone else holds the lease) or failed.
         case acquireAnswered(epoch: Int64?)
@@ -114,18 +116,24 @@ public final class LeaseElector: Sendable {
     let timing: LeaseStateMachine.Timing
     let logger: Logger
     let metrics: ControllerMetrics
+    /// The channel this process stays subscribed to while it lives (``ClusterKeys/presence(_:)``):
+    /// its id and a random token, so that no other process — nor this one's restart — shares it.
+    let presenceChannel: String
     private let refused = Atomic<Int>(0)
+    /// The last acquire attempt failed: a follower tries every 20 ms, so an outage is logged
+    /// when it begins and when it ends, not at each try.
+    private let acquireFailing = Atomic<Bool>(false)
 
     /// Fenced writes refused so far (a metric).
     public var refusedWrites: Int { refused.load(ordering: .relaxed) }
 
     /// - Throws: ``LeaseError/Code/invalidTiming`` when the TTL, renew interval, margin and retry
     ///   period do not fit together (see ``LeaseStateMachine/Timing/problem``).
-    /// `renewInterval` defaults to ttl/3 and `retryPeriod` to ttl/6. `writeClient` (default:
+    /// `renewInterval` and `retryPeriod` default to ``LeaseStateMachine/Timing/defaults(ttl:)``'s. `writeClient` (default:
     /// `client`) carries the term's writes: give it a connection of its own, or renewals queue
     /// behind a large step (a 20 MB checkpoint, 100,000 assignments) and the lease runs out
     /// while the leader is working.
-    public init(keys: ClusterKeys, client: RedisClient, writeClient: RedisClient? = nil, identity: ControllerIdentity, ttl: Duration = .milliseconds(1500),
+    public init(keys: ClusterKeys, client: RedisClient, writeClient: RedisClient? = nil, identity: ControllerIdentity, ttl: Duration = ControllerConfiguration.defaultLeaseTTL,
                 renewInterval: Duration? = nil, retryPeriod: Duration? = nil, metrics: ControllerMetrics = ControllerMetrics(), logger: Logger) throws {
         var timing = LeaseStateMachine.Timing.defaults(ttl: ttl)
         if let renewInterval { timing.renewInterval = renewInterval }
@@ -139,37 +147,69 @@ public final class LeaseElector: Sendable {
         self.timing = timing
         self.logger = logger
         self.metrics = metrics
+        self.presenceChannel = keys.presence(identity.id + ":" + String(UInt64.random(in: 0...UInt64.max), radix: 36))
     }
 
     public func run(whileLeading: @escaping @Sendable (LeadershipScope) async -> Void) async {
         let (events, continuation) = AsyncStream.makeStream(of: Event.self)
-        var machine = LeaseStateMachine(timing: timing, now: .now)
+        // The first try waits for the presence subscription (a lease taken without it can only
+        // expire, never be taken over), but not for long: a controller that cannot subscribe
+        // can still lead.
+        var machine = LeaseStateMachine(timing: timing, now: .now + Self.presenceWait)
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(25))
-                    continuation.yield(.tick)
-                }
+                // Ends the event loop when this task is cancelled.
+                while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
                 continuation.finish()
             }
-            group.addTask { [keys, logger, subscriberConfiguration, identity] in
+            // Not a child of this group: the subscription is this process's presence, and must
+            // outlive the term's cancellation until the lease is released (else a follower takes
+            // a lease that is about to be released, while the term still winds down).
+            let subscription = Task { [keys, logger, subscriberConfiguration, identity, presenceChannel] in
                 let subscriber = RedisSubscriber(configuration: subscriberConfiguration, logger: logger)
-                try? await subscriber.subscribe(to: [keys.leaderEvents]) { subscription in
+                try? await subscriber.subscribe(to: [keys.leaderEvents, presenceChannel]) { subscription in
                     for await event in subscription {
-                        if case .message(let message) = event,
-                           let announced = try? DocumentCodec.decode(LeaderEvent.self, from: message.payload, source: keys.leaderEvents),
-                           announced.event == .left, announced.id != identity.id {
-                            continuation.yield(.leaderLeft)
+                        switch event {
+                        case .subscribed, .mayHaveMissedMessages:
+                            continuation.yield(.presence(true))
+                        case .disconnected:
+                            continuation.yield(.presence(false))
+                        case .message(let message):
+                            if let announced = try? DocumentCodec.decode(LeaderEvent.self, from: message.payload, source: keys.leaderEvents),
+                               announced.event == .left, announced.id != identity.id {
+                                continuation.yield(.leaderLeft)
+                            }
                         }
                     }
                 }
             }
+            // One timer, armed for the machine's next deadline (no periodic tick: an idle
+            // leader wakes only to renew).
+            var timer: (deadline: ContinuousClock.Instant, task: Task<Void, Never>)?
+            func arm() {
+                guard let deadline = machine.nextDeadline else {
+                    timer?.task.cancel()
+                    timer = nil
+                    return
+                }
+                if let timer, timer.deadline == deadline { return }
+                timer?.task.cancel()
+                timer = (deadline, Task {
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    if !Task.isCancelled { continuation.yield(.tick) }
+                })
+            }
+            arm()
+            var present = false
             var term: Task<Void, Never>?
             for await event in events {
                 var actions: [LeaseStateMachine.Action]
                 switch event {
                 case .tick: actions = machine.timePassed(now: .now)
                 case .leaderLeft: actions = machine.leaderLeft(now: .now)
+                case .presence(let subscribed):
+                    present = subscribed
+                    actions = subscribed ? machine.presenceConfirmed(now: .now) : []
                 case .fencedWriteRefused:
                     actions = machine.fencedWriteRefused(now: .now)
                 case .termEnded(let epoch):
@@ -188,20 +228,27 @@ public final class LeaseElector: Sendable {
                 while !actions.isEmpty {
                     var next: [LeaseStateMachine.Action] = []
                     for action in actions {
-                        next += await perform(action, machine: &machine, term: &term, whileLeading: whileLeading, continuation: continuation)
+                        next += await perform(action, machine: &machine, term: &term, present: present, whileLeading: whileLeading,
+                                              continuation: continuation)
                     }
                     actions = next
                 }
+                arm()
             }
             // Cancelled: leave cleanly.
+            timer?.task.cancel()
             for action in machine.shutdownRequested() {
-                _ = await perform(action, machine: &machine, term: &term, whileLeading: whileLeading, continuation: continuation)
+                _ = await perform(action, machine: &machine, term: &term, present: present, whileLeading: whileLeading, continuation: continuation)
             }
+            subscription.cancel()
+            await subscription.value
             group.cancelAll()
         }
     }
 
-    private func perform(_ action: LeaseStateMachine.Action, machine: inout LeaseStateMachine, term: inout Task<Void, Never>?,
+    /// Performs `action`. `present`: this process's presence channel is subscribed, so the
+    /// lease may name it (a lease acquired while it is not can only expire, never be taken over).
+    private func perform(_ action: LeaseStateMachine.Action, machine: inout LeaseStateMachine, term: inout Task<Void, Never>?, present: Bool,
                          whileLeading: @escaping @Sendable (LeadershipScope) async -> Void,
                          continuation: AsyncStream<Event>.Continuation) async -> [LeaseStateMachine.Action] {
         switch action {
@@ -211,22 +258,31 @@ public final class LeaseElector: Sendable {
         case .tryAcquire:
             let record = LeaderRecord(id: identity.id, epoch: 0, host: identity.host, pid: identity.pid, address: identity.address,
                                       since: wallClockNow())
-            Task { [client, keys, timing, logger, known = machine.highestEpoch] in
+            Task { [client, keys, timing, logger, known = machine.highestEpoch, channel = present ? presenceChannel : ""] in
                 do {
-                    let reply = try await client.run(LeaseScripts.acquire, keys: [keys.lease, keys.epoch, keys.leader, keys.checkpointEpoch],
-                                                     arguments: [identity.id, timing.ttl.wholeMilliseconds, DocumentCodec.encode(record), known])
-                    continuation.yield(.acquireAnswered(epoch: reply.integer))
+                    let reply = try await client.run(LeaseScripts.acquire,
+                                                     keys: [keys.lease, keys.epoch, keys.leader, keys.leasePresence, keys.checkpointEpoch],
+                                                     arguments: [identity.id, timing.ttl.wholeMilliseconds, DocumentCodec.encode(record), known, channel])
+                    if acquireFailing.exchange(false, ordering: .relaxed) { logger.info("can try for the lease again") }
+                    let answer = reply.array
+                    if let previous = answer?.last?.string, !previous.isEmpty {
+                        logger.warning("took the lease over: its holder's process has no connection left", metadata: ["previous": "\(previous)"])
+                    }
+                    continuation.yield(.acquireAnswered(epoch: answer?.first?.integer))
                 } catch {
-                    logger.warning("cannot try for the lease", metadata: ["error": "\(error)"])
+                    if !acquireFailing.exchange(true, ordering: .relaxed) {
+                        logger.warning("cannot try for the lease (logged again when it can)", metadata: ["error": "\(error)"])
+                    }
                     continuation.yield(.acquireFailed)
                 }
             }
             return []
         case .renew(let epoch):
             let value = leaseValue(epoch)
-            Task { [client, keys, timing, logger] in
+            Task { [client, keys, timing, logger, channel = present ? presenceChannel : ""] in
                 do {
-                    let reply = try await client.run(LeaseScripts.renew, keys: [keys.lease, keys.leader], arguments: [value, timing.ttl.wholeMilliseconds])
+                    let reply = try await client.run(LeaseScripts.renew, keys: [keys.lease, keys.leader, keys.leasePresence],
+                                                     arguments: [value, timing.ttl.wholeMilliseconds, channel])
                     continuation.yield(.renewAnswered(epoch: epoch, ok: reply.integer == 1))
                 } catch {
                     logger.warning("cannot renew the lease", metadata: ["error": "\(error)", "epoch": "\(epoch)"])
@@ -261,11 +317,14 @@ public final class LeaseElector: Sendable {
             return []
         case .release(let epoch):
             let message = DocumentCodec.encode(LeaderEvent(event: .left, id: identity.id, epoch: epoch))
-            _ = try? await client.run(LeaseScripts.release, keys: [keys.lease, keys.leader], arguments: [leaseValue(epoch), keys.leaderEvents, message])
+            _ = try? await client.run(LeaseScripts.release, keys: [keys.lease, keys.leader, keys.leasePresence], arguments: [leaseValue(epoch), keys.leaderEvents, message])
             logger.info("released the lease", metadata: ["epoch": "\(epoch)"])
             return []
         }
     }
+
+    /// How long a starting controller waits for its presence subscription before its first try.
+    static let presenceWait: Duration = .milliseconds(500)
 
     private func leaseValue(_ epoch: Int64) -> String { "\(identity.id):\(epoch)" }
 

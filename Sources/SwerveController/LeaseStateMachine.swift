@@ -24,9 +24,15 @@ struct LeaseStateMachine: Sendable {
         /// A follower tries to acquire this often.
         var retryPeriod: Duration
 
-        /// Defaults: TTL 1.5 s, renew every 0.5 s (ttl/3), margin 0.3 s (20%), retry every 0.25 s.
-        static func defaults(ttl: Duration = .milliseconds(1500)) -> Timing {
-            Timing(ttl: ttl, renewInterval: ttl / 3, safetyMargin: ttl / 5, retryPeriod: ttl / 6)
+        /// Defaults: TTL 1 s, renew every 0.2 s (ttl/5), margin 0.2 s (20%), retry every 20 ms.
+        ///
+        /// Why: a follower's retry is also how soon it notices a dead holder's lease (the acquire
+        /// script takes over a lease whose holder has no connection left), so it is short and
+        /// does not grow with the TTL; 50 cheap scripts a second per follower. The TTL bounds
+        /// only a frozen or cut-off leader's failover (about TTL − renew/2 after the freeze);
+        /// a leader steps down after ttl − margin = 0.8 s without a renew, four renews in a row.
+        static func defaults(ttl: Duration = .milliseconds(1000)) -> Timing {
+            Timing(ttl: ttl, renewInterval: ttl / 5, safetyMargin: ttl / 5, retryPeriod: min(ttl / 6, .milliseconds(20)))
         }
 
         /// Problems with the timing, or nil. The lease must outlive the trust window, which must
@@ -44,7 +50,9 @@ struct LeaseStateMachine: Sendable {
 
     enum State: Sendable, Equatable {
         case follower(retryAt: ContinuousClock.Instant)
-        case acquiring(sentAt: ContinuousClock.Instant)
+        /// `again`: a leader left (or presence was confirmed) while the script was in flight; a
+        /// refusal is then followed by another try at once, not after the retry period.
+        case acquiring(sentAt: ContinuousClock.Instant, again: Bool = false)
         case leader(epoch: Int64, trustedUntil: ContinuousClock.Instant, renewAt: ContinuousClock.Instant)
         case renewing(epoch: Int64, trustedUntil: ContinuousClock.Instant, sentAt: ContinuousClock.Instant)
         case stopped
@@ -81,6 +89,17 @@ struct LeaseStateMachine: Sendable {
         }
     }
 
+    /// The next instant at which ``timePassed(now:)`` has something to do (nil: none until an
+    /// answer or an announcement arrives).
+    var nextDeadline: ContinuousClock.Instant? {
+        switch state {
+        case .follower(let retryAt): return retryAt
+        case .leader(_, let trustedUntil, let renewAt): return min(trustedUntil, renewAt)
+        case .renewing(_, let trustedUntil, _): return trustedUntil
+        case .acquiring, .stopped: return nil
+        }
+    }
+
     /// An acquire script is in flight.
     var isAcquiring: Bool {
         if case .acquiring = state { return true }
@@ -97,7 +116,7 @@ struct LeaseStateMachine: Sendable {
     mutating func timePassed(now: ContinuousClock.Instant) -> [Action] {
         switch state {
         case .follower(let retryAt) where now >= retryAt:
-            state = .acquiring(sentAt: now)
+            state = .acquiring(sentAt: now, again: false)
             return [.tryAcquire]
         case .leader(let epoch, let trustedUntil, _) where now >= trustedUntil,
              .renewing(let epoch, let trustedUntil, _) where now >= trustedUntil:
@@ -112,10 +131,10 @@ struct LeaseStateMachine: Sendable {
 
     /// The acquire script answered: `epoch` if we got the lease, nil if someone holds it.
     mutating func acquireAnswered(epoch: Int64?, now: ContinuousClock.Instant) -> [Action] {
-        guard case .acquiring(let sentAt) = state else { return [] }
+        guard case .acquiring(let sentAt, let again) = state else { return [] }
         guard let epoch else {
-            state = .follower(retryAt: now + timing.retryPeriod)
-            return []
+            state = .follower(retryAt: again ? now : now + timing.retryPeriod)
+            return again ? timePassed(now: now) : []
         }
         state = .leader(epoch: epoch, trustedUntil: sentAt + timing.ttl - timing.safetyMargin, renewAt: sentAt + timing.renewInterval)
         highestEpoch = max(highestEpoch, epoch)
@@ -165,8 +184,29 @@ struct LeaseStateMachine: Sendable {
 
     /// Another controller announced that it left: try at once.
     mutating func leaderLeft(now: ContinuousClock.Instant) -> [Action] {
+        if case .acquiring(let sentAt, _) = state {
+            // The try in flight may have been refused just before the lease was released.
+            state = .acquiring(sentAt: sentAt, again: true)
+            return []
+        }
         guard case .follower = state else { return [] }
         state = .follower(retryAt: now)
+        return timePassed(now: now)
+    }
+
+    /// This process's presence channel is subscribed (at start, or again after its connection
+    /// was lost): a follower tries at once, now that a lease it takes can name the channel; a
+    /// leader renews at once, so that its lease names it again (a dead leader is then taken
+    /// over at once, not after the TTL).
+    mutating func presenceConfirmed(now: ContinuousClock.Instant) -> [Action] {
+        switch state {
+        case .follower:
+            state = .follower(retryAt: now)
+        case .leader(let epoch, let trustedUntil, _):
+            state = .leader(epoch: epoch, trustedUntil: trustedUntil, renewAt: now)
+        default:
+            return []
+        }
         return timePassed(now: now)
     }
 

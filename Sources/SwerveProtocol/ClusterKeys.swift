@@ -85,6 +85,15 @@ public struct ClusterKeys: Sendable, Hashable {
     public var leader: String { prefix + "leader" }
     /// Channel: a ``LeaderEvent`` when a controller starts or stops leading.
     public var leaderEvents: String { prefix + "leader:events" }
+    /// STRING `"<lease value>\n<channel>"` with the lease TTL, beside the lease: the channel the
+    /// lease holder's process stays subscribed to while it lives (``presence(_:)``). A follower
+    /// that finds no subscriber on it knows the holder's process is gone, and takes the lease
+    /// without waiting for it to expire.
+    public var leasePresence: String { prefix + "lease:presence" }
+    /// Channel nobody publishes on: one controller process, `instance` naming it (its id and a
+    /// random token), stays subscribed to it while it lives; `PUBSUB NUMSUB` of it is 0 once
+    /// its connections are closed.
+    public func presence(_ instance: String) -> String { prefix + "controller:" + instance + ":present" }
     /// STRING integer: the epoch of the stored checkpoint; a floor for the next epoch.
     public var checkpointEpoch: String { prefix + "checkpoint:epoch" }
 

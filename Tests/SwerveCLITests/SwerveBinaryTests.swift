@@ -59,7 +59,7 @@ func runSwerve(_ arguments: [String], environment: [String: String] = [:]) throw
         ([], ["SWERVE_FAILPOINTS": "controller.after-nothing=crash"], "SWERVE_FAILPOINTS: unknown failpoint 'controller.after-nothing'"),
         (["--min-replica-acks", "many"], [:], "--min-replica-acks (or SWERVE_MIN_REPLICA_ACKS): must be auto or a number from 0 to 16, got \"many\""),
         ([], ["SWERVE_MIN_REPLICA_ACKS": "-1"], "must be auto or a number from 0 to 16, got \"-1\""),
-        (["--replica-ack-timeout-ms", "600"], [:], "--replica-ack-timeout-ms (or SWERVE_REPLICA_ACK_TIMEOUT_MS): must be from 1 to under the renew interval (500 ms"),
+        (["--replica-ack-timeout-ms", "300"], [:], "--replica-ack-timeout-ms (or SWERVE_REPLICA_ACK_TIMEOUT_MS): must be from 1 to under the renew interval (200 ms"),
     ])
     func aControllerWithABadSettingSaysWhichAndDoesNotStart(_ flags: [String], _ environment: [String: String], _ message: String) throws {
         let (status, output) = try runSwerve(["controller", "--redis", "redis://127.0.0.1:1"] + flags, environment: environment)

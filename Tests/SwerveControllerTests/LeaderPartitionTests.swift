@@ -74,11 +74,14 @@ extension ControllerProcesses {
         let relay = try await blackholeRelay()
         defer { relay.stop() }
         let metrics = "127.0.0.1:\(try freeLoopbackPort())"
+        // A 3 s lease: c1 must step down 0.6 s (the margin) before the lease can expire in
+        // Redis; with the default 0.2 s a starved debug process on a loaded machine misses it.
+        let ttl = ["SWERVE_LEASE_TTL_MS": "3000"]
         let isolated = try SwerveProcess(["controller", "--redis", relay.url, "--cluster", keys.cluster, "--id", "c1", "--metrics-address", metrics],
-                                         environment: ["SWERVE_LOG_LEVEL": "warning"])
+                                         environment: ["SWERVE_LOG_LEVEL": "warning"].merging(ttl) { $1 })
         defer { isolated.kill() }
         try await awaitLeader("c1")
-        let other = try controller("c2")
+        let other = try controller("c2", environment: ttl)
         defer { other.kill() }
         #expect(try await scrapeWhenUp(metrics)["swerve_controller_is_leader"] == 1)
 
@@ -87,7 +90,7 @@ extension ControllerProcesses {
         // the time c2 is elected, c1 must already have stepped down — with its renew still
         // hanging on the relay.
         try await awaitLeader("c2", after: { relay.cut() })
-        #expect(try await scrape(metrics)["swerve_controller_is_leader"] == 0, "c1 still claimed to lead when c2 took over")
+        #expect(try await scrape(metrics)["swerve_controller_is_leader"] == 0, "c1 still claimed to lead when c2 took over; c2 said:\n\(other.stderrSoFar)")
         isolated.kill(SIGKILL)
         let (_, stderr) = await isolated.exit()
         #expect(stderr.contains("stepped down") && stderr.contains("the lease was not renewed in time"), "\(stderr)")

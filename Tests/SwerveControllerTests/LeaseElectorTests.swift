@@ -200,6 +200,83 @@ import Testing
         #expect(batches.reduce(0) { $0 + $1.bytes.reduce(0) { $0 + $1.count } } == sent)
     }
 
+    /// Runs the acquire script as follower "b" would, with no presence of its own.
+    func acquireAsB() async throws -> (epoch: Int64, previous: String)? {
+        let record = LeaderRecord(id: "b", epoch: 0, host: "test-host", pid: 2, address: nil, since: 0)
+        let reply = try await client.run(LeaseScripts.acquire, keys: [keys.lease, keys.epoch, keys.leader, keys.leasePresence, keys.checkpointEpoch],
+                                         arguments: ["b", 30_000, DocumentCodec.encode(record), 0, ""])
+        guard let answer = reply.array, let epoch = answer.first?.integer, let previous = answer.last?.string else { return nil }
+        return (epoch, previous)
+    }
+
+    /// This Redis server's `run_id`, as the lease scripts read it.
+    func serverRunID() async throws -> String {
+        let info = try #require(try await client.send("INFO", "server").string)
+        let line = try #require(info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("run_id:") })
+        return String(line.dropFirst("run_id:".count))
+    }
+
+    /// A 30 s lease held by "ghost" whose presence names `channel` on `server`.
+    func ghostHolds(channel: String, server: String, value: String = "ghost:5") async throws {
+        try await client.send("SET", keys.lease, "ghost:5", "PX", 30_000)
+        try await client.send("SET", keys.leasePresence, "\(value)\n\(channel)\n\(server)", "PX", 30_000)
+    }
+
+    @Test func aLeaseWhoseHoldersProcessIsGoneIsTakenAtOnceAndOnlyThen() async throws {
+        let channel = keys.presence("ghost:test")
+        let server = try await serverRunID()
+        // Whatever does not prove the holder gone leaves the lease where it is.
+        try await client.send("SET", keys.lease, "ghost:5", "PX", 30_000)
+        #expect(try await acquireAsB() == nil, "no presence recorded: only expiry ends this lease")
+        try await ghostHolds(channel: channel, server: server, value: "ghost:4")
+        #expect(try await acquireAsB() == nil, "a presence of an earlier term says nothing of this one")
+        try await ghostHolds(channel: channel, server: "0123456789abcdef")
+        #expect(try await acquireAsB() == nil, "recorded on another server (before a restart or failover): nobody could be subscribed here")
+        try await ghostHolds(channel: channel, server: server)
+        let subscriber = RedisSubscriber(configuration: client.configuration, logger: logger)
+        try await subscriber.subscribe(to: [channel]) { subscription in
+            var events = subscription.makeAsyncIterator()
+            #expect(await events.next() == .subscribed)
+            let held = try await acquireAsB()
+            #expect(held == nil, "the holder's process is subscribed: alive")
+        }
+        #expect(try await client.send("GET", keys.lease).string == "ghost:5")
+
+        // Its last connection closed: taken now, 30 s before the lease would expire.
+        let taken = try #require(try await acquireAsB())
+        #expect(taken.previous == "ghost:5")
+        #expect(try await client.send("GET", keys.lease).string == "b:\(taken.epoch)")
+        #expect(try await client.send("EXISTS", keys.leasePresence).integer == 0, "b named no channel: its lease can only expire")
+    }
+
+    @Test func aLeadersPresenceFollowsItsSubscriptionAndItsServer() async throws {
+        let running = try start("a")
+        defer { running.task.cancel() }
+        var terms = running.terms.makeAsyncIterator()
+        let scope = try #require(await terms.next())
+        // By the first renew at the latest (0.6 s for a 3 s TTL), the lease names a's channel.
+        let server = try await serverRunID()
+        var presence: String?
+        while presence == nil {
+            presence = try await client.send("GET", keys.leasePresence).string
+            if presence == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let parts = try #require(presence).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(parts.count == 3 && parts[0] == scope.leaseValue && parts[1] == running.elector.presenceChannel && parts[2] == server)
+        let listeners = try await client.send("PUBSUB", "NUMSUB", running.elector.presenceChannel).array?.last?.integer
+        #expect(listeners == 1)
+        // While a lives, a follower does not take its lease.
+        #expect(try await acquireAsB() == nil)
+        // A presence written under another server (as after a failover) is written again by the renew.
+        try await client.send("SET", keys.leasePresence, "\(scope.leaseValue)\n\(running.elector.presenceChannel)\nold", "KEEPTTL")
+        while try await client.send("GET", keys.leasePresence).string?.hasSuffix("\n" + server) != true {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        running.task.cancel()
+        await running.task.value
+        #expect(try await client.send("EXISTS", keys.lease, keys.leasePresence).integer == 0, "released with the lease")
+    }
+
     @Test func renewingKeepsLeadershipLongPastTheTTL() async throws {
         // A 3 s TTL: generous enough that CPU stalls on a 2-core machine busy with the other
         // suites' clusters do not cost the lease (which would be correct behaviour, but not what

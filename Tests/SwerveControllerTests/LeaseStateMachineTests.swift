@@ -3,7 +3,9 @@ import Testing
 
 @Suite struct LeaseStateMachineRules {
     let t0 = ContinuousClock.now
-    let timing = LeaseStateMachine.Timing.defaults(ttl: .milliseconds(1500))
+    /// Round numbers for the rules below (the defaults are tested on their own).
+    let timing = LeaseStateMachine.Timing(ttl: .milliseconds(1500), renewInterval: .milliseconds(500), safetyMargin: .milliseconds(300),
+                                          retryPeriod: .milliseconds(250))
 
     func leader(epoch: Int64 = 7) -> LeaseStateMachine {
         var machine = LeaseStateMachine(timing: timing, now: t0)
@@ -13,8 +15,14 @@ import Testing
     }
 
     @Test func defaultTimingsAreValidAndBadOnesNamed() {
+        let defaults = LeaseStateMachine.Timing.defaults()
+        #expect(defaults.problem == nil)
+        #expect(defaults.ttl == .milliseconds(1000) && defaults.renewInterval == .milliseconds(200) && defaults.safetyMargin == .milliseconds(200))
+        // A follower looks for a dead holder every 20 ms whatever the TTL; sooner for a tiny one.
+        #expect(defaults.retryPeriod == .milliseconds(20))
+        #expect(LeaseStateMachine.Timing.defaults(ttl: .seconds(10)).retryPeriod == .milliseconds(20))
+        #expect(LeaseStateMachine.Timing.defaults(ttl: .milliseconds(60)).retryPeriod == .milliseconds(10))
         #expect(timing.problem == nil)
-        #expect(timing.renewInterval == .milliseconds(500) && timing.safetyMargin == .milliseconds(300) && timing.retryPeriod == .milliseconds(250))
         var slow = timing
         slow.renewInterval = .milliseconds(700)
         #expect(slow.problem?.contains("renew at most every") == true)
@@ -29,6 +37,33 @@ import Testing
         #expect(machine.acquireAnswered(epoch: nil, now: t0 + .milliseconds(1)) == [])
         #expect(machine.timePassed(now: t0 + .milliseconds(250)) == [])
         #expect(machine.timePassed(now: t0 + .milliseconds(251)) == [.tryAcquire])
+    }
+
+    @Test func theNextDeadlineIsWhatTimePassedActsOn() {
+        var machine = LeaseStateMachine(timing: timing, now: t0)
+        #expect(machine.nextDeadline == t0)
+        _ = machine.timePassed(now: t0)
+        #expect(machine.nextDeadline == nil, "an acquire in flight waits for its answer")
+        _ = machine.acquireAnswered(epoch: 4, now: t0 + .milliseconds(2))
+        #expect(machine.nextDeadline == t0 + .milliseconds(500), "the renew comes before the trust ends")
+        #expect(machine.timePassed(now: t0 + .milliseconds(499)) == [])
+        #expect(machine.timePassed(now: t0 + .milliseconds(500)) == [.renew(epoch: 4)])
+        #expect(machine.nextDeadline == t0 + .milliseconds(1200), "a renew in flight: only the end of trust")
+        _ = machine.renewAnswered(ok: false, now: t0 + .milliseconds(510))
+        #expect(machine.nextDeadline == t0 + .milliseconds(760), "a follower again: its retry")
+        _ = machine.shutdownRequested()
+        #expect(machine.nextDeadline == nil)
+    }
+
+    @Test func aConfirmedPresenceMakesAFollowerTryAndALeaderRenewAtOnce() {
+        // A starting elector's first try waits for its presence subscription (or 500 ms).
+        var machine = LeaseStateMachine(timing: timing, now: t0 + .milliseconds(500))
+        #expect(machine.timePassed(now: t0) == [])
+        #expect(machine.presenceConfirmed(now: t0 + .milliseconds(3)) == [.tryAcquire])
+        _ = machine.acquireAnswered(epoch: 2, now: t0 + .milliseconds(4))
+        // Subscribed again mid-term: renew now, so the lease names the channel again.
+        #expect(machine.presenceConfirmed(now: t0 + .milliseconds(50)) == [.renew(epoch: 2)])
+        #expect(machine.presenceConfirmed(now: t0 + .milliseconds(51)) == [], "a renew already in flight")
     }
 
     @Test func trustIsMeasuredFromTheSendTimeNotTheAnswer() {
@@ -91,6 +126,12 @@ import Testing
         _ = machine.timePassed(now: t0)
         _ = machine.acquireAnswered(epoch: nil, now: t0)
         #expect(machine.leaderLeft(now: t0 + .milliseconds(10)) == [.tryAcquire])
+        // Announced while that try was in flight: its refusal may predate the release, so the
+        // machine tries again at once instead of after the retry period.
+        #expect(machine.leaderLeft(now: t0 + .milliseconds(11)) == [])
+        #expect(machine.acquireAnswered(epoch: nil, now: t0 + .milliseconds(12)) == [.tryAcquire])
+        #expect(machine.acquireAnswered(epoch: nil, now: t0 + .milliseconds(13)) == [], "once")
+        #expect(machine.nextDeadline == t0 + .milliseconds(263))
     }
 
     @Test func aTermThatEndsByItselfReleasesTheLeaseAndHoldsOff() {

@@ -39,10 +39,13 @@ struct NetworkPartitions {
         // c1 leads from inside the namespace; c2 waits on the host.
         let metricsPort = try freeLoopbackPort()
         let isolated = try namespace.run(["controller", "--redis", "redis://\(namespace.hostAddress):\(server.port)", "--cluster", keys.cluster,
-                                          "--id", "c1", "--metrics-address", "127.0.0.1:\(metricsPort)"])
+                                          "--id", "c1", "--metrics-address", "127.0.0.1:\(metricsPort)", "--lease-ttl-ms", "2000"])
         defer { isolated.kill() }
         try await awaitLeaderRecord("c1", client: client, keys: keys)
-        let other = try SwerveProcess(["controller", "--redis", server.url, "--cluster", keys.cluster, "--id", "c2"], environment: ["SWERVE_LOG_LEVEL": "warning"])
+        // A 2 s lease (0.4 s margin): a starved debug process on the loaded machine still steps
+        // down before the lease can expire in Redis.
+        let other = try SwerveProcess(["controller", "--redis", server.url, "--cluster", keys.cluster, "--id", "c2", "--lease-ttl-ms", "2000"],
+                                      environment: ["SWERVE_LOG_LEVEL": "warning"])
         defer { other.kill() }
         #expect(namespace.controllerIsLeader(metricsPort: metricsPort) == true)
         let oldEpoch = try #require(try await leaderRecord(client: client, keys: keys)).epoch
