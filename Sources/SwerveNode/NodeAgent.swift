@@ -23,6 +23,8 @@ public enum NodeAgent {
         /// The notification channel was (re)subscribed: Redis may have restarted or failed over.
         case resubscribed
         case terminate
+        /// A child exited (``ChildExitWatcher``): reap it now.
+        case childExited
     }
 
     public static func run(_ configuration: NodeConfiguration, logger baseLogger: Logger) async throws {
@@ -39,6 +41,7 @@ public enum NodeAgent {
         defer { termination.cancel() }
 
         var agent = NodeAgentRun(configuration: configuration, client: client, logger: logger)
+        agent.childExits = ChildExitWatcher { continuation.yield(.childExited) }
         try await agent.claimNodeID()
         try await agent.register()
         logger.info("registered", metadata: ["address": "\(configuration.address)", "cpu": "\(configuration.resources.cpu)"])
@@ -112,6 +115,8 @@ struct NodeAgentRun {
     let startedAt = wallClockNow()
     /// Set once the agent asked its workers to drain themselves (no leader was there to).
     var workersAskedToDrain = false
+    /// Reports a child's exit the moment it happens (nil: exits are found at each tick only).
+    var childExits: ChildExitWatcher?
     /// This process's claim on the node id.
     let owner = NodeOwnerDocument(token: UUID().uuidString, host: ProcessInfo.processInfo.hostName, pid: getpid(), startedAt: wallClockNow())
 
@@ -286,6 +291,8 @@ struct NodeAgentRun {
             await drainWorkersIfNoLeader()
         case .notified:
             await readView(force: true)
+        case .childExited:
+            break  // reaped below
         case .resubscribed:
             // Redis may have restarted or failed over, losing the record or the lease.
             heartbeat.registerNext()
@@ -426,6 +433,7 @@ struct NodeAgentRun {
             let command = configuration.workerCommand
             let pid = try WorkerProcesses.spawn(executable: command[0], arguments: Array(command.dropFirst()), environment: environment)
             running[assignment.tag] = RunningWorker(tag: assignment.tag, pid: pid)
+            childExits?.lookAgain()
             logger.info("started worker", metadata: ["replica": "\(assignment.tag)", "pid": "\(pid)"])
         } catch {
             // Recorded like an exit (code 127, as a shell reports a command it cannot run), so the
@@ -455,7 +463,9 @@ struct NodeAgentRun {
 
     /// Records every exited worker (the exit key, and a wake-up for the leader).
     mutating func reapExits() async {
-        for exit in WorkerProcesses.reap() {
+        let exits = WorkerProcesses.reap()
+        if !exits.isEmpty { childExits?.lookAgain() }
+        for exit in exits {
             guard let worker = running.values.first(where: { $0.pid == exit.pid }) else { continue }
             running[worker.tag] = nil
             view.keptAfterLoss.remove(worker.tag)

@@ -97,8 +97,20 @@ public enum Worker {
 
             var run = WorkerRun(configuration: configuration, assignment: assignment, ready: ready, client: client, code: code, logger: logger)
             if let code = await run.perform(run.lifecycle.codeBecameReady()) { return code }
+            // The end of a drain's wait loop comes on a timer of its own, not at the next tick:
+            // a scale-down ends when its wait loop does.
+            var timer: (deadline: Timestamp, task: Task<Void, Never>)?
+            defer { timer?.task.cancel() }
             for await event in events {
                 if let code = await run.handle(event) { return code }
+                if let deadline = run.lifecycle.nextDeadline, timer?.deadline != deadline {
+                    timer?.task.cancel()
+                    timer = (deadline, Task {
+                        let wait = deadline.milliseconds - wallClockMilliseconds()
+                        if wait >= 0 { try? await Task.sleep(for: .milliseconds(wait + 1)) }
+                        if !Task.isCancelled { continuation.yield(.tick) }
+                    })
+                }
             }
             return 1
         }

@@ -93,6 +93,13 @@ struct WorkerLifecycle: Sendable, Equatable {
         }
     }
 
+    /// When ``timePassed(now:inFlight:)`` next has something to do by the clock alone (nil:
+    /// nothing until a request finishes or an event arrives): the end of the wait loop.
+    var nextDeadline: Timestamp? {
+        if case .draining(let acceptUntil, _) = state { return acceptUntil }
+        return nil
+    }
+
     mutating func codeStopped() -> [Action] {
         guard state == .stoppingCode else { return [] }
         state = .drained

@@ -36,9 +36,12 @@ import Testing
         #expect(lifecycle.drainRequested(now: 1000, waitLoopS: 2, deadline: 20_000, inFlight: 1) == [])
         #expect(lifecycle.acceptsRequests)
         #expect(lifecycle.reconnected() == [], "not written ready again while draining")
+        // The worker's timer fires at the end of the wait loop, not at some later tick.
+        #expect(lifecycle.nextDeadline == 3000)
         #expect(lifecycle.timePassed(now: 2999, inFlight: 1) == [])
         #expect(lifecycle.timePassed(now: 3000, inFlight: 1) == [.stopAccepting])
         #expect(!lifecycle.acceptsRequests)
+        #expect(lifecycle.nextDeadline == nil, "closing: the last request to finish ends it, not the clock")
     }
 
     @Test func theCodeStopsOnlyOnceNothingIsInFlight() {
