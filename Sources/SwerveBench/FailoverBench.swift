@@ -33,8 +33,11 @@ struct FailoverBench: AsyncParsableCommand {
     @Option(help: "Leader kills of each kind, and replicas added.")
     var runs = 20
 
-    @Option(help: "The controllers' lease TTL in milliseconds.")
-    var leaseTTLMs = 1500
+    @Option(help: "The controllers' lease TTL in milliseconds (default: theirs).")
+    var leaseTTLMs: Int?
+
+    @Option(help: "Seconds to count leader changes nobody caused, both cores kept busy.")
+    var flapSeconds = 30
 
     func run() async throws {
         var logger = Logger(label: "swerve-bench")
@@ -120,6 +123,15 @@ struct FailoverBench: AsyncParsableCommand {
                 }
             }
 
+            /// Starts `id` again and waits until it follows (its presence channel is subscribed):
+            /// each measurement starts from a cluster at rest, not one with a process starting.
+            func restart(_ id: String) async throws {
+                try cluster.startController(id)
+                while try await client.send("PUBSUB", "CHANNELS", keys.presence("\(id):*")).array?.isEmpty != false {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+            }
+
             // SIGKILL: to the new leader's election and to its first completed reconcile.
             var killToElected: [Duration] = []
             var killToReconcile: [Duration] = []
@@ -132,10 +144,49 @@ struct FailoverBench: AsyncParsableCommand {
                 killToElected.append(electedAt - killed)
                 killToReconcile.append(reconciledAt - killed)
                 await cluster.awaitExit(leader.id)
-                try cluster.startController(leader.id)
+                try await restart(leader.id)
             }
             report("sigkill_to_first_reconcile", killToReconcile)
             report("sigkill_to_new_leader", killToElected)
+
+            // SIGKILL while a client scales up: to the request's goal settled by the new leader
+            // (one more replica started and ready).
+            var killToScaled: [Duration] = []
+            for run in 0..<runs {
+                let leader = try await currentLeader()
+                let killed = ContinuousClock.now
+                cluster.signal(leader.id, SIGKILL)
+                let goal = try await clusterClient.submit(.updateBackendConfig(tag: "bench", patch: BackendConfigPatch(numReplicas: 3 + run)))
+                guard try await clusterClient.wait(for: goal, backend: "bench", progress: { _ in }).failure == nil else {
+                    throw ValidationError("a scale through the new leader failed")
+                }
+                killToScaled.append(.now - killed)
+                _ = try await next("the new leader's announcement", elected(otherThan: leader.id))
+                await cluster.awaitExit(leader.id)
+                try await restart(leader.id)
+            }
+            report("sigkill_to_scale_done", killToScaled)
+            let back = try await clusterClient.submit(.updateBackendConfig(tag: "bench", patch: BackendConfigPatch(numReplicas: 2)))
+            guard try await clusterClient.wait(for: back, backend: "bench", progress: { _ in }).failure == nil else {
+                throw ValidationError("the benchmark backend did not scale back to 2")
+            }
+
+            // SIGSTOP: a frozen leader keeps its connections; its lease must expire.
+            var stopToElected: [Duration] = []
+            for _ in 0..<max(1, runs / 2) {
+                let leader = try await currentLeader()
+                // Frozen some time into its term, at a random point between two renewals (the
+                // lease then has TTL − 0…200 ms to run), not just after its election.
+                try await Task.sleep(for: .milliseconds(Int.random(in: 300...700)))
+                let stopped = ContinuousClock.now
+                cluster.signal(leader.id, SIGSTOP)
+                stopToElected.append(try await next("a new leader", elected(otherThan: leader.id)) - stopped)
+                cluster.signal(leader.id, SIGKILL)
+                cluster.signal(leader.id, SIGCONT)
+                await cluster.awaitExit(leader.id)
+                try await restart(leader.id)
+            }
+            report("sigstop_to_new_leader", stopToElected)
 
             // SIGTERM: the leader releases the lease and announces it.
             var termToElected: [Duration] = []
@@ -145,7 +196,7 @@ struct FailoverBench: AsyncParsableCommand {
                 cluster.signal(leader.id, SIGTERM)
                 termToElected.append(try await next("a new leader", elected(otherThan: leader.id)) - stopped)
                 await cluster.awaitExit(leader.id)
-                try cluster.startController(leader.id)
+                try await restart(leader.id)
             }
             report("sigterm_to_new_leader", termToElected)
 
@@ -172,6 +223,29 @@ struct FailoverBench: AsyncParsableCommand {
                 readyToRouted.append(routedAt - readyAt)
             }
             report("ready_key_to_routing_snapshot", readyToRouted)
+
+            // Flaps: leader changes nobody caused, with both cores kept busy by spinning
+            // processes at the controllers' priority.
+            let spinners = try (0..<2).map { _ in
+                let spinner = Process()
+                spinner.executableURL = URL(fileURLWithPath: "/bin/sh")
+                // Ends by itself when this benchmark does, however it ends (sh ignores SIGTERM here).
+                spinner.arguments = ["-c", "while kill -0 \(getpid()) 2>/dev/null; do :; done"]
+                try spinner.run()
+                return spinner
+            }
+            defer { for spinner in spinners { kill(spinner.processIdentifier, SIGKILL) } }
+            // The leader record's epoch, read every 50 ms: a change is a flap.
+            var epoch = try await currentLeader().epoch
+            var flaps = 0
+            let end = ContinuousClock.now + .seconds(flapSeconds)
+            while ContinuousClock.now < end {
+                try await Task.sleep(for: .milliseconds(50))
+                guard let bytes = try await client.send("GET", keys.leader).bytes,
+                      let record = try? DocumentCodec.decode(LeaderRecord.self, from: bytes, source: keys.leader) else { continue }
+                if record.epoch != epoch { flaps += 1; epoch = record.epoch }
+            }
+            print("flaps_under_load \(flaps) \(flapSeconds) 1")
         }
     }
 
