@@ -21,14 +21,7 @@ struct FailoverBench: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The Redis URL of a server this benchmark may reconfigure and write to.")
-    var url: String
-
-    @Option(help: "The swerve binary to run controllers and the node agent with.")
-    var swerve: String
-
-    @Option(help: "A directory for the processes' logs.")
-    var logs: String
+    @OptionGroup var options: BenchClusterOptions
 
     @Option(help: "Leader kills of each kind, and replicas added.")
     var runs = 20
@@ -42,7 +35,7 @@ struct FailoverBench: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "swerve-bench")
         logger.logLevel = .warning
-        let configuration = try RedisConfiguration(url: url)
+        let configuration = try RedisConfiguration(url: options.url)
         let client = RedisClient(configuration: configuration, logger: logger)
         defer { client.close() }
         let keys = try ClusterKeys(cluster: "failover\(UInt32.random(in: 0...UInt32.max))")
@@ -53,18 +46,8 @@ struct FailoverBench: AsyncParsableCommand {
         let statusChannel = "__keyspace@\(database)__:\(keys.status)"
         let readyPattern = "__keyspace@\(database)__:\(keys.ready("*"))"
 
-        var settings = LocalCluster.Settings(swerve: swerve, directory: logs, cluster: keys.cluster, redisURL: url, leaseTTLMs: leaseTTLMs)
-        settings.nodeCPU = 64
-        settings.logLevel = "warning"
-        let cluster = try LocalCluster(settings: settings)
+        let (cluster, watchdog) = try options.start(cluster: keys.cluster, limit: .seconds(30 + runs * 15), command: "failover", leaseTTLMs: leaseTTLMs)
         defer { cluster.stopAll() }
-        // A stuck measurement (a missed event) must not hang whoever runs the benchmark.
-        let watchdog = Task {
-            try await Task.sleep(for: .seconds(30 + runs * 15))
-            FileHandle.standardError.write(Data("swerve-bench failover: no result after \(30 + runs * 15) s; giving up (logs in \(logs))\n".utf8))
-            cluster.stopAll()
-            Foundation.exit(1)
-        }
         defer { watchdog.cancel() }
         try cluster.startNode("n1")
         for index in 1...3 { try cluster.startController("c\(index)") }

@@ -8,7 +8,7 @@ import SwerveProtocol
 import SwerveRedis
 
 /// `swerve-bench paths`: where the time of each routine path goes, stage by stage — deploying
-/// 8 replicas, replacing a replica killed with SIGKILL, scaling 8 → 1 — read from the keys each
+/// 8 replicas, replacing a replica killed with SIGKILL, scaling 8 → 1 and 1 → 8 — read from the keys each
 /// process writes on the way (keyspace notifications: a stage ends when its key is written).
 /// Prints one line per stage: `path.stage median_ms max_ms runs`.
 struct PathsBench: AsyncParsableCommand {
@@ -21,14 +21,7 @@ struct PathsBench: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The Redis URL of a server this benchmark may reconfigure and write to.")
-    var url: String
-
-    @Option(help: "The swerve binary to run the controller and the node agent with.")
-    var swerve: String
-
-    @Option(help: "A directory for the processes' logs.")
-    var logs: String
+    @OptionGroup var options: BenchClusterOptions
 
     @Option(help: "Runs of each path.")
     var runs = 10
@@ -39,7 +32,7 @@ struct PathsBench: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "swerve-bench")
         logger.logLevel = .warning
-        let configuration = try RedisConfiguration(url: url)
+        let configuration = try RedisConfiguration(url: options.url)
         let client = RedisClient(configuration: configuration, logger: logger)
         defer { client.close() }
         let keys = try ClusterKeys(cluster: "paths\(UInt32.random(in: 0...UInt32.max))")
@@ -47,17 +40,8 @@ struct PathsBench: AsyncParsableCommand {
         try await client.send("CONFIG", "SET", "notify-keyspace-events", "K$h")
         let space = "__keyspace@\(configuration.database)__:"
 
-        var settings = LocalCluster.Settings(swerve: swerve, directory: logs, cluster: keys.cluster, redisURL: url)
-        settings.nodeCPU = 64
-        settings.logLevel = "warning"
-        let cluster = try LocalCluster(settings: settings)
+        let (cluster, watchdog) = try options.start(cluster: keys.cluster, limit: .seconds(60 + runs * 20), command: "paths")
         defer { cluster.stopAll() }
-        let watchdog = Task {
-            try await Task.sleep(for: .seconds(60 + runs * 20))
-            FileHandle.standardError.write(Data("swerve-bench paths: no result after \(60 + runs * 20) s; giving up (logs in \(logs))\n".utf8))
-            cluster.stopAll()
-            Foundation.exit(1)
-        }
         defer { watchdog.cancel() }
         try cluster.startNode("n1")
         try cluster.startController("c1")
@@ -189,6 +173,13 @@ struct PathsBench: AsyncParsableCommand {
                 record("scale8to1.drained_beyond_wait_loop", drainedAt - decided - .milliseconds(Int64(waitLoopS * 1000)))
                 record("scale8to1.settled", done - drainedAt)
                 record("scale8to1.total_beyond_wait_loop", done - scaled - .milliseconds(Int64(waitLoopS * 1000)))
+
+                // Scale 1 -> 8: request -> the seven new ready keys -> the goal settled.
+                mark = log.count
+                let upAt = ContinuousClock.now
+                let up = try await clusterClient.submit(.updateBackendConfig(tag: backend, patch: BackendConfigPatch(numReplicas: 8)))
+                let (upDone, _) = try await find(from: mark, "the scale-up's goal") { key, event in key == "goal:" + up && event == "set" }
+                record("scale1to8.total", upDone - upAt)
 
                 _ = try await clusterClient.submit(.deleteBackend(tag: backend, force: true))
             }
