@@ -14,7 +14,7 @@ import SwerveRedis
 struct PathsBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "paths",
-        abstract: "Deploy 8, replace a killed replica, scale 8 -> 1: each path's stages.",
+        abstract: "Deploy 8, replace a killed replica, scale 8 -> 1 and 1 -> 8: each path's stages.",
         discussion: """
             Example (ops/bench paths starts the Redis):
               swerve-bench paths --url redis://127.0.0.1:6390 --swerve .build/release/swerve --logs /tmp/bench
