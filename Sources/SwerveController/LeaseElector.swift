@@ -195,8 +195,16 @@ public final class LeaseElector: Sendable {
                 if let timer, timer.deadline == deadline { return }
                 timer?.task.cancel()
                 timer = (deadline, Task {
-                    try? await Task.sleep(until: deadline, clock: .continuous)
-                    if !Task.isCancelled { continuation.yield(.tick) }
+                    // Only once the deadline has passed by the clock the machine reads: a sleep
+                    // that ends a hair early would yield a tick that does nothing, and the timer,
+                    // armed for the same deadline, would not be armed again — a leader that
+                    // neither renews nor steps down (found by CI: leases expiring under leaders).
+                    do {
+                        while ContinuousClock.now < deadline { try await Task.sleep(until: deadline, clock: .continuous) }
+                    } catch {
+                        return  // cancelled: re-armed or shutting down
+                    }
+                    continuation.yield(.tick)
                 })
             }
             arm()

@@ -40,8 +40,9 @@ enum LeaseScripts {
             local presence = redis.call('GET', KEYS[4])
             if not presence then return false end
             local value, channel, server = string.match(presence, '^(.-)\\n(.-)\\n(.*)$')
-            if value ~= holder or server ~= serverID() then return false end
+            if value ~= holder then return false end
             if tonumber(redis.call('PUBSUB', 'NUMSUB', channel)[2]) ~= 0 then return false end
+            if server ~= serverID() then return false end
             previous = holder
         end
         local epoch = tonumber(redis.call('GET', KEYS[2]) or '0') or 0

@@ -18,12 +18,14 @@ public protocol ClusterTest {
 }
 
 extension ClusterTest {
-    /// A controller with a 2 s lease unless `environment` says otherwise: the default 1 s one
-    /// (trusted 0.8 s) is lost now and then when the whole suite's debug processes starve the
-    /// 2-core machine, and a test about something else then sees a leader change.
+    /// A controller with a 2 s lease and a follower retry of 100 ms unless `environment` says
+    /// otherwise: the whole suite's debug processes starve the 2-core machine, the default 1 s
+    /// lease (trusted 0.8 s) is then lost now and then (a test about something else sees a
+    /// leader change), and dozens of followers polling every 20 ms add to the starving.
     public func controller(_ id: String, environment: [String: String] = [:]) throws -> SwerveProcess {
         try SwerveProcess(["controller", "--redis", url, "--cluster", keys.cluster, "--id", id],
-                          environment: ["SWERVE_LOG_LEVEL": "warning", "SWERVE_LEASE_TTL_MS": "2000"].merging(environment) { $1 })
+                          environment: ["SWERVE_LOG_LEVEL": "warning", "SWERVE_LEASE_TTL_MS": "2000", "SWERVE_LEASE_RETRY_MS": "100"]
+                            .merging(environment) { $1 })
     }
 
     /// A node agent whose workers bind and advertise `address`.

@@ -106,9 +106,13 @@ public enum Worker {
                 if let deadline = run.lifecycle.nextDeadline, timer?.deadline != deadline {
                     timer?.task.cancel()
                     timer = (deadline, Task {
-                        let wait = deadline.milliseconds - wallClockMilliseconds()
-                        if wait >= 0 { try? await Task.sleep(for: .milliseconds(wait + 1)) }
-                        if !Task.isCancelled { continuation.yield(.tick) }
+                        // Only once the deadline has passed by the wall clock the lifecycle
+                        // reads (a tick before it would do nothing, and this timer is not armed
+                        // again for the same deadline).
+                        while case let wait = deadline.milliseconds - wallClockMilliseconds(), wait >= 0 {
+                            do { try await Task.sleep(for: .milliseconds(wait + 1)) } catch { return }
+                        }
+                        continuation.yield(.tick)
                     })
                 }
             }

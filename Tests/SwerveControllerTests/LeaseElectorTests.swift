@@ -26,11 +26,13 @@ import Testing
         let terms: AsyncStream<LeadershipScope>
     }
 
-    /// A 3 s TTL by default: these tests are about who leads, not how fast, and a shorter lease
-    /// can expire while the busy 2-core machine runs the other suites' clusters.
+    /// A 3 s TTL and a 100 ms retry by default: these tests are about who leads, not how fast;
+    /// a shorter lease can expire while the busy 2-core machine runs the other suites' clusters,
+    /// and followers polling every 20 ms add to that load.
     func start(_ id: String, ttl: Duration = .seconds(3)) throws -> Running {
         let elector = try LeaseElector(keys: keys, client: RedisClient(configuration: client.configuration, logger: logger),
-                                       identity: ControllerIdentity(id: id, host: "test-host", pid: 1), ttl: ttl, logger: logger)
+                                       identity: ControllerIdentity(id: id, host: "test-host", pid: 1), ttl: ttl,
+                                       retryPeriod: .milliseconds(100), logger: logger)
         let (terms, continuation) = AsyncStream.makeStream(of: LeadershipScope.self)
         let task = Task {
             await elector.run { scope in
