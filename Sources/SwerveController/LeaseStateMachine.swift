@@ -50,8 +50,8 @@ struct LeaseStateMachine: Sendable {
 
     enum State: Sendable, Equatable {
         case follower(retryAt: ContinuousClock.Instant)
-        /// `again`: a leader left (or presence was confirmed) while the script was in flight; a
-        /// refusal is then followed by another try at once, not after the retry period.
+        /// `again`: a leader announced that it left while the script was in flight; a refusal
+        /// is then followed by another try at once, not after the retry period.
         case acquiring(sentAt: ContinuousClock.Instant, again: Bool = false)
         case leader(epoch: Int64, trustedUntil: ContinuousClock.Instant, renewAt: ContinuousClock.Instant)
         case renewing(epoch: Int64, trustedUntil: ContinuousClock.Instant, sentAt: ContinuousClock.Instant)
