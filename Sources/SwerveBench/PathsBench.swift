@@ -102,6 +102,25 @@ struct PathsBench: AsyncParsableCommand {
                 key.hasPrefix("replica:") && key.hasSuffix(suffix) ? String(key.dropFirst("replica:".count).dropLast(suffix.count)) : nil
             }
             func assigned(_ key: String, _ event: String) -> Bool { key.hasPrefix("assignments:") && !key.hasSuffix(":version") && event == "hset" }
+            /// The first `count` writes at or after `index` of a `suffix` key (`:ready`, `:drained`)
+            /// of a replica of `backend` not in `known`: their tags, and when the last came.
+            func newReplicaKeys(from index: Int, _ suffix: String, of backend: String, count: Int, besides known: Set<String> = [])
+                async throws -> (tags: Set<String>, last: ContinuousClock.Instant) {
+                var tags: Set<String> = []
+                var last = ContinuousClock.now
+                while tags.count < count {
+                    let (at, key) = try await find(from: index, "a \(suffix) key") { key, event in
+                        event == "set" && tag(key, suffix).map { $0.hasPrefix(backend + "#") && !known.contains($0) && !tags.contains($0) } == true
+                    }
+                    tags.insert(tag(key, suffix)!)
+                    last = tags.count == 1 ? at : max(last, at)
+                }
+                return (tags, last)
+            }
+            /// When the goal `id` was settled (at or after `index`).
+            func settled(_ id: GoalID, from index: Int) async throws -> ContinuousClock.Instant {
+                try await find(from: index, "goal \(id)") { key, event in key == "goal:" + id && event == "set" }.0
+            }
 
             for run in 0..<runs {
                 let backend = "b\(run)"
@@ -112,22 +131,14 @@ struct PathsBench: AsyncParsableCommand {
                 let applied = ContinuousClock.now
                 let goal = try await clusterClient.submit(.createBackend(tag: backend, config: config, replicaConfig: echo))
                 let (placed, _) = try await find(from: mark, "the first assignment", assigned)
-                var ready: Set<String> = []
-                var allReady = placed
-                while ready.count < 8 {
-                    let (at, key) = try await find(from: mark, "a ready key") { key, event in
-                        event == "set" && tag(key, ":ready").map { $0.hasPrefix(backend + "#") && !ready.contains($0) } == true
-                    }
-                    ready.insert(tag(key, ":ready")!)
-                    allReady = max(allReady, at)
-                }
-                let (settled, _) = try await find(from: mark, "the deploy's goal") { key, event in key == "goal:" + goal && event == "set" }
+                let (ready, allReady) = try await newReplicaKeys(from: mark, ":ready", of: backend, count: 8)
+                let deployed = try await settled(goal, from: mark)
                 let routedAt = try await routed(from: mark, backend, ready)
                 record("deploy8.placed", placed - applied)
                 record("deploy8.started", allReady - placed)
-                record("deploy8.settled", settled - allReady)
+                record("deploy8.settled", deployed - allReady)
                 record("deploy8.routed", routedAt - allReady)
-                record("deploy8.total", max(settled, routedAt) - applied)
+                record("deploy8.total", max(deployed, routedAt) - applied)
 
                 // A replica SIGKILLed: its exit record (the agent noticed) -> a new assignment
                 // (the leader replaced it) -> the new replica's ready key -> routed without the
@@ -140,13 +151,8 @@ struct PathsBench: AsyncParsableCommand {
                 kill(victimRecord.pid, SIGKILL)
                 let (exited, _) = try await find(from: mark, "the exit record") { key, event in key == "replica:\(victim):exit" && event == "set" }
                 let (replaced, _) = try await find(from: mark, "the replacement's assignment", assigned)
-                let (replacementReady, readyKey) = try await find(from: mark, "the replacement's ready key") { key, event in
-                    event == "set" && tag(key, ":ready").map { $0.hasPrefix(backend + "#") && !ready.contains($0) } == true
-                }
-                var now = ready
-                now.remove(victim)
-                now.insert(tag(readyKey, ":ready")!)
-                let rerouted = try await routed(from: mark, backend, now)
+                let (replacement, replacementReady) = try await newReplicaKeys(from: mark, ":ready", of: backend, count: 1, besides: ready)
+                let rerouted = try await routed(from: mark, backend, ready.subtracting([victim]).union(replacement))
                 record("replace.noticed", exited - killed)
                 record("replace.placed", replaced - exited)
                 record("replace.started", replacementReady - replaced)
@@ -159,16 +165,8 @@ struct PathsBench: AsyncParsableCommand {
                 let scaled = ContinuousClock.now
                 let down = try await clusterClient.submit(.updateBackendConfig(tag: backend, patch: BackendConfigPatch(numReplicas: 1)))
                 let (decided, _) = try await find(from: mark, "the first drain key") { key, event in event == "set" && tag(key, ":drain")?.hasPrefix(backend + "#") == true }
-                var drained: Set<String> = []
-                var drainedAt = decided
-                while drained.count < 7 {
-                    let (at, key) = try await find(from: mark, "a drained key") { key, event in
-                        event == "set" && tag(key, ":drained").map { $0.hasPrefix(backend + "#") && !drained.contains($0) } == true
-                    }
-                    drained.insert(tag(key, ":drained")!)
-                    drainedAt = max(drainedAt, at)
-                }
-                let (done, _) = try await find(from: mark, "the scale's goal") { key, event in key == "goal:" + down && event == "set" }
+                let drainedAt = try await newReplicaKeys(from: mark, ":drained", of: backend, count: 7).last
+                let done = try await settled(down, from: mark)
                 record("scale8to1.decided", decided - scaled)
                 record("scale8to1.drained_beyond_wait_loop", drainedAt - decided - .milliseconds(Int64(waitLoopS * 1000)))
                 record("scale8to1.settled", done - drainedAt)
@@ -178,7 +176,7 @@ struct PathsBench: AsyncParsableCommand {
                 mark = log.count
                 let upAt = ContinuousClock.now
                 let up = try await clusterClient.submit(.updateBackendConfig(tag: backend, patch: BackendConfigPatch(numReplicas: 8)))
-                let (upDone, _) = try await find(from: mark, "the scale-up's goal") { key, event in key == "goal:" + up && event == "set" }
+                let upDone = try await settled(up, from: mark)
                 record("scale1to8.total", upDone - upAt)
 
                 _ = try await clusterClient.submit(.deleteBackend(tag: backend, force: true))

@@ -82,9 +82,14 @@ struct ControllerCommand: AsyncParsableCommand {
         return (ttl, renew, retry, tick)
     }
 
+    /// The renew interval in milliseconds: the one given, else the default for the TTL.
+    func renewMs(_ timing: (ttl: Int, renew: Int?, retry: Int?, tick: Int)) -> Int {
+        timing.renew ?? Int(ControllerConfiguration.defaultRenewInterval(ttl: .milliseconds(timing.ttl)).wholeMilliseconds)
+    }
+
     func validate() throws {
         let timing = try timing()
-        _ = try replicaAcks(renewMs: timing.renew ?? Int(ControllerConfiguration.defaultRenewInterval(ttl: .milliseconds(timing.ttl)).wholeMilliseconds))
+        _ = try replicaAcks(renewMs: renewMs(timing))
         _ = try failpoints()
         _ = try metricsEndpoint()
     }
@@ -129,15 +134,16 @@ struct ControllerCommand: AsyncParsableCommand {
         // Named in `CLIENT LIST` (`swerve-controller-CLUSTER-ID`), so that an operator sees
         // which connection is whose, also where clusters share a Redis.
         var redis = try cluster.redisConfiguration()
-        let name = "\(try cluster.keys().cluster)-\(identity.id)"
+        let keys = try cluster.keys()
+        let name = "\(keys.cluster)-\(identity.id)"
         redis.clientName = "swerve-controller-" + String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) ? $0 : "_" })
         var configuration = ControllerConfiguration(
-            redis: redis, keys: try cluster.keys(), identity: identity,
+            redis: redis, keys: keys, identity: identity,
             leaseTTL: .milliseconds(timing.ttl), tick: .milliseconds(timing.tick),
             failpoints: try failpoints())
         configuration.leaseRenewInterval = timing.renew.map { .milliseconds($0) }
         configuration.leaseRetryPeriod = timing.retry.map { .milliseconds($0) }
-        let acks = try replicaAcks(renewMs: timing.renew ?? Int(ControllerConfiguration.defaultRenewInterval(ttl: .milliseconds(timing.ttl)).wholeMilliseconds))
+        let acks = try replicaAcks(renewMs: renewMs(timing))
         configuration.minReplicaAcks = acks.required
         configuration.replicaAckTimeout = .milliseconds(acks.timeoutMs)
         try await runUntilTerminated("controller") { [configuration, logger] in try await Controller.run(configuration, logger: logger) }
