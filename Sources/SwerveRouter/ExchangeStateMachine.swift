@@ -115,6 +115,14 @@ struct ExchangeStateMachine {
     /// The last replica whose connection was lost with this request on it.
     private(set) var lost: String?
 
+    /// Whether the request went to a replica's connection (parts that come now are forwarded).
+    var requestSent: Bool {
+        switch phase {
+        case .sent, .responding: true
+        case .choosing, .connecting, .done: false
+        }
+    }
+
     init(method: HTTPMethod, retryIdempotentRequests: Bool = true) {
         self.method = method
         self.retryIdempotentRequests = retryIdempotentRequests

@@ -71,11 +71,35 @@ final class ProxyHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        // A pipelined request (its head came while the one before is still being answered)
+        // waits, and the client is not read meanwhile: responses go out in request order.
+        if !pipelined.isEmpty || startsPipelinedRequest(part) {
+            pipelined.append(part)
+            readClient(false)
+            return
+        }
+        handle(part)
+    }
+
+    /// Whether `part` is the head of a request that came before the current one was answered.
+    private func startsPipelinedRequest(_ part: HTTPServerRequestPart) -> Bool {
+        guard exchange != nil, !readingRequest, case .head = part else { return false }
+        return true
+    }
+
+    /// Parts of pipelined requests, held in order until the request before them is answered.
+    /// NIO's `HTTPServerPipelineHandler` would do this too, but it stops reading the client
+    /// after every request and starts again after every response: two `epoll_ctl` system
+    /// calls per request for clients that never pipeline. Here only a client that pipelines
+    /// pays for it.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+
+    private func handle(_ part: HTTPServerRequestPart) {
         switch part {
         case .head(let head):
             clientGuard?.headReceived()
             readingRequest = true
-            begin(head, context: context)
+            begin(head)
         case .body, .end:
             if case .end = part {
                 readingRequest = false
@@ -85,6 +109,21 @@ final class ProxyHandler: ChannelInboundHandler {
             guard let exchange else { return } // a request answered early (404/503): its body is dropped
             run(exchange.machine.requestPart(part), for: exchange)
         }
+    }
+
+    /// After a response went out in full on a connection that stays open: the requests that
+    /// were pipelined behind it go on, and the client is read again once none waits.
+    private func resumeAfterResponse() {
+        while let next = pipelined.first, !startsPipelinedRequest(next) {
+            pipelined.removeFirst()
+            handle(next)
+        }
+        guard pipelined.isEmpty else { return }
+        if let exchange {
+            // A replayed request is under way: reading is as its own progress decides.
+            guard exchange.machine.requestSent, exchange.machine.requestEnded || (exchange.upstream?.isWritable ?? false) else { return }
+        }
+        readClient(true)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -105,7 +144,7 @@ final class ProxyHandler: ChannelInboundHandler {
 
     // MARK: Routing
 
-    private func begin(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func begin(_ head: HTTPRequestHead) {
         if let refusal = HopByHop.refusal(of: head) {
             // The body (if any) is not read: the connection closes after the answer.
             respondEarly(head, status: .notImplemented, backend: nil, body: refusal, close: true)
@@ -120,9 +159,20 @@ final class ProxyHandler: ChannelInboundHandler {
         }
         let exchange = Exchange(id: state.nextRequestID(), head: head, backend: backend)
         self.exchange = exchange
-        // Hold the client's body until a replica connection is ready.
-        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
         choose(exchange)
+        // Hold the client's body until a replica connection takes it; a pooled connection
+        // took it already, and reading goes on without a pause (two system calls saved).
+        if self.exchange === exchange, !exchange.machine.requestSent { readClient(false) }
+    }
+
+    /// Whether the client's connection is read (`autoRead`). Changed only when it differs:
+    /// each change is an `epoll_ctl` system call.
+    private var clientReading = true
+
+    private func readClient(_ on: Bool) {
+        guard on != clientReading, let context else { return }
+        clientReading = on
+        context.channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
     }
 
     /// Carries out what the exchange's state machine decided.
@@ -132,7 +182,7 @@ final class ProxyHandler: ChannelInboundHandler {
             break
         case .retry(let previous, let reason):
             release(exchange, previous)
-            context?.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+            readClient(false)
             state.metrics.retried(backend: exchange.backend, reason: reason)
             choose(exchange)
         case .connect(let choice):
@@ -142,7 +192,7 @@ final class ProxyHandler: ChannelInboundHandler {
         case .forward(let part):
             guard let context, let upstream = exchange.upstream else { return }
             upstream.forward(part)
-            if !upstream.isWritable { context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
+            if !upstream.isWritable { readClient(false) }
         case .forwardResponseHead:
             break // `responsePart` writes it: it has the head
         case .awaitTable:
@@ -265,14 +315,14 @@ final class ProxyHandler: ChannelInboundHandler {
         upstream.forward(.head(head))
         for part in buffered { upstream.forward(part) }
         upstream.watchSilence(exchange.upstreamTimeout)
-        if !exchange.machine.requestEnded { context.channel.setOption(ChannelOptions.autoRead, value: upstream.isWritable).whenFailure { _ in } }
+        if !exchange.machine.requestEnded { readClient(upstream.isWritable) }
     }
 
     // MARK: From the replica
 
     func upstreamWritable(_ writable: Bool) {
         guard let context, let exchange, !exchange.machine.requestEnded else { return }
-        context.channel.setOption(ChannelOptions.autoRead, value: writable).whenFailure { _ in }
+        readClient(writable)
     }
 
     func responsePart(_ part: HTTPClientResponsePart) {
@@ -319,7 +369,7 @@ final class ProxyHandler: ChannelInboundHandler {
     private func resumeReading(after exchange: Exchange) {
         guard let context else { return }
         if exchange.machine.requestEnded {
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            resumeAfterResponse()
         } else {
             context.close(promise: nil)
         }
@@ -344,7 +394,7 @@ final class ProxyHandler: ChannelInboundHandler {
         exchange.queueTimeout?.cancel()
         let done = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
         if keepAlive {
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            resumeAfterResponse()
         } else {
             let channel = context.channel
             done.whenComplete { _ in channel.close(promise: nil) }

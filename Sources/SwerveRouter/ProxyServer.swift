@@ -5,7 +5,7 @@ import SwerveCore
 import SwerveHTTP
 
 /// The router's listening socket: HTTP/1.1 with keep-alive and pipelining (answered in
-/// order), one ``ProxyHandler`` per client connection, on SwiftNIO's shared event loops. Each
+/// order by the ``ProxyHandler``), one per client connection, on SwiftNIO's shared event loops. Each
 /// connection's bytes pass a ``ClientGuard`` (timeouts, head size, connection cap) before the
 /// decoder, whose field limits come from the settings too.
 final class ProxyServer: Sendable {
@@ -33,7 +33,7 @@ final class ProxyServer: Sendable {
                     limits.maxHeaderFieldCount = settings.maxHeaderFields
                     limits.maxHeaderFieldSize = settings.maxHeadBytes
                     limits.maxHeaderListSize = settings.maxHeadBytes
-                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false,
+                    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false,
                                                              withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
                     try pipeline.addHandler(ProtocolErrorAnswer(metrics: state.metrics, settings: settings))
                     try pipeline.addHandler(ProxyHandler(state: state))

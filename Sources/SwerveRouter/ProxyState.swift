@@ -82,7 +82,10 @@ final class ProxyState: Sendable {
 
     private struct Balancing: Sendable {
         var balancer = ReplicaBalancer()
-        var random = SystemRandomNumberGenerator()
+        /// Seeded once from the system: `SystemRandomNumberGenerator` costs a `getrandom`
+        /// system call per draw, one per request; choosing between replicas needs no more than
+        /// a fast, unpredictable-enough sequence.
+        var random = SeededRandom(seed: UInt64.random(in: 0...UInt64.max))
         var waiters: [UInt64: Waiter] = [:]
     }
 

@@ -92,7 +92,13 @@ final class UpstreamHandler: ChannelInboundHandler {
         }
     }
 
+    /// Whether the replica's connection is read (`autoRead`). Changed only when it differs:
+    /// each change is an `epoll_ctl` system call.
+    private var reading = true
+
     func setReading(_ on: Bool) {
+        guard on != reading else { return }
+        reading = on
         channel.setOption(ChannelOptions.autoRead, value: on).whenFailure { _ in }
     }
 

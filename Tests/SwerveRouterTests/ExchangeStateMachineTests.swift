@@ -20,6 +20,20 @@ import Testing
         return machine
     }
 
+    @Test func aRequestCountsAsSentFromItsConnectionUntilItIsAnswered() {
+        var machine = Machine(method: .GET)
+        #expect(!machine.requestSent)
+        _ = machine.chosen(a)
+        #expect(!machine.requestSent, "connecting: the client's parts are held")
+        _ = machine.connected(pooled: true)
+        #expect(machine.requestSent)
+        _ = machine.requestPart(.end(nil))
+        _ = machine.responseHead(status: .ok, unprocessed: false)
+        #expect(machine.requestSent)
+        _ = machine.responseEnded()
+        #expect(!machine.requestSent, "done")
+    }
+
     @Test func aFailedConnectTriesAnotherReplicaAndDoesNotCountAsAResend() {
         var machine = Machine(method: .POST)
         _ = machine.chosen(a)

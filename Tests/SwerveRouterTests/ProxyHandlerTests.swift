@@ -88,6 +88,26 @@ import Testing
         #expect(state.takeIdle(a, on: loop) === upstream, "the connection went back to the pool")
     }
 
+    @Test func pipelinedRequestsWaitForTheAnswerBeforeThemAndAreAnsweredInOrder() async throws {
+        route(to: [a])
+        let upstream = try await pooled(a)
+        let client = try await client()
+        for uri in ["/api/first", "/api/second"] {
+            try client.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)))
+            try client.writeInbound(HTTPServerRequestPart.end(nil))
+        }
+        #expect(try receivedHead(upstream)?.uri == "/api/first")
+        #expect(try upstream.readOutbound(as: HTTPClientRequestPart.self).map { if case .end = $0 { true } else { false } } == true)
+        #expect(try upstream.readOutbound(as: HTTPClientRequestPart.self) == nil, "the second waits for the first's answer")
+        try answer(upstream, .ok, body: "one")
+        #expect(try response(client)?.body == "one")
+        #expect(try receivedHead(upstream)?.uri == "/api/second", "then goes, on the connection the first gave back")
+        _ = try upstream.readOutbound(as: HTTPClientRequestPart.self)
+        try answer(upstream, .ok, body: "two")
+        #expect(try response(client)?.body == "two")
+        #expect(state.activeRequests == 0)
+    }
+
     @Test func anUnprocessed503IsRetriedOnTheOtherReplica() async throws {
         route(to: [a, b])
         let upstreams = [try await pooled(a), try await pooled(b)]
