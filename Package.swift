@@ -31,6 +31,12 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// The `swerve` binary is linked by lld with packed relative relocations (DT_RELR, glibc 2.36
+// and later, as in Debian bookworm): the loader reads some 20 KB of relocations where gold's
+// output had 2.3 MB, and each process keeps 2–3 MiB less resident (`ops/bench memory`). The
+// binary stays position-independent, so ASLR is kept.
+let compactRelocations: [LinkerSetting] = [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
+
 let package = Package(
     name: "swerve",
     products: [
@@ -185,7 +191,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: compactRelocations
         ),
         .target(
             name: "SwerveLauncher",
