@@ -3,6 +3,7 @@ import Foundation
 import SwerveClient
 import SwerveCore
 import SwerveProtocol
+import SwerveSystem
 
 /// `swerve describe backend TAG`: one backend in full — config, workload, replicas and its
 /// recent events.
@@ -38,7 +39,16 @@ struct DescribeCommand: AsyncParsableCommand {
             ("Status", "\(status.kind.rawValue): \(status.reason)"),
             ("Version", backend.version),
             ("Route", config.routePrefix ?? "-"),
-            ("Replicas", "\(config.numReplicas) wanted, at most \(config.maxConcurrentQueries) requests in flight each"),
+            ("Replicas", "\(backend.target) wanted, at most \(config.maxConcurrentQueries) requests in flight each"),
+            ("Autoscaling", config.autoscaling.map { a in
+                var text = "\(a.minReplicas)…\(a.maxReplicas) replicas, \(formatNumber(a.targetOngoingRequests)) requests per replica over \(formatNumber(a.lookBackPeriodS)) s; "
+                    + "up after \(formatNumber(a.upscaleDelayS)) s, down after \(formatNumber(a.downscaleDelayS)) s"
+                if let wanted = backend.autoscaling?.wanted, let since = backend.autoscaling?.wantedSince {
+                    text += "; the load has called for \(wanted) for \(formatNumber(Double(wallClockMilliseconds() - since.milliseconds) / 1000)) s"
+                }
+                if let reason = backend.autoscaling?.reason { text += "; last decision: \(reason)" }
+                return text
+            } ?? "-"),
             ("Rollout", "max surge \(config.maxSurge), max unavailable \(config.maxUnavailable)"),
             ("Shutdown", "drain for up to \(config.gracefulShutdownTimeoutS) s"),
             ("Routers", "give up on a replica silent for \(config.upstreamTimeoutS) s; "

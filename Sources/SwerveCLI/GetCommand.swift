@@ -80,6 +80,9 @@ struct BackendRow: ListedRow {
     var status: String
     var running: Int
     var target: Int
+    /// An autoscaled backend's bounds (its target is the autoscaler's decision).
+    var minReplicas: Int?
+    var maxReplicas: Int?
     var version: String
     var route: String?
     var maxConcurrentQueries: Int
@@ -92,6 +95,8 @@ struct BackendRow: ListedRow {
         self.status = derived.kind.rawValue
         running = derived.running
         target = derived.target
+        minReplicas = backend.config.autoscaling?.minReplicas
+        maxReplicas = backend.config.autoscaling?.maxReplicas
         version = backend.version
         route = backend.config.routePrefix
         maxConcurrentQueries = backend.config.maxConcurrentQueries
@@ -104,7 +109,8 @@ struct BackendRow: ListedRow {
     }
 
     func cells(wide: Bool) -> [String] {
-        [name, status, "\(running)/\(target)", route ?? "-", version] + (wide ? ["\(cpu)", "\(maxConcurrentQueries)", reason] : [])
+        let bounds = minReplicas.map { " (auto \($0)…\(maxReplicas ?? $0))" } ?? ""
+        return [name, status, "\(running)/\(target)" + bounds, route ?? "-", version] + (wide ? ["\(cpu)", "\(maxConcurrentQueries)", reason] : [])
     }
 }
 

@@ -92,7 +92,7 @@ public struct BackendSpec: Sendable, Hashable {
 
     private static let configFields = ["numReplicas", "maxConcurrentQueries", "userConfig", "gracefulShutdownTimeoutS",
                                        "gracefulShutdownWaitLoopS", "routePrefix", "maxSurge", "maxUnavailable",
-                                       "upstreamTimeoutS", "retryIdempotentRequests"]
+                                       "upstreamTimeoutS", "retryIdempotentRequests", "autoscaling"]
 
     private static func backendConfig(_ field: SpecField) throws -> BackendConfig {
         let fields = try field.mapping(allowed: configFields)
@@ -105,6 +105,7 @@ public struct BackendSpec: Sendable, Hashable {
             case "gracefulShutdownTimeoutS", "gracefulShutdownWaitLoopS", "upstreamTimeoutS": object[name] = .number(try child.number())
             case "retryIdempotentRequests": object[name] = .bool(try child.bool())
             case "routePrefix": object[name] = .string(try child.string())
+            case "autoscaling": object[name] = try autoscaling(child)
             case "maxSurge", "maxUnavailable":
                 if child.node.tagName == .int {
                     guard let count = child.wholeNumber else { throw child.error("must be a count such as 2 or a percentage such as \"25%\", got \(try child.scalarText())") }
@@ -121,6 +122,18 @@ public struct BackendSpec: Sendable, Hashable {
             let name = context.codingPath.first?.stringValue ?? ""
             throw (fields[name] ?? field).error(context.debugDescription)
         }
+    }
+
+    /// The `autoscaling` section: each field checked for its type here, naming it.
+    private static func autoscaling(_ field: SpecField) throws -> JSONValue {
+        var object: [String: JSONValue] = [:]
+        for (name, child) in try field.mapping(allowed: AutoscalingConfig.fields) {
+            switch name {
+            case "minReplicas", "maxReplicas", "initialReplicas": object[name] = .number(Double(try child.integer()))
+            default: object[name] = .number(try child.number())
+            }
+        }
+        return .object(object)
     }
 
     private static func replicaConfig(_ field: SpecField) throws -> ReplicaConfig {

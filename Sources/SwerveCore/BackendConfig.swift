@@ -1,8 +1,11 @@
 /// How a backend runs: how many replicas, how much each takes at once, how it shuts down,
 /// where routers send it traffic, and how fast a rolling update may go.
 public struct BackendConfig: Sendable, Hashable, Codable {
-    /// The target replica count (≥ 0).
+    /// The target replica count (≥ 0); not used when ``autoscaling`` is set.
     public var numReplicas: Int
+    /// When set, the leader chooses the replica count from the load (``Autoscaler``); a spec
+    /// gives either this or `numReplicas`.
+    public var autoscaling: AutoscalingConfig?
     /// Requests a router may have in flight on one replica (≥ 1).
     public var maxConcurrentQueries: Int
     /// Handed to replicas as is; changing it alone reconfigures them in place.
@@ -37,9 +40,11 @@ public struct BackendConfig: Sendable, Hashable, Codable {
         maxSurge: ReplicaBudget = .percent(25),
         maxUnavailable: ReplicaBudget = .percent(25),
         upstreamTimeoutS: Double = 60,
-        retryIdempotentRequests: Bool = true
+        retryIdempotentRequests: Bool = true,
+        autoscaling: AutoscalingConfig? = nil
     ) {
         self.numReplicas = numReplicas
+        self.autoscaling = autoscaling
         self.maxConcurrentQueries = maxConcurrentQueries
         self.userConfig = userConfig
         self.gracefulShutdownTimeoutS = gracefulShutdownTimeoutS
@@ -53,13 +58,18 @@ public struct BackendConfig: Sendable, Hashable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case numReplicas, maxConcurrentQueries, userConfig, gracefulShutdownTimeoutS, gracefulShutdownWaitLoopS
-        case routePrefix, maxSurge, maxUnavailable, upstreamTimeoutS, retryIdempotentRequests
+        case routePrefix, maxSurge, maxUnavailable, upstreamTimeoutS, retryIdempotentRequests, autoscaling
     }
 
     /// Missing fields take their defaults, so a spec may give only what it changes.
     public init(from decoder: any Decoder) throws {
         let defaults = BackendConfig()
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        autoscaling = try c.decodeIfPresent(AutoscalingConfig.self, forKey: .autoscaling)
+        if autoscaling != nil, c.contains(.numReplicas) {
+            throw DecodingError.dataCorruptedError(forKey: .numReplicas, in: c,
+                                                   debugDescription: "a backend has either numReplicas or autoscaling, not both: remove one")
+        }
         numReplicas = try c.decodeIfPresent(Int.self, forKey: .numReplicas) ?? defaults.numReplicas
         maxConcurrentQueries = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentQueries) ?? defaults.maxConcurrentQueries
         userConfig = try c.decodeIfPresent(JSONValue.self, forKey: .userConfig)
@@ -72,10 +82,33 @@ public struct BackendConfig: Sendable, Hashable, Codable {
         retryIdempotentRequests = try c.decodeIfPresent(Bool.self, forKey: .retryIdempotentRequests) ?? defaults.retryIdempotentRequests
     }
 
+    /// An autoscaled config is written without `numReplicas`, so it reads back as it was given.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        if let autoscaling {
+            try c.encode(autoscaling, forKey: .autoscaling)
+        } else {
+            try c.encode(numReplicas, forKey: .numReplicas)
+        }
+        try c.encode(maxConcurrentQueries, forKey: .maxConcurrentQueries)
+        try c.encodeIfPresent(userConfig, forKey: .userConfig)
+        try c.encode(gracefulShutdownTimeoutS, forKey: .gracefulShutdownTimeoutS)
+        try c.encode(gracefulShutdownWaitLoopS, forKey: .gracefulShutdownWaitLoopS)
+        try c.encodeIfPresent(routePrefix, forKey: .routePrefix)
+        try c.encode(maxSurge, forKey: .maxSurge)
+        try c.encode(maxUnavailable, forKey: .maxUnavailable)
+        try c.encode(upstreamTimeoutS, forKey: .upstreamTimeoutS)
+        try c.encode(retryIdempotentRequests, forKey: .retryIdempotentRequests)
+    }
+
     /// Every problem, each naming its field under `prefix`.
     public func problems(prefix: String = "config") -> [ValidationProblem] {
         var v = Validator()
-        v.check(numReplicas, in: Limits.replicasPerBackend, "\(prefix).numReplicas")
+        if let autoscaling {
+            v.add(autoscaling.problems(prefix: "\(prefix).autoscaling"))
+        } else {
+            v.check(numReplicas, in: Limits.replicasPerBackend, "\(prefix).numReplicas")
+        }
         v.check(maxConcurrentQueries, in: Limits.maxConcurrentQueries, "\(prefix).maxConcurrentQueries")
         v.check(finite: gracefulShutdownTimeoutS, in: Limits.shutdownSeconds, "\(prefix).gracefulShutdownTimeoutS")
         v.check(finite: gracefulShutdownWaitLoopS, in: Limits.shutdownSeconds, "\(prefix).gracefulShutdownWaitLoopS")
@@ -93,10 +126,14 @@ public struct BackendConfig: Sendable, Hashable, Codable {
         return v.problems
     }
 
+    /// The most replicas this config may run: `numReplicas`, or the autoscaling bound.
+    public var mostReplicas: Int { autoscaling?.maxReplicas ?? numReplicas }
+
     /// What routers are told of this config.
     public var routed: RoutedBackendConfig {
         RoutedBackendConfig(routePrefix: routePrefix, maxConcurrentQueries: maxConcurrentQueries,
-                            upstreamTimeoutS: upstreamTimeoutS, retryIdempotentRequests: retryIdempotentRequests)
+                            upstreamTimeoutS: upstreamTimeoutS, retryIdempotentRequests: retryIdempotentRequests,
+                            loadReportIntervalS: autoscaling?.metricsIntervalS)
     }
 
     /// The surge and unavailability a rolling update to `target` replicas may use: surge rounds

@@ -23,6 +23,14 @@ public struct BackendRecord: Sendable, Hashable, Codable {
     public var failedStarts: Int
     /// Set when failed starts reached the limit: no replicas are added until the config changes.
     public var failure: String?
+    /// For an autoscaled backend: the count the autoscaler decided and what it waits on.
+    public var autoscaling: AutoscalingState?
+
+    /// The replica count the backend converges to: the autoscaler's decision, or `numReplicas`.
+    public var target: Int {
+        guard config.autoscaling != nil, let autoscaling else { return config.numReplicas }
+        return autoscaling.desired
+    }
 
     init(tag: String, config: BackendConfig, replicaConfig: ReplicaConfig, generation: Int, goal: GoalID) {
         self.tag = tag
@@ -37,6 +45,7 @@ public struct BackendRecord: Sendable, Hashable, Codable {
         self.forceDelete = false
         self.failedStarts = 0
         self.failure = nil
+        self.autoscaling = config.autoscaling.map { AutoscalingState(desired: $0.startingCount(running: nil)) }
     }
 
     /// Whether any replica is in `state`. It reads one field of each record in place:

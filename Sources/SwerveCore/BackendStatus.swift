@@ -36,7 +36,7 @@ extension BackendRecord {
             }
             if replica.state.isAlive && replica.version != version { outdated += 1 }
         }
-        let target = config.numReplicas
+        let target = self.target
         var parts = ["\(running)/\(target) running"]
         if starting > 0 { parts.append("\(starting) starting") }
         if pending > 0 { parts.append("\(pending) pending" + (pendingReason.map { " (\($0))" } ?? "")) }

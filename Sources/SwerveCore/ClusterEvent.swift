@@ -11,6 +11,8 @@ public struct ClusterEvent: Sendable, Hashable, Codable {
         case backendDeleting = "BackendDeleting"
         case backendRemoved = "BackendRemoved"
         case backendFailed = "BackendFailed"
+        /// The autoscaler changed an autoscaled backend's replica count (the reason says why).
+        case backendAutoscaled = "BackendAutoscaled"
         case replica = "Replica"
         case goalCompleted = "GoalCompleted"
         case goalFailed = "GoalFailed"
@@ -42,7 +44,8 @@ public struct ClusterEvent: Sendable, Hashable, Codable {
             switch (before[tag], after[tag]) {
             case (nil, let created?):
                 events.append(ClusterEvent(kind: .backendCreated, backend: tag,
-                                           message: "created with \(created.config.numReplicas) replica\(created.config.numReplicas == 1 ? "" : "s") at version \(created.version)"))
+                                           message: "created with \(created.target) replica\(created.target == 1 ? "" : "s") at version \(created.version)"
+                                               + (created.config.autoscaling.map { ", autoscaled \($0.minReplicas)…\($0.maxReplicas)" } ?? "")))
             case (let gone?, nil):
                 events.append(ClusterEvent(kind: .backendRemoved, backend: tag, message: "removed\(gone.forceDelete ? " (forced)" : "")"))
             case (let was?, let now?):
@@ -50,7 +53,13 @@ public struct ClusterEvent: Sendable, Hashable, Codable {
                     events.append(ClusterEvent(kind: .backendDeleting, backend: tag, message: now.forceDelete ? "deleting: killing its replicas" : "deleting: draining its replicas"))
                 } else if was.version != now.version || was.config != now.config {
                     var changes: [String] = []
-                    if was.config.numReplicas != now.config.numReplicas { changes.append("replicas \(was.config.numReplicas) → \(now.config.numReplicas)") }
+                    if was.config.autoscaling == nil, now.config.autoscaling == nil, was.config.numReplicas != now.config.numReplicas {
+                        changes.append("replicas \(was.config.numReplicas) → \(now.config.numReplicas)")
+                    }
+                    if was.config.autoscaling != now.config.autoscaling {
+                        changes.append(now.config.autoscaling.map { "autoscaled \($0.minReplicas)…\($0.maxReplicas), target \(formatNumber($0.targetOngoingRequests)) requests per replica" }
+                                       ?? "no longer autoscaled: \(now.config.numReplicas) replicas")
+                    }
                     if was.version != now.version { changes.append("version \(was.version) → \(now.version) (rolling out)") }
                     if was.userConfigVersion != now.userConfigVersion { changes.append("user config updated") }
                     if changes.isEmpty { changes.append("config updated") }
@@ -58,6 +67,10 @@ public struct ClusterEvent: Sendable, Hashable, Codable {
                 }
                 if was.failure == nil, let failure = now.failure {
                     events.append(ClusterEvent(kind: .backendFailed, backend: tag, message: failure))
+                }
+                if let scaled = now.autoscaling, let before = was.autoscaling, scaled.desired != before.desired {
+                    events.append(ClusterEvent(kind: .backendAutoscaled, backend: tag,
+                                               message: "\(before.desired) → \(scaled.desired) replicas: \(scaled.reason ?? "autoscaled")"))
                 }
             case (nil, nil):
                 break

@@ -25,6 +25,14 @@ public enum Limits {
     public static let shutdownSeconds: ClosedRange<Double> = 0...3_600
     /// `upstreamTimeoutS`, in seconds (a day: long polls and streams stay possible).
     public static let upstreamTimeoutSeconds: ClosedRange<Double> = 0.01...86_400
+    /// Seconds an autoscaling decision may wait (`upscaleDelayS`, `downscaleDelayS`).
+    public static let autoscalingDelaySeconds: ClosedRange<Double> = 0...86_400
+    /// Seconds the load is averaged over (`lookBackPeriodS`).
+    public static let lookBackSeconds: ClosedRange<Double> = 0.1...3_600
+    /// Seconds between a router's load reports (`metricsIntervalS`).
+    public static let metricsIntervalSeconds: ClosedRange<Double> = 0.05...60
+    /// How far one autoscaling decision may go (`upscalingFactor`, `downscalingFactor`).
+    public static let scalingFactor: ClosedRange<Double> = 0...100
     /// Characters in a backend tag.
     public static let tagLength = 100
     /// Characters in a route prefix.

@@ -22,9 +22,13 @@ public struct Observations: Sendable {
     public var replicas: [String: ReplicaObservation]
     /// Seeds the generator that names new replicas.
     public var randomSeed: UInt64
+    /// Per autoscaled backend: its load from the routers' reports. A backend missing here
+    /// keeps its count (nothing was observed); one with no report has a load of 0.
+    public var loads: [String: BackendLoad]
 
     public init(now: Timestamp, requests: [Request] = [], refusedRequests: [RefusedRequest] = [], nodes: [String: NodeInfo] = [:],
-                replicas: [String: ReplicaObservation] = [:], randomSeed: UInt64 = 0) {
+                replicas: [String: ReplicaObservation] = [:], randomSeed: UInt64 = 0, loads: [String: BackendLoad] = [:]) {
+        self.loads = loads
         self.now = now
         self.requests = requests
         self.refusedRequests = refusedRequests

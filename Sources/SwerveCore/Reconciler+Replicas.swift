@@ -131,7 +131,7 @@ extension ReconcileStep {
     private mutating func recordFailedStart(backendAt index: Int, reason: String) {
         state.backends[index].failedStarts += 1
         let backend = state.backends[index]
-        let limit = settings.failedStartLimit(target: backend.config.numReplicas)
+        let limit = settings.failedStartLimit(target: backend.target)
         if backend.failure == nil, backend.failedStarts >= limit {
             state.backends[index].failure = "\(backend.failedStarts) replicas failed to start; the last \(reason)"
         }

@@ -51,7 +51,7 @@ extension ReconcileStep {
         let (found, index) = state.index(of: tag)
         var problems = routeProblems(config.routePrefix, for: tag)
         if !found { problems += backendCountProblems() }
-        problems += replicaTotalProblems(numReplicas: config.numReplicas, for: tag)
+        problems += replicaTotalProblems(numReplicas: config.mostReplicas, for: tag)
         if !problems.isEmpty {
             fail(goal, ValidationError(problems).description)
             return
@@ -85,9 +85,14 @@ extension ReconcileStep {
             return
         }
         let existing = state.backends[index]
+        if let autoscaling = existing.config.autoscaling, patch.numReplicas != nil {
+            fail(goal, ValidationError([ValidationProblem(field: "config.numReplicas", message:
+                "backend \"\(tag)\" is autoscaled (\(autoscaling.minReplicas)…\(autoscaling.maxReplicas) replicas, now \(existing.target)): its count follows its load; change config.autoscaling's minReplicas or maxReplicas with `swerve apply`")]).description)
+            return
+        }
         let merged = patch.applied(to: existing.config)
         let problems = merged.problems() + routeProblems(merged.routePrefix, for: tag)
-            + replicaTotalProblems(numReplicas: merged.numReplicas, for: tag)
+            + replicaTotalProblems(numReplicas: merged.mostReplicas, for: tag)
         if !problems.isEmpty {
             fail(goal, ValidationError(problems).description)
             return
@@ -167,6 +172,15 @@ extension ReconcileStep {
             configsChanged = true
         }
         backend.goals = [goal]
+        if let autoscaling = config.autoscaling {
+            // Becoming autoscaled keeps the count it runs (within the new bounds); an
+            // autoscaled backend's rolling update or new bounds keep the decided count.
+            if backend.autoscaling == nil || backend.config.autoscaling == nil {
+                backend.autoscaling = AutoscalingState(desired: autoscaling.startingCount(running: backend.target))
+            }
+        } else {
+            backend.autoscaling = nil
+        }
         backend.config = config
         if backend.replicaConfig != replicaConfig {
             backend.replicaConfig = replicaConfig
@@ -185,14 +199,15 @@ extension ReconcileStep {
         return [ValidationProblem(field: "tag", message: "the cluster has \(state.backends.count) backends, the most it keeps is \(Limits.backends); delete one first")]
     }
 
-    /// The live backends' targets, with `tag`'s set to `numReplicas`, must stay under
+    /// The live backends' most replicas (their targets, or an autoscaled backend's
+    /// `maxReplicas`), with `tag`'s set to `numReplicas`, must stay under
     /// ``Limits/replicasInCluster``. Lowering a target is always allowed (a cluster above the
     /// limit, say after it was lowered, can still shrink).
     private func replicaTotalProblems(numReplicas: Int, for tag: String) -> [ValidationProblem] {
-        if let current = state.backend(tag), !current.deleting, numReplicas <= current.config.numReplicas { return [] }
+        if let current = state.backend(tag), !current.deleting, numReplicas <= current.config.mostReplicas { return [] }
         var total = numReplicas
         for backend in state.backends where backend.tag != tag && !backend.deleting {
-            total = total.addingSaturated(backend.config.numReplicas)
+            total = total.addingSaturated(backend.config.mostReplicas)
         }
         guard total > Limits.replicasInCluster else { return [] }
         return [ValidationProblem(field: "config.numReplicas", message: "\(numReplicas) would bring the cluster to \(total) replicas, the most it runs is \(Limits.replicasInCluster)")]

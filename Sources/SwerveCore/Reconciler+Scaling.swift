@@ -20,7 +20,7 @@ extension ReconcileStep {
     /// rolling update, keeps its outdated running replicas: they are all that serves.
     private mutating func scale(backendAt b: Int) {
         // Fast path, allocation-free: at the target, all current, nothing to do.
-        let target = state.backends[b].config.numReplicas
+        let target = state.backends[b].target
         var aliveCount = 0
         var anyOutdated = false
         for r in state.backends[b].replicas.indices where state.backends[b].replicas[r].state.isAlive {
@@ -117,6 +117,17 @@ extension ReconcileStep {
                 pushes.append(.pushUserConfig(state.backends[b].replicas[r].reference, userConfig: state.backends[b].config.userConfig))
                 changed = true
             }
+        }
+    }
+}
+
+/// Autoscaling: each autoscaled backend's count follows its load (``Autoscaler``).
+extension ReconcileStep {
+    mutating func autoscaleBackends() {
+        for b in state.backends.indices where !state.backends[b].deleting {
+            guard let config = state.backends[b].config.autoscaling, let current = state.backends[b].autoscaling else { continue }
+            let next = Autoscaler.decide(config, current, load: observations.loads[state.backends[b].tag], now: observations.now)
+            if next != current { state.backends[b].autoscaling = next }
         }
     }
 }

@@ -36,6 +36,7 @@ public enum Reconciler {
         var step = ReconcileStep(state: state, observations: observations, settings: settings)
         step.applyRequests()
         step.applyReplicaObservations()
+        step.autoscaleBackends()
         step.scaleBackends()
         step.requestStops()
         step.placePendingReplicas()
@@ -131,7 +132,7 @@ extension BackendRecord {
     /// Exactly the target number of replicas, all RUNNING at the current version and user
     /// config, and nothing else (nothing pending, starting or stopping).
     var hasConverged: Bool {
-        replicas.count == config.numReplicas && replicas.allSatisfy {
+        replicas.count == target && replicas.allSatisfy {
             $0.state == .running && $0.version == version && $0.userConfigVersion == userConfigVersion
         }
     }

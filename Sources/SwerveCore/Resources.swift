@@ -72,7 +72,7 @@ public struct Resources: Sendable, Hashable, Codable {
     }
 }
 
-func formatNumber(_ value: Double) -> String {
+public func formatNumber(_ value: Double) -> String {
     if value == value.rounded() && abs(value) < 1e15 { return String(Int64(value)) }
     let rounded = (value * 1000).rounded() / 1000
     return String(rounded)

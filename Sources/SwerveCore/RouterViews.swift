@@ -41,11 +41,15 @@ public struct RoutedBackendConfig: Sendable, Hashable, Codable {
     public var maxConcurrentQueries: Int
     public var upstreamTimeoutS: Double?
     public var retryIdempotentRequests: Bool?
+    /// Set for an autoscaled backend: routers report its load this often (seconds).
+    public var loadReportIntervalS: Double?
 
-    public init(routePrefix: String?, maxConcurrentQueries: Int, upstreamTimeoutS: Double? = nil, retryIdempotentRequests: Bool? = nil) {
+    public init(routePrefix: String?, maxConcurrentQueries: Int, upstreamTimeoutS: Double? = nil, retryIdempotentRequests: Bool? = nil,
+                loadReportIntervalS: Double? = nil) {
         self.routePrefix = routePrefix
         self.maxConcurrentQueries = maxConcurrentQueries
         self.upstreamTimeoutS = upstreamTimeoutS
         self.retryIdempotentRequests = retryIdempotentRequests
+        self.loadReportIntervalS = loadReportIntervalS
     }
 }

@@ -39,10 +39,10 @@ public enum ChaosInvariants {
         var violations: [String] = []
         for backend in state.backends.sorted(by: { $0.tag < $1.tag }) {
             let current = backend.replicas.filter { $0.state == .running && $0.version == backend.version }
-            if current.count != backend.config.numReplicas || backend.replicas.count != current.count {
+            if current.count != backend.target || backend.replicas.count != current.count {
                 let others = backend.replicas.filter { !($0.state == .running && $0.version == backend.version) }
                     .map { "\($0.tag) \($0.state.rawValue)\($0.version == backend.version ? "" : " at an old version")" }
-                violations.append("\(backend.tag): \(current.count) of \(backend.config.numReplicas) replicas running at version \(backend.version)"
+                violations.append("\(backend.tag): \(current.count) of \(backend.target) replicas running at version \(backend.version)"
                                   + (others.isEmpty ? "" : "; also \(others.joined(separator: ", "))"))
             }
         }

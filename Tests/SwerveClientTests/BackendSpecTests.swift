@@ -28,6 +28,16 @@ import Testing
                                          resources: Resources(cpu: 0.5, memoryBytes: 1024, custom: ["gpu": 1])))])
     }
 
+    @Test func anAutoscalingSectionIsRead() throws {
+        let spec = try #require(try BackendSpec.parse("""
+            tag: api
+            config:
+              autoscaling: {minReplicas: 0, maxReplicas: 20, targetOngoingRequests: 2, upscaleDelayS: 0.5, downscaleDelayS: 30}
+            replicaConfig: {builtin: echo}
+            """, source: "s.yaml").first)
+        #expect(spec.config.autoscaling == AutoscalingConfig(minReplicas: 0, maxReplicas: 20, targetOngoingRequests: 2, upscaleDelayS: 0.5, downscaleDelayS: 30))
+    }
+
     @Test func omittedConfigFieldsTakeTheirDefaults() throws {
         let spec = try #require(try BackendSpec.parse("{\"tag\": \"a\", \"replicaConfig\": {\"builtin\": \"echo\"}}", source: "a.json").first)
         #expect(spec.config == BackendConfig())
@@ -62,6 +72,10 @@ import Testing
         ("tag: a\nreplicaConfig: {builtin: echo, command: x}", "f.yaml: a: replicaConfig.command: give either builtin or command, not both"),
         ("tag: a\nreplicaConfig: {resources: {cpu: 1}}", "f.yaml: a: replicaConfig: needs builtin (echo, sleep, fail) or command"),
         ("tag: a\nconfig: {}", "f.yaml: a: missing \"replicaConfig\""),
+        ("tag: a\nconfig: {numReplicas: 2, autoscaling: {maxReplicas: 4}}\nreplicaConfig: {builtin: echo}",
+         "f.yaml: a: config.numReplicas: a backend has either numReplicas or autoscaling, not both"),
+        ("tag: a\nconfig: {autoscaling: {maxReplicas: many}}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.autoscaling.maxReplicas:"),
+        ("tag: a\nconfig: {autoscaling: {maxReplica: 4}}\nreplicaConfig: {builtin: echo}", "f.yaml: a: config.autoscaling.maxReplica: unknown field; known: minReplicas"),
         ("config: {}", "f.yaml: missing \"tag\""),
         ("tag: a\nreplicaConfig: {builtin: echo}\n---\ntag: a\nreplicaConfig: {builtin: echo}", "f.yaml: backend \"a\" appears twice"),
         ("tag: [a", "f.yaml: not valid YAML or JSON:"),

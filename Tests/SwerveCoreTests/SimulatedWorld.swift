@@ -25,6 +25,8 @@ struct SimulatedWorld {
     var storedCheckpoint: Checkpoint.Stored?
     var checkpointLedger = CheckpointLedger()
     var actionLog: [[Action]] = []
+    /// What the routers' reports say of autoscaled backends (the leader's window, played).
+    var loads: [String: BackendLoad] = [:]
 
     init(nodes: [NodeInfo] = [NodeInfo(id: "a", total: Resources(cpu: 8, memoryBytes: 16 << 30)), NodeInfo(id: "b", total: Resources(cpu: 8, memoryBytes: 16 << 30))]) {
         self.nodes = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0) })
@@ -50,7 +52,7 @@ struct SimulatedWorld {
 
     mutating func observe() -> Observations {
         defer { pendingRequests = []; pendingRefusals = []; seed &+= 1 }
-        return Observations(now: now, requests: pendingRequests, refusedRequests: pendingRefusals, nodes: nodes, replicas: replicas, randomSeed: seed)
+        return Observations(now: now, requests: pendingRequests, refusedRequests: pendingRefusals, nodes: nodes, replicas: replicas, randomSeed: seed, loads: loads)
     }
 
     /// Carries out a step's actions, checking the protocol's ordering rules as it goes.
