@@ -48,6 +48,9 @@ struct ControllerTerm {
     var checkpoints = CheckpointLedger()
     /// How routing views go out: the first after every load whole, then as deltas.
     var routing = RoutingPublisher()
+    /// The routers' load reports over each autoscaled backend's look-back period; empty at
+    /// the start of a term (see ``LoadWindow``).
+    var loadWindow = LoadWindow()
 
     /// Loads the checkpoint and repeats its idempotent recovery actions — at the start of a
     /// term, and again after a step failed part-way (Redis, not memory, is then the truth: the
@@ -205,8 +208,16 @@ struct ControllerTerm {
                      RedisCommand("HGETALL", keys.cordons),
                      scope.command(.takeChanges(count: Self.changesPerStep, since: full ? nil : leases.redisNow, keys: keys))]
         if full { first.append(RedisCommand("ZRANGE", keys.nodes, 0, -1, "WITHSCORES")) }
+        // Autoscaled backends: the routers' load reports, in the same round trip.
+        var lookBack: [String: Double] = [:]
+        for backend in state.backends where !backend.deleting {
+            if let autoscaling = backend.config.autoscaling { lookBack[backend.tag] = autoscaling.lookBackPeriodS }
+        }
+        let loadsAt = lookBack.isEmpty ? nil : first.count
+        if !lookBack.isEmpty { first.append(scope.command(.readLoads(keys: keys))) }
         let replies = try await client.pipeline(first)
         try scope.check(replies[3])
+        if let loadsAt { try scope.check(replies[loadsAt]) }
         try throwRefusals(first, replies)
         guard let changes = ObservedChanges(replies[3]) else { throw RedisError(.server, "the takeChanges script answered \(replies[3])") }
         let cordons = nodeCordons(replies[2])
@@ -221,8 +232,23 @@ struct ControllerTerm {
         let nodes = leases.nodeInfos(cordons: cordons, adoption: adoption, now: now)
         let read = requests(replies[0])
         let admitted = try await admit(read.requests, refused: read.refused, record: replies[1])
-        return Observations(now: wallClockNow(), requests: admitted.requests, refusedRequests: admitted.refused,
-                            nodes: nodes, replicas: replicas, randomSeed: randomSeed)
+        let wallNow = wallClockNow()
+        if let loadsAt {
+            loadWindow.record(Self.loadTotals(replies[loadsAt]), lookBack: lookBack, at: wallNow)
+        }
+        return Observations(now: wallNow, requests: admitted.requests, refusedRequests: admitted.refused,
+                            nodes: nodes, replicas: replicas, randomSeed: randomSeed, loads: loadWindow.loads(lookBack, at: wallNow))
+    }
+
+    /// `{backend, total, …}` from ``FencedCall/readLoads(keys:)``; what does not parse counts 0.
+    static func loadTotals(_ reply: RedisReply) -> [String: Double] {
+        let parts = reply.array ?? []
+        var totals: [String: Double] = [:]
+        for index in stride(from: 0, to: parts.count - 1, by: 2) {
+            guard let backend = parts[index].string, let total = parts[index + 1].string.flatMap(Double.init), total.isFinite, total >= 0 else { continue }
+            totals[backend] = total
+        }
+        return totals
     }
 
     /// At most this many changed replicas (and nodes) are taken per step; the rest wait for the next.

@@ -35,7 +35,7 @@ extension FencedCall {
     /// script by its position.
     static let batchable: [FencedScript] = [
         writeCheckpointScript, pruneNodeScript, writeStatusScript, publishRoutingScript, publishDeltaScript, publishSnapshotScript,
-        assignScript, drainScript, pushUserConfigScript, forgetScript, settleGoalScript, appendEventsScript,
+        assignScript, drainScript, pushUserConfigScript, forgetScript, settleGoalScript, appendEventsScript, readLoadsScript,
     ]
 
     /// A checkpoint — its header and the parts that changed (see ``CheckpointLedger``) — and
@@ -107,6 +107,40 @@ extension FencedCall {
         local lapsed = {}
         if ARGV[3] ~= '' then lapsed = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[3], string.format('%.0f', now)) end
         return {string.format('%.0f', now), replicas, nodes, lapsed}
+        """)
+
+    /// The routers' load reports, summed per backend: `{backend, total, …}` (totals as
+    /// decimal strings). A router whose report expired leaves the set here. Each router's value
+    /// is capped at ``maximumReportedLoad`` and anything unreadable counts 0: a hostile report
+    /// can add at most that much to a backend.
+    static func readLoads(keys: ClusterKeys) -> FencedCall {
+        FencedCall(readLoadsScript, name: "readLoads", keys: [keys.routerLoads], arguments: [keys.prefix + "router:", maximumReportedLoad])
+    }
+
+    /// The most load one router's report counts for, per backend.
+    static let maximumReportedLoad = 1_000_000
+
+    /// KEYS: lease, routers:load.  ARGV: value, the router key prefix, the cap.
+    private static let readLoadsScript = FencedScript(body: """
+        local cap = tonumber(ARGV[3])
+        local totals, order = {}, {}
+        for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+          local fields = redis.call('HGETALL', ARGV[2] .. id .. ':load')
+          if #fields == 0 then
+            redis.call('SREM', KEYS[2], id)
+          else
+            for i = 1, #fields, 2 do
+              local value = tonumber(fields[i + 1])
+              if value == nil or value ~= value or value < 0 then value = 0 end
+              if value > cap then value = cap end
+              if totals[fields[i]] == nil then totals[fields[i]] = 0; order[#order + 1] = fields[i] end
+              totals[fields[i]] = totals[fields[i]] + value
+            end
+          end
+        end
+        local out = {}
+        for _, backend in ipairs(order) do out[#out + 1] = backend; out[#out + 1] = string.format('%.0f', totals[backend]) end
+        return out
         """)
 
     /// The batch of requests a step is about to apply (see `RequestAdmission`).

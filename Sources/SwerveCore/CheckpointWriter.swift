@@ -165,6 +165,7 @@ extension CheckpointWriter {
 
     mutating func write(_ backend: BackendRecord) {
         object { o in
+            if let autoscaling = backend.autoscaling { o.member("autoscaling") { $0.write(autoscaling) } }
             o.member("config") { $0.write(backend.config) }
             o.member("deleting") { $0.bool(backend.deleting) }
             o.member("failedStarts") { $0.integer(backend.failedStarts) }
@@ -203,14 +204,39 @@ extension CheckpointWriter {
         }
     }
 
+    mutating func write(_ state: AutoscalingState) {
+        object { o in
+            o.member("desired") { $0.integer(state.desired) }
+            if let reason = state.reason { o.member("reason") { $0.string(reason) } }
+            if let wanted = state.wanted { o.member("wanted") { $0.integer(wanted) } }
+            if let since = state.wantedSince { o.member("wantedSince") { $0.integer(since.milliseconds) } }
+        }
+    }
+
+    mutating func write(_ config: AutoscalingConfig) {
+        object { o in
+            o.member("downscaleDelayS") { $0.number(config.downscaleDelayS) }
+            o.member("downscalingFactor") { $0.number(config.downscalingFactor) }
+            if let initial = config.initialReplicas { o.member("initialReplicas") { $0.integer(initial) } }
+            o.member("lookBackPeriodS") { $0.number(config.lookBackPeriodS) }
+            o.member("maxReplicas") { $0.integer(config.maxReplicas) }
+            o.member("metricsIntervalS") { $0.number(config.metricsIntervalS) }
+            o.member("minReplicas") { $0.integer(config.minReplicas) }
+            o.member("targetOngoingRequests") { $0.number(config.targetOngoingRequests) }
+            o.member("upscaleDelayS") { $0.number(config.upscaleDelayS) }
+            o.member("upscalingFactor") { $0.number(config.upscalingFactor) }
+        }
+    }
+
     mutating func write(_ config: BackendConfig) {
         object { o in
+            if let autoscaling = config.autoscaling { o.member("autoscaling") { $0.write(autoscaling) } }
             o.member("gracefulShutdownTimeoutS") { $0.number(config.gracefulShutdownTimeoutS) }
             o.member("gracefulShutdownWaitLoopS") { $0.number(config.gracefulShutdownWaitLoopS) }
             o.member("maxConcurrentQueries") { $0.integer(config.maxConcurrentQueries) }
             o.member("maxSurge") { $0.write(config.maxSurge) }
             o.member("maxUnavailable") { $0.write(config.maxUnavailable) }
-            o.member("numReplicas") { $0.integer(config.numReplicas) }
+            if config.autoscaling == nil { o.member("numReplicas") { $0.integer(config.numReplicas) } }
             o.member("retryIdempotentRequests") { $0.bool(config.retryIdempotentRequests) }
             if let route = config.routePrefix { o.member("routePrefix") { $0.string(route) } }
             o.member("upstreamTimeoutS") { $0.number(config.upstreamTimeoutS) }

@@ -100,7 +100,10 @@ public struct AccessRoles: Sendable, Hashable {
                     "&\(p)wake", "&\(p)replica:*:control",
                     "+get", "+mget", "+hget", "+set", "+del", "+sadd", "+publish", "+subscribe", "+unsubscribe"] + Self.connecting
         case .router:
-            return ["%R~\(p)snapshot:*", "&\(p)snapshots", "+get", "+lrange", "+multi", "+exec", "+subscribe", "+unsubscribe"] + Self.connecting
+            // Load reports: its own hash and the set naming it; the wake channel only to
+            // publish (a selector), never the snapshots channel, which it only follows.
+            return ["%R~\(p)snapshot:*", "&\(p)snapshots", "+get", "+lrange", "+multi", "+exec", "+subscribe", "+unsubscribe",
+                    "(~\(p)router:*:load ~\(p)routers:load &\(p)wake +hset +del +pexpire +sadd +publish +multi +exec)"] + Self.connecting
         case .client:
             return ["%R~\(p)*", "%W~\(p)requests", "%W~\(p)cordons", "&\(p)*",
                     "+@read", "-@dangerous", "+xadd", "+hset", "+hdel", "+publish", "+subscribe", "+unsubscribe", "+time", "+multi", "+exec"] + Self.connecting

@@ -132,6 +132,17 @@ public struct ClusterKeys: Sendable, Hashable {
     /// About how many entries ``events`` keeps (XADD MAXLEN ~).
     public static let eventsLimit = 10_000
 
+    // MARK: Load reports (autoscaling)
+
+    /// HASH autoscaled backend tag → requests in flight plus queued at router `id` (a decimal
+    /// integer), rewritten whole every report interval and expiring ``loadReportTTL(interval:)``
+    /// after it: a router that dies stops counting.
+    public func routerLoad(_ id: String) -> String { prefix + "router:" + id + ":load" }
+    /// SET of router ids that reported load; the leader drops an id whose report expired.
+    public var routerLoads: String { prefix + "routers:load" }
+    /// How long a report outlives its router's last write: three intervals, at least a second.
+    public static func loadReportTTL(interval: Duration) -> Duration { max(interval * 3, .seconds(1)) }
+
     // MARK: Cluster-wide
 
     /// Channel: a ``WakeUp`` — something changed; the leader reconciles now, not at its next tick.

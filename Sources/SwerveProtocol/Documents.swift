@@ -249,6 +249,9 @@ public struct WakeUp: ProtocolDocument {
         case nodeChanged
         /// A client appended a request.
         case request
+        /// A router holds a request for an autoscaled backend that runs no replica (the
+        /// subject is the backend): its load report was just written.
+        case demand
     }
 
     public init(event: Event, subject: String) {

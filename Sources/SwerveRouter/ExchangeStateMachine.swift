@@ -164,10 +164,11 @@ struct ExchangeStateMachine {
     }
 
     /// The balancer found no replica to try (none running, or every one already tried).
-    /// `mayWait`: the queue timeout since the request came has not passed.
-    mutating func noReplicaLeft(mayWait: Bool = false) -> Action {
+    /// `mayWait`: the queue timeout since the request came has not passed. `autoscaled`: the
+    /// backend scales from zero, so a request that found no replica at all waits for one too.
+    mutating func noReplicaLeft(mayWait: Bool = false, autoscaled: Bool = false) -> Action {
         guard phase == .choosing else { return .none }
-        if mayWait, lost == nil, !tried.isEmpty, !bodySent { return .awaitTable }
+        if mayWait, lost == nil, !tried.isEmpty || autoscaled, !bodySent { return .awaitTable }
         phase = .done
         if let lost { return .fail(.replicaClosed(replica: lost), release: nil) }
         return .fail(tried.isEmpty ? .noReplicas : .unreachable(tried: tried.sorted()), release: nil)

@@ -246,7 +246,8 @@ final class ProxyHandler: ChannelInboundHandler {
             run(exchange.machine.queueFull(), for: exchange)
         case .noReplicas:
             promise.succeed(nil)
-            run(exchange.machine.noReplicaLeft(mayWait: ContinuousClock.now < exchange.started + state.settings.queueTimeout), for: exchange)
+            run(exchange.machine.noReplicaLeft(mayWait: ContinuousClock.now < exchange.started + state.settings.queueTimeout,
+                                               autoscaled: backend.loadReportInterval != nil), for: exchange)
         }
     }
 
@@ -256,7 +257,11 @@ final class ProxyHandler: ChannelInboundHandler {
         guard let context else { return }
         let loop = context.eventLoop.assumeIsolated()
         let promise = context.eventLoop.makePromise(of: Void.self)
-        state.awaitTable(exchange.id, promise: promise)
+        guard state.awaitTable(exchange.id, backend: exchange.backend, promise: promise) else {
+            promise.succeed(())
+            run(exchange.machine.queueFull(), for: exchange)
+            return
+        }
         let remaining = max(.zero, exchange.started + state.settings.queueTimeout - ContinuousClock.now)
         exchange.queueTimeout = loop.scheduleTask(in: TimeAmount(remaining)) { [state] in
             state.stopAwaitingTable(exchange.id)?.succeed(())

@@ -82,6 +82,8 @@ final class ProxyState: Sendable {
 
     private struct Balancing: Sendable {
         var balancer = ReplicaBalancer()
+        /// Requests in flight per backend (on any replica, listed or no longer).
+        var inFlight: [String: Int] = [:]
         /// Seeded once from the system: `SystemRandomNumberGenerator` costs a `getrandom`
         /// system call per draw, one per request; choosing between replicas needs no more than
         /// a fast, unpredictable-enough sequence.
@@ -101,6 +103,29 @@ final class ProxyState: Sendable {
         self.settings = settings
         self.metrics = metrics
         self.upstreamSetup = upstreamSetup
+        (demands, demandNoticed) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(64))
+    }
+
+    // MARK: Load (autoscaling)
+
+    /// Backends (tags) for which a request waits with no replica to go to: what the
+    /// ``LoadReporter`` reports at once, not at its next interval.
+    let demands: AsyncStream<String>
+    private let demandNoticed: AsyncStream<String>.Continuation
+
+    /// Per autoscaled backend of the table: requests in flight, queued, and waiting for a
+    /// replica to appear. O(backends).
+    func load() -> [String: Int] {
+        let backends = table.backends.values.filter { $0.loadReportInterval != nil }
+        guard !backends.isEmpty else { return [:] }
+        let waiting = tableWaiters.withLock { $0.perBackend }
+        return balancing.withLock { state in
+            var load: [String: Int] = [:]
+            for backend in backends {
+                load[backend.tag] = (state.inFlight[backend.tag] ?? 0) + state.balancer.queueLength(backend.tag) + (waiting[backend.tag] ?? 0)
+            }
+            return load
+        }
     }
 
     // MARK: The view
@@ -117,17 +142,37 @@ final class ProxyState: Sendable {
         init(table: RoutingTable) { self.table = table }
     }
 
-    /// Requests that tried every replica of the table, waiting for the next one (by id).
-    private let tableWaiters = Mutex<[UInt64: EventLoopPromise<Void>]>([:])
+    /// Requests waiting for the next table (every replica tried, or an autoscaled backend at
+    /// zero), by id, and how many per backend.
+    private struct TableWaiters {
+        var byID: [UInt64: (backend: String, promise: EventLoopPromise<Void>)] = [:]
+        var perBackend: [String: Int] = [:]
 
-    /// Succeeds `promise` when the next snapshot is taken (see ``stopAwaitingTable(_:)``).
-    func awaitTable(_ id: UInt64, promise: EventLoopPromise<Void>) {
-        tableWaiters.withLock { $0[id] = promise }
+        mutating func remove(_ id: UInt64) -> EventLoopPromise<Void>? {
+            guard let (backend, promise) = byID.removeValue(forKey: id) else { return nil }
+            if let count = perBackend[backend] { perBackend[backend] = count > 1 ? count - 1 : nil }
+            return promise
+        }
+    }
+    private let tableWaiters = Mutex(TableWaiters())
+
+    /// Succeeds `promise` when the next snapshot is taken (see ``stopAwaitingTable(_:)``);
+    /// false, and nothing kept, when ``ProxySettings/queueLimit`` requests of `backend` wait
+    /// already. For an autoscaled backend with no replica, the demand is reported at once.
+    func awaitTable(_ id: UInt64, backend: String, promise: EventLoopPromise<Void>) -> Bool {
+        let kept = tableWaiters.withLock { waiters in
+            guard waiters.perBackend[backend, default: 0] < settings.queueLimit else { return false }
+            waiters.byID[id] = (backend, promise)
+            waiters.perBackend[backend, default: 0] += 1
+            return true
+        }
+        if kept, let routed = table.backends[backend], routed.loadReportInterval != nil, routed.replicas.isEmpty { demandNoticed.yield(backend) }
+        return kept
     }
 
     /// Stops waiting for request `id`: its promise, for the caller to complete, if it still waited.
     func stopAwaitingTable(_ id: UInt64) -> EventLoopPromise<Void>? {
-        tableWaiters.withLock { $0.removeValue(forKey: id) }
+        tableWaiters.withLock { $0.remove(id) }
     }
 
     /// Changes the view; waiting requests that can go now (new replicas) are sent.
@@ -155,8 +200,8 @@ final class ProxyState: Sendable {
         tableBox.withLock { $0 = TableBox(table: table) }
         for backend in table.backends.values { releaseWaiters(of: backend) }
         let waiting = tableWaiters.withLock { waiters in
-            defer { waiters.removeAll() }
-            return Array(waiters.values)
+            defer { waiters = TableWaiters() }
+            return waiters.byID.values.map(\.promise)
         }
         for promise in waiting { promise.succeed(()) }
     }
@@ -191,6 +236,7 @@ final class ProxyState: Sendable {
         let decision = balancing.withLock { state in
             let decision = state.balancer.admit(id, to: backend, queueLimit: settings.queueLimit, excluding: excluding, random: &state.random)
             if case .queued = decision { state.waiters[id] = waiter }
+            if case .send = decision { state.inFlight[backend.tag, default: 0] += 1 }
             return decision
         }
         if case .send(let choice) = decision { metrics.inFlightChanged(choice.tag, by: 1) }
@@ -202,8 +248,10 @@ final class ProxyState: Sendable {
         metrics.inFlightChanged(tag, by: -1)
         let current = table.backends[backend]
         let next = balancing.withLock { state -> (Waiter, ReplicaBalancer.RoutedReplicaChoice)? in
+            if let count = state.inFlight[backend] { state.inFlight[backend] = count > 1 ? count - 1 : nil }
             guard let (id, choice) = state.balancer.finished(tag, backend: current, random: &state.random),
                   let waiter = state.waiters.removeValue(forKey: id) else { return nil }
+            state.inFlight[backend, default: 0] += 1
             return (waiter, choice)
         }
         if let (waiter, choice) = next {
@@ -231,6 +279,7 @@ final class ProxyState: Sendable {
             let next = balancing.withLock { state -> (Waiter, ReplicaBalancer.RoutedReplicaChoice)? in
                 guard let (id, choice) = state.balancer.dequeue(backend, random: &state.random),
                       let waiter = state.waiters.removeValue(forKey: id) else { return nil }
+                state.inFlight[backend.tag, default: 0] += 1
                 return (waiter, choice)
             }
             guard let (waiter, choice) = next else { return }

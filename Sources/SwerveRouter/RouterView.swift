@@ -152,6 +152,8 @@ public struct RoutingTable: Sendable, Hashable {
         public var upstreamTimeout: Duration = .seconds(BackendConfig().upstreamTimeoutS)
         /// Whether an idempotent request whose replica was lost goes to another replica.
         public var retryIdempotentRequests = BackendConfig().retryIdempotentRequests
+        /// Set for an autoscaled backend: how often this router reports its load.
+        public var loadReportInterval: Duration?
     }
 
     public init() {}
@@ -164,6 +166,7 @@ public struct RoutingTable: Sendable, Hashable {
             // leader) gets the default rather than a timer that never or always fires.
             if let timeout = config.upstreamTimeoutS, Limits.upstreamTimeoutSeconds.contains(timeout) { backend.upstreamTimeout = .seconds(timeout) }
             if let retry = config.retryIdempotentRequests { backend.retryIdempotentRequests = retry }
+            if let interval = config.loadReportIntervalS, Limits.metricsIntervalSeconds.contains(interval) { backend.loadReportInterval = .seconds(interval) }
             backends[tag] = backend
             if let prefix = config.routePrefix { routes.append((Self.normalized(prefix), tag)) }
         }

@@ -53,6 +53,20 @@ import Testing
         #expect(parts.backends[0].config.userConfig == awkward)
     }
 
+    @Test func anAutoscaledBackendsDecisionRoundTripsWithItsPendingChange() throws {
+        var h = Harness()
+        let autoscaling = AutoscalingConfig(minReplicas: 0, maxReplicas: 9, initialReplicas: 2, targetOngoingRequests: 1.5, upscaleDelayS: 10, metricsIntervalS: 0.1)
+        h.world.request(.createBackend(tag: "api", config: BackendConfig(autoscaling: autoscaling), replicaConfig: echo()))
+        h.settle()
+        h.world.loads["api"] = BackendLoad(average: 9, coveredS: 5)
+        h.step()
+        let state = h.state
+        #expect(state.backends[0].autoscaling?.wanted == 6 && state.backends[0].autoscaling?.wantedSince != nil)
+        #expect(try Checkpoint.decode(Checkpoint.encode(state)) == state)
+        #expect(try Checkpoint.decode(Checkpoint.Stored(header: Checkpoint.encodeVersion1(state))) == state)
+        #expect(try Checkpoint.decode(Checkpoint.Stored(header: Checkpoint.encodeWithFoundation(state))) == state)
+    }
+
     @Test(arguments: [0, 7, -7, 10, 120, 1_700_000_000_000, 999_999_999_999_999_999, 1_000_000_000_000_000_000, Int64.max, Int64.min])
     func theWriterFormatsEveryIntegerExactly(value: Int64) {
         var writer = CheckpointWriter(capacity: 32)

@@ -54,6 +54,16 @@ import Testing
         #expect(patterns(roles.rules(.router), writable: false).allSatisfy { fnmatch($0, keys.assignments("n1"), 0) != 0 })
     }
 
+    /// A router writes its load reports and wakes the leader, nothing else: its one selector
+    /// names only its report keys and the wake channel (never the snapshots channel it follows).
+    @Test func aRoutersOnlyWritesAreItsLoadReports() {
+        let keys = roles.keys
+        let selectors = roles.rules(.router).filter { $0.hasPrefix("(") }
+        #expect(selectors == ["(~\(keys.prefix)router:*:load ~\(keys.routerLoads) &\(keys.wake) +hset +del +pexpire +sadd +publish +multi +exec)"])
+        #expect(fnmatch("\(keys.prefix)router:*:load", keys.routerLoad("r1"), 0) == 0)
+        #expect(patterns(roles.rules(.router), writable: true).isEmpty, "no write outside the selector")
+    }
+
     /// The key patterns of `rules` that allow writing (`~`, `%W~`, `%RW~`), or reading (`~`, `%R~`, `%RW~`).
     func patterns(_ rules: [String], writable: Bool) -> [String] {
         rules.compactMap { rule in

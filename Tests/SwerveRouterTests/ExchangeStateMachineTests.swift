@@ -34,6 +34,14 @@ import Testing
         #expect(!machine.requestSent, "done")
     }
 
+    @Test func aRequestForAnAutoscaledBackendAtZeroWaitsForAReplica() {
+        var fixed = Machine(method: .GET)
+        #expect(fixed.noReplicaLeft(mayWait: true) == .fail(.noReplicas, release: nil), "a fixed backend at zero answers 503 at once")
+        var autoscaled = Machine(method: .GET)
+        #expect(autoscaled.noReplicaLeft(mayWait: true, autoscaled: true) == .awaitTable, "one that scales from zero waits")
+        #expect(autoscaled.noReplicaLeft(mayWait: false, autoscaled: true) == .fail(.noReplicas, release: nil), "until the queue timeout")
+    }
+
     @Test func aFailedConnectTriesAnotherReplicaAndDoesNotCountAsAResend() {
         var machine = Machine(method: .POST)
         _ = machine.chosen(a)
