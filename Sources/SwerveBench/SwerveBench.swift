@@ -11,7 +11,7 @@ struct SwerveBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swerve-bench",
         abstract: "Benchmarks Swerve's parts; run through ops/bench, which compares them with reference tools.",
-        subcommands: [RedisBench.self, CoreBench.self, WorkerBench.self, FailoverBench.self, PathsBench.self, ScaleBench.self]
+        subcommands: [RedisBench.self, CoreBench.self, WorkerBench.self, FailoverBench.self, PathsBench.self, ScaleBench.self, AutoscaleBench.self]
     )
 }
 

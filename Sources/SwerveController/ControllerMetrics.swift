@@ -14,7 +14,11 @@ import SwerveCore
 ///   (followers report 0);
 /// - `swerve_controller_written_bytes_total{call=…}` (counter): the bytes of every fenced write
 ///   (script hash, keys and arguments), by call (`writeCheckpoint`, `publishDelta`, `assign`,
-///   `appendEvents`…), counted as they are sent: what one change costs Redis and its replicas.
+///   `appendEvents`…), counted as they are sent: what one change costs Redis and its replicas;
+/// - `swerve_controller_autoscale_desired_replicas{backend=…}` and
+///   `swerve_controller_autoscale_load{backend=…}` (gauges): each autoscaled backend's decided
+///   count and the load it was decided on (requests in flight plus queued, averaged over its
+///   look-back period); a backend's series go when it is no longer autoscaled.
 public final class ControllerMetrics: Sendable {
     /// The reconcile histogram's label, for choosing its buckets.
     public static let reconcileDurationLabel = "swerve_controller_reconcile_duration_seconds"
@@ -59,6 +63,31 @@ public final class ControllerMetrics: Sendable {
     func following() {
         isLeader.record(0)
         for gauge in replicas.values { gauge.record(0) }
+        autoscaled([:])
+    }
+
+    private let autoscaling = Mutex<[String: (desired: Gauge, load: Gauge)]>([:])
+
+    /// Each autoscaled backend's decided count and load (`backend` → (desired, load)).
+    func autoscaled(_ backends: [String: (desired: Int, load: Double?)]) {
+        let (current, gone) = autoscaling.withLock { series -> ([(String, Gauge, Gauge)], [Gauge]) in
+            var gone: [Gauge] = []
+            for tag in series.keys where backends[tag] == nil {
+                if let removed = series.removeValue(forKey: tag) { gone += [removed.desired, removed.load] }
+            }
+            let current = backends.keys.map { tag in
+                let pair = series[tag] ?? (Gauge(label: "swerve_controller_autoscale_desired_replicas", dimensions: [("backend", tag)]),
+                                           Gauge(label: "swerve_controller_autoscale_load", dimensions: [("backend", tag)]))
+                series[tag] = pair
+                return (tag, pair.desired, pair.load)
+            }
+            return (current, gone)
+        }
+        for gauge in gone { gauge.destroy() }
+        for (tag, desired, load) in current {
+            desired.record(backends[tag]?.desired ?? 0)
+            if let value = backends[tag]?.load { load.record(value) }
+        }
     }
 
     /// Counts the replicas of `state` by state (reading records in place: no copies).

@@ -51,6 +51,8 @@ struct ControllerTerm {
     /// The routers' load reports over each autoscaled backend's look-back period; empty at
     /// the start of a term (see ``LoadWindow``).
     var loadWindow = LoadWindow()
+    /// Whether the last step exported autoscaling series (so the next removes those that went).
+    var reportsAutoscaling = false
 
     /// Loads the checkpoint and repeats its idempotent recovery actions — at the start of a
     /// term, and again after a step failed part-way (Redis, not memory, is then the truth: the
@@ -186,6 +188,14 @@ struct ControllerTerm {
         }
         if next.requestsApplied > state.requestsApplied { metrics.requestsApplied.increment(by: next.requestsApplied - state.requestsApplied) }
         if !actions.isEmpty || statusLedger.written == nil { metrics.record(next) }
+        if !observations.loads.isEmpty || reportsAutoscaling {
+            var autoscaled: [String: (desired: Int, load: Double?)] = [:]
+            for backend in next.backends where !backend.deleting {
+                if let decided = backend.autoscaling { autoscaled[backend.tag] = (decided.desired, observations.loads[backend.tag]?.average) }
+            }
+            metrics.autoscaled(autoscaled)
+            reportsAutoscaling = !autoscaled.isEmpty
+        }
         state = next
         statusLedger.wrote(status)
         metrics.reconcileDuration.record(duration: ContinuousClock.now - started)

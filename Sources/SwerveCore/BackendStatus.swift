@@ -1,7 +1,8 @@
 /// A backend's status for people and `swerve status`, with a reason that says what is going on.
 public struct BackendStatus: Sendable, Hashable, Codable {
     public enum Kind: String, Sendable, Hashable, Codable {
-        /// Converging toward a change a goal waits for.
+        /// Converging toward a change a goal waits for, or an autoscaled backend toward the
+        /// count its autoscaler decided.
         case updating
         /// Exactly its target, running at the current version.
         case healthy
@@ -55,6 +56,11 @@ extension BackendRecord {
             kind = .healthy
         } else if !goals.isEmpty {
             kind = .updating
+        } else if config.autoscaling != nil, let decided = autoscaling {
+            // The autoscaler moved the target: converging to it is an update nobody asked
+            // for by a request, not a fault (a crashed replica's replacement shows here too).
+            kind = .updating
+            reason = "autoscaled to \(decided.desired): \(counts)"
         } else {
             kind = .unhealthy
         }

@@ -167,13 +167,16 @@ import Testing
     let autoscaling = AutoscalingConfig(minReplicas: 0, maxReplicas: 6, initialReplicas: 2, targetOngoingRequests: 1,
                                         upscaleDelayS: 0, downscaleDelayS: 1, lookBackPeriodS: 0.5)
 
-    @Test func anAutoscaledBackendStartsAtItsInitialCountAndFollowsItsLoad() {
+    @Test func anAutoscaledBackendStartsAtItsInitialCountAndFollowsItsLoad() throws {
         var h = Harness()
         let goal = h.world.request(.createBackend(tag: "api", config: BackendConfig(autoscaling: autoscaling), replicaConfig: echo()))
         h.settle()
         #expect(h.world.outcomes[goal] == GoalOutcome(goal: goal))
         #expect(h.count("api", .running) == 2)
         h.world.loads["api"] = BackendLoad(average: 5, coveredS: 1)
+        h.step()
+        let scaling = try #require(h.backend("api")?.status)
+        #expect(scaling.kind == .updating && scaling.reason.hasPrefix("autoscaled to 5: 2/5 running"), "\(scaling.reason)")
         let actions = h.settle()
         #expect(h.count("api", .running) == 5)
         #expect(h.backend("api")?.autoscaling?.reason == "load 5 over 0.5 s, target 1 → 5 replicas")
