@@ -86,6 +86,7 @@ final class ComposeRun: Sendable {
             if failed > 0 { problem("router-\(index + 1): \(failed) of 50 requests failed") }
         }
         say("both routers serve /hello")
+        try await checkColdStart()
         try await checkBackendsFromInside()
 
         try await killLeader()
@@ -101,13 +102,26 @@ final class ComposeRun: Sendable {
             let result = await containers.exec("controller-1", ["swerve", "get", "backends", "-o", "json"])
             last = result.output
             guard result.succeeded, let rows = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [[String: Any]] else { return nil }
-            let all = Set(rows.compactMap { $0["name"] as? String }) == ["hello", "slow"] && rows.allSatisfy { $0["status"] as? String == "healthy" }
+            let all = Set(rows.compactMap { $0["name"] as? String }) == ["hello", "slow", "auto"] && rows.allSatisfy { $0["status"] as? String == "healthy" }
             return all ? true : nil
         }
         guard healthy != nil else {
-            throw ComposeFailure("swerve get backends inside controller-1 never showed hello and slow healthy; last:\n\(last)")
+            throw ComposeFailure("swerve get backends inside controller-1 never showed hello, slow and auto healthy; last:\n\(last)")
         }
-        say("swerve get backends (inside controller-1): hello and slow healthy")
+        say("swerve get backends (inside controller-1): hello, slow and auto healthy")
+    }
+
+    /// The example's autoscaled backend runs no replica until a request comes: the first one
+    /// through a router is held while the leader starts one (the router's load report and
+    /// wake-up pass its ACL role, the worker starts in its node's container), then answered.
+    private func checkColdStart() async throws {
+        let router = routers[0]
+        let load = try LoadGenerator(address: router, path: "/auto/x?ms=1", pause: .zero)
+        let started = ContinuousClock.now
+        let outcome = await load.once()
+        count(1, failed: outcome.hasPrefix("2") ? 0 : 1)
+        guard outcome.hasPrefix("2") else { throw ComposeFailure("the first request to the autoscaled backend auto (at 0 replicas) got \(outcome), not 200") }
+        say("auto (autoscaled, 0 replicas) served its first request after a cold start of \(Int((ContinuousClock.now - started) / .milliseconds(1))) ms")
     }
 
     // MARK: Faults

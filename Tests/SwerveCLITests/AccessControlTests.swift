@@ -124,6 +124,10 @@ import Testing
                     RedisCommand("TIME"),
                     RedisCommand("PUBLISH", keys.control("api#1"), "{}")],
             .reader: [RedisCommand("TIME"), RedisCommand("ZRANGE", keys.nodes, 0, -1, "WITHSCORES")],
+            // A load report, as the router's LoadReporter writes it, and its demand wake-up.
+            .router: [RedisCommand("MULTI"), RedisCommand("DEL", keys.routerLoad("r1")), RedisCommand("HSET", keys.routerLoad("r1"), "api", "3"),
+                      RedisCommand("PEXPIRE", keys.routerLoad("r1"), 1000), RedisCommand("SADD", keys.routerLoads, "r1"), RedisCommand("EXEC"),
+                      RedisCommand("PUBLISH", keys.wake, "{}")],
         ]
         for (role, commands) in allowed {
             let connection = try connection(role)
@@ -172,7 +176,10 @@ import Testing
                       RedisCommand("GET", keys.checkpoint),
                       RedisCommand("HGETALL", keys.assignments("n1")),
                       RedisCommand("XADD", keys.requests, "*", "goal", "g"),
-                      RedisCommand("PUBLISH", keys.snapshots, "{}")],
+                      RedisCommand("PUBLISH", keys.snapshots, "{}"),
+                      RedisCommand("HSET", keys.status, "api", "3"),
+                      RedisCommand("SADD", keys.changedReplicas, "api#1"),
+                      RedisCommand("DEL", keys.ready("api#1"))],
             .client: [RedisCommand("SET", keys.checkpoint, "{}"),
                       RedisCommand("SET", keys.goal("g"), "{}"),
                       RedisCommand("XDEL", keys.requests, "0-1"),

@@ -35,6 +35,18 @@ import Testing
         #expect(window.load("api", lookBack: 5, at: t0.adding(seconds: 1)) == nil)
     }
 
+    @Test func anHoursLookBackKeepsAHundredBucketsNotEverySample() throws {
+        var window = LoadWindow()
+        var now = t0
+        for step in 0..<36_000 {
+            window.record(["api": step % 2 == 0 ? 4 : 0], lookBack: ["api": 3_600], at: now)
+            now = now.adding(milliseconds: 100)
+        }
+        let load = try #require(window.load("api", lookBack: 3_600, at: now))
+        #expect(abs(load.average - 2) < 0.01, "the mean of 4, 0, 4, 0…: \(load.average)")
+        #expect(window.bucketCount("api") <= LoadWindow.bucketsPerWindow + 1)
+    }
+
     @Test func totalsThatDoNotParseCountNothing() {
         let reply = RedisReply.array(["api", "3", "web", "x", "bad", "-2", "odd"].map { .bulkString(Array($0.utf8)) })
         #expect(ControllerTerm.loadTotals(reply) == ["api": 3])
