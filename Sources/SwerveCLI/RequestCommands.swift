@@ -139,6 +139,9 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         var parsedUserConfig: JSONValue?
         if let userConfig {
+            guard !JSONNesting.exceeds(userConfig.utf8, limit: Limits.userConfigNesting) else {
+                throw ArgumentParser.ValidationError("--user-config: must nest at most \(Limits.userConfigNesting) levels of arrays and objects")
+            }
             do {
                 parsedUserConfig = try JSONDecoder().decode(JSONValue.self, from: Data(userConfig.utf8))
             } catch {

@@ -106,6 +106,13 @@ public struct BackendSpec: Sendable, Hashable {
             case "retryIdempotentRequests": object[name] = .bool(try child.bool())
             case "routePrefix": object[name] = .string(try child.string())
             case "autoscaling": object[name] = try autoscaling(child)
+            case "userConfig":
+                let value = try child.json()
+                let depth = JSONNesting.depth(of: value)
+                guard depth <= Limits.userConfigNesting else {
+                    throw child.error("must nest at most \(Limits.userConfigNesting) levels of arrays and objects, got \(depth)")
+                }
+                object[name] = value
             case "maxSurge", "maxUnavailable":
                 if child.node.tagName == .int {
                     guard let count = child.wholeNumber else { throw child.error("must be a count such as 2 or a percentage such as \"25%\", got \(try child.scalarText())") }

@@ -119,7 +119,11 @@ public struct BackendConfig: Sendable, Hashable, Codable {
             v.check(!route.contains(where: { $0 == " " || $0 == "?" || $0 == "#" || $0.isNewline || ($0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? false) }),
                     "\(prefix).routePrefix", "must not contain spaces, control characters, \"?\" or \"#\", got \"\(route.prefix(Limits.routePrefixLength))\"")
         }
-        if let userConfig { v.check(encodedSize: userConfig, atMost: Limits.userConfigBytes, "\(prefix).userConfig") }
+        if let userConfig {
+            v.check(encodedSize: userConfig, atMost: Limits.userConfigBytes, "\(prefix).userConfig")
+            let depth = JSONNesting.depth(of: userConfig)
+            v.check(depth <= Limits.userConfigNesting, "\(prefix).userConfig", "must nest at most \(Limits.userConfigNesting) levels of arrays and objects, got \(depth)")
+        }
         v.add(maxSurge.problems(field: "\(prefix).maxSurge"))
         v.add(maxUnavailable.problems(field: "\(prefix).maxUnavailable"))
         v.check(!(maxSurge.isZero && maxUnavailable.isZero), "\(prefix).maxUnavailable", "maxSurge and maxUnavailable cannot both be 0: a rolling update could never make progress")

@@ -52,6 +52,12 @@ public enum Checkpoint {
 
     /// The state, and the ledger of what is stored (for writing only what changes next).
     public static func load(_ stored: Stored) throws(CheckpointError) -> (state: BackendState, ledger: CheckpointLedger) {
+        if JSONNesting.exceeds(stored.header) {
+            throw CheckpointError(.corrupted, "the checkpoint's header nests deeper than \(Limits.jsonNesting) levels")
+        }
+        for (field, value) in stored.parts where JSONNesting.exceeds(value) {
+            throw CheckpointError(.corrupted, "the checkpoint's part \(field) nests deeper than \(Limits.jsonNesting) levels")
+        }
         let decoder = JSONDecoder()
         let version: Int
         do {

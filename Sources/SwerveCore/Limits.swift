@@ -25,6 +25,12 @@ public enum Limits {
     public static let shutdownSeconds: ClosedRange<Double> = 0...3_600
     /// `upstreamTimeoutS`, in seconds (a day: long polls and streams stay possible).
     public static let upstreamTimeoutSeconds: ClosedRange<Double> = 0.01...86_400
+    /// Levels of arrays and objects in any JSON a process reads from Redis or a user (a
+    /// document, an entry, a checkpoint): deeper is refused before decoding (``JSONNesting``).
+    public static let jsonNesting = 64
+    /// Levels of arrays and objects in a `userConfig`: it is embedded a few levels deep in
+    /// requests, checkpoints and replica configs, which must stay under ``jsonNesting``.
+    public static let userConfigNesting = 32
     /// Seconds an autoscaling decision may wait (`upscaleDelayS`, `downscaleDelayS`).
     public static let autoscalingDelaySeconds: ClosedRange<Double> = 0...86_400
     /// Seconds the load is averaged over (`lookBackPeriodS`).

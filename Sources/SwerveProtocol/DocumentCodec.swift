@@ -1,5 +1,6 @@
 import Foundation
 public import SwerveErrors
+import SwerveCore
 
 /// Reads and writes ``ProtocolDocument``s. Decoding checks `schemaVersion` before anything
 /// else, and every error names the key (or channel) the value came from.
@@ -23,6 +24,9 @@ public enum DocumentCodec {
     /// Reads a value that is part of a versioned document or entry (whose version the caller
     /// checked); the error names `source` and the field that was wrong.
     public static func decodeValue<Value: Decodable>(_ type: Value.Type, from bytes: [UInt8], source: String) throws(ProtocolError) -> Value {
+        guard !JSONNesting.exceeds(bytes) else {
+            throw ProtocolError(.malformed, "\(source) holds a malformed \(Value.self): nested deeper than \(Limits.jsonNesting) levels")
+        }
         do {
             return try JSONDecoder().decode(Value.self, from: Data(bytes))
         } catch {
@@ -32,6 +36,9 @@ public enum DocumentCodec {
 
     /// - Parameter source: the key or channel, for the error message.
     public static func decode<Document: ProtocolDocument>(_ type: Document.Type, from bytes: [UInt8], source: String) throws(ProtocolError) -> Document {
+        guard !JSONNesting.exceeds(bytes) else {
+            throw ProtocolError(.malformed, "\(source) does not hold a \(Document.self) document: nested deeper than \(Limits.jsonNesting) levels")
+        }
         let data = Data(bytes)
         let decoder = JSONDecoder()
         let version: Int

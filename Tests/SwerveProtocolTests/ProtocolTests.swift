@@ -85,6 +85,9 @@ import Testing
         ("not json", "(no schemaVersion): \"not json\""),
         (#"{"schemaVersion":1,"tag":"x"}"#, "missing field \"deadline\""),
         (#"{"schemaVersion":1,"tag":"x","deadline":"soon","force":true}"#, "field \"deadline\""),
+        // The fuzzer's crash: Foundation's decoder traps on 513 levels; refused before it.
+        (String(repeating: "[", count: 513), "nested deeper than 64 levels"),
+        (#"{"schemaVersion":1,"tag":"x","deadline":1,"force":"# + String(repeating: "[", count: 100), "nested deeper than 64 levels"),
     ])
     func aMalformedValueIsAnErrorNamingTheKeyAndTheField(text: String, expected: String) {
         #expect {
