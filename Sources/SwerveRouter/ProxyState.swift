@@ -158,16 +158,17 @@ final class ProxyState: Sendable {
 
     /// Succeeds `promise` when the next snapshot is taken (see ``stopAwaitingTable(_:)``);
     /// false, and nothing kept, when ``ProxySettings/queueLimit`` requests of `backend` wait
-    /// already. For an autoscaled backend with no replica, the demand is reported at once.
+    /// already. For an autoscaled backend with no replica, the demand is reported at once —
+    /// by the first request that waits, not by each (a burst makes one report).
     func awaitTable(_ id: UInt64, backend: String, promise: EventLoopPromise<Void>) -> Bool {
-        let kept = tableWaiters.withLock { waiters in
-            guard waiters.perBackend[backend, default: 0] < settings.queueLimit else { return false }
+        let waiting = tableWaiters.withLock { waiters -> Int? in
+            guard waiters.perBackend[backend, default: 0] < settings.queueLimit else { return nil }
             waiters.byID[id] = (backend, promise)
             waiters.perBackend[backend, default: 0] += 1
-            return true
+            return waiters.perBackend[backend]
         }
-        if kept, let routed = table.backends[backend], routed.loadReportInterval != nil, routed.replicas.isEmpty { demandNoticed.yield(backend) }
-        return kept
+        if waiting == 1, let routed = table.backends[backend], routed.loadReportInterval != nil, routed.replicas.isEmpty { demandNoticed.yield(backend) }
+        return waiting != nil
     }
 
     /// Stops waiting for request `id`: its promise, for the caller to complete, if it still waited.
