@@ -190,7 +190,7 @@ final class ProxyHandler: ChannelInboundHandler {
         case .sendRequest(let buffered):
             sendRequest(exchange, buffered: buffered)
         case .forward(let part):
-            guard let context, let upstream = exchange.upstream else { return }
+            guard context != nil, let upstream = exchange.upstream else { return }
             upstream.forward(part)
             if !upstream.isWritable { readClient(false) }
         case .forwardResponseHead:
@@ -326,7 +326,7 @@ final class ProxyHandler: ChannelInboundHandler {
     // MARK: From the replica
 
     func upstreamWritable(_ writable: Bool) {
-        guard let context, let exchange, !exchange.machine.requestEnded else { return }
+        guard context != nil, let exchange, !exchange.machine.requestEnded else { return }
         readClient(writable)
     }
 

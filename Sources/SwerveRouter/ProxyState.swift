@@ -82,8 +82,6 @@ final class ProxyState: Sendable {
 
     private struct Balancing: Sendable {
         var balancer = ReplicaBalancer()
-        /// Requests in flight per backend (on any replica, listed or no longer).
-        var inFlight: [String: Int] = [:]
         /// Seeded once from the system: `SystemRandomNumberGenerator` costs a `getrandom`
         /// system call per draw, one per request; choosing between replicas needs no more than
         /// a fast, unpredictable-enough sequence.
@@ -113,8 +111,9 @@ final class ProxyState: Sendable {
     let demands: AsyncStream<String>
     private let demandNoticed: AsyncStream<String>.Continuation
 
-    /// Per autoscaled backend of the table: requests in flight, queued, and waiting for a
-    /// replica to appear. O(backends).
+    /// Per autoscaled backend of the table: requests in flight on the replicas it lists,
+    /// queued, and waiting for a replica to appear — read from the balancer's counts, so the
+    /// request path keeps nothing extra for it. O(autoscaled replicas).
     func load() -> [String: Int] {
         let backends = table.backends.values.filter { $0.loadReportInterval != nil }
         guard !backends.isEmpty else { return [:] }
@@ -122,7 +121,8 @@ final class ProxyState: Sendable {
         return balancing.withLock { state in
             var load: [String: Int] = [:]
             for backend in backends {
-                load[backend.tag] = (state.inFlight[backend.tag] ?? 0) + state.balancer.queueLength(backend.tag) + (waiting[backend.tag] ?? 0)
+                let inFlight = backend.replicas.reduce(0) { $0 + (state.balancer.inFlight[$1.tag] ?? 0) }
+                load[backend.tag] = inFlight + state.balancer.queueLength(backend.tag) + (waiting[backend.tag] ?? 0)
             }
             return load
         }
@@ -237,7 +237,6 @@ final class ProxyState: Sendable {
         let decision = balancing.withLock { state in
             let decision = state.balancer.admit(id, to: backend, queueLimit: settings.queueLimit, excluding: excluding, random: &state.random)
             if case .queued = decision { state.waiters[id] = waiter }
-            if case .send = decision { state.inFlight[backend.tag, default: 0] += 1 }
             return decision
         }
         if case .send(let choice) = decision { metrics.inFlightChanged(choice.tag, by: 1) }
@@ -249,10 +248,8 @@ final class ProxyState: Sendable {
         metrics.inFlightChanged(tag, by: -1)
         let current = table.backends[backend]
         let next = balancing.withLock { state -> (Waiter, ReplicaBalancer.RoutedReplicaChoice)? in
-            if let count = state.inFlight[backend] { state.inFlight[backend] = count > 1 ? count - 1 : nil }
             guard let (id, choice) = state.balancer.finished(tag, backend: current, random: &state.random),
                   let waiter = state.waiters.removeValue(forKey: id) else { return nil }
-            state.inFlight[backend, default: 0] += 1
             return (waiter, choice)
         }
         if let (waiter, choice) = next {
@@ -280,7 +277,6 @@ final class ProxyState: Sendable {
             let next = balancing.withLock { state -> (Waiter, ReplicaBalancer.RoutedReplicaChoice)? in
                 guard let (id, choice) = state.balancer.dequeue(backend, random: &state.random),
                       let waiter = state.waiters.removeValue(forKey: id) else { return nil }
-                state.inFlight[backend.tag, default: 0] += 1
                 return (waiter, choice)
             }
             guard let (waiter, choice) = next else { return }
