@@ -37,10 +37,7 @@ struct AutoscaleBench: AsyncParsableCommand {
     var steps = "1,16,4,0"
 
     func run() async throws {
-        var logger = Logger(label: "swerve-bench")
-        logger.logLevel = .warning
-        let configuration = try RedisConfiguration(url: options.url)
-        let client = RedisClient(configuration: configuration, logger: logger)
+        let (_, client, logger) = try options.connect()
         defer { client.close() }
         let keys = try ClusterKeys(cluster: "autoscale\(UInt32.random(in: 0...UInt32.max))")
         let clientCounts = steps.split(separator: ",").compactMap { Int($0) }

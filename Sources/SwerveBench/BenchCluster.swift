@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SwerveLauncher
+import SwerveRedis
 
 /// What the benchmarks that run their own controllers and node agent take: a Redis they may
 /// reconfigure, the `swerve` binary and a directory for logs.
@@ -13,6 +15,14 @@ struct BenchClusterOptions: ParsableArguments {
 
     @Option(help: "A directory for the processes' logs.")
     var logs: String
+
+    /// A warnings-only logger and a client of this Redis (close it when done).
+    func connect() throws -> (configuration: RedisConfiguration, client: RedisClient, logger: Logger) {
+        var logger = Logger(label: "swerve-bench")
+        logger.logLevel = .warning
+        let configuration = try RedisConfiguration(url: url)
+        return (configuration, RedisClient(configuration: configuration, logger: logger), logger)
+    }
 
     /// A local cluster on this Redis (a node agent with 64 CPUs, warnings only), and a watchdog
     /// that stops it and exits 1 after `limit`: a missed event must not hang whoever runs the

@@ -33,10 +33,7 @@ struct FailoverBench: AsyncParsableCommand {
     var flapSeconds = 30
 
     func run() async throws {
-        var logger = Logger(label: "swerve-bench")
-        logger.logLevel = .warning
-        let configuration = try RedisConfiguration(url: options.url)
-        let client = RedisClient(configuration: configuration, logger: logger)
+        let (configuration, client, logger) = try options.connect()
         defer { client.close() }
         let keys = try ClusterKeys(cluster: "failover\(UInt32.random(in: 0...UInt32.max))")
         // Keyspace events for string commands: the leader's status write is its first completed

@@ -30,10 +30,7 @@ struct PathsBench: AsyncParsableCommand {
     var waitLoopS = 0.5
 
     func run() async throws {
-        var logger = Logger(label: "swerve-bench")
-        logger.logLevel = .warning
-        let configuration = try RedisConfiguration(url: options.url)
-        let client = RedisClient(configuration: configuration, logger: logger)
+        let (configuration, client, logger) = try options.connect()
         defer { client.close() }
         let keys = try ClusterKeys(cluster: "paths\(UInt32.random(in: 0...UInt32.max))")
         // Strings and hashes: ready, exit, drain, drained and goal keys; assignment hashes.
