@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// One backend as the leader records it.
 public struct BackendRecord: Sendable, Hashable, Codable {

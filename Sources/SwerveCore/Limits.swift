@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Every bound Swerve puts on what a user can ask for, in one place.
 ///

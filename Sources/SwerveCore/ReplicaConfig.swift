@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What one replica runs, and what it needs.
 ///

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 /// Starts `body` on a new OS thread of its own: the home of one blocking hiredis connection.
 ///
@@ -7,11 +7,21 @@ import Foundation
 /// `top -H` and debuggers show what it is.
 func startDedicatedThread(name: String, _ body: @escaping @Sendable () -> Void) {
     ignoreBrokenPipeSignal
-    let thread = Thread {
-        nameCurrentThread(name)
-        body()
-    }
-    thread.start()
+    let start = Box { nameCurrentThread(name); body() }
+    var thread = pthread_t()
+    let created = pthread_create(&thread, nil, { argument in
+        let start = Unmanaged<Box>.fromOpaque(argument!).takeRetainedValue()
+        start.body()
+        return nil
+    }, Unmanaged.passRetained(start).toOpaque())
+    precondition(created == 0, "pthread_create failed (\(created)): no thread for \(name)")
+    pthread_detach(thread)
+}
+
+/// The body handed to the new thread (a closure cannot cross `pthread_create` by itself).
+private final class Box: Sendable {
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }
 
 /// hiredis writes with `write()`, so a write to a socket the server has closed raises SIGPIPE,
@@ -22,11 +32,9 @@ private let ignoreBrokenPipeSignal: Void = {
     _ = signal(SIGPIPE, SIG_IGN)
 }()
 
-/// Names the calling OS thread (what `top -H`, debuggers and /proc show). Foundation's
-/// `Thread.name` is not reliably applied to the OS thread on Linux, so this writes Linux's
-/// `/proc/thread-self/comm` directly (15 bytes at most).
+/// Names the calling OS thread (what `top -H`, debuggers and /proc show) by writing Linux's
+/// `/proc/thread-self/comm` (15 bytes at most).
 private func nameCurrentThread(_ name: String) {
-    Thread.current.name = name
     let descriptor = open("/proc/thread-self/comm", O_WRONLY)
     guard descriptor >= 0 else { return }
     defer { close(descriptor) }

@@ -1,5 +1,5 @@
 import CHiredis
-import Foundation
+import FoundationEssentials
 import Glibc
 import SwerveErrors
 import Synchronization
@@ -86,7 +86,7 @@ final class HiredisConnection {
         }
         if raw.pointee.err != 0 {
             let reason = errorText(raw)
-            let timedOut = reason.localizedLowercase.contains("timed out") || reason.contains("in progress")
+            let timedOut = reason.lowercased().contains("timed out") || reason.contains("in progress")
             redisFree(raw)
             throw RedisError(.connectFailed, "cannot connect to Redis at \(endpoint): \(reason)"
                 + (timedOut ? " (connect timeout \(configuration.connectTimeout.milliseconds) ms)" : ""))
@@ -110,7 +110,7 @@ final class HiredisConnection {
         if now - masterCheckedAt >= configuration.masterCheckInterval, masterCheck.begin() {
             masterCheckedAt = now
             let (check, configuration) = (masterCheck, configuration)
-            Thread { check.finish(try? SentinelDiscovery.master(of: sentinels, configuration: configuration)) }.start()
+            startDedicatedThread(name: "swerve-sentinel") { check.finish(try? SentinelDiscovery.master(of: sentinels, configuration: configuration)) }
         }
         return false
     }

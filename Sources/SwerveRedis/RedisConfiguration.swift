@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 public import SwerveErrors
 
 /// Where and how to connect to Redis. A plain `Sendable` value with defaults; build it from a

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SwerveErrors
 /// The parts of a Redis URL. Parsing is pure and reports every mistake with the URL's field.
 struct RedisURL: Equatable {
@@ -11,7 +11,7 @@ struct RedisURL: Equatable {
         func invalid(_ why: String) -> RedisError {
             RedisError(.invalidConfiguration, "invalid Redis URL \"\(redacted(url))\": \(why) (expected redis://[user:password@]host:port[/db], redis-sentinel://[user:password@]host:port[,host:port…][/db]#MASTER or unix:///path/to/redis.sock)")
         }
-        guard let schemeEnd = url.range(of: "://") else { throw invalid("missing scheme") }
+        guard let schemeEnd = url.firstRange(of: "://") else { throw invalid("missing scheme") }
         let scheme = url[..<schemeEnd.lowerBound].lowercased()
         var rest = String(url[schemeEnd.upperBound...])
 
@@ -142,7 +142,7 @@ struct RedisURL: Equatable {
 
     /// The URL with any password replaced by `***`, for messages.
     static func redacted(_ url: String) -> String {
-        guard let schemeEnd = url.range(of: "://"), let at = url.lastIndex(of: "@"), at > schemeEnd.upperBound else { return url }
+        guard let schemeEnd = url.firstRange(of: "://"), let at = url.lastIndex(of: "@"), at > schemeEnd.upperBound else { return url }
         let userinfo = url[schemeEnd.upperBound..<at]
         guard let colon = userinfo.firstIndex(of: ":") else { return url }
         return String(url[..<colon]) + ":***" + String(url[at...])

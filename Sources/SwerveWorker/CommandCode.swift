@@ -1,4 +1,5 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
 import Glibc
 import SwerveCore
 import SwerveErrors
@@ -29,7 +30,7 @@ final class CommandCode: Sendable {
 
     static func start(arguments: [String], environment: [String: String], healthPath: String?, host: String, tag: String, userConfig: JSONValue?) throws -> CommandCode {
         let port = try freePort(host: host)
-        let configFile = NSTemporaryDirectory() + "swerve-user-config-\(getpid()).json"
+        let configFile = FileManager.default.temporaryDirectory.appending(path: "swerve-user-config-\(getpid()).json").path
         try writeUserConfig(userConfig, to: configFile)
         var env = programEnvironment(worker: ProcessInfo.processInfo.environment, replica: environment)
         env["PORT"] = "\(port)"
@@ -66,11 +67,12 @@ final class CommandCode: Sendable {
         }
     }
 
-    /// Whether the program answers now (run off the cooperative pool: it blocks up to `timeout`).
+    /// Whether the program answers now (run on a Dispatch thread, off the cooperative pool: it
+    /// blocks up to `timeout`).
     func probe(timeout: Duration = .seconds(1)) async -> Bool {
         let (host, port, path) = (host, port, healthPath)
         return await withCheckedContinuation { continuation in
-            Thread { continuation.resume(returning: Self.blockingProbe(host: host, port: port, healthPath: path, timeout: timeout)) }.start()
+            DispatchQueue.global().async { continuation.resume(returning: Self.blockingProbe(host: host, port: port, healthPath: path, timeout: timeout)) }
         }
     }
 

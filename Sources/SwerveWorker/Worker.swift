@@ -1,5 +1,6 @@
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 public import Logging
 import SwerveCore
 import SwerveErrors

@@ -7,7 +7,8 @@
 //
 //     swerve node --worker-command "$(swift build --show-bin-path)/hello-replica"
 //     swerve apply -f examples/backends.yaml          # any backend; user config {"greeting": "hi"}
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -97,6 +98,7 @@ do {
     let configuration = try WorkerConfiguration.fromEnvironment(ProcessInfo.processInfo.environment)
     exit(try await Worker.run(configuration, logger: logger) { context in try await HelloService(context) })
 } catch {
-    FileHandle.standardError.write(Data("hello-replica: \(error)\n".utf8))
+    let message = Array("hello-replica: \(error)\n".utf8)
+    _ = write(STDERR_FILENO, message, message.count)
     exit(2)
 }
