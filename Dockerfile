@@ -11,6 +11,8 @@ COPY Package.swift ./
 RUN swift package resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
+# The release link's function order (Package.swift says why).
+COPY ops/symbol-order.txt ./ops/
 RUN swift build -c release --product swerve --static-swift-stdlib \
     && install -D "$(swift build -c release --show-bin-path)/swerve" /out/swerve
 
