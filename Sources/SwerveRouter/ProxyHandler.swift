@@ -126,6 +126,12 @@ final class ProxyHandler: ChannelInboundHandler {
         readClient(true)
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // Parts of a streamed request body written during this read burst go out together.
+        if let upstream = exchange?.upstream, exchange?.machine.requestSent == true { upstream.flush() }
+        context.fireChannelReadComplete()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         // The client left: stop waiting, and drop the upstream connection mid-request.
         if let exchange { run(exchange.machine.clientClosed(), for: exchange) }
@@ -222,15 +228,20 @@ final class ProxyHandler: ChannelInboundHandler {
             run(exchange.machine.backendGone(), for: exchange)
             return
         }
-        let promise = context.eventLoop.makePromise(of: ReplicaBalancer.RoutedReplicaChoice?.self)
-        switch state.admit(exchange.id, to: backend, excluding: exchange.machine.tried, waiter: ProxyState.Waiter(backend: backend.tag, promise: promise)) {
+        let loop = context.eventLoop
+        var waiting: EventLoopPromise<ReplicaBalancer.RoutedReplicaChoice?>?
+        let decision = state.admit(exchange.id, to: backend, excluding: exchange.machine.tried) {
+            let promise = loop.makePromise(of: ReplicaBalancer.RoutedReplicaChoice?.self)
+            waiting = promise
+            return ProxyState.Waiter(backend: backend.tag, promise: promise)
+        }
+        switch decision {
         case .send(let choice):
-            promise.succeed(nil)
             run(exchange.machine.chosen(choice), for: exchange)
         case .queued:
+            guard let promise = waiting else { preconditionFailure("a queued request always has its waiter made") }
             state.metrics.queueLength(backend.tag, state.queueLength(backend.tag))
-            let loop = context.eventLoop.assumeIsolated()
-            exchange.queueTimeout = loop.scheduleTask(in: TimeAmount(state.settings.queueTimeout)) { [state] in
+            exchange.queueTimeout = loop.assumeIsolated().scheduleTask(in: TimeAmount(state.settings.queueTimeout)) { [state] in
                 if state.abandon(exchange.id, backend: exchange.backend) { promise.succeed(nil) }
             }
             promise.futureResult.assumeIsolated().whenSuccess { [weak self] choice in
@@ -242,10 +253,8 @@ final class ProxyHandler: ChannelInboundHandler {
                 self.run(choice.map { exchange.machine.chosen($0) } ?? exchange.machine.queueTimedOut(), for: exchange)
             }
         case .rejected:
-            promise.succeed(nil)
             run(exchange.machine.queueFull(), for: exchange)
         case .noReplicas:
-            promise.succeed(nil)
             run(exchange.machine.noReplicaLeft(mayWait: ContinuousClock.now < exchange.started + state.settings.queueTimeout,
                                                autoscaled: backend.loadReportInterval != nil), for: exchange)
         }
@@ -320,7 +329,10 @@ final class ProxyHandler: ChannelInboundHandler {
         upstream.forward(.head(head))
         for part in buffered { upstream.forward(part) }
         upstream.watchSilence(exchange.upstreamTimeout)
-        if !exchange.machine.requestEnded { readClient(upstream.isWritable) }
+        if !exchange.machine.requestEnded {
+            upstream.flush() // the end flushes itself; a body still coming may not come soon
+            readClient(upstream.isWritable)
+        }
     }
 
     // MARK: From the replica
@@ -345,7 +357,9 @@ final class ProxyHandler: ChannelInboundHandler {
             head.version = exchange.head.version
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: head.status, headers: head.headers))), promise: nil)
         case .body(let buffer):
-            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            // Flushed when the replica's read burst ends (``upstreamReadComplete()``) or with the
+            // response's end: one system call per burst, not per part.
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
             if !context.channel.isWritable { exchange.upstream?.setReading(false) }
         case .end(let trailers):
             let action = exchange.machine.responseEnded()
@@ -355,6 +369,11 @@ final class ProxyHandler: ChannelInboundHandler {
             }
             finish(exchange, choice, reusable: reusable, trailers: trailers)
         }
+    }
+
+    /// The replica's connection has nothing more to read for now: what it sent goes out.
+    func upstreamReadComplete() {
+        context?.flush()
     }
 
     /// The replica's connection closed or failed before its response ended.

@@ -232,11 +232,12 @@ final class ProxyState: Sendable {
 
 
     /// Admits a request: a replica now, or (when full) a place in the queue whose promise the
-    /// caller waits on.
-    func admit(_ id: UInt64, to backend: RoutingTable.Backend, excluding: Set<String>, waiter: Waiter) -> ReplicaBalancer.Decision {
+    /// caller waits on. `waiter` is made only when the request is queued: a request that gets a
+    /// replica at once (nearly all) creates no promise.
+    func admit(_ id: UInt64, to backend: RoutingTable.Backend, excluding: Set<String>, waiter: () -> Waiter) -> ReplicaBalancer.Decision {
         let decision = balancing.withLock { state in
             let decision = state.balancer.admit(id, to: backend, queueLimit: settings.queueLimit, excluding: excluding, random: &state.random)
-            if case .queued = decision { state.waiters[id] = waiter }
+            if case .queued = decision { state.waiters[id] = waiter() }
             return decision
         }
         if case .send(let choice) = decision { metrics.inFlightChanged(choice.tag, by: 1) }

@@ -82,14 +82,21 @@ final class UpstreamHandler: ChannelInboundHandler {
         }
     }
 
+    /// Writes `part`; only the request's end is flushed at once. The consumer flushes the rest
+    /// (``flush()``) when its client's read burst ends, so a streamed body costs a system call
+    /// per burst rather than per part.
     func forward(_ part: HTTPServerRequestPart) {
         guard let context else { return }
         if silenceLimit != nil { lastActivity = .now() }
         switch part {
         case .head(let head): context.write(wrapOutboundOut(.head(head)), promise: nil)
-        case .body(let buffer): context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .body(let buffer): context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         case .end(let trailers): context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
         }
+    }
+
+    func flush() {
+        context?.flush()
     }
 
     /// Whether the replica's connection is read (`autoRead`). Changed only when it differs:
@@ -117,6 +124,10 @@ final class UpstreamHandler: ChannelInboundHandler {
         if case .head(let head) = part { keepAlive = head.isKeepAlive }
         if silenceLimit != nil { lastActivity = .now() }
         consumer?.responsePart(part)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        consumer?.upstreamReadComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

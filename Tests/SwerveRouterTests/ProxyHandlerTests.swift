@@ -108,6 +108,33 @@ import Testing
         #expect(state.activeRequests == 0)
     }
 
+    @Test func partsOfAStreamedBodyGoOnAtTheEndOfEachReadBurstNotOnlyWithTheEnd() async throws {
+        route(to: [a])
+        let upstream = try await pooled(a)
+        let client = try await client()
+        try client.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/api/upload")))
+        try client.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: "first part")))
+        #expect(try receivedHead(upstream)?.uri == "/api/upload")
+        let sent = try upstream.readOutbound(as: HTTPClientRequestPart.self)
+        #expect(sent.map { if case .body(.byteBuffer(let buffer)) = $0 { String(buffer: buffer) == "first part" } else { false } } == true,
+                "the request's first part reached the replica before the request ended")
+        try client.writeInbound(HTTPServerRequestPart.end(nil))
+        _ = try upstream.readOutbound(as: HTTPClientRequestPart.self)
+
+        try upstream.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Transfer-Encoding": "chunked"])))
+        try upstream.writeInbound(HTTPClientResponsePart.body(ByteBuffer(string: "partial")))
+        guard case .head(let head)? = try client.readOutbound(as: HTTPServerResponsePart.self) else {
+            Issue.record("the response head did not reach the client before the response ended")
+            return
+        }
+        #expect(head.status == .ok)
+        let streamed = try client.readOutbound(as: HTTPServerResponsePart.self)
+        #expect(streamed.map { if case .body(.byteBuffer(let buffer)) = $0 { String(buffer: buffer) == "partial" } else { false } } == true,
+                "the response's first part reached the client before the response ended")
+        try upstream.writeInbound(HTTPClientResponsePart.end(nil))
+        #expect(state.activeRequests == 0)
+    }
+
     @Test func anUnprocessed503IsRetriedOnTheOtherReplica() async throws {
         route(to: [a, b])
         let upstreams = [try await pooled(a), try await pooled(b)]
