@@ -53,6 +53,8 @@ struct ControllerTerm {
     var loadWindow = LoadWindow()
     /// Whether the last step exported autoscaling series (so the next removes those that went).
     var reportsAutoscaling = false
+    /// The term's `LeaderElected` event, until a step wrote it (with that step's events).
+    lazy var announcement: ClusterEvent? = .leaderElected(controller: scope.controllerID, epoch: scope.epoch)
 
     /// Loads the checkpoint and repeats its idempotent recovery actions — at the start of a
     /// term, and again after a step failed part-way (Redis, not memory, is then the truth: the
@@ -169,9 +171,11 @@ struct ControllerTerm {
         // settled on.
         let status = statusLedger.status(after: next, actions: actions)
         let changedStatus = statusLedger.change(to: status)
+        let announced = announcement.map { [$0] } ?? []
         try await execute(actions, status: changedStatus,
                           appliedRequest: next.lastAppliedRequest != state.lastAppliedRequest,
-                          events: actions.isEmpty ? [] : ClusterEvent.between(state, next, actions: actions))
+                          events: announced + (actions.isEmpty ? [] : ClusterEvent.between(state, next, actions: actions)))
+        announcement = nil
         let gone = nodeSightings.map { GoneNodes.prunable(listed: $0.lastRegistered, withRecord: $0.withRecord,
                                                           occupied: next.occupiedNodes, now: observations.now) } ?? []
         for id in gone {

@@ -20,7 +20,7 @@ struct StepWrites {
     ///   - routing: how the routing view goes out (whole or as a delta).
     init(_ actions: [Action], status: [String: BackendStatus]?, appliedRequest: Bool, events: [EventEntry], epoch: Int64, keys: ClusterKeys,
          checkpoints: inout CheckpointLedger, routing: inout RoutingPublisher) {
-        var wroteStatus = false
+        var wroteStatus = false, wroteEvents = false
         for action in actions {
             switch action {
             case .writeCheckpoint(let state):
@@ -37,7 +37,10 @@ struct StepWrites {
                     calls.append(.writeStatus(status, keys: keys))
                     wroteStatus = true
                 }
-                if !events.isEmpty { calls.append(.appendEvents(events, keys: keys)) }
+                if !events.isEmpty {
+                    calls.append(.appendEvents(events, keys: keys))
+                    wroteEvents = true
+                }
             case .publishBackendConfigs(let view):
                 calls.append(.publishSnapshot(configs: view, epoch: epoch, keys: keys))
             case .publishRoutingView(let view):
@@ -66,8 +69,14 @@ struct StepWrites {
                 calls.append(.settleGoal(GoalOutcome(goal: goal, failure: reason), keys: keys))
             }
         }
-        // No checkpoint this step (the state did not change), but the status differs from what
-        // this term last wrote (its first step): it goes first, on its own.
+        // No checkpoint this step (the state did not change), but events to record (a term's
+        // `LeaderElected`): they go first, on their own.
+        if !events.isEmpty, !wroteEvents {
+            calls.insert(.appendEvents(events, keys: keys), at: 0)
+            failpoints = failpoints.mapValues { $0 + 1 }
+        }
+        // No checkpoint this step, but the status differs from what this term last wrote (its
+        // first step): it goes first, on its own.
         if let status, !wroteStatus {
             calls.insert(.writeStatus(status, keys: keys), at: 0)
             failpoints = failpoints.mapValues { $0 + 1 }

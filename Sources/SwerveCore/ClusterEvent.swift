@@ -16,6 +16,13 @@ public struct ClusterEvent: Sendable, Hashable, Codable {
         case replica = "Replica"
         case goalCompleted = "GoalCompleted"
         case goalFailed = "GoalFailed"
+        /// A controller began a term as leader (written by its first step; `backend` empty).
+        case leaderElected = "LeaderElected"
+    }
+
+    /// What a new leader's first step records: who leads, from which epoch.
+    public static func leaderElected(controller: String, epoch: Int64) -> ClusterEvent {
+        ClusterEvent(kind: .leaderElected, backend: "", message: "controller \(controller) leads from epoch \(epoch)")
     }
 
     public var kind: Kind

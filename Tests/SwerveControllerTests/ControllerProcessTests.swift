@@ -190,9 +190,30 @@ import Testing
         let killed = ContinuousClock.now
         try await awaitLeader("c2", after: { first.kill(SIGKILL) })
         #expect(ContinuousClock.now - killed < .milliseconds(4000), "taken over, not expired")
+        let elected = try await awaitEvent { $0.event.kind == .leaderElected && $0.controller == "c2" }
+        #expect(elected.event.message == "controller c2 leads from epoch \(elected.epoch)" && elected.event.backend.isEmpty)
+        let earlier = try await client.send("XRANGE", keys.events, "-", elected.id).streamEntries
+            .compactMap { try? EventEntry(id: $0.id, fields: $0.fields, source: keys.events) }
+        #expect(earlier.contains { $0.event.kind == .leaderElected && $0.controller == "c1" && $0.epoch < elected.epoch },
+                "c1's term was announced before c2's")
         second.kill(SIGTERM)
         let (_, stderr) = await second.exit()
         #expect(stderr.contains("took the lease over"), "c2 says why it leads:\n\(stderr)")
+    }
+
+    /// The first event (read from the start of the stream, blocking for new ones) that
+    /// `matches`, within `timeout`.
+    func awaitEvent(timeout: Duration = .seconds(10), _ matches: (EventEntry) -> Bool) async throws -> EventEntry {
+        let deadline = ContinuousClock.now + timeout
+        var after = "0"
+        while ContinuousClock.now < deadline {
+            let reply = try await client.send(RedisCommand("XREAD", arguments: ["BLOCK", 1000, "STREAMS", keys.events, after]), timeout: .seconds(5))
+            for entry in reply.streamEntries(readFrom: keys.events) {
+                after = entry.id
+                if let event = try? EventEntry(id: entry.id, fields: entry.fields, source: keys.events), matches(event) { return event }
+            }
+        }
+        throw TestFailure("no matching event within \(timeout)")
     }
 
     /// The leader lives but loses every connection to Redis (here: frozen, and its connections

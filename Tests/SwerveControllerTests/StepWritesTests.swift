@@ -44,6 +44,18 @@ import Testing
         #expect(writes.failpoints == [.afterAssign: 1, .beforeGoalOutcomes: 1])
     }
 
+    @Test func eventsWithoutACheckpointFollowTheStatusAndShiftTheFailpoints() {
+        var ledger = CheckpointLedger()
+        var routing = RoutingPublisher()
+        let elected = EventEntry(epoch: 2, controller: "c", at: Timestamp(milliseconds: 1), event: .leaderElected(controller: "c", epoch: 2))
+        let writes = StepWrites([.assign(assignment)], status: status, appliedRequest: false, events: [elected], epoch: 2, keys: keys,
+                                checkpoints: &ledger, routing: &routing)
+        #expect(writes.calls.map(\.name) == ["writeStatus", "appendEvents", "assign"])
+        #expect(writes.failpoints == [.afterAssign: 2])
+        let alone = StepWrites([], status: nil, appliedRequest: false, events: [elected], epoch: 2, keys: keys, checkpoints: &ledger, routing: &routing)
+        #expect(alone.calls.map(\.name) == ["appendEvents"], "a step with nothing else to write still records the election")
+    }
+
     @Test func failpointsWithNothingOnTheirOtherSideAreLeftOut() {
         var ledger = CheckpointLedger()
         var routing = RoutingPublisher()
