@@ -15,6 +15,7 @@
 //   SwerveNode       - `swerve node`: the node agent that starts, reaps and kills workers
 //   SwerveController - `swerve controller`: the fenced lease, the control loop, its FencedCalls
 //   SwerveRouter     - `swerve router`: the HTTP proxy that follows the leader's snapshots
+//   SwerveDashboard  - `swerve dashboard`: the live web page, read-only, served from Redis's keys
 //   SwerveCLI        - the one executable, `swerve`
 //   SwerveLauncher   - a whole cluster on loopback as child processes (ops/up, ops/chaos, benches)
 //   SwerveOps        - `swerve-ops`: `up`, `chaos` and `compose`, which the ops/ scripts run
@@ -167,6 +168,25 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "SwerveDashboard",
+            dependencies: [
+                "SwerveClient",
+                "SwerveCore",
+                "SwerveProtocol",
+                "SwerveRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            // The page is part of the binary: nothing to install, nothing fetched.
+            resources: [
+                .embedInCode("Resources/index.html"), .embedInCode("Resources/app.js"),
+                .embedInCode("Resources/app.css"), .embedInCode("Resources/favicon.svg"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "SwerveNode",
             dependencies: [
                 "SwerveErrors",
@@ -175,6 +195,7 @@ let package = Package(
                 "SwerveRedis",
                 "SwerveCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -196,6 +217,7 @@ let package = Package(
                 "SwerveController",
                 "SwerveMetrics",
                 "SwerveRouter",
+                "SwerveDashboard",
                 "SwerveProtocol",
                 "SwerveSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -343,6 +365,12 @@ let package = Package(
         .testTarget(
             name: "SwerveClientTests",
             dependencies: ["SwerveClient", "SwerveCore", "SwerveErrors"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SwerveDashboardTests",
+            dependencies: ["SwerveDashboard", "SwerveClient", "SwerveCore", "SwerveProtocol", "SwerveTestSupport", "SwerveRedis",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(name: "SwerveSystemTests", dependencies: ["SwerveSystem", "SwerveErrors"], swiftSettings: strict),

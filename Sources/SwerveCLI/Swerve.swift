@@ -17,7 +17,7 @@ struct SwerveCommand: AsyncParsableCommand {
         version: Swerve.version,
         subcommands: [ApplyCommand.self, GetCommand.self, DescribeCommand.self, EventsCommand.self, ScaleCommand.self, DeleteCommand.self,
                       WaitCommand.self, StatusCommand.self, LeaderCommand.self, HealthCommand.self,
-                      ControllerCommand.self, RouterCommand.self, NodeCommand.self, WorkerCommand.self, AclCommand.self, Version.self]
+                      ControllerCommand.self, RouterCommand.self, NodeCommand.self, DashboardCommand.self, WorkerCommand.self, AclCommand.self, Version.self]
     )
 }
 

@@ -157,7 +157,9 @@ private func blockingHTTPRequest(_ address: String, method: String, path: String
     let descriptor = try connectTCP(address).mapError { TestFailure($0.description) }.get()
     defer { close(descriptor) }
     let lines = extra.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined()
-    let request = Array("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\(lines)\r\n".utf8) + body
+    // A Host among `extra` replaces the address's.
+    let hostLine = extra.keys.contains { $0.lowercased() == "host" } ? "" : "Host: \(host)\r\n"
+    let request = Array("\(method) \(path) HTTP/1.1\r\n\(hostLine)Content-Length: \(body.count)\r\nConnection: close\r\n\(lines)\r\n".utf8) + body
     // A large body is sent on a thread of its own while this one reads, as curl does: a
     // server that streams its answer while the body still comes (the built-in echo) would
     // otherwise wait forever for a client that reads only once it sent everything. A small
