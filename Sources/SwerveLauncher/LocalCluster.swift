@@ -52,7 +52,7 @@ public final class LocalCluster: Sendable {
 
     /// A process the launcher started.
     public struct Member: Sendable, Hashable {
-        public enum Role: String, Sendable, Hashable { case redis, controller, node, router }
+        public enum Role: String, Sendable, Hashable { case redis, controller, node, router, dashboard }
         public var name: String
         public var role: Role
         public var pid: Int32
@@ -297,6 +297,11 @@ public final class LocalCluster: Sendable {
                   arguments: ["router"] + clusterArguments + ["--listen", listen, "--admin", admin])
     }
 
+    /// Starts a dashboard on `listen` (`host:port`), as the read-only reader where ACLs are on.
+    public func startDashboard(_ id: String, listen: String) throws {
+        try start(id, role: .dashboard, executable: settings.swerve, arguments: ["dashboard"] + clusterArguments + ["--listen", listen])
+    }
+
     private var clusterArguments: [String] { clusterArguments(for: "") }
 
     /// `--redis` (at the namespace's host address for a member in one) and `--cluster`.
@@ -313,6 +318,7 @@ public final class LocalCluster: Sendable {
         case .controller: environment.merge(credentials(.controller)) { $1 }
         case .node: environment.merge(credentials(.node)) { $1 }
         case .router: environment.merge(credentials(.router)) { $1 }
+        case .dashboard: environment.merge(credentials(.reader)) { $1 }
         case .redis: break
         }
         let pid: Int32
@@ -389,12 +395,12 @@ public final class LocalCluster: Sendable {
         while !Self.reaped(pid) { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
-    /// Stops every member in order — routers, controllers, node agents (they drain their
-    /// workers), Redis — each SIGTERM first and SIGKILL after `timeout`.
+    /// Stops every member in order — dashboards and routers, controllers, node agents (they
+    /// drain their workers), Redis — each SIGTERM first and SIGKILL after `timeout`.
     public func stopAll(timeout: Duration = .seconds(10)) {
         stopping.withLock { $0.all = true }
         let all = members.withLock { $0.values }
-        for role in [Member.Role.router, .controller, .node, .redis] {
+        for role in [Member.Role.dashboard, .router, .controller, .node, .redis] {
             stop(all.filter { $0.role == role }, timeout: timeout)
         }
     }

@@ -11,8 +11,8 @@ import SwerveSystem
 import Synchronization
 
 /// `swerve-ops up`: a whole cluster on loopback — an embedded Redis (or `--redis`), 3
-/// controllers, 2 node agents, a router — with the example backends applied; shows the
-/// router's URL, the leader and a live status until Ctrl-C, then stops everything it started.
+/// controllers, 2 node agents, a router, the dashboard — with the example backends applied;
+/// shows their URLs, the leader and a live status until Ctrl-C, then stops everything it started.
 /// A process that dies meanwhile (a crash, or `ops/chaos` attached to this cluster) is started
 /// again, as docker-compose's restart policy would.
 struct UpCommand: AsyncParsableCommand {
@@ -32,6 +32,7 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: "The cluster name.") var cluster = "local"
     @Option(help: "Where logs and the embedded Redis's data go.") var directory = ".swerve"
     @Option(help: "The router's port (another free one if it is taken).") var routerPort = 8000
+    @Option(help: "The dashboard's port (another free one if it is taken).") var dashboardPort = 8080
     @Option(help: "A spec file to apply once the cluster is up (empty: none).") var apply = "examples/backends.yaml"
     @Option(help: "Controllers to run.") var controllers = 3
     @Option(help: "Node agents to run.") var nodes = 2
@@ -82,6 +83,8 @@ struct UpCommand: AsyncParsableCommand {
         let listen = "127.0.0.1:\(try freeLoopbackPort(preferred: routerPort))"
         let admin = "127.0.0.1:\(try freeLoopbackPort(preferred: routerPort == 0 ? 0 : routerPort + 1))"
         try cluster.startRouter("router-1", listen: listen, admin: admin)
+        let dashboard = "127.0.0.1:\(try freeLoopbackPort(preferred: dashboardPort))"
+        try cluster.startDashboard("dashboard", listen: dashboard)
 
         let logger = Logger(label: "swerve-ops") { _ in SwiftLogNoOpLogHandler() }
         let redis = RedisClient(configuration: try cluster.redisConfiguration(), logger: logger)
@@ -90,6 +93,7 @@ struct UpCommand: AsyncParsableCommand {
         let mode = ha ? "highly available: a master, 2 replicas, 3 sentinels, ACLs; " : self.redis == nil ? "single server; " : "yours"
         print("redis:   \(cluster.redisURL) (\(mode)" + (self.redis == nil ? "data in \(cluster.redisDirectory), AOF on)" : ")"))
         print("router:  http://\(listen)   (routes: http://\(admin)/-/routes, metrics: http://\(admin)/metrics)")
+        print("dashboard: http://\(dashboard)/   (live: leader, backends, replicas, nodes, events)")
         print("logs:    \(cluster.logDirectory)")
         print("cli:     export SWERVE_REDIS_URL=\(cluster.redisURL) SWERVE_CLUSTER=\(cluster.keys.cluster)")
         if cluster.accessControlled {

@@ -52,12 +52,15 @@ import Testing
         #expect(lines.contains("applied: hello from \(spec)"), "\(lines)")
         let response = try await httpRequest(String(router.dropFirst("http://".count)), path: "/hello/x")
         #expect(response.status == 200 && response.headers["x-swerve-replica"]?.hasPrefix("hello#") == true, "an echo replica answered")
+        let dashboard = try #require(lines.first { $0.hasPrefix("dashboard:") }?.split(separator: " ").dropFirst().first { $0.hasPrefix("http://") })
+        let state = try await httpRequest(String(dashboard.dropFirst("http://".count).dropLast()), path: "/api/state")
+        #expect(state.status == 200 && String(decoding: state.body, as: UTF8.self).contains("\"tag\":\"hello\""), "the dashboard shows the applied backend")
 
         // Every member names the Redis on its command line or in its environment (workers).
         let redis = try #require(lines.first { $0.hasPrefix("redis:") }?.split(separator: " ").dropFirst().first { $0.hasPrefix("redis://") })
         let token = String(redis.dropFirst("redis://".count))
         let started = processes(naming: token)
-        let expected = 10 // redis, 3 controllers, 2 nodes, a router and 3 workers
+        let expected = 11 // redis, 3 controllers, 2 nodes, a router, a dashboard and 3 workers
         #expect(started.count >= expected, "\(started.count) processes")
         kill(up.processIdentifier, SIGINT)
         up.waitUntilExit()
