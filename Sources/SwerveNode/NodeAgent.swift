@@ -117,6 +117,8 @@ struct NodeAgentRun {
     var workersAskedToDrain = false
     /// Reports a child's exit the moment it happens (nil: exits are found at each tick only).
     var childExits: ChildExitWatcher?
+    /// When the agent first saw each worker's drain request (for the drain duration metric).
+    var drainSeen: [String: ContinuousClock.Instant] = [:]
     /// This process's claim on the node id.
     let owner = NodeOwnerDocument(token: UUID().uuidString, host: ProcessInfo.processInfo.hostName, pid: getpid(), startedAt: wallClockNow())
 
@@ -374,6 +376,7 @@ struct NodeAgentRun {
             // A kept worker its assignment lists again is judged like any other from then on.
             fresh.keptAfterLoss.subtract(fresh.assigned.keys)
             view = fresh
+            for tag in view.drains.keys where running[tag] != nil && drainSeen[tag] == nil { drainSeen[tag] = .now }
             if readFailing { logger.info("assignments read again") }
             readFailing = false
         } catch {
@@ -421,6 +424,7 @@ struct NodeAgentRun {
             // not run), with the reason, so the leader replaces the replica elsewhere and its
             // events say why.
             ranBefore.insert(assignment.tag)
+            configuration.metrics.started("refused")
             logger.error("refusing a command replica", metadata: ["replica": "\(assignment.tag)", "reason": "\(refusal)"])
             await recordNotStarted(assignment.tag, code: 126, message: "refused by node \(id): \(refusal)")
             return
@@ -433,11 +437,14 @@ struct NodeAgentRun {
             let command = configuration.workerCommand
             let pid = try WorkerProcesses.spawn(executable: command[0], arguments: Array(command.dropFirst()), environment: environment)
             running[assignment.tag] = RunningWorker(tag: assignment.tag, pid: pid)
+            configuration.metrics.started("started")
+            configuration.metrics.running(running.count)
             childExits?.lookAgain()
             logger.info("started worker", metadata: ["replica": "\(assignment.tag)", "pid": "\(pid)"])
         } catch {
             // Recorded like an exit (code 127, as a shell reports a command it cannot run), so the
             // leader replaces the replica now instead of waiting out its start timeout.
+            configuration.metrics.started("failed")
             logger.error("cannot start worker", metadata: ["replica": "\(assignment.tag)", "error": "\(error.message)"])
             await recordNotStarted(assignment.tag, code: 127, message: nil)
         }
@@ -469,6 +476,9 @@ struct NodeAgentRun {
             guard let worker = running.values.first(where: { $0.pid == exit.pid }) else { continue }
             running[worker.tag] = nil
             view.keptAfterLoss.remove(worker.tag)
+            configuration.metrics.running(running.count)
+            configuration.metrics.exited(code: exit.code, signal: exit.signal, killedByAgent: worker.killSent)
+            if let seen = drainSeen.removeValue(forKey: worker.tag) { configuration.metrics.drained(after: .now - seen) }
             // Whatever the worker started (its command's program) goes with it: a worker that
             // died alone (SIGKILL, OOM) must not leave a program behind holding its port.
             WorkerProcesses.signalGroup(worker.pid, SIGKILL)

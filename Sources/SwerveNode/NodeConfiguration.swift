@@ -24,6 +24,8 @@ public struct NodeConfiguration: Sendable {
     public var environment: [String: String]
     /// The programs command replicas may run here (`--allow-command`; empty: any).
     public var allowedCommands = CommandAllowList(patterns: [])
+    /// Where the agent records what its workers do.
+    public var metrics = NodeMetrics()
 
     public init(redisURL: String, redis: RedisConfiguration, keys: ClusterKeys, id: String, address: String = "127.0.0.1",
                 resources: Resources, nodeTTL: Duration = .seconds(3), workerHeartbeatTTL: Duration = .seconds(3),

@@ -84,6 +84,37 @@ import Testing
         #expect(try await httpRequest(ready.address, method: "POST", body: Array("hi".utf8)).body == Array("hi".utf8))
     }
 
+    @Test func theAgentsMetricsCountStartsExitsByReasonAndDrains() async throws {
+        let port = try freeLoopbackPort()
+        var node: SwerveProcess?
+        // The endpoint serves before the agent registers: joined means it answers.
+        try await awaitWake([WakeUp(event: .nodeJoined, subject: "n1")]) { node = try startNode(["--metrics-address", "127.0.0.1:\(port)"]) }
+        defer { node?.kill() }
+        func metrics() async throws -> [String: Double] {
+            let text = String(decoding: try await httpRequest("127.0.0.1:\(port)", path: "/metrics").body, as: UTF8.self)
+            var values: [String: Double] = [:]
+            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+                let parts = line.split(separator: " ")
+                if parts.count == 2, let value = Double(parts[1]) { values[String(parts[0])] = value }
+            }
+            return values
+        }
+        try await awaitWake([WakeUp(event: .ready, subject: "api#m1"), WakeUp(event: .ready, subject: "api#m2")]) {
+            try await assign("api#m1")
+            try await assign("api#m2")
+        }
+        var seen = try await metrics()
+        #expect(seen["swerve_node_workers"] == 2 && seen["swerve_node_worker_starts_total{result=\"started\"}"] == 2, "\(seen)")
+        try await awaitWake([WakeUp(event: .exited, subject: "api#m1")]) { try await drain("api#m1", inMs: 10_000) }
+        let ready = try #require(try await document(ReadyRecord.self, at: keys.ready("api#m2")))
+        try await awaitWake([WakeUp(event: .exited, subject: "api#m2")]) { _ = Glibc.kill(ready.pid, SIGKILL) }
+        seen = try await metrics()
+        #expect(seen["swerve_node_workers"] == 0, "\(seen)")
+        #expect(seen["swerve_node_worker_exits_total{reason=\"drained\"}"] == 1 && seen["swerve_node_worker_exits_total{reason=\"crashed\"}"] == 1,
+                "a drained exit and a kill the agent did not make: \(seen)")
+        #expect(seen["swerve_node_drain_duration_seconds_count"] == 1, "one drain timed: \(seen)")
+    }
+
     @Test func aKilledWorkerIsReportedWithItsSignalAndNotRestarted() async throws {
         let node = try startNode()
         try await awaitWake([WakeUp(event: .ready, subject: "api#k1")]) { try await assign("api#k1") }

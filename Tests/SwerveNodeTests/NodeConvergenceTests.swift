@@ -89,3 +89,13 @@ import Testing
                 == [.kill(tag: "a#2", pid: 6, reason: "force-kill requested")])
     }
 }
+
+@Suite struct NodeMetricsRules {
+    @Test func exitsAreGroupedByWhatEndedThem() {
+        #expect(NodeMetrics.exitReason(code: 0, signal: nil, killedByAgent: false) == "drained")
+        #expect(NodeMetrics.exitReason(code: 2, signal: nil, killedByAgent: false) == "failed")
+        #expect(NodeMetrics.exitReason(code: nil, signal: 9, killedByAgent: true) == "killed")
+        #expect(NodeMetrics.exitReason(code: nil, signal: 9, killedByAgent: false) == "crashed", "a SIGKILL the agent did not send: the OOM killer, someone")
+        #expect(NodeMetrics.exitReason(code: nil, signal: 11, killedByAgent: true) == "crashed")
+    }
+}
