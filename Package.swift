@@ -204,7 +204,7 @@ let package = Package(
             dependencies: ["SwerveClient", "SwerveLauncher", "SwerveProtocol", "SwerveRedis", "SwerveCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        .target(name: "SwerveSystem", dependencies: ["SwerveCore", "SwerveErrors"], swiftSettings: strict),
+        .target(name: "SwerveSystem", dependencies: ["SwerveCore", "SwerveErrors", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .executableTarget(
             name: "SwerveCLI",
             dependencies: [
@@ -373,7 +373,7 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        .testTarget(name: "SwerveSystemTests", dependencies: ["SwerveSystem", "SwerveErrors"], swiftSettings: strict),
+        .testTarget(name: "SwerveSystemTests", dependencies: ["SwerveSystem", "SwerveErrors", .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "SwerveLauncherTests", dependencies: ["SwerveLauncher", "SwerveCore"], swiftSettings: strict),
         .testTarget(
             name: "SwerveCLITests",

@@ -48,6 +48,16 @@ func exitIfDryRun(_ command: String, _ summary: @autoclosure () -> String) throw
     throw ExitCode.success
 }
 
+/// The process's logger (`SWERVE_LOG_LEVEL`, `SWERVE_LOG_FORMAT`: see ``ProcessLog``).
+/// - Throws: a validation error naming the variable whose value is wrong.
+func processLogger(_ label: String) throws -> Logger {
+    do {
+        return try ProcessLog.logger(label, environment: ProcessInfo.processInfo.environment)
+    } catch {
+        throw ArgumentParser.ValidationError(error.message)
+    }
+}
+
 /// An integer from the environment variable `name`, nil when it is unset or empty.
 /// - Throws: a validation error naming the variable when its value is not a whole number.
 func environmentInteger(_ name: String) throws -> Int? {

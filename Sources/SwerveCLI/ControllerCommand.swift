@@ -110,8 +110,7 @@ struct ControllerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "swerve.controller") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = ProcessInfo.processInfo.environment["SWERVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let logger = try processLogger("swerve.controller")
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
         let timing = try timing()

@@ -51,8 +51,7 @@ struct DashboardCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "swerve.dashboard") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = ProcessInfo.processInfo.environment["SWERVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let logger = try processLogger("swerve.dashboard")
         let configuration = Dashboard.Configuration(redis: try cluster.redisConfiguration(), keys: try cluster.keys(), listen: try address(),
                                                     allowedHosts: try hosts())
         try exitIfDryRun("dashboard", "cluster \(configuration.keys.cluster), listen \(configuration.listen)")

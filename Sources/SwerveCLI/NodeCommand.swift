@@ -118,8 +118,7 @@ struct NodeAgentCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "swerve.node") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = ProcessInfo.processInfo.environment["SWERVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let logger = try processLogger("swerve.node")
         let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let command = workerCommand.map { $0.split(separator: " ").map(String.init) } ?? [selfPath, "worker"]
         let agentEnvironment = ProcessInfo.processInfo.environment

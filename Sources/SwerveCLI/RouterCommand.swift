@@ -93,8 +93,7 @@ struct RouterCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "swerve.router") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = ProcessInfo.processInfo.environment["SWERVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let logger = try processLogger("swerve.router")
         let (listenAddress, adminAddress) = try addresses()
         let configuration = RouterConfiguration(
             redis: try cluster.redisConfiguration(), keys: try cluster.keys(), listen: listenAddress, admin: adminAddress,

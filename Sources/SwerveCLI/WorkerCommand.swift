@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import SwerveErrors
+import SwerveSystem
 import SwerveWorker
 
 /// `swerve worker`: one replica, started by `swerve node` and configured by its environment.
@@ -22,8 +24,13 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        var logger = Logger(label: "swerve.worker") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = environment["SWERVE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        let logger: Logger
+        do {
+            logger = try ProcessLog.logger("swerve.worker", environment: environment)
+        } catch {
+            FileHandle.standardError.write(Data("\(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
         let configuration: WorkerConfiguration
         do {
             configuration = try WorkerConfiguration.fromEnvironment(environment)

@@ -21,7 +21,7 @@ import Testing
 
     func dashboard() async throws -> (process: SwerveProcess, address: String) {
         let process = try SwerveProcess(["dashboard", "--redis", url, "--cluster", keys.cluster, "--listen", "127.0.0.1:0"],
-                                        environment: ["SWERVE_LOG_LEVEL": "warning"], captureOutput: true)
+                                        environment: ["SWERVE_LOG_LEVEL": "info", "SWERVE_LOG_FORMAT": "json"], captureOutput: true)
         let line = try await process.nextOutputLine()
         guard line.hasPrefix("dashboard http://") else { throw TestFailure("unexpected first line: \(line)") }
         return (process, String(line.dropFirst("dashboard http://".count).dropLast()))
@@ -52,5 +52,13 @@ import Testing
         let write = try await httpRequest(address, method: "POST", path: "/api/state")
         #expect(write.status == 405 && write.headers["allow"] == "GET, HEAD")
         #expect(try await httpRequest(address, path: "/nothing").status == 404)
+
+        // SWERVE_LOG_FORMAT=json: every line it logged is one JSON object.
+        let lines = dashboard.stderrSoFar.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["component"] as? String == "swerve.dashboard" && object?["level"] != nil && object?["message"] != nil, "\(line)")
+        }
     }
 }
