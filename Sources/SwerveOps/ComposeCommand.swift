@@ -37,13 +37,13 @@ struct ComposeCommand: AsyncParsableCommand {
 
     /// The deployment's long-running services, and the one-shot one.
     static let services = ["redis-1", "redis-2", "redis-3", "sentinel-1", "sentinel-2", "sentinel-3",
-                           "controller-1", "controller-2", "controller-3", "node-1", "node-2", "router-1", "router-2"]
+                           "controller-1", "controller-2", "controller-3", "node-1", "node-2", "router-1", "router-2", "dashboard"]
     static let oneShot = "apply"
 
     func run() async throws {
         let containers = ContainerEngine(kind: ContainerEngine.Kind(rawValue: engine)!, project: project, files: files,
                                          environment: ["SWERVE_ROUTER_1_PORT": "\(ports[0])", "SWERVE_ROUTER_2_PORT": "\(ports[1])",
-                                                       "SWERVE_PUBLISH_ADDRESS": "127.0.0.1"])
+                                                       "SWERVE_DASHBOARD_PORT": "\(ports[0] + 80)", "SWERVE_PUBLISH_ADDRESS": "127.0.0.1"])
         let run = ComposeRun(containers: containers, routers: ports.map { "127.0.0.1:\($0)" },
                              healthTimeout: .seconds(healthTimeout), loadTime: .seconds(loadSeconds))
         var failed = false

@@ -88,11 +88,27 @@ final class ComposeRun: Sendable {
         say("both routers serve /hello")
         try await checkColdStart()
         try await checkBackendsFromInside()
+        try await checkDashboard()
 
         try await killLeader()
         try await killNode()
         try await killRouter()
         try await killRedisMaster()
+    }
+
+    /// The dashboard, as the reader role behind the ACLs: its state names the leader and every
+    /// example backend.
+    private func checkDashboard() async throws {
+        let result = await containers.exec("dashboard", ["curl", "-fsS", "http://127.0.0.1:8080/api/state"])
+        guard result.succeeded, let state = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any] else {
+            throw ComposeFailure("the dashboard did not answer /api/state: \(result.output.prefix(500))")
+        }
+        let leader = (state["leader"] as? [String: Any])?["id"] as? String
+        let backends = Set((state["backends"] as? [[String: Any]] ?? []).compactMap { $0["tag"] as? String })
+        guard leader != nil, backends.isSuperset(of: ["hello", "slow", "auto"]) else {
+            throw ComposeFailure("the dashboard shows leader \(leader ?? "none") and backends \(backends.sorted()), not the example backends")
+        }
+        say("the dashboard (reader role) shows leader \(leader ?? "") and backends \(backends.sorted().joined(separator: ", "))")
     }
 
     /// `swerve get backends -o json` inside a controller container: every backend healthy.
