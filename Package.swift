@@ -170,6 +170,7 @@ let package = Package(
         .target(
             name: "SwerveDashboard",
             dependencies: [
+                "SwerveErrors",
                 "SwerveClient",
                 "SwerveCore",
                 "SwerveProtocol",

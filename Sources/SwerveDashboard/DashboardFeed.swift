@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import SwerveClient
 import SwerveCore
+import SwerveErrors
 public import SwerveProtocol
 public import SwerveRedis
 import Synchronization
@@ -41,6 +42,9 @@ public final class DashboardFeed: Sendable {
         var snapshotAt: ContinuousClock.Instant?
         var events: [DashboardEvent] = []
         var elections = ElectionHistory()
+        var traffic = TrafficWindow()
+        /// Traffic report keys found malformed (each warned about once until it reads well).
+        var malformedReports: Set<String> = []
         var streams: [ObjectIdentifier: any Channel] = [:]
     }
     private let state = Mutex(State())
@@ -147,9 +151,10 @@ public final class DashboardFeed: Sendable {
             async let nodes = client.nodes()
             async let time = reads.send("TIME")
             let now = Timestamp(milliseconds: try await time.timeMilliseconds ?? Int64(Date().timeIntervalSince1970 * 1000))
-            let elections = state.withLock { $0.elections.elections }
+            let reports = try await trafficReports(now: now)
+            let (elections, traffic) = state.withLock { ($0.elections.elections, $0.traffic.take(reports)) }
             let snapshot = DashboardSnapshot.build(.init(cluster: keys.cluster, now: now, leader: try await leader, status: try await status,
-                                                         state: try await checkpoint, nodes: try await nodes, elections: elections))
+                                                         state: try await checkpoint, nodes: try await nodes, elections: elections, traffic: traffic))
             var timeless = snapshot
             timeless.at = 0
             let bytes = Self.encode(snapshot)
@@ -165,6 +170,36 @@ public final class DashboardFeed: Sendable {
         } catch {
             logger.warning("cannot read the cluster", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// The traffic reports of the routers reporting now (at most 1,000; a malformed one is
+    /// skipped with a warning: a router's report must not hide the cluster).
+    private func trafficReports(now: Timestamp) async throws -> [RouterTrafficReport] {
+        // A minute back: a router whose clock is behind Redis's still counts; an expired
+        // report's key is gone, so its id reads as nothing.
+        let ids = try await reads.send("ZRANGEBYSCORE", keys.routerTraffics, now.milliseconds - 60_000, "+inf", "LIMIT", 0, 1000).array?.compactMap(\.string) ?? []
+        guard !ids.isEmpty else { return [] }
+        let values = try await reads.send(RedisCommand("MGET", arguments: ids.map(keys.routerTraffic))).array ?? []
+        var reports: [RouterTrafficReport] = []
+        for (id, value) in zip(ids, values) {
+            guard let bytes = value.bytes else { continue }
+            let key = keys.routerTraffic(id)
+            do {
+                let report = try DocumentCodec.decode(RouterTrafficReport.self, from: bytes, source: key)
+                if let problem = report.problems { throw ProtocolError(.malformed, "\(key): \(problem)") }
+                reports.append(report)
+                _ = state.withLock { $0.malformedReports.remove(key) }
+            } catch {
+                let first = state.withLock { state -> Bool in
+                    if state.malformedReports.count >= 1000 { state.malformedReports.removeAll() } // bounded, whatever routers write
+                    return state.malformedReports.insert(key).inserted
+                }
+                if first {
+                    logger.warning("skipping a router's traffic report", metadata: ["key": "\(key)", "error": "\(error)"])
+                }
+            }
+        }
+        return reports
     }
 
     /// Follows the events stream: the whole stream once for its elections, then each new entry.

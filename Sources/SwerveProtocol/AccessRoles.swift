@@ -102,8 +102,10 @@ public struct AccessRoles: Sendable, Hashable {
         case .router:
             // Load reports: its own hash and the set naming it; the wake channel only to
             // publish (a selector), never the snapshots channel, which it only follows.
+            // Traffic reports (the dashboard's): its report and the set naming it.
             return ["%R~\(p)snapshot:*", "&\(p)snapshots", "+get", "+lrange", "+multi", "+exec", "+subscribe", "+unsubscribe",
-                    "(~\(p)router:*:load ~\(p)routers:load &\(p)wake +hset +del +pexpire +sadd +publish +multi +exec)"] + Self.connecting
+                    "(~\(p)router:*:load ~\(p)routers:load &\(p)wake +hset +del +pexpire +sadd +publish +multi +exec)",
+                    "(~\(p)router:*:traffic ~\(p)routers:traffic +set +zadd +zremrangebyscore +multi +exec)"] + Self.connecting
         case .client:
             return ["%R~\(p)*", "%W~\(p)requests", "%W~\(p)cordons", "&\(p)*",
                     "+@read", "-@dangerous", "+xadd", "+hset", "+hdel", "+publish", "+subscribe", "+unsubscribe", "+time", "+multi", "+exec"] + Self.connecting

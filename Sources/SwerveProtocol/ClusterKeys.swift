@@ -143,6 +143,17 @@ public struct ClusterKeys: Sendable, Hashable {
     /// How long a report outlives its router's last write: three intervals, at least a second.
     public static func loadReportTTL(interval: Duration) -> Duration { max(interval * 3, .seconds(1)) }
 
+    // MARK: Traffic reports (the dashboard)
+
+    /// STRING, a ``RouterTrafficReport``: router `id`'s requests per backend since it started,
+    /// rewritten when they changed (at most once a second) or every few seconds, expiring after
+    /// ``trafficReportTTL``.
+    public func routerTraffic(_ id: String) -> String { prefix + "router:" + id + ":traffic" }
+    /// ZSET of router ids that report traffic, scored by when their report expires (Unix ms):
+    /// readers take those scored after now; reporting routers remove ids dead for an hour.
+    public var routerTraffics: String { prefix + "routers:traffic" }
+    public static let trafficReportTTL: Duration = .seconds(10)
+
     // MARK: Cluster-wide
 
     /// Channel: a ``WakeUp`` — something changed; the leader reconciles now, not at its next tick.

@@ -54,11 +54,13 @@ public enum Router {
         logger.info("routing", metadata: ["listen": "\(server.address)", "admin": "\(admin?.address ?? "none")"])
         let follower = ViewFollower(keys: configuration.keys, client: client, subscriberConfiguration: configuration.redis, state: state,
                                     resync: configuration.resync, logger: logger)
-        let reporter = LoadReporter(keys: configuration.keys, client: client, state: state,
-                                    routerID: String(UInt64.random(in: 0...UInt64.max), radix: 36), logger: logger)
+        let routerID = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let reporter = LoadReporter(keys: configuration.keys, client: client, state: state, routerID: routerID, logger: logger)
+        let traffic = TrafficReporter(keys: configuration.keys, client: client, metrics: state.metrics, routerID: routerID, logger: logger)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await follower.run() }
             group.addTask { await reporter.run() }
+            group.addTask { await traffic.run() }
             // Until cancelled.
             while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
             group.cancelAll()

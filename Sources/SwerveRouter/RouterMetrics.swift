@@ -41,10 +41,31 @@ final class RouterMetrics: Sendable {
         let backend: String
         let duration: Timer
         let statuses = Mutex<[Int: Counter]>([:])
+        /// The traffic report's counts (``RouterTrafficReport``): lock-free, one add each per request.
+        let requests = Atomic<Int>(0)
+        let errors = Atomic<Int>(0)
+        let buckets: [Tally] = (0...RouterTrafficReport.bucketBounds.count).map { _ in Tally() }
+
+        final class Tally: Sendable {
+            let count = Atomic<Int>(0)
+        }
 
         init(backend: String) {
             self.backend = backend
             duration = Timer(label: RouterMetrics.durationLabel, dimensions: [("backend", backend)])
+        }
+
+        func count(status: Int, duration: Duration) {
+            requests.wrappingAdd(1, ordering: .relaxed)
+            if status >= 500 { errors.wrappingAdd(1, ordering: .relaxed) }
+            let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+            let bucket = RouterTrafficReport.bucketBounds.firstIndex { seconds <= $0 } ?? RouterTrafficReport.bucketBounds.count
+            buckets[bucket].count.wrappingAdd(1, ordering: .relaxed)
+        }
+
+        var traffic: RouterTrafficReport.Backend {
+            RouterTrafficReport.Backend(requests: requests.load(ordering: .relaxed), errors: errors.load(ordering: .relaxed),
+                                        buckets: buckets.map { $0.count.load(ordering: .relaxed) })
         }
 
         func counter(_ status: Int) -> Counter {
@@ -66,6 +87,13 @@ final class RouterMetrics: Sendable {
         }
         series.counter(status).increment()
         series.duration.record(duration: duration)
+        series.count(status: status, duration: duration)
+    }
+
+    /// Every backend's requests since this router started, for its traffic report.
+    func traffic() -> [String: RouterTrafficReport.Backend] {
+        let all = perBackend.withLock { Array($0.values) }
+        return Dictionary(uniqueKeysWithValues: all.map { ($0.backend, $0.traffic) })
     }
 
     func rejected(backend: String, reason: String) {

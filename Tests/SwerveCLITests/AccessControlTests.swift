@@ -123,11 +123,18 @@ import Testing
                     RedisCommand("DEL", keys.ready("api#1")),
                     RedisCommand("TIME"),
                     RedisCommand("PUBLISH", keys.control("api#1"), "{}")],
-            .reader: [RedisCommand("TIME"), RedisCommand("ZRANGE", keys.nodes, 0, -1, "WITHSCORES")],
             // A load report, as the router's LoadReporter writes it, and its demand wake-up.
             .router: [RedisCommand("MULTI"), RedisCommand("DEL", keys.routerLoad("r1")), RedisCommand("HSET", keys.routerLoad("r1"), "api", "3"),
                       RedisCommand("PEXPIRE", keys.routerLoad("r1"), 1000), RedisCommand("SADD", keys.routerLoads, "r1"), RedisCommand("EXEC"),
-                      RedisCommand("PUBLISH", keys.wake, "{}")],
+                      RedisCommand("PUBLISH", keys.wake, "{}"),
+                      // A traffic report, as its TrafficReporter writes it.
+                      RedisCommand("MULTI"), RedisCommand("SET", keys.routerTraffic("r1"), "{}", "PX", 10000),
+                      RedisCommand("ZADD", keys.routerTraffics, 10005, "r1"), RedisCommand("ZREMRANGEBYSCORE", keys.routerTraffics, "-inf", 5),
+                      RedisCommand("EXEC")],
+            // The dashboard's reads: traffic reports and the events stream.
+            .reader: [RedisCommand("TIME"), RedisCommand("ZRANGE", keys.nodes, 0, -1, "WITHSCORES"),
+                      RedisCommand("ZRANGEBYSCORE", keys.routerTraffics, 0, "+inf"), RedisCommand("MGET", keys.routerTraffic("r1")),
+                      RedisCommand("XREVRANGE", keys.events, "+", "-", "COUNT", 1)],
         ]
         for (role, commands) in allowed {
             let connection = try connection(role)
@@ -179,7 +186,9 @@ import Testing
                       RedisCommand("PUBLISH", keys.snapshots, "{}"),
                       RedisCommand("HSET", keys.status, "api", "3"),
                       RedisCommand("SADD", keys.changedReplicas, "api#1"),
-                      RedisCommand("DEL", keys.ready("api#1"))],
+                      RedisCommand("DEL", keys.ready("api#1")),
+                      RedisCommand("SET", keys.status, "{}"),
+                      RedisCommand("ZADD", keys.nodes, 1, "n1")],
             .client: [RedisCommand("SET", keys.checkpoint, "{}"),
                       RedisCommand("SET", keys.goal("g"), "{}"),
                       RedisCommand("XDEL", keys.requests, "0-1"),
@@ -187,7 +196,8 @@ import Testing
             .reader: [RedisCommand("XADD", keys.requests, "*", "goal", "g"),
                       RedisCommand("HSET", keys.cordons, "n1", "{}"),
                       RedisCommand("PUBLISH", keys.wake, "{}"),
-                      RedisCommand("DEL", keys.status)],
+                      RedisCommand("DEL", keys.status),
+                      RedisCommand("SET", keys.routerTraffic("r1"), "{}")],
             .controller: [RedisCommand("SET", "swerve:{other}:lease", "c1:1"),
                           RedisCommand("SHUTDOWN", "NOSAVE")],
         ]

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Logging
 import SwerveCore
 import SwerveDashboard
@@ -25,6 +26,53 @@ import Testing
         let line = try await process.nextOutputLine()
         guard line.hasPrefix("dashboard http://") else { throw TestFailure("unexpected first line: \(line)") }
         return (process, String(line.dropFirst("dashboard http://".count).dropLast()))
+    }
+
+    /// Polls `condition` every 50 ms until it holds (traffic reports are periodic writes: no
+    /// event to await), or fails after 10 s saying `what`.
+    func poll(_ what: String, until condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("timed out waiting for \(what)")
+    }
+
+    @Test func routersReportTrafficAndTheDashboardShowsItsRate() async throws {
+        let leader = try controller("c1")
+        let agent = try node()
+        let router = try SwerveProcess(["router", "--redis", url, "--cluster", keys.cluster, "--listen", "127.0.0.1:0"],
+                                       environment: ["SWERVE_LOG_LEVEL": "warning"], captureOutput: true)
+        defer { leader.kill(); agent.kill(SIGTERM); router.kill() }
+        let listen = String(try await router.nextOutputLine().split(separator: " ")[1])
+        let create = Request.Operation.createBackend(tag: "api", config: BackendConfig(numReplicas: 1, routePrefix: "/api"),
+                                                     replicaConfig: ReplicaConfig(workload: .builtin(name: "echo"), resources: Resources(cpu: 0.1)))
+        #expect(try await request(create, goal: "g-1") == GoalOutcome(goal: "g-1"))
+        try await poll("the router to serve /api") { try await httpRequest(listen, path: "/api/x").status == 200 }
+
+        // The report counts every request, each in a latency bucket.
+        for _ in 0..<20 { _ = try await httpRequest(listen, path: "/api/x") }
+        var report: RouterTrafficReport?
+        try await poll("a traffic report counting the requests") {
+            let ids = try await client.send("ZRANGE", keys.routerTraffics, 0, -1).array?.compactMap(\.string) ?? []
+            guard ids.count == 1, let bytes = try await client.send("GET", keys.routerTraffic(ids[0])).bytes else { return false }
+            report = try DocumentCodec.decode(RouterTrafficReport.self, from: bytes, source: "report")
+            return (report?.backends["api"]?.requests ?? 0) >= 21
+        }
+        let counted = try #require(report?.backends["api"])
+        #expect(counted.errors == 0 && counted.buckets.reduce(0, +) == counted.requests && report?.problems == nil)
+        #expect(try await client.send("PTTL", keys.routerTraffic(try #require(report?.router))).integer ?? 0 > 0, "it expires")
+
+        // A second report with more requests: the dashboard has a rate.
+        let (dashboard, address) = try await dashboard()
+        defer { dashboard.kill() }
+        _ = try await httpRequest(address, path: "/api/state") // its first look: one report per router, no rate yet
+        try await poll("a request rate for api on the dashboard") {
+            _ = try await httpRequest(listen, path: "/api/x")
+            let state = try JSONDecoder().decode(DashboardSnapshot.self, from: Data(try await httpRequest(address, path: "/api/state").body))
+            return (state.backends.first { $0.tag == "api" }?.traffic?.requestsPerSecond ?? 0) > 0
+        }
     }
 
     @Test func theStateNamesTheLeaderAndThePageComesWithItsGuards() async throws {

@@ -54,13 +54,16 @@ import Testing
         #expect(patterns(roles.rules(.router), writable: false).allSatisfy { fnmatch($0, keys.assignments("n1"), 0) != 0 })
     }
 
-    /// A router writes its load reports and wakes the leader, nothing else: its one selector
-    /// names only its report keys and the wake channel (never the snapshots channel it follows).
-    @Test func aRoutersOnlyWritesAreItsLoadReports() {
+    /// A router writes its load and traffic reports and wakes the leader, nothing else: its
+    /// selectors name only its report keys and the wake channel (never the snapshots channel
+    /// it follows).
+    @Test func aRoutersOnlyWritesAreItsReports() {
         let keys = roles.keys
         let selectors = roles.rules(.router).filter { $0.hasPrefix("(") }
-        #expect(selectors == ["(~\(keys.prefix)router:*:load ~\(keys.routerLoads) &\(keys.wake) +hset +del +pexpire +sadd +publish +multi +exec)"])
+        #expect(selectors == ["(~\(keys.prefix)router:*:load ~\(keys.routerLoads) &\(keys.wake) +hset +del +pexpire +sadd +publish +multi +exec)",
+                              "(~\(keys.prefix)router:*:traffic ~\(keys.routerTraffics) +set +zadd +zremrangebyscore +multi +exec)"])
         #expect(fnmatch("\(keys.prefix)router:*:load", keys.routerLoad("r1"), 0) == 0)
+        #expect(fnmatch("\(keys.prefix)router:*:traffic", keys.routerTraffic("r1"), 0) == 0)
         #expect(patterns(roles.rules(.router), writable: true).isEmpty, "no write outside the selector")
     }
 
