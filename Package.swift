@@ -237,6 +237,7 @@ let package = Package(
             name: "SwerveOps",
             dependencies: [
                 "SwerveErrors",
+                "SwerveDashboard",
                 "SwerveLauncher",
                 "SwerveNode",
                 "SwerveClient",

@@ -1,6 +1,7 @@
 import Foundation
 import SwerveClient
 import SwerveCore
+import SwerveDashboard
 import SwerveProtocol
 
 /// Every reader of a value from Redis (or from a user's file) that `swerve-ops fuzz` feeds
@@ -11,6 +12,7 @@ enum FuzzTarget: String, CaseIterable, Sendable {
     case control, wake, leader, leaderEvent = "leader-event", configsSnapshot = "snapshot-configs"
     case routingSnapshot = "snapshot-routing", snapshotNotice = "snapshot-notice", goal, status
     case requestAttempt = "request-attempt", requestEntry = "request-entry", eventEntry = "event-entry", spec
+    case routerTraffic = "router-traffic"
 
     /// Reads `bytes` the way the process that meets them does; the outcome is ignored.
     func run(_ bytes: [UInt8]) {
@@ -35,6 +37,15 @@ enum FuzzTarget: String, CaseIterable, Sendable {
         case .goal: decode(GoalOutcomeDocument.self, bytes)
         case .status: decode(StatusDocument.self, bytes)
         case .requestAttempt: decode(RequestAttemptDocument.self, bytes)
+        case .routerTraffic:
+            // What the dashboard does with a router's report: decode, check, then count.
+            if let report = try? DocumentCodec.decode(RouterTrafficReport.self, from: bytes, source: "fuzz"), report.problems == nil {
+                var window = TrafficWindow()
+                _ = window.take([report])
+                var later = report
+                later.at = Timestamp(milliseconds: report.at.milliseconds &+ 1000)
+                _ = window.take([later])
+            }
         case .requestEntry:
             guard let fields = Self.streamFields(bytes) else { return }
             if case .success(let request) = RequestEntry.decode(id: "1-1", fields: fields, source: "fuzz") {

@@ -5,12 +5,16 @@ public import SwerveCore
 /// the same router (its id is random per process: a restarted router reports as a new one).
 ///
 /// Guarantees (checked by ``problems``, which readers apply): at most ``maxBackends`` backends,
-/// one count per bucket of ``bucketBounds`` plus one above the last, no negative count.
+/// one count per bucket of ``bucketBounds`` plus one above the last, every count within
+/// 0…``maxCount``.
 public struct RouterTrafficReport: ProtocolDocument {
     public static let currentSchemaVersion = 1
     /// Latency bucket upper bounds, in seconds (the router's histogram's).
     public static let bucketBounds: [Double] = [0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5]
     public static let maxBackends = 10_000
+    /// The largest count a report may hold (2^50, a million requests a second for 35 years):
+    /// sums over a thousand routers' buckets cannot overflow.
+    public static let maxCount = 1 << 50
 
     public struct Backend: Sendable, Hashable, Codable {
         public var requests: Int
@@ -46,8 +50,9 @@ public struct RouterTrafficReport: ProtocolDocument {
             if backend.buckets.count != Self.bucketBounds.count + 1 {
                 return "backend \(tag.prefix(100)): \(backend.buckets.count) latency buckets, not \(Self.bucketBounds.count + 1)"
             }
-            if backend.requests < 0 || backend.errors < 0 || backend.buckets.contains(where: { $0 < 0 }) {
-                return "backend \(tag.prefix(100)): a negative count"
+            let counts = [backend.requests, backend.errors] + backend.buckets
+            if counts.contains(where: { $0 < 0 || $0 > Self.maxCount }) {
+                return "backend \(tag.prefix(100)): a count below 0 or above \(Self.maxCount)"
             }
         }
         return nil
