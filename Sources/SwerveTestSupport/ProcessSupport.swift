@@ -329,3 +329,16 @@ private func blockingRawExchange(_ address: String, chunks: [[UInt8]], pause: Du
         received += buffer[0..<count]
     }
 }
+
+/// Polls `condition` every `interval` until it holds, or fails after `timeout` saying `what`:
+/// for what has no event to await (a router's admin page, a periodic report, a replica's
+/// acknowledgement) — everything else is awaited.
+public func poll(_ what: String, every interval: Duration = .milliseconds(10), for timeout: Duration = .seconds(10),
+                 until condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: interval)
+    }
+    throw TestFailure("timed out after \(timeout) waiting for \(what)")
+}

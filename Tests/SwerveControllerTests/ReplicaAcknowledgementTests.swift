@@ -89,12 +89,4 @@ import Testing
         #expect(try await outcome(of: "g-scale") == GoalOutcome(goal: "g-scale"))
         #expect(try await client.send("HLEN", keys.assignments("n1")).integer == 2)
     }
-
-    func poll(_ what: String, until condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { throw TestFailure("\(what) never came") }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
 }

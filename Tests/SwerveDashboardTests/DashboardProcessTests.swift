@@ -28,17 +28,6 @@ import Testing
         return (process, String(line.dropFirst("dashboard http://".count).dropLast()))
     }
 
-    /// Polls `condition` every 50 ms until it holds (traffic reports are periodic writes: no
-    /// event to await), or fails after 10 s saying `what`.
-    func poll(_ what: String, until condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw TestFailure("timed out waiting for \(what)")
-    }
-
     @Test func routersReportTrafficAndTheDashboardShowsItsRate() async throws {
         let leader = try controller("c1")
         let agent = try node()
@@ -54,7 +43,7 @@ import Testing
         // The report counts every request, each in a latency bucket.
         for _ in 0..<20 { _ = try await httpRequest(listen, path: "/api/x") }
         var report: RouterTrafficReport?
-        try await poll("a traffic report counting the requests") {
+        try await poll("a traffic report counting the requests", every: .milliseconds(50)) {
             let ids = try await client.send("ZRANGE", keys.routerTraffics, 0, -1).array?.compactMap(\.string) ?? []
             guard ids.count == 1, let bytes = try await client.send("GET", keys.routerTraffic(ids[0])).bytes else { return false }
             report = try DocumentCodec.decode(RouterTrafficReport.self, from: bytes, source: "report")
@@ -68,7 +57,7 @@ import Testing
         let (dashboard, address) = try await dashboard()
         defer { dashboard.kill() }
         _ = try await httpRequest(address, path: "/api/state") // its first look: one report per router, no rate yet
-        try await poll("a request rate for api on the dashboard") {
+        try await poll("a request rate for api on the dashboard", every: .milliseconds(50)) {
             _ = try await httpRequest(listen, path: "/api/x")
             let state = try JSONDecoder().decode(DashboardSnapshot.self, from: Data(try await httpRequest(address, path: "/api/state").body))
             return (state.backends.first { $0.tag == "api" }?.traffic?.requestsPerSecond ?? 0) > 0

@@ -41,7 +41,7 @@ import Testing
 
         // Idle again: after the downscale delay over a full window, it drains back to zero.
         try await cluster.awaitRouted(front, backend: "cold", count: 0)
-        try await cluster.poll("the backend decided 0 replicas") { try await cluster.checkpoint().backend("cold")?.target == 0 }
+        try await poll("the backend decided 0 replicas") { try await cluster.checkpoint().backend("cold")?.target == 0 }
         let again = try await httpRequest(front.address, path: "/cold/y")
         #expect(again.status == 200, "a second cold start")
     }

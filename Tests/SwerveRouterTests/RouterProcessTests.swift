@@ -48,17 +48,6 @@ import Testing
         return try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
     }
 
-    /// Polls `condition` every 10 ms until it holds (a router's admin page is what an operator
-    /// would watch; it has no event to await), or fails after 10 s saying `what`.
-    func poll(_ what: String, until condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        throw TestFailure("timed out waiting for \(what)")
-    }
-
     /// The `/-/routes` entry of `backend`.
     func routed(_ router: RunningRouter, _ backend: String) async throws -> [String: Any]? {
         (try await routesPage(router)["backends"] as? [String: Any])?[backend] as? [String: Any]
