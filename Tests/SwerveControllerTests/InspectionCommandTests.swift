@@ -56,10 +56,11 @@ import Testing
         let ghost = try await cli(["describe", "backend", "ghost"])
         #expect(ghost.status == 1 && ghost.errors.contains("no backend named \"ghost\" in cluster \(keys.cluster) (backends: api)"), "\(ghost.errors)")
 
-        // Every event so far came from the one leader, under its epoch.
+        // Every event so far came from the one leader, under its epoch: its election first.
         let events = try JSONDecoder().decode([Event].self, from: Data(try await cli(["events", "-o", "json"]).output.utf8))
         let epoch = try #require(try await client.send("GET", keys.epoch).string.flatMap { Int64($0) })
-        #expect(events.first?.event.kind == "BackendCreated" && events.allSatisfy { $0.controller == "c1" && $0.epoch == epoch })
+        #expect(events.map(\.event.kind).prefix(2) == ["LeaderElected", "BackendCreated"] && events.allSatisfy { $0.controller == "c1" && $0.epoch == epoch },
+                "\(events.map(\.event.kind))")
         #expect(events.filter { $0.event.kind == "Replica" && $0.event.message.hasPrefix("STARTING → RUNNING") }.count == 2,
                 "\(events.map { "\($0.event.replica ?? "-") \($0.event.message)" })")
 
