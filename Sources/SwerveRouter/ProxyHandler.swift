@@ -401,6 +401,7 @@ final class ProxyHandler: ChannelInboundHandler {
 
     private func finish(_ exchange: Exchange, _ choice: ReplicaBalancer.RoutedReplicaChoice, reusable: Bool, trailers: HTTPHeaders?) {
         guard let context else { return }
+        state.responseWriting()
         self.exchange = nil
         let keepAlive = exchange.head.isKeepAlive
         state.metrics.request(backend: exchange.backend, status: exchange.status, duration: .now - exchange.started)
@@ -417,6 +418,7 @@ final class ProxyHandler: ChannelInboundHandler {
         state.finished(choice.tag, backend: exchange.backend)
         exchange.queueTimeout?.cancel()
         let done = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
+        done.whenComplete { [state] _ in state.responseWritten() }
         if keepAlive {
             resumeAfterResponse()
         } else {
@@ -428,6 +430,9 @@ final class ProxyHandler: ChannelInboundHandler {
     // MARK: Early answers and failures
 
     private func fail(_ exchange: Exchange, _ failure: ExchangeStateMachine.Failure) {
+        // Counted in flight from the exchange's end until the answer holds its own count.
+        state.responseWriting()
+        defer { state.responseWritten() }
         self.exchange = nil
         let backend = exchange.backend
         let status: HTTPResponseStatus, reason: String, body: String
@@ -472,6 +477,7 @@ final class ProxyHandler: ChannelInboundHandler {
     private func respond(_ request: HTTPRequestHead, status: HTTPResponseStatus, backend: String?, body: String, started: ContinuousClock.Instant,
                          extra: [(String, String)] = [], close: Bool = false) {
         guard let context else { return }
+        state.responseWriting()
         let bytes = Array(body.utf8)
         var headers = HTTPHeaders([("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "\(bytes.count)")] + extra)
         let closing = close || !request.isKeepAlive
@@ -479,6 +485,7 @@ final class ProxyHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        done.whenComplete { [state] _ in state.responseWritten() }
         if let backend { state.metrics.request(backend: backend, status: Int(status.code), duration: .now - started) }
         if closing {
             let channel = context.channel

@@ -73,6 +73,13 @@ final class ProxyState: Sendable {
     func requestStarted() { active.add(1, ordering: .relaxed) }
     func requestEnded() { active.subtract(1, ordering: .relaxed) }
 
+    /// Counts a response whose last part is on its way to the client as in flight until
+    /// ``responseWritten()``: a router draining for SIGTERM exits once nothing is in flight,
+    /// and must not exit between a response's end being handed to its channel and its bytes
+    /// reaching the socket (they would be lost with the process).
+    func responseWriting() { active.add(1, ordering: .relaxed) }
+    func responseWritten() { active.subtract(1, ordering: .relaxed) }
+
     /// A request waiting for a replica, completed (on its own event loop) with the replica,
     /// or nil when it must give up.
     struct Waiter: Sendable {
