@@ -45,6 +45,8 @@ public final class DashboardFeed: Sendable {
         var traffic = TrafficWindow()
         /// Traffic report keys found malformed (each warned about once until it reads well).
         var malformedReports: Set<String> = []
+        /// Set while looks fail (a Redis outage is logged once, not at every look).
+        var readFailing = false
         var streams: [ObjectIdentifier: any Channel] = [:]
     }
     private let state = Mutex(State())
@@ -75,6 +77,8 @@ public final class DashboardFeed: Sendable {
             group.addTask {
                 for await _ in self.wakes {
                     guard !Task.isCancelled else { return }
+                    // Nobody watching: nothing to push (`/api/state` looks for itself).
+                    guard self.watching > 0 else { continue }
                     await self.look()
                     try? await Task.sleep(for: Self.minimumGap)
                 }
@@ -158,17 +162,22 @@ public final class DashboardFeed: Sendable {
             var timeless = snapshot
             timeless.at = 0
             let bytes = Self.encode(snapshot)
-            let changed = state.withLock { state -> Bool in
+            let (changed, recovered) = state.withLock { state -> (Bool, Bool) in
+                let recovered = state.readFailing
+                state.readFailing = false
                 state.snapshotAt = .now
                 // The instant alone changing is no news to a page.
-                guard state.last != timeless else { return false }
+                guard state.last != timeless else { return (false, recovered) }
                 state.last = timeless
                 state.snapshot = bytes
-                return true
+                return (true, recovered)
             }
+            if recovered { logger.info("reading the cluster again") }
             if changed { broadcast(ServerSentEvents.message(event: "state", data: bytes)) }
         } catch {
-            logger.warning("cannot read the cluster", metadata: ["error": "\(error)"])
+            if !state.withLock({ state in defer { state.readFailing = true }; return state.readFailing }) {
+                logger.warning("cannot read the cluster; pages keep the last state until it can", metadata: ["error": "\(error)"])
+            }
         }
     }
 
@@ -206,6 +215,7 @@ public final class DashboardFeed: Sendable {
     private func followEvents() async {
         let client = ClusterClient(keys: keys, client: follower, logger: logger)
         var after: String?
+        var failing = false
         while !Task.isCancelled {
             do {
                 if after == nil {
@@ -218,6 +228,8 @@ public final class DashboardFeed: Sendable {
                     wake.yield()
                 }
                 let entries = try await client.events(after: after ?? "0", block: .seconds(5))
+                if failing { logger.info("following the events stream again") }
+                failing = false
                 guard let last = entries.last else {
                     keepAlive()
                     continue
@@ -231,7 +243,8 @@ public final class DashboardFeed: Sendable {
                 broadcast(ServerSentEvents.message(event: "events", data: Self.encode(events)))
                 wake.yield()
             } catch {
-                logger.warning("cannot read the events stream; trying again in a second", metadata: ["error": "\(error)"])
+                if !failing { logger.warning("cannot read the events stream; trying again every second", metadata: ["error": "\(error)"]) }
+                failing = true
                 try? await Task.sleep(for: .seconds(1))
             }
         }

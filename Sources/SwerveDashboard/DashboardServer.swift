@@ -12,11 +12,13 @@ import Synchronization
 /// `Host` that is neither an IP address, `localhost` nor an allowed name is refused, which
 /// defeats DNS rebinding), frame it or run other scripts in it (CSP `default-src 'self'`,
 /// `frame-ancestors 'none'`), change anything (GET and HEAD only, and the process holds only
-/// read rights in Redis), or exhaust it (at most ``maxConnections`` connections and
-/// ``maxStreams`` streams; a stream that stops reading is dropped).
+/// read rights in Redis), or exhaust it (at most ``maxConnections`` connections, each closed
+/// after ``idleTimeout`` without a request unless it follows the stream, and ``maxStreams``
+/// streams; a stream that stops reading is dropped).
 public final class DashboardServer: Sendable {
     public static let maxConnections = 256
     public static let maxStreams = 64
+    public static let idleTimeout: Duration = .seconds(30)
 
     /// Where it listens, `host:port` (the port chosen when 0 was asked for).
     public let address: String
@@ -39,6 +41,9 @@ public final class DashboardServer: Sendable {
                 channel.closeFuture.whenComplete { _ in limits.connections.wrappingSubtract(1, ordering: .relaxed) }
                 guard admitted else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
+                    // A connection that sends nothing for this long is closed (unless it follows
+                    // the stream): idle clients cannot hold the connection cap.
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: TimeAmount(idleTimeout)))
                     var decoderLimits = NIOHTTPDecoderLimitConfiguration()
                     decoderLimits.maxHeaderFieldCount = 64
                     decoderLimits.maxHeaderListSize = 16 << 10
@@ -140,6 +145,14 @@ private final class DashboardRequestHandler: ChannelInboundHandler {
             return
         }
         feed.startStreaming(to: context.channel)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read, !streaming {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
