@@ -64,6 +64,10 @@ function bytes(n) {
 
 function number(n) { return Math.round(n * 100) / 100; }
 
+// "node-2" before "node-10", as people count.
+const collator = new Intl.Collator(undefined, { numeric: true });
+function natural(a, b) { return collator.compare(a, b); }
+
 function replaceRows(table, rows) {
   const body = table.tBodies[0];
   body.replaceChildren(...rows);
@@ -159,7 +163,7 @@ function renderReplicas() {
   const by = view.replicas.group;
   const list = snapshot.replicas.filter((r) => words.every((w) =>
     r.tag.toLowerCase().includes(w) || r.backend.toLowerCase() === w || (r.node || "").toLowerCase() === w || r.state.toLowerCase() === w));
-  if (by === "node") list.sort((a, b) => (a.node || "~").localeCompare(b.node || "~") || a.tag.localeCompare(b.tag));
+  if (by === "node") list.sort((a, b) => natural(a.node || "~", b.node || "~") || a.tag.localeCompare(b.tag));
   $("replica-count").textContent = `${snapshot.replicas.length}` + (list.length !== snapshot.replicas.length ? ` (${list.length} shown)` : "");
   pager($("replicas-pager"), view.replicas, list.length, renderReplicas);
   const rows = [];
@@ -188,8 +192,9 @@ function renderReplicas() {
 
 function renderNodes() {
   $("node-count").textContent = `${snapshot.nodes.length}`;
-  pager($("nodes-pager"), view.nodes, snapshot.nodes.length, renderNodes);
-  replaceRows($("nodes"), visible(snapshot.nodes, view.nodes).map((n) => {
+  const nodes = snapshot.nodes.slice().sort((a, b) => natural(a.id, b.id));
+  pager($("nodes-pager"), view.nodes, nodes.length, renderNodes);
+  replaceRows($("nodes"), visible(nodes, view.nodes).map((n) => {
     const cpuTotal = n.total ? n.total.cpu : 0;
     const memTotal = n.total ? n.total.memoryBytes : 0;
     const share = (used, total) => (total > 0 ? Math.min(100, Math.round(100 * used / total)) : 0) + "%";
