@@ -139,10 +139,16 @@ function renderBackends() {
       el("td", {}, traffic && traffic.p50Ms !== undefined ? `${traffic.p50Ms} / ${traffic.p99Ms} ms` : "—"),
       el("td", { class: "why" }, b.status === "healthy" ? "" : b.reason));
   }));
-  const select_ = $("event-backend");
-  const chosen = select_.value;
-  select_.replaceChildren(el("option", { value: "" }, "all backends"),
-    ...snapshot.backends.map((b) => el("option", { value: b.tag, ...(b.tag === chosen ? { selected: "" } : {}) }, b.tag)));
+  // The events filter lists the backends; rebuilt only when they change (not under the
+  // hand of someone choosing in it).
+  const tags = snapshot.backends.map((b) => b.tag).join("\n");
+  const choice = $("event-backend");
+  if (choice.dataset.tags !== tags) {
+    const chosen = choice.value;
+    choice.dataset.tags = tags;
+    choice.replaceChildren(el("option", { value: "" }, "all backends"),
+      ...snapshot.backends.map((b) => el("option", { value: b.tag, ...(b.tag === chosen ? { selected: "" } : {}) }, b.tag)));
+  }
 }
 
 function select(tag) {
