@@ -45,15 +45,25 @@ import Testing
     }
 
     /// Subscribes to the wake channel, runs `body`, returns once every wanted event arrived.
-    func awaitWake(_ wanted: [WakeUp], after body: () async throws -> Void) async throws {
+    /// Gives up after `timeout` saying which wake-ups never came (rather than running into the
+    /// suite's time limit, which says nothing of where a test stood).
+    func awaitWake(_ wanted: [WakeUp], timeout: Duration = .seconds(30), after body: () async throws -> Void) async throws {
         let subscriber = RedisSubscriber(configuration: try RedisConfiguration(url: url), logger: logger)
+        let deadline = "awaitWake-timeout-\(UInt64.random(in: 0...UInt64.max))"
         try await subscriber.subscribe(to: [keys.wake]) { subscription in
             var iterator = subscription.makeAsyncIterator()
             #expect(await iterator.next() == .subscribed)
             try await body()
+            // The deadline arrives as a wake-up of its own, so the wait below stays one loop.
+            let watchdog = Task { [client, keys] in
+                try await Task.sleep(for: timeout)
+                _ = try await client.send("PUBLISH", keys.wake, DocumentCodec.encode(WakeUp(event: .ready, subject: deadline)))
+            }
+            defer { watchdog.cancel() }
             var missing = Set(wanted)
             while !missing.isEmpty, let next = await iterator.next() {
                 guard case .message(let message) = next, let wake = try? DocumentCodec.decode(WakeUp.self, from: message.payload, source: keys.wake) else { continue }
+                if wake.subject == deadline { throw TestFailure("no \(missing.map { "\($0.event) of \($0.subject)" }.sorted()) within \(timeout)") }
                 missing.remove(wake)
             }
             if !missing.isEmpty { throw TestFailure("never saw \(missing)") }
@@ -294,6 +304,17 @@ import Testing
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let script = repository.appendingPathComponent("examples/python-worker/worker.py").path
         let node = try startNode(["--worker-command", "python3 \(script)"])
+        // CI once ran into the suite's time limit here; should it again, say where and what the
+        // agent and its worker logged.
+        let failing = { (error: any Error) -> any Error in TestFailure("\(error)\nnode agent and worker stderr:\n\(node.stderrSoFar)") }
+        do {
+            try await pythonWorkerLife(node)
+        } catch {
+            throw failing(error)
+        }
+    }
+
+    func pythonWorkerLife(_ node: SwerveProcess) async throws {
         try await awaitWake([WakeUp(event: .ready, subject: "api#py1")]) { try await assign("api#py1") }
         let ready = try #require(try await document(ReadyRecord.self, at: keys.ready("api#py1")))
         #expect(ready.node == "n1" && ready.version == "v1")
