@@ -1,6 +1,7 @@
 import Glibc
 public import Logging
 public import SwerveErrors
+import SwerveCore
 import Synchronization
 
 /// How every long-running `swerve` process logs, to stderr: `SWERVE_LOG_LEVEL` (`trace` …
@@ -106,9 +107,9 @@ public struct JSONLogHandler: LogHandler {
         out += Array(#"","level":""#.utf8)
         out += Array(level.rawValue.utf8)
         out += Array(#"","component":"#.utf8)
-        appendString(component, to: &out)
+        JSONString.append(component, to: &out)
         out += Array(#","message":"#.utf8)
-        appendString(message, to: &out)
+        JSONString.append(message, to: &out)
         if !metadata.isEmpty {
             out += Array(#","metadata":"#.utf8)
             appendValue(.dictionary(metadata), to: &out)
@@ -119,8 +120,8 @@ public struct JSONLogHandler: LogHandler {
 
     private static func appendValue(_ value: Logger.Metadata.Value, to out: inout [UInt8]) {
         switch value {
-        case .string(let text): appendString(text, to: &out)
-        case .stringConvertible(let convertible): appendString(convertible.description, to: &out)
+        case .string(let text): JSONString.append(text, to: &out)
+        case .stringConvertible(let convertible): JSONString.append(convertible.description, to: &out)
         case .array(let values):
             out.append(UInt8(ascii: "["))
             for (index, element) in values.enumerated() {
@@ -132,31 +133,12 @@ public struct JSONLogHandler: LogHandler {
             out.append(UInt8(ascii: "{"))
             for (index, key) in entries.keys.sorted().enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                appendString(key, to: &out)
+                JSONString.append(key, to: &out)
                 out.append(UInt8(ascii: ":"))
                 appendValue(entries[key]!, to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
-    }
-
-    /// `text` as a JSON string (RFC 8259): quotes, backslashes and control characters escaped.
-    static func appendString(_ text: String, to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
-        out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case UInt8(ascii: "\n"): out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case UInt8(ascii: "\r"): out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case UInt8(ascii: "\t"): out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0..<0x20, 0x7F:
-                out += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 
     /// `2026-11-30T20:41:07.123Z`.
