@@ -113,7 +113,7 @@ public final class DashboardFeed: Sendable {
         }
         var first = ServerSentEvents.retry(milliseconds: 2000)
         if let snapshot { first += ServerSentEvents.message(event: "state", data: snapshot) }
-        if !events.isEmpty { first += ServerSentEvents.message(event: "events", data: Self.encode(events)) }
+        if !events.isEmpty { first += ServerSentEvents.message(event: "events", data: DocumentCodec.encodeValue(events)) }
         send(first, to: [channel])
         wake.yield()
     }
@@ -154,14 +154,15 @@ public final class DashboardFeed: Sendable {
             async let checkpoint = client.checkpoint()
             async let nodes = client.nodes()
             async let time = reads.send("TIME")
+            async let reports = trafficReports()
             let now = Timestamp(milliseconds: try await time.timeMilliseconds ?? Int64(Date().timeIntervalSince1970 * 1000))
-            let reports = try await trafficReports(now: now)
-            let (elections, traffic) = state.withLock { ($0.elections.elections, $0.traffic.take(reports)) }
+            let taken = try await reports
+            let (elections, traffic) = state.withLock { ($0.elections.elections, $0.traffic.take(taken)) }
             let snapshot = DashboardSnapshot.build(.init(cluster: keys.cluster, now: now, leader: try await leader, status: try await status,
                                                          state: try await checkpoint, nodes: try await nodes, elections: elections, traffic: traffic))
             var timeless = snapshot
             timeless.at = 0
-            let bytes = Self.encode(snapshot)
+            let bytes = DocumentCodec.encodeValue(snapshot)
             let (changed, recovered) = state.withLock { state -> (Bool, Bool) in
                 let recovered = state.readFailing
                 state.readFailing = false
@@ -183,10 +184,11 @@ public final class DashboardFeed: Sendable {
 
     /// The traffic reports of the routers reporting now (at most 1,000; a malformed one is
     /// skipped with a warning: a router's report must not hide the cluster).
-    private func trafficReports(now: Timestamp) async throws -> [RouterTrafficReport] {
-        // A minute back: a router whose clock is behind Redis's still counts; an expired
-        // report's key is gone, so its id reads as nothing.
-        let ids = try await reads.send("ZRANGEBYSCORE", keys.routerTraffics, now.milliseconds - 60_000, "+inf", "LIMIT", 0, 1000).array?.compactMap(\.string) ?? []
+    private func trafficReports() async throws -> [RouterTrafficReport] {
+        // The ids of the last hour (routers drop older ones), latest expiry first: an expired
+        // report's key is gone and reads as nothing, so no clock is compared here, and this read
+        // goes out beside the look's others rather than after its TIME.
+        let ids = try await reads.send("ZREVRANGEBYSCORE", keys.routerTraffics, "+inf", "-inf", "LIMIT", 0, 1000).array?.compactMap(\.string) ?? []
         guard !ids.isEmpty else { return [] }
         let values = try await reads.send(RedisCommand("MGET", arguments: ids.map(keys.routerTraffic))).array ?? []
         var reports: [RouterTrafficReport] = []
@@ -240,7 +242,7 @@ public final class DashboardFeed: Sendable {
                     for entry in entries { state.elections.record(entry) }
                     state.events = Array((state.events + events).suffix(Self.backlog))
                 }
-                broadcast(ServerSentEvents.message(event: "events", data: Self.encode(events)))
+                broadcast(ServerSentEvents.message(event: "events", data: DocumentCodec.encodeValue(events)))
                 wake.yield()
             } catch {
                 if !failing { logger.warning("cannot read the events stream; trying again every second", metadata: ["error": "\(error)"]) }
@@ -271,9 +273,4 @@ public final class DashboardFeed: Sendable {
         }
     }
 
-    static func encode(_ value: some Encodable) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? Array(encoder.encode(value))) ?? Array("null".utf8)
-    }
 }

@@ -133,7 +133,7 @@ import Testing
                       RedisCommand("EXEC")],
             // The dashboard's reads: traffic reports and the events stream.
             .reader: [RedisCommand("TIME"), RedisCommand("ZRANGE", keys.nodes, 0, -1, "WITHSCORES"),
-                      RedisCommand("ZRANGEBYSCORE", keys.routerTraffics, 0, "+inf"), RedisCommand("MGET", keys.routerTraffic("r1")),
+                      RedisCommand("ZREVRANGEBYSCORE", keys.routerTraffics, "+inf", "-inf", "LIMIT", 0, 1000), RedisCommand("MGET", keys.routerTraffic("r1")),
                       RedisCommand("XREVRANGE", keys.events, "+", "-", "COUNT", 1)],
         ]
         for (role, commands) in allowed {
