@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import Logging
 import SwerveClient
+import SwerveCore
 import SwerveErrors
+import SwerveMetrics
 import SwerveProtocol
 import SwerveRedis
 import SwerveSystem
@@ -46,6 +48,29 @@ func exitIfDryRun(_ command: String, _ summary: @autoclosure () -> String) throw
     guard ProcessInfo.processInfo.environment["SWERVE_DRY_RUN"] == "1" else { return }
     print("swerve \(command): configuration ok: \(summary())")
     throw ExitCode.success
+}
+
+/// Where a long-running process serves its metrics: `flag` (`--metrics-address`), else
+/// `SWERVE_METRICS_ADDRESS`; nil for nowhere.
+func metricsAddress(_ flag: String?) throws -> HostPort? {
+    guard let text = flag ?? ProcessInfo.processInfo.environment["SWERVE_METRICS_ADDRESS"], !text.isEmpty else { return nil }
+    return try parseHostPort(text, option: "--metrics-address (or SWERVE_METRICS_ADDRESS)")
+}
+
+/// Installs the Prometheus backend (metrics made after this record into it) and serves it on
+/// `address` until the process exits; one that cannot listen ends `swerve COMMAND` with exit
+/// code 1.
+@discardableResult
+func serveMetrics(_ command: String, on address: HostPort, logger: Logger, durationBuckets: [String: [Duration]]) async throws -> MetricsEndpoint {
+    let registry = MetricsEndpoint.bootstrap(durationBuckets: durationBuckets)
+    do {
+        let endpoint = try await MetricsEndpoint.start(host: address.host, port: Int(address.port), registry: registry)
+        logger.info("serving metrics", metadata: ["url": "http://\(endpoint.address)/metrics"])
+        return endpoint
+    } catch {
+        FileHandle.standardError.write(Data("swerve \(command): cannot serve metrics on \(address): \(error)\n".utf8))
+        throw ExitCode(1)
+    }
 }
 
 /// The process's logger (`SWERVE_LOG_LEVEL`, `SWERVE_LOG_FORMAT`: see ``ProcessLog``).

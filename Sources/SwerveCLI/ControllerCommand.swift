@@ -91,13 +91,7 @@ struct ControllerCommand: AsyncParsableCommand {
         let timing = try timing()
         _ = try replicaAcks(renewMs: renewMs(timing))
         _ = try failpoints()
-        _ = try metricsEndpoint()
-    }
-
-    /// Where to serve metrics, from the flag or SWERVE_METRICS_ADDRESS; nil for nowhere.
-    func metricsEndpoint() throws -> HostPort? {
-        guard let text = metricsAddress ?? ProcessInfo.processInfo.environment["SWERVE_METRICS_ADDRESS"], !text.isEmpty else { return nil }
-        return try parseHostPort(text, option: "--metrics-address (or SWERVE_METRICS_ADDRESS)")
+        _ = try SwerveCLI.metricsAddress(metricsAddress)
     }
 
     /// Failpoints armed through SWERVE_FAILPOINTS (tests only; none by default).
@@ -115,20 +109,15 @@ struct ControllerCommand: AsyncParsableCommand {
         let pid = ProcessInfo.processInfo.processIdentifier
         let timing = try timing()
         var identity = ControllerIdentity(id: id ?? "\(host)-\(pid)", host: host, pid: pid)
-        let metrics = try metricsEndpoint().map(\.description) ?? "none"
+        let metricsAt = try SwerveCLI.metricsAddress(metricsAddress)
+        let metrics = metricsAt.map(\.description) ?? "none"
         let clusterName = try cluster.keys().cluster
         try exitIfDryRun("controller", "id \(identity.id), cluster \(clusterName), lease TTL \(timing.ttl) ms, metrics \(metrics)")
         var endpoint: MetricsEndpoint?
-        if let metricsAddress = try metricsEndpoint() {
-            let registry = MetricsEndpoint.bootstrap(durationBuckets: [ControllerMetrics.reconcileDurationLabel: ControllerMetrics.reconcileDurationBuckets])
-            do {
-                endpoint = try await MetricsEndpoint.start(host: metricsAddress.host, port: Int(metricsAddress.port), registry: registry)
-            } catch {
-                FileHandle.standardError.write(Data("swerve controller: cannot serve metrics on \(metricsAddress): \(error)\n".utf8))
-                throw ExitCode(1)
-            }
+        if let metricsAt {
+            endpoint = try await serveMetrics("controller", on: metricsAt, logger: logger,
+                                              durationBuckets: [ControllerMetrics.reconcileDurationLabel: ControllerMetrics.reconcileDurationBuckets])
             identity.address = endpoint?.address
-            logger.info("serving metrics", metadata: ["url": "http://\(endpoint?.address ?? "")/metrics"])
         }
         // Named in `CLIENT LIST` (`swerve-controller-CLUSTER-ID`), so that an operator sees
         // which connection is whose, also where clusters share a Redis.

@@ -3,7 +3,6 @@ import Foundation
 import Logging
 import SwerveCore
 import SwerveErrors
-import SwerveMetrics
 import SwerveNode
 import SwerveProtocol
 
@@ -77,12 +76,6 @@ struct NodeAgentCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Serve Prometheus metrics on http://HOST:PORT/metrics (default: SWERVE_METRICS_ADDRESS, else none; port 0 picks one).", valueName: "host:port"))
     var metricsAddress: String?
 
-    /// Where to serve metrics, from the flag or SWERVE_METRICS_ADDRESS; nil for nowhere.
-    func metricsEndpoint() throws -> HostPort? {
-        guard let text = metricsAddress ?? ProcessInfo.processInfo.environment["SWERVE_METRICS_ADDRESS"], !text.isEmpty else { return nil }
-        return try parseHostPort(text, option: "--metrics-address (or SWERVE_METRICS_ADDRESS)")
-    }
-
     @Option(name: .customLong("allow-command"), help: ArgumentHelp("""
         A program command replicas may run here, as an absolute path pattern (fnmatch: * and ? never \
         match a /), e.g. /opt/app/bin/* (repeatable; default: SWERVE_NODE_ALLOW_COMMANDS, comma-separated, \
@@ -114,7 +107,7 @@ struct NodeAgentCommand: AsyncParsableCommand {
         _ = try memoryBytes()
         _ = try customResources()
         _ = try allowedCommands
-        _ = try metricsEndpoint()
+        _ = try SwerveCLI.metricsAddress(metricsAddress)
     }
 
     func run() async throws {
@@ -134,20 +127,13 @@ struct NodeAgentCommand: AsyncParsableCommand {
         configuration.allowedCommands = try allowedCommands
         let commands = configuration.allowedCommands.patterns.isEmpty ? "any" : configuration.allowedCommands.patterns.joined(separator: ", ")
         let workers = workerCredentials.map { "Redis user \($0.user)" } ?? "the agent's Redis credentials"
-        let metrics = try metricsEndpoint()
+        let metrics = try SwerveCLI.metricsAddress(metricsAddress)
         try exitIfDryRun("node", "id \(id), address \(address), cpu \(configuration.resources.cpu), cluster \(configuration.keys.cluster), commands \(commands), workers use \(workers), metrics \(metrics?.description ?? "none")")
-        var endpoint: MetricsEndpoint?
         if let metrics {
-            let registry = MetricsEndpoint.bootstrap(durationBuckets: [NodeMetrics.drainDurationLabel: NodeMetrics.drainDurationBuckets])
+            try await serveMetrics("node", on: metrics, logger: logger,
+                                   durationBuckets: [NodeMetrics.drainDurationLabel: NodeMetrics.drainDurationBuckets])
             // Made after the backend is installed: a metric made before it would record nowhere.
             configuration.metrics = NodeMetrics()
-            do {
-                endpoint = try await MetricsEndpoint.start(host: metrics.host, port: Int(metrics.port), registry: registry)
-            } catch {
-                FileHandle.standardError.write(Data("swerve node: cannot serve metrics on \(metrics): \(error)\n".utf8))
-                throw ExitCode(1)
-            }
-            logger.info("serving metrics", metadata: ["url": "http://\(endpoint?.address ?? "")/metrics"])
         }
         do {
             try await NodeAgent.run(configuration, logger: logger)
